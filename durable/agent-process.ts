@@ -1,0 +1,202 @@
+/**
+ * AgentProcess: one Durable Object per agent process. A thin shell: it owns the storage, the alarm,
+ * the RPC surface and live event streams, and delegates every decision to src/process (runtime and
+ * step loop) and src/kernel (pure rules).
+ *
+ * RPC methods return `Result` values rather than throwing: errors are part of the contract, and a
+ * value survives the RPC boundary with its code and details intact.
+ */
+import { DurableObject } from 'cloudflare:workers';
+import { type Result, fail, ok, toErrorValue } from '../src/kernel/errors.ts';
+import { normalizePath } from '../src/kernel/paths.ts';
+import { type ExitStatus, type Pcb, type Signal } from '../src/kernel/pcb.ts';
+import { type SpawnRequest, type SpawnSpec, resolveSpawn } from '../src/kernel/spawn.ts';
+import type { DirEntry } from '../src/process/fs.ts';
+import { ProcessRuntime } from '../src/process/runtime.ts';
+import { StepLoop, type StepDeps } from '../src/process/step.ts';
+import type { EventRow } from '../src/process/store.ts';
+import { deleteProcessRow } from '../src/process/table.ts';
+
+/**
+ * The RPC surface of a process, as callers see it. Declared explicitly because the generated stub
+ * type maps `unknown` fields (exit results, error details) to `never`.
+ */
+export interface ProcessApi {
+  spawn(spec: SpawnSpec): Promise<Result<Pcb>>;
+  info(): Promise<Result<Pcb>>;
+  signal(sig: Signal, from: string): Promise<Result<Pcb>>;
+  events(after: number, limit: number): Promise<Result<{ events: EventRow[]; next_after: number }>>;
+  readPath(path: string): Promise<Result<FileView>>;
+  childExited(child: string, exit: ExitStatus): Promise<{ reap: boolean }>;
+  reap(by: string): Promise<Result<Pcb>>;
+  remove(by: string): Promise<Result<{ pid: string; exit: ExitStatus | null }>>;
+  fetch(request: Request): Promise<Response>;
+}
+
+export function processStub(env: Env, pid: string): ProcessApi {
+  return env.AGENT_PROCESS.get(env.AGENT_PROCESS.idFromName(pid)) as unknown as ProcessApi;
+}
+
+export type FileView = { readonly type: 'file'; readonly path: string; readonly content: string; readonly size: number } | { readonly type: 'dir'; readonly path: string; readonly entries: DirEntry[] };
+
+const encoder = new TextEncoder();
+
+function sse(event: EventRow): Uint8Array {
+  return encoder.encode(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+}
+
+export class AgentProcess extends DurableObject<Env> {
+  readonly #rt: ProcessRuntime;
+  readonly #loop: StepLoop;
+  readonly #streams = new Set<WritableStreamDefaultWriter<Uint8Array>>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#rt = new ProcessRuntime({
+      storage: ctx.storage,
+      db: env.DB,
+      process: (pid) => processStub(env, pid),
+      now: () => Date.now(),
+      random: Math.random,
+      onEvent: (e) => this.#broadcast(e),
+    });
+    this.#loop = new StepLoop(this.#rt, this.stepDeps());
+    // Re-arm on every wake-up: an object restarted after eviction or a deploy resumes its timers.
+    void ctx.blockConcurrencyWhile(() => this.#rt.rearm());
+  }
+
+  /** What the step loop uses to reach outside this object. Overridable for benchmarks and adapters. */
+  protected stepDeps(): StepDeps {
+    const env = this.env;
+    return {
+      fetch: (request) => fetch(request),
+      spawnChild: async (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string) => {
+        const spec = resolveSpawn(request, {
+          pid,
+          ppid: parent.pid,
+          spawn_key: `${parent.pid}/${spawnKey}`,
+          default_model: { provider: env.LLM_PROVIDER, model: env.LLM_MODEL },
+          capabilities: parent.capabilities,
+          priority: parent.priority,
+        });
+        if (!spec.ok) throw Object.assign(new Error(spec.error.message), spec.error);
+        const r = await processStub(env, pid).spawn(spec.value);
+        if (!r.ok) throw Object.assign(new Error(r.error.message), r.error);
+        return { pid: r.value.pid };
+      },
+      signalChild: async (parent: Pcb, pid: string, signal: Signal) => {
+        const r = await processStub(env, pid).signal(signal, parent.pid);
+        if (r.ok) return { delivered: true, state: r.value.state };
+        if (r.error.code === 'ESTATE') return { delivered: false, state: String((r.error.details as { state?: string } | undefined)?.state ?? 'exited') };
+        throw Object.assign(new Error(r.error.message), r.error);
+      },
+    };
+  }
+
+  override async alarm(): Promise<void> {
+    await this.#rt.onAlarm(() => this.#loop.runSlice());
+  }
+
+  // --- RPC ------------------------------------------------------------------------------------------
+
+  async spawn(spec: SpawnSpec): Promise<Result<Pcb>> {
+    return this.#rt.spawn(spec);
+  }
+
+  info(): Result<Pcb> {
+    const pcb = this.#rt.pcb();
+    return pcb ? ok(pcb) : fail('ENOENT', 'no such process');
+  }
+
+  async signal(sig: Signal, from: string): Promise<Result<Pcb>> {
+    const r = this.#rt.signal(sig, from);
+    await this.#rt.settle();
+    return r;
+  }
+
+  events(after: number, limit: number): Result<{ events: EventRow[]; next_after: number }> {
+    if (!this.#rt.pcb()) return fail('ENOENT', 'no such process');
+    const events = this.#rt.store.events(after, limit);
+    return ok({ events, next_after: events.at(-1)?.seq ?? after });
+  }
+
+  readPath(path: string): Result<FileView> {
+    if (!this.#rt.pcb()) return fail('ENOENT', 'no such process');
+    const p = normalizePath(path);
+    if (!p.ok) return p;
+    try {
+      const fs = this.#rt.fs;
+      const stat = fs.stat(p.value);
+      if (stat) return ok({ type: 'file', path: p.value, content: fs.read(p.value), size: stat.size });
+      return ok({ type: 'dir', path: p.value, entries: fs.list(p.value) });
+    } catch (e) {
+      return { ok: false, error: toErrorValue(e) };
+    }
+  }
+
+  /** Called by a child (through its outbox) when it exits. */
+  async childExited(child: string, exit: ExitStatus): Promise<{ reap: boolean }> {
+    const r = this.#rt.childExited(child, exit);
+    await this.#rt.settle();
+    return r;
+  }
+
+  /** Called by the parent (through its outbox) once it has collected this process's exit status. */
+  async reap(by: string): Promise<Result<Pcb>> {
+    const r = this.#rt.reap(by);
+    await this.#rt.settle();
+    return r;
+  }
+
+  /**
+   * Remove the process: kill it if it is alive, deliver what it owes others (its parent's SIGCHLD,
+   * audit rows), then drop its row from the process table and release its storage.
+   */
+  async remove(by: string): Promise<Result<{ pid: string; exit: ExitStatus | null }>> {
+    const pcb = this.#rt.pcb();
+    if (!pcb) return fail('ENOENT', 'no such process');
+    if (pcb.state !== 'zombie' && pcb.state !== 'terminated') this.#rt.signal('SIGKILL', by);
+    this.#rt.store.transaction(() => this.#rt.audit('lifecycle', 'remove', 'ok', null, { by }));
+    await this.#rt.flush();
+    if (this.#rt.store.outboxSize() > 0) {
+      await this.#rt.rearm();
+      return fail('EAGAIN', 'the process has deliveries that could not be made yet (its parent or D1 is unreachable); retry shortly', { pid: pcb.pid });
+    }
+    const s = deleteProcessRow(pcb.pid);
+    await this.env.DB.prepare(s.sql).bind(...s.params).run();
+    const exit = this.#rt.pcb()?.exit ?? null;
+    for (const w of this.#streams) void w.close().catch(() => {});
+    this.#streams.clear();
+    await this.#rt.store.destroy();
+    return ok({ pid: pcb.pid, exit });
+  }
+
+  // --- live events (server-sent events) ------------------------------------------------------------
+
+  override async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (!this.#rt.pcb()) return Response.json({ error: { code: 'ENOENT', message: 'no such process' } }, { status: 404 });
+    const lastId = Number(request.headers.get('last-event-id') ?? url.searchParams.get('after') ?? 0);
+    const after = Number.isFinite(lastId) && lastId >= 0 ? Math.floor(lastId) : 0;
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+    const writer = writable.getWriter();
+    // Backlog first, then live events. Writes are not awaited: nothing reads until the response is returned.
+    for (const e of this.#rt.store.events(after, 10_000)) void writer.write(sse(e)).catch(() => this.#streams.delete(writer));
+    this.#streams.add(writer);
+    request.signal?.addEventListener('abort', () => {
+      this.#streams.delete(writer);
+      void writer.close().catch(() => {});
+    });
+    return new Response(readable, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-store' } });
+  }
+
+  #broadcast(event: EventRow): void {
+    const last = event.type === 'state' && (event.data as { to?: string }).to === 'terminated';
+    for (const writer of this.#streams) {
+      writer.write(sse(event)).catch(() => this.#streams.delete(writer));
+      // A terminated process has nothing more to say: end its streams.
+      if (last) void writer.close().catch(() => {});
+    }
+    if (last) this.#streams.clear();
+  }
+}

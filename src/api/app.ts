@@ -1,0 +1,224 @@
+/**
+ * The HTTP API (v1). Routes only validate, call a process's Durable Object or D1, and shape the
+ * response; decisions live in the kernel. `errorResponse` is the one place an error becomes HTTP:
+ * `{error: {code, message, details?}}` with the status from the code (src/kernel/errors.ts).
+ */
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { processStub } from '../../durable/agent-process.ts';
+import { queryAudit } from '../audit/audit.ts';
+import { type ErrorValue, ERROR_CODE_LIST, KernelError, type Result, httpStatus, toErrorValue } from '../kernel/errors.ts';
+import { IMAGES } from '../kernel/images.ts';
+import { PID_PATTERN, PcbSchema, ProcessStateSchema, SignalSchema } from '../kernel/pcb.ts';
+import { SpawnRequestSchema, randomPid, resolveSpawn } from '../kernel/spawn.ts';
+import { checkModel } from '../llm/index.ts';
+import { listProcesses } from '../process/table.ts';
+import { ApiRegistry } from './registry.ts';
+
+export const VERSION = '0.1.0';
+
+const ErrorSchema = z.object({
+  error: z.object({ code: z.enum(ERROR_CODE_LIST as [string, ...string[]]), message: z.string(), details: z.unknown().optional() }),
+});
+
+export function errorResponse(error: ErrorValue): Response {
+  return Response.json({ error }, { status: httpStatus(error.code) });
+}
+
+function unwrap<T>(r: Result<T>): T {
+  if (r.ok) return r.value;
+  throw KernelError.fromValue(r.error);
+}
+
+/** A pid path parameter. Malformed pids are unknown pids: 404, like any other pid that does not exist. */
+const PidParams = z.object({ pid: z.string() });
+function pidOf(raw: string): string {
+  if (!PID_PATTERN.test(raw)) throw new KernelError('ENOENT', `no process with pid "${raw.slice(0, 64)}"`, { pid: raw.slice(0, 64) });
+  return raw;
+}
+
+const intParam = (def: number, min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a non-negative integer')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .optional()
+    .default(String(def) as never);
+
+const SignalBody = z.object({ signal: SignalSchema }).strict();
+const EventSchema = z.object({ seq: z.number(), at: z.number(), type: z.string(), data: z.unknown() });
+const ProcessRowSchema = z.object({
+  pid: z.string(),
+  ppid: z.string().nullable(),
+  name: z.string(),
+  image: z.string(),
+  state: ProcessStateSchema,
+  priority: z.number(),
+  exit_code: z.string().nullable(),
+  created_at: z.number(),
+  updated_at: z.number(),
+  version: z.number(),
+});
+const AuditRowSchema = z.object({
+  seq: z.number(),
+  id: z.string(),
+  pid: z.string(),
+  at: z.number(),
+  kind: z.string(),
+  action: z.string(),
+  outcome: z.string(),
+  code: z.string().nullable(),
+  detail: z.unknown(),
+});
+
+const E = (description: string) => ({ description, schema: ErrorSchema });
+
+export function createApp(): Hono<{ Bindings: Env }> {
+  const app = new Hono<{ Bindings: Env }>();
+  const api = new ApiRegistry(app);
+
+  app.onError((err) => errorResponse(toErrorValue(err)));
+  app.notFound((c) => errorResponse({ code: 'ENOENT', message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }));
+
+  api.route({ method: 'get', path: '/healthz', summary: 'Liveness and D1 reachability', tag: 'system', responses: { 200: { description: 'healthy' }, 503: E('D1 unreachable') } }, async ({ c }) => {
+    try {
+      await c.env.DB.prepare('SELECT 1').first();
+      return c.json({ ok: true, version: VERSION });
+    } catch (e) {
+      return errorResponse({ code: 'EAGAIN', message: `D1 is not reachable: ${(e as Error).message}` });
+    }
+  });
+
+  api.route(
+    {
+      method: 'post',
+      path: '/v1/processes',
+      summary: 'Spawn a process',
+      tag: 'processes',
+      body: SpawnRequestSchema,
+      responses: { 201: { description: 'the new process', schema: PcbSchema }, 400: E('invalid body, image or model'), 413: E('body too large') },
+    },
+    async ({ body, c }) => {
+      const pid = randomPid();
+      const spec = unwrap(resolveSpawn(body, { pid, ppid: null, spawn_key: `api/${pid}`, default_model: { provider: c.env.LLM_PROVIDER, model: c.env.LLM_MODEL } }));
+      unwrap(checkModel(spec.model));
+      const pcb = unwrap(await processStub(c.env, pid).spawn(spec));
+      return c.json(pcb, 201, { location: `/v1/processes/${pid}` });
+    },
+  );
+
+  api.route(
+    {
+      method: 'get',
+      path: '/v1/processes',
+      summary: 'List processes (ps), newest first',
+      tag: 'processes',
+      query: z.object({
+        state: ProcessStateSchema.optional(),
+        ppid: z.string().optional().describe('only children of this pid'),
+        limit: intParam(50, 1, 500),
+        cursor: z.string().regex(/^\d+\.p[0-9a-z]{20}$/, 'use next_cursor from a previous page').optional(),
+      }),
+      responses: { 200: { description: 'a page of the process table', schema: z.object({ processes: z.array(ProcessRowSchema), next_cursor: z.string().nullable() }) }, 400: E('bad query') },
+    },
+    async ({ query, c }) => c.json(await listProcesses(c.env.DB, query)),
+  );
+
+  api.route(
+    { method: 'get', path: '/v1/processes/:pid', summary: 'Read a process control block', tag: 'processes', params: PidParams, responses: { 200: { description: 'the PCB', schema: PcbSchema }, 404: E('unknown pid') } },
+    async ({ params, c }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).info())),
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/v1/processes/:pid/signals',
+      summary: 'Send a signal (SIGTERM, SIGKILL, SIGSTOP, SIGCONT)',
+      tag: 'processes',
+      params: PidParams,
+      body: SignalBody,
+      responses: { 200: { description: 'the PCB after the signal', schema: PcbSchema }, 404: E('unknown pid'), 409: E('illegal in the current state') },
+    },
+    async ({ params, body, c }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).signal(body.signal, 'api'))),
+  );
+
+  api.route(
+    {
+      method: 'delete',
+      path: '/v1/processes/:pid',
+      summary: 'Kill (if alive) and remove a process, releasing its storage',
+      tag: 'processes',
+      params: PidParams,
+      responses: { 200: { description: 'removed', schema: z.object({ pid: z.string(), exit: z.unknown() }) }, 404: E('unknown pid'), 503: E('deliveries pending; retry') },
+    },
+    async ({ params, c }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).remove('api'))),
+  );
+
+  api.route(
+    {
+      method: 'get',
+      path: '/v1/processes/:pid/events',
+      summary: 'The process event log; with Accept: text/event-stream, a live stream',
+      tag: 'processes',
+      params: PidParams,
+      query: z.object({ after: intParam(0, 0, Number.MAX_SAFE_INTEGER), limit: intParam(100, 1, 1000) }),
+      responses: {
+        200: { description: 'events after the cursor', schema: z.object({ events: z.array(EventSchema), next_after: z.number() }) },
+        404: E('unknown pid'),
+      },
+    },
+    async ({ params, query, c }) => {
+      const stub = processStub(c.env, pidOf(params.pid));
+      if ((c.req.header('accept') ?? '').includes('text/event-stream')) {
+        const url = new URL(c.req.url);
+        url.searchParams.set('after', String(query.after));
+        return stub.fetch(new Request(url, c.req.raw));
+      }
+      return c.json(unwrap(await stub.events(query.after, query.limit)));
+    },
+  );
+
+  api.route(
+    {
+      method: 'get',
+      path: '/v1/processes/:pid/fs/*',
+      summary: 'Read a file (or list a directory) in the process filesystem',
+      tag: 'processes',
+      params: PidParams,
+      responses: { 200: { description: 'a file or a directory listing' }, 400: E('invalid path'), 403: E('path escapes the root'), 404: E('unknown pid or path') },
+    },
+    async ({ params, c }) => {
+      const prefix = `/v1/processes/${params.pid}/fs`;
+      const raw = decodeURIComponent(new URL(c.req.url).pathname.slice(prefix.length)) || '/';
+      const view = unwrap(await processStub(c.env, pidOf(params.pid)).readPath(raw));
+      if (view.type === 'file' && (c.req.header('accept') ?? '').startsWith('text/plain')) return c.text(view.content);
+      return c.json(view);
+    },
+  );
+
+  api.route(
+    {
+      method: 'get',
+      path: '/v1/audit',
+      summary: 'Audit log, oldest first, paged by seq',
+      tag: 'audit',
+      query: z.object({ pid: z.string().regex(PID_PATTERN).optional(), after: intParam(0, 0, Number.MAX_SAFE_INTEGER), limit: intParam(100, 1, 1000) }),
+      responses: { 200: { description: 'audit rows', schema: z.object({ rows: z.array(AuditRowSchema), next_after: z.number() }) }, 400: E('bad query') },
+    },
+    async ({ query, c }) => {
+      const rows = await queryAudit(c.env.DB, { ...(query.pid ? { pid: query.pid } : {}), after: query.after, limit: query.limit });
+      return c.json({ rows, next_after: rows.at(-1)?.seq ?? query.after });
+    },
+  );
+
+  api.route(
+    { method: 'get', path: '/v1/images', summary: 'Built-in images', tag: 'system', responses: { 200: { description: 'images' } } },
+    (c) => c.c.json({ images: Object.values(IMAGES).map((i) => ({ name: i.name, description: i.description, tool_mode: i.tool_mode, model: i.model ?? null })) }),
+  );
+
+  const doc = api.openapi({ title: 'AgentOS on Workers', version: VERSION, description: 'Agent processes as Durable Objects, driven by typed syscalls.' }, ErrorSchema);
+  app.get('/openapi.json', (c) => c.json(doc));
+
+  return app;
+}

@@ -1,0 +1,155 @@
+/**
+ * A small route registry over hono: each route declares its params, query and body as zod schemas;
+ * the registry validates requests with them and builds the OpenAPI document from the same schemas.
+ * One schema, two uses, no drift.
+ *
+ * Bodies are read with a size cap before parsing: an oversized body is 413, malformed JSON is 400,
+ * a schema violation is 400 with zod's issues. Handlers receive only validated, typed input.
+ */
+import type { Context, Hono } from 'hono';
+import { z } from 'zod';
+import { KernelError } from '../kernel/errors.ts';
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+type Method = 'get' | 'post' | 'delete';
+
+export interface RouteDef<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {
+  readonly method: Method;
+  /** Hono path syntax: /v1/processes/:pid */
+  readonly path: string;
+  readonly summary: string;
+  readonly tag: string;
+  readonly params?: P;
+  readonly query?: Q;
+  readonly body?: B;
+  readonly responses: Readonly<Record<number, { readonly description: string; readonly schema?: z.ZodType; readonly contentType?: string }>>;
+}
+
+export interface RouteInput<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {
+  readonly params: z.infer<P>;
+  readonly query: z.infer<Q>;
+  readonly body: z.infer<B>;
+  readonly c: Context<{ Bindings: Env }>;
+}
+
+function invalid(where: string, error: z.ZodError): KernelError {
+  return new KernelError('EINVAL', `invalid ${where}: ${z.prettifyError(error)}`, {
+    issues: error.issues.map((i) => ({ path: i.path.map(String), message: i.message, code: i.code })),
+  });
+}
+
+/** Read a JSON body with a size cap. */
+export async function readJson(request: Request, limit = MAX_BODY_BYTES): Promise<unknown> {
+  const declared = Number(request.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) {
+    throw new KernelError('E2BIG', `request body is ${declared} bytes; the limit is ${limit}`, { limit });
+  }
+  const reader = request.body?.getReader();
+  if (!reader) throw new KernelError('EINVAL', 'request body is required (JSON)');
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      throw new KernelError('E2BIG', `request body exceeds the limit of ${limit} bytes`, { limit });
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    throw new KernelError('EINVAL', 'request body is not valid UTF-8');
+  }
+  if (text.trim() === '') throw new KernelError('EINVAL', 'request body is empty; send a JSON object');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new KernelError('EINVAL', `request body is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+const openapiPath = (path: string): string => path.replace(/:([A-Za-z_]+)/g, '{$1}').replace(/\/\*$/, '/{path}');
+
+const jsonSchema = (schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> => {
+  const s = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'openapi-3.0' }) as Record<string, unknown>;
+  delete s.$schema;
+  return s;
+};
+
+export class ApiRegistry {
+  readonly #app: Hono<{ Bindings: Env }>;
+  readonly #paths: Record<string, Record<string, unknown>> = {};
+
+  constructor(app: Hono<{ Bindings: Env }>) {
+    this.#app = app;
+  }
+
+  route<P extends z.ZodType = z.ZodObject, Q extends z.ZodType = z.ZodObject, B extends z.ZodType = z.ZodUndefined>(
+    def: RouteDef<P, Q, B>,
+    handler: (input: RouteInput<P, Q, B>) => Promise<Response> | Response,
+  ): void {
+    this.#document(def);
+    this.#app[def.method](def.path, async (c) => {
+      const params = def.params ? def.params.safeParse(c.req.param()) : { success: true as const, data: {} };
+      if (!params.success) throw invalid('path parameters', params.error);
+      const query = def.query ? def.query.safeParse(c.req.query()) : { success: true as const, data: {} };
+      if (!query.success) throw invalid('query parameters', query.error);
+      let body: unknown;
+      if (def.body) {
+        const parsed = def.body.safeParse(await readJson(c.req.raw));
+        if (!parsed.success) throw invalid('request body', parsed.error);
+        body = parsed.data;
+      }
+      return handler({ params: params.data as z.infer<P>, query: query.data as z.infer<Q>, body: body as z.infer<B>, c });
+    });
+  }
+
+  #document(def: RouteDef<z.ZodType, z.ZodType, z.ZodType>): void {
+    const parameters: unknown[] = [];
+    const addParams = (schema: z.ZodType | undefined, where: 'path' | 'query') => {
+      if (!schema) return;
+      const js = jsonSchema(schema, 'input') as { properties?: Record<string, Record<string, unknown>>; required?: string[] };
+      for (const [name, s] of Object.entries(js.properties ?? {})) {
+        parameters.push({ name, in: where, required: where === 'path' || (js.required ?? []).includes(name), schema: s, ...(s.description ? { description: s.description } : {}) });
+      }
+    };
+    addParams(def.params, 'path');
+    addParams(def.query, 'query');
+    const responses: Record<string, unknown> = {};
+    for (const [status, r] of Object.entries(def.responses)) {
+      responses[status] = {
+        description: r.description,
+        ...(r.schema ? { content: { [r.contentType ?? 'application/json']: { schema: jsonSchema(r.schema, 'output') } } } : {}),
+      };
+    }
+    const path = openapiPath(def.path);
+    this.#paths[path] ??= {};
+    (this.#paths[path] as Record<string, unknown>)[def.method] = {
+      summary: def.summary,
+      tags: [def.tag],
+      ...(parameters.length ? { parameters } : {}),
+      ...(def.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(def.body, 'input') } } } } : {}),
+      responses,
+    };
+  }
+
+  openapi(info: { title: string; version: string; description: string }, errorSchema: z.ZodType): Record<string, unknown> {
+    return {
+      openapi: '3.0.3',
+      info,
+      paths: this.#paths,
+      components: { schemas: { Error: jsonSchema(errorSchema, 'output') } },
+    };
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Building the prompt from context pages. Pure: pages in, an LlmRequest out.
+ *
+ * Pages are appended in step order and rendered in that order, so each prompt is the previous one
+ * plus the new turn: the longest possible shared prefix for provider prompt caches. (The context
+ * manager that keeps a working set under a token budget builds on this.)
+ *
+ * For models without native tool calling (tool_mode "text"), the system prompt describes the
+ * syscalls and the [SYS_CALL::…] syntax, assistant turns keep their raw text, and results come back
+ * as user messages tagged [SYS_RESULT::<id>].
+ */
+import type { ChatMessage, LlmRequest, LlmToolCall, ToolMode } from '../llm/types.ts';
+import { type SyscallResult, type ToolSpec, syscallTools } from './syscalls.ts';
+import { SYS_CALL_MARKER } from './text-protocol.ts';
+
+export type PageBody =
+  | { readonly kind: 'task'; readonly text: string }
+  | { readonly kind: 'assistant'; readonly text: string; readonly tool_calls: readonly LlmToolCall[] }
+  | { readonly kind: 'result'; readonly call_id: string; readonly name: string; readonly via: 'native' | 'text'; readonly result: SyscallResult }
+  | { readonly kind: 'notice'; readonly text: string };
+
+export interface ContextInput {
+  readonly system_prompt: string;
+  readonly tool_mode: ToolMode;
+  readonly model: string;
+  readonly pages: readonly PageBody[];
+}
+
+/** Results are shown to the model as compact JSON. */
+export function renderResult(result: SyscallResult): string {
+  return JSON.stringify(result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error });
+}
+
+export function textProtocolPrompt(tools: readonly ToolSpec[]): string {
+  const lines = tools.map((t) => `- ${t.name}: ${t.description} Arguments (JSON Schema): ${JSON.stringify(t.parameters)}`);
+  return [
+    'To make a syscall, write a block exactly like this anywhere in your answer:',
+    `${SYS_CALL_MARKER}{"name": "<syscall>", "args": {...}}]`,
+    'Several blocks run in order. Each result comes back as [SYS_RESULT::<id>] followed by JSON.',
+    'Available syscalls:',
+    ...lines,
+  ].join('\n');
+}
+
+export function buildRequest(input: ContextInput): LlmRequest {
+  const tools = syscallTools();
+  const messages: ChatMessage[] = [];
+  for (const page of input.pages) {
+    switch (page.kind) {
+      case 'task':
+        messages.push({ role: 'user', content: page.text });
+        break;
+      case 'notice':
+        messages.push({ role: 'user', content: `[kernel] ${page.text}` });
+        break;
+      case 'assistant':
+        messages.push(
+          input.tool_mode === 'native' && page.tool_calls.length > 0
+            ? { role: 'assistant', content: page.text, tool_calls: page.tool_calls }
+            : { role: 'assistant', content: page.text },
+        );
+        break;
+      case 'result':
+        messages.push(
+          input.tool_mode === 'native' && page.via === 'native'
+            ? { role: 'tool', tool_call_id: page.call_id, name: page.name, content: renderResult(page.result) }
+            : { role: 'user', content: `[SYS_RESULT::${page.call_id}] ${renderResult(page.result)}` },
+        );
+        break;
+    }
+  }
+  const system = input.tool_mode === 'text' ? `${input.system_prompt}\n\n${textProtocolPrompt(tools)}` : input.system_prompt;
+  return { model: input.model, system, messages, tools: input.tool_mode === 'native' ? tools : [], tool_mode: input.tool_mode };
+}

@@ -1,0 +1,62 @@
+/**
+ * Images: what a process is started from. An image names the system prompt, how syscalls are
+ * offered to the model (native tools or [SYS_CALL::…] text), and optionally a model and a script
+ * for the scripted provider. Built-in images are plain data here; `demo` and `demo-helper` make
+ * `npm start` do something real with no API key.
+ */
+import type { Script } from '../llm/scripted.ts';
+import type { ToolMode } from '../llm/types.ts';
+import type { ModelRef } from './pcb.ts';
+
+export interface Image {
+  readonly name: string;
+  readonly description: string;
+  readonly system_prompt: string;
+  readonly tool_mode: ToolMode;
+  readonly model?: ModelRef;
+  readonly script?: Script;
+}
+
+const BASE_PROMPT = [
+  'You are an agent process running on AgentOS. You act only through syscalls.',
+  'Files you write persist in your own filesystem. Use sleep to wait for time to pass, spawn and wait to delegate,',
+  'and exit when the task is done (put the answer in exit.result). A syscall that fails returns an error',
+  'with a code (EINVAL, EPERM, ENOENT …) and a message; read it and correct the call.',
+].join(' ');
+
+export const IMAGES: Readonly<Record<string, Image>> = {
+  default: {
+    name: 'default',
+    description: 'A general agent with the standard syscall table.',
+    system_prompt: BASE_PROMPT,
+    tool_mode: 'native',
+  },
+  demo: {
+    name: 'demo',
+    description: 'Scripted demo: writes a plan, sleeps 2 s, spawns a helper, waits for it, records its answer and exits.',
+    system_prompt: BASE_PROMPT,
+    tool_mode: 'native',
+    model: { provider: 'scripted', model: 'scripted' },
+    script: [
+      { text: 'I will write down the plan first.', tool_calls: [{ name: 'fs_write', args: { path: 'notes/plan.md', content: '# Plan\nTask: {{task}}\n1. nap\n2. delegate\n' } }] },
+      { text: 'Now a short nap.', tool_calls: [{ name: 'sleep', args: { seconds: 2 } }] },
+      { text: 'Delegating to a helper.', tool_calls: [{ name: 'spawn', args: { name: 'helper', task: 'Say hello about: {{task}}', image: 'demo-helper' } }] },
+      { text: 'Waiting for the helper.', tool_calls: [{ name: 'wait', args: { timeout_seconds: 60 } }] },
+      { text: 'Recording the result.', tool_calls: [{ name: 'fs_write', args: { path: 'notes/result.json', content: '{{last_result}}' } }] },
+      { text: 'Done.', tool_calls: [{ name: 'exit', args: { code: 0, result: 'plan written, helper finished' } }] },
+    ],
+  },
+  'demo-helper': {
+    name: 'demo-helper',
+    description: 'Scripted child for the demo: writes a greeting file and exits with it as its result.',
+    system_prompt: BASE_PROMPT,
+    tool_mode: 'text',
+    model: { provider: 'scripted', model: 'scripted' },
+    script: [
+      { text: 'Writing my greeting. [SYS_CALL::{"name": "fs_write", "args": {"path": "hello.txt", "content": "hello from the helper"}}]' },
+      { text: '[SYS_CALL::{"name": "exit", "args": {"code": 0, "result": "helper says hello"}}]' },
+    ],
+  },
+};
+
+export const IMAGE_NAMES = Object.keys(IMAGES);

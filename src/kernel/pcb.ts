@@ -1,0 +1,113 @@
+/**
+ * The process control block (PCB): everything the kernel knows about one agent process.
+ *
+ * These schemas are the single definition of the PCB's shape. The Durable Object persists it, the
+ * API returns it, and the OpenAPI document describes it, all from here. Field names are snake_case
+ * because they are wire names: the same spelling appears in JSON, in storage and in the docs.
+ */
+import { z } from 'zod';
+
+export const PROCESS_STATES = ['ready', 'running', 'sleeping', 'waiting', 'stopped', 'zombie', 'terminated'] as const;
+export const ProcessStateSchema = z.enum(PROCESS_STATES);
+export type ProcessState = z.infer<typeof ProcessStateSchema>;
+
+/** States in which a process still exists as a running program (it can be signalled). */
+export const LIVE_STATES: ReadonlySet<ProcessState> = new Set(['ready', 'running', 'sleeping', 'waiting', 'stopped']);
+
+export const WAIT_REASONS = ['child', 'message', 'approval'] as const;
+export const WaitReasonSchema = z.enum(WAIT_REASONS);
+export type WaitReason = z.infer<typeof WaitReasonSchema>;
+
+export const SIGNALS = ['SIGTERM', 'SIGKILL', 'SIGSTOP', 'SIGCONT'] as const;
+export const SignalSchema = z.enum(SIGNALS);
+export type Signal = z.infer<typeof SignalSchema>;
+
+/** Pids are opaque, URL-safe and fixed-length so an unknown id can be told from a malformed one. */
+export const PID_PATTERN = /^p[0-9a-z]{20}$/;
+export const PidSchema = z.string().regex(PID_PATTERN, 'a pid looks like "p" followed by 20 lowercase letters or digits');
+export type Pid = string;
+
+export const PRIORITY_MIN = 0;
+export const PRIORITY_MAX = 100;
+export const PRIORITY_DEFAULT = 50;
+/** 0 is the most urgent, 100 the least, like Unix nice values. */
+export const PrioritySchema = z.number().int().min(PRIORITY_MIN).max(PRIORITY_MAX);
+
+export const QuotasSchema = z
+  .object({
+    max_steps: z.number().int().min(1).max(1_000_000).describe('LLM steps before the process ends with EQUOTA'),
+    max_tokens: z.number().int().min(1).max(1_000_000_000).describe('prompt + completion tokens before EQUOTA'),
+    max_wall_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(366 * 24 * 3600)
+      .describe('seconds since spawn before EQUOTA'),
+  })
+  .strict();
+export type Quotas = z.infer<typeof QuotasSchema>;
+
+export const DEFAULT_QUOTAS: Quotas = { max_steps: 200, max_tokens: 2_000_000, max_wall_seconds: 7 * 24 * 3600 };
+
+export const UsageSchema = z.object({
+  steps: z.number().int(),
+  llm_calls: z.number().int(),
+  prompt_tokens: z.number().int(),
+  completion_tokens: z.number().int(),
+  cached_tokens: z.number().int(),
+  syscalls: z.number().int(),
+});
+export type Usage = z.infer<typeof UsageSchema>;
+
+export const ZERO_USAGE: Usage = {
+  steps: 0,
+  llm_calls: 0,
+  prompt_tokens: 0,
+  completion_tokens: 0,
+  cached_tokens: 0,
+  syscalls: 0,
+};
+
+/** Exit status. `code` is the agent's own integer, or the name of what ended it (EQUOTA, SIGKILL …). */
+export const ExitStatusSchema = z.object({
+  code: z.union([z.number().int(), z.string()]),
+  reason: z.string(),
+  result: z.unknown().optional(),
+});
+export type ExitStatus = z.infer<typeof ExitStatusSchema>;
+
+export const ModelRefSchema = z.object({ provider: z.string(), model: z.string() });
+export type ModelRef = z.infer<typeof ModelRefSchema>;
+
+export const WaitSchema = z.object({
+  reason: WaitReasonSchema,
+  /** For reason `child`: the awaited child, or null for any child. */
+  pid: PidSchema.nullable().optional(),
+  /** Epoch ms after which the wait gives up with ETIMEDOUT, if any. */
+  deadline: z.number().nullable().optional(),
+});
+export type Wait = z.infer<typeof WaitSchema>;
+
+export const PcbSchema = z.object({
+  pid: PidSchema,
+  ppid: PidSchema.nullable(),
+  name: z.string(),
+  image: z.string(),
+  task: z.string(),
+  state: ProcessStateSchema,
+  priority: PrioritySchema,
+  model: ModelRefSchema,
+  capabilities: z.array(z.string()),
+  quotas: QuotasSchema,
+  usage: UsageSchema,
+  wait: WaitSchema.nullable(),
+  /** While stopped: the state SIGCONT returns to. */
+  stopped_from: ProcessStateSchema.nullable(),
+  /** The exit status once the process has exited (zombie or terminated). */
+  exit: ExitStatusSchema.nullable(),
+  created_at: z.number().describe('epoch ms'),
+  updated_at: z.number().describe('epoch ms'),
+  /** Increases by one on every change; lets readers fence stale writes. */
+  version: z.number().int(),
+});
+export type Pcb = z.infer<typeof PcbSchema>;

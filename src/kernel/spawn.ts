@@ -1,0 +1,100 @@
+/**
+ * Spawning: from a request (HTTP body or spawn syscall) to the complete, self-contained spec a new
+ * process starts from. The image is resolved at spawn time and copied into the process, like exec:
+ * a later change to an image never alters a process that is already running.
+ */
+import { z } from 'zod';
+import { type Script, ScriptSchema } from '../llm/scripted.ts';
+import type { ToolMode } from '../llm/types.ts';
+import { type Result, fail, ok } from './errors.ts';
+import { IMAGES, IMAGE_NAMES } from './images.ts';
+import { DEFAULT_QUOTAS, type ModelRef, ModelRefSchema, PRIORITY_DEFAULT, type Pid, PrioritySchema, type Quotas, QuotasSchema } from './pcb.ts';
+
+export const SpawnRequestSchema = z
+  .object({
+    name: z.string().min(1).max(128),
+    task: z.string().min(1).max(256 * 1024),
+    image: z.string().min(1).max(64).optional().describe(`one of: ${IMAGE_NAMES.join(', ')} (default "default")`),
+    priority: PrioritySchema.optional().describe('0 (most urgent) to 100; default 50'),
+    model: z
+      .union([z.string().min(1).max(256), ModelRefSchema.strict()])
+      .optional()
+      .describe('a model name for the configured provider, or {provider, model}'),
+    quotas: QuotasSchema.partial().optional(),
+    script: ScriptSchema.optional().describe('turns for the scripted provider (tests, demos)'),
+  })
+  .strict();
+export type SpawnRequest = z.infer<typeof SpawnRequestSchema>;
+
+export interface SpawnSpec {
+  readonly pid: Pid;
+  readonly ppid: Pid | null;
+  readonly name: string;
+  readonly task: string;
+  readonly image: string;
+  readonly system_prompt: string;
+  readonly tool_mode: ToolMode;
+  readonly priority: number;
+  readonly model: ModelRef;
+  readonly quotas: Quotas;
+  readonly capabilities: readonly string[];
+  readonly script: Script | null;
+  /** Makes spawning idempotent: the same key on the same pid is the same spawn. */
+  readonly spawn_key: string;
+}
+
+export interface SpawnContext {
+  readonly pid: Pid;
+  readonly ppid: Pid | null;
+  readonly spawn_key: string;
+  /** The deployment's default provider and model (LLM_PROVIDER, LLM_MODEL). */
+  readonly default_model: ModelRef;
+  /** Inherited from the parent when a process spawns a child. */
+  readonly capabilities?: readonly string[];
+  readonly priority?: number;
+}
+
+export function resolveSpawn(req: SpawnRequest, ctx: SpawnContext): Result<SpawnSpec> {
+  const imageName = req.image ?? 'default';
+  const image = IMAGES[imageName];
+  if (!image) return fail('EINVAL', `unknown image "${imageName}"; available images: ${IMAGE_NAMES.join(', ')}`, { image: imageName });
+  const model: ModelRef =
+    typeof req.model === 'string' ? { provider: ctx.default_model.provider, model: req.model } : (req.model ?? image.model ?? ctx.default_model);
+  if (req.script !== undefined && model.provider !== 'scripted') {
+    return fail('EINVAL', `a script only applies to the scripted provider, not "${model.provider}"`);
+  }
+  return ok({
+    pid: ctx.pid,
+    ppid: ctx.ppid,
+    name: req.name,
+    task: req.task,
+    image: image.name,
+    system_prompt: image.system_prompt,
+    tool_mode: image.tool_mode,
+    priority: req.priority ?? ctx.priority ?? PRIORITY_DEFAULT,
+    model,
+    quotas: { ...DEFAULT_QUOTAS, ...req.quotas },
+    capabilities: [...(ctx.capabilities ?? [])],
+    script: req.script ?? image.script ?? null,
+    spawn_key: ctx.spawn_key,
+  });
+}
+
+const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
+
+function pidFrom(bytes: Uint8Array): Pid {
+  let s = 'p';
+  for (let i = 0; i < 20; i++) s += ALPHABET[(bytes[i] ?? 0) % 36];
+  return s;
+}
+
+/** A fresh random pid. */
+export function randomPid(random: (bytes: Uint8Array) => Uint8Array = (b) => crypto.getRandomValues(b)): Pid {
+  return pidFrom(random(new Uint8Array(20)));
+}
+
+/** The pid of the child spawned by one journal entry: the same entry always names the same child. */
+export async function childPid(parent: Pid, callKey: string): Promise<Pid> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(`${parent}/${callKey}`));
+  return pidFrom(new Uint8Array(digest));
+}

@@ -1,0 +1,201 @@
+/**
+ * The syscall ABI: each syscall is one zod schema with a description. That one schema validates
+ * the arguments the model sends, produces the JSON Schema the model sees as a tool, and documents
+ * the call. Handlers live on the runtime side (src/process/handlers.ts) and are typed from this table,
+ * so a syscall cannot exist without both.
+ *
+ * `replay` says what the write-ahead journal may do with a call that was started but whose
+ * completion was never recorded (the object died mid-call):
+ *   - `atomic`: its effect and its journal record commit in one storage transaction, so it is
+ *     either fully done or not started; it is simply run again.
+ *   - `idempotent`: it reaches other objects, but with a key derived from the journal entry, so
+ *     running it again has the same effect as running it once.
+ *   - `unsafe`: it reaches the outside world with no idempotency key; it is never re-run, and the
+ *     model gets EINTR ("may or may not have happened") instead.
+ */
+import { z } from 'zod';
+import { type ErrorValue, type Result, fail, ok } from './errors.ts';
+import { PidSchema, PrioritySchema, SignalSchema } from './pcb.ts';
+
+export type ReplayClass = 'atomic' | 'idempotent' | 'unsafe';
+
+export interface SyscallSpec<A extends z.ZodType = z.ZodType> {
+  readonly name: string;
+  readonly description: string;
+  readonly args: A;
+  readonly replay: ReplayClass | ((args: z.infer<A>) => ReplayClass);
+}
+
+const MAX_SLEEP_SECONDS = 366 * 24 * 3600;
+export const MAX_FILE_BYTES = 16 * 1024 * 1024;
+export const MAX_FETCH_BYTES = 5 * 1024 * 1024;
+export const MAX_FETCH_TIMEOUT_SECONDS = 60;
+
+const name = z.string().min(1).max(128);
+const path = z.string().min(1).max(1024).describe('a path in the process filesystem, e.g. "notes/todo.md"');
+
+function spec<A extends z.ZodType>(s: SyscallSpec<A>): SyscallSpec<A> {
+  return s;
+}
+
+export const SYSCALLS = {
+  exit: spec({
+    name: 'exit',
+    description: 'End this process. code 0 means success. result is returned to whoever waits on this process.',
+    args: z.object({ code: z.number().int().min(0).max(255).default(0), result: z.unknown().optional() }).strict(),
+    replay: 'atomic',
+  }),
+  sleep: spec({
+    name: 'sleep',
+    description: 'Sleep for a number of seconds; the process wakes by itself afterwards and continues.',
+    args: z.object({ seconds: z.number().positive().max(MAX_SLEEP_SECONDS) }).strict(),
+    replay: 'atomic',
+  }),
+  yield: spec({
+    name: 'yield',
+    description: 'Give up the rest of this time slice; the process runs again soon.',
+    args: z.object({}).strict(),
+    replay: 'atomic',
+  }),
+  spawn: spec({
+    name: 'spawn',
+    description: 'Start a child process that works on task. Returns its pid; use wait to collect its result.',
+    args: z
+      .object({
+        name,
+        task: z.string().min(1).max(64 * 1024),
+        image: z.string().min(1).max(64).optional(),
+        priority: PrioritySchema.optional(),
+      })
+      .strict(),
+    replay: 'idempotent',
+  }),
+  wait: spec({
+    name: 'wait',
+    description: 'Wait until a child (the given pid, or any child) exits and return its exit status.',
+    args: z
+      .object({
+        pid: PidSchema.optional(),
+        timeout_seconds: z.number().positive().max(MAX_SLEEP_SECONDS).optional(),
+      })
+      .strict(),
+    replay: 'atomic',
+  }),
+  kill: spec({
+    name: 'kill',
+    description: 'Send a signal (SIGTERM, SIGKILL, SIGSTOP, SIGCONT) to one of your descendants.',
+    args: z.object({ pid: PidSchema, signal: SignalSchema }).strict(),
+    replay: 'idempotent',
+  }),
+  fs_read: spec({
+    name: 'fs_read',
+    description: 'Read a text file from this process filesystem.',
+    args: z
+      .object({
+        path,
+        offset: z.number().int().min(0).optional().describe('byte offset to start at'),
+        length: z.number().int().min(1).max(MAX_FILE_BYTES).optional().describe('bytes to read at most'),
+      })
+      .strict(),
+    replay: 'atomic',
+  }),
+  fs_write: spec({
+    name: 'fs_write',
+    description: 'Write (or with append: true, append to) a text file in this process filesystem.',
+    args: z.object({ path, content: z.string(), append: z.boolean().optional() }).strict(),
+    replay: 'atomic',
+  }),
+  fs_list: spec({
+    name: 'fs_list',
+    description: 'List the files and directories directly under a directory ("/" for the root).',
+    args: z.object({ path: z.string().max(1024).default('/') }).strict(),
+    replay: 'atomic',
+  }),
+  net_fetch: spec({
+    name: 'net_fetch',
+    description:
+      'Fetch an http(s) URL. The body is returned as text, truncated for the context (the full body, up to 5 MB, can be saved to a file with save_to).',
+    args: z
+      .object({
+        url: z.string().url().max(8192),
+        method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']).default('GET'),
+        headers: z.record(z.string().max(256), z.string().max(8192)).optional(),
+        body: z.string().max(MAX_FETCH_BYTES).optional(),
+        timeout_seconds: z.number().positive().max(MAX_FETCH_TIMEOUT_SECONDS).optional(),
+        save_to: path.optional(),
+      })
+      .strict(),
+    // GET, HEAD and OPTIONS are safe to issue twice; anything else might not be.
+    replay: (a) => (a.method === 'GET' || a.method === 'HEAD' || a.method === 'OPTIONS' ? 'idempotent' : 'unsafe'),
+  }),
+} as const;
+
+export type SyscallName = keyof typeof SYSCALLS;
+export type SyscallArgs<N extends SyscallName> = z.infer<(typeof SYSCALLS)[N]['args']>;
+export const SYSCALL_NAMES = Object.keys(SYSCALLS) as SyscallName[];
+
+export function isSyscallName(value: string): value is SyscallName {
+  return Object.hasOwn(SYSCALLS, value);
+}
+
+/** A syscall as requested by the model, before validation. `id` ties a native tool call to its result. */
+export interface RawCall {
+  readonly id: string;
+  readonly name: string;
+  /** Parsed JSON arguments, or the raw string when the model sent JSON that does not parse. */
+  readonly args: unknown;
+}
+
+/** A validated syscall, ready to dispatch. */
+export interface ValidCall<N extends SyscallName = SyscallName> {
+  readonly id: string;
+  readonly name: N;
+  readonly args: SyscallArgs<N>;
+}
+
+/** Validate a raw call against the table: ENOSYS for unknown names, EINVAL with zod's issues for bad args. */
+export function validateCall(raw: RawCall): Result<ValidCall> {
+  if (!isSyscallName(raw.name)) {
+    return fail('ENOSYS', `no syscall named "${raw.name}"; available: ${SYSCALL_NAMES.join(', ')}`, {
+      name: raw.name,
+    });
+  }
+  if (typeof raw.args === 'string') {
+    return fail('EINVAL', `arguments for ${raw.name} are not valid JSON`, { raw: raw.args.slice(0, 500) });
+  }
+  const parsed = SYSCALLS[raw.name].args.safeParse(raw.args ?? {});
+  if (!parsed.success) {
+    return fail('EINVAL', `invalid arguments for ${raw.name}: ${z.prettifyError(parsed.error)}`, {
+      issues: parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message, code: i.code })),
+    });
+  }
+  return ok({ id: raw.id, name: raw.name, args: parsed.data } as ValidCall);
+}
+
+export function replayClass(call: ValidCall): ReplayClass {
+  const r = SYSCALLS[call.name].replay as SyscallSpec['replay'];
+  return typeof r === 'function' ? r(call.args) : r;
+}
+
+/** A tool definition in the provider-neutral form adapters translate to their wire format. */
+export interface ToolSpec {
+  readonly name: string;
+  readonly description: string;
+  readonly parameters: Record<string, unknown>;
+}
+
+let toolSpecCache: readonly ToolSpec[] | undefined;
+
+/** The syscall table as tools, in a stable order (stable bytes keep provider prompt caches warm). */
+export function syscallTools(): readonly ToolSpec[] {
+  toolSpecCache ??= SYSCALL_NAMES.map((n) => {
+    const s = SYSCALLS[n];
+    const schema = z.toJSONSchema(s.args, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+    delete schema.$schema;
+    return { name: s.name, description: s.description, parameters: schema };
+  });
+  return toolSpecCache;
+}
+
+/** What a dispatched syscall produced, as the model and the event log see it. */
+export type SyscallResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: ErrorValue };

@@ -1,0 +1,77 @@
+/**
+ * The scripted provider: a deterministic LLM for tests, demos and benchmarks.
+ *
+ * A script is a list of turns. Turn n answers the n-th assistant turn of the conversation, so the
+ * answer depends only on the context: re-issuing a call after a crash yields the same answer, as
+ * the journal's replay rules assume. Strings in a turn may use two substitutions, the whole of its
+ * "policy": {{task}} (the first user message) and {{last_result}} (the most recent syscall result,
+ * as JSON). When the script runs out the provider answers with text and no calls, which ends the
+ * process with code 0 like any model that stops calling tools.
+ *
+ * Token usage is an estimate (characters / 4) and is reported as such in the docs: there is no
+ * real model whose tokenizer to use.
+ */
+import { z } from 'zod';
+import type { ChatMessage, LlmProvider, LlmRequest, LlmResponse } from './types.ts';
+
+export const ScriptTurnSchema = z
+  .object({
+    text: z.string().max(64 * 1024).optional().describe('assistant text; may contain [SYS_CALL::…] blocks'),
+    tool_calls: z
+      .array(z.object({ name: z.string().min(1).max(128), args: z.unknown() }).strict())
+      .max(32)
+      .optional()
+      .describe('native tool calls, dispatched in order'),
+  })
+  .strict();
+export type ScriptTurn = z.infer<typeof ScriptTurnSchema>;
+export const ScriptSchema = z.array(ScriptTurnSchema).max(10_000);
+export type Script = z.infer<typeof ScriptSchema>;
+
+export const estimateTokens = (chars: number): number => Math.ceil(chars / 4);
+
+function substitute(value: unknown, vars: Readonly<Record<string, string>>): unknown {
+  if (typeof value === 'string') return value.replace(/\{\{(task|last_result)\}\}/g, (_, k: string) => vars[k] ?? '');
+  if (Array.isArray(value)) return value.map((v) => substitute(v, vars));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, vars)]));
+  }
+  return value;
+}
+
+function promptChars(request: LlmRequest): number {
+  let n = request.system.length;
+  for (const m of request.messages) n += m.content.length;
+  return n;
+}
+
+export class ScriptedProvider implements LlmProvider {
+  readonly name = 'scripted';
+  readonly #script: Script;
+
+  constructor(script: Script) {
+    this.#script = script;
+  }
+
+  async complete(request: LlmRequest): Promise<LlmResponse> {
+    const turn = request.messages.filter((m) => m.role === 'assistant').length;
+    const step = this.#script[turn];
+    const promptTokens = estimateTokens(promptChars(request));
+    if (step === undefined) {
+      return { text: 'Script finished.', tool_calls: [], usage: { prompt_tokens: promptTokens, completion_tokens: 4, cached_tokens: 0 }, model: request.model, stop_reason: 'end_turn' };
+    }
+    const firstUser = request.messages.find((m): m is Extract<ChatMessage, { role: 'user' }> => m.role === 'user');
+    const lastTool = [...request.messages].reverse().find((m): m is Extract<ChatMessage, { role: 'tool' }> => m.role === 'tool');
+    const vars = { task: firstUser?.content ?? '', last_result: lastTool?.content ?? '' };
+    const text = (substitute(step.text ?? '', vars) as string) ?? '';
+    const tool_calls = (step.tool_calls ?? []).map((c, i) => ({ id: `call_${turn}_${i}`, name: c.name, args: substitute(c.args ?? {}, vars) }));
+    const completionChars = text.length + tool_calls.reduce((n, c) => n + c.name.length + JSON.stringify(c.args).length, 0);
+    return {
+      text,
+      tool_calls,
+      usage: { prompt_tokens: promptTokens, completion_tokens: estimateTokens(completionChars), cached_tokens: 0 },
+      model: request.model,
+      stop_reason: tool_calls.length > 0 ? 'tool_use' : 'end_turn',
+    };
+  }
+}

@@ -1,0 +1,426 @@
+/**
+ * The process runtime: lifecycle, timers and the outbox for one agent process. The step loop
+ * itself (think → journal → dispatch) is in ./step.ts; both work on the same ProcessStore.
+ *
+ * Invariants this module keeps:
+ *  - Every lifecycle change goes through `transition` (src/kernel/state.ts) and is saved together
+ *    with its event, its audit record and its process-table update, in one synchronous commit.
+ *  - Effects on other objects and on D1 go through the outbox, committed with the change that
+ *    caused them and delivered afterwards with retries; receivers are idempotent.
+ *  - The alarm always points at the earliest armable timer, and is re-armed on every entry.
+ *  - An alarm run that faults is retried with backoff and counted; after MAX_FAULTS in a row the
+ *    process ends with EFAULT. Runs killed mid-way (eviction) count too, because the count is
+ *    written before the work starts.
+ */
+import { type AuditKind, type AuditOutcome, type Statement, auditInsert } from '../audit/audit.ts';
+import { type ErrorValue, type Result, fail, ok, toErrorValue } from '../kernel/errors.ts';
+import { type ExitStatus, LIVE_STATES, type Pcb, type Signal, ZERO_USAGE } from '../kernel/pcb.ts';
+import { preview } from '../kernel/preview.ts';
+import type { SpawnSpec } from '../kernel/spawn.ts';
+import { type TransitionEvent, transition } from '../kernel/state.ts';
+import type { SyscallResult } from '../kernel/syscalls.ts';
+import { MAX_FAULTS, armable, due, earliest, faultBackoffMs } from '../kernel/timers.ts';
+import { ProcessFs } from './fs.ts';
+import { type EventRow, type JournalRow, ProcessStore } from './store.ts';
+import { upsertProcessRow } from './table.ts';
+
+export interface ProcessRpcTarget {
+  childExited(child: string, exit: ExitStatus): Promise<{ reap: boolean }>;
+  reap(by: string): Promise<Result<Pcb>>;
+}
+
+export interface RuntimeDeps {
+  readonly storage: DurableObjectStorage;
+  readonly db: D1Database;
+  /** A stub for another process's object. */
+  readonly process: (pid: string) => ProcessRpcTarget;
+  readonly now: () => number;
+  readonly random: () => number;
+  readonly onEvent: (event: EventRow) => void;
+}
+
+/** Meta keys. */
+const FAULTS = 'faults';
+const TERM_PENDING = 'term_pending';
+const AUDIT_SEQ = 'audit_seq';
+
+export type OutboxMessage =
+  | { readonly kind: 'd1'; readonly statement: Statement }
+  | { readonly kind: 'child_exited'; readonly parent: string; readonly child: string; readonly exit: ExitStatus }
+  | { readonly kind: 'reap'; readonly child: string; readonly by: string };
+
+export class ProcessRuntime {
+  readonly store: ProcessStore;
+  readonly fs: ProcessFs;
+  readonly deps: RuntimeDeps;
+  #armedAt: number | null | undefined;
+  #flushing: Promise<void> | null = null;
+
+  constructor(deps: RuntimeDeps) {
+    this.deps = deps;
+    this.store = new ProcessStore(deps.storage);
+    this.fs = new ProcessFs(this.store.sql);
+  }
+
+  get now(): number {
+    return this.deps.now();
+  }
+
+  pcb(): Pcb | null {
+    return this.store.loadPcb();
+  }
+
+  /** Load the PCB of a process that must exist (callers have checked). */
+  mustPcb(): Pcb {
+    const pcb = this.store.loadPcb();
+    if (!pcb) throw new Error('process has no PCB');
+    return pcb;
+  }
+
+  // --- records ----------------------------------------------------------------------------------------
+
+  emit(type: string, data: unknown): void {
+    this.deps.onEvent(this.store.appendEvent(this.now, type, preview(data)));
+  }
+
+  audit(kind: AuditKind, action: string, outcome: AuditOutcome, code: string | null, detail: unknown): void {
+    const pcb = this.mustPcb();
+    const n = (this.store.getMeta<number>(AUDIT_SEQ) ?? 0) + 1;
+    this.store.setMeta(AUDIT_SEQ, n);
+    this.send({ kind: 'd1', statement: auditInsert({ id: `${pcb.pid}:${n}`, pid: pcb.pid, at: this.now, kind, action, outcome, code, detail }) });
+  }
+
+  send(message: OutboxMessage): void {
+    this.store.enqueue(message.kind, message);
+  }
+
+  /** Save a PCB and mirror it to the process table. */
+  save(pcb: Pcb): void {
+    this.store.savePcb(pcb);
+    this.send({ kind: 'd1', statement: upsertProcessRow(pcb) });
+  }
+
+  /** Apply a lifecycle event, save, and record it. Throws KernelError(ESTATE) if illegal. */
+  apply(event: TransitionEvent): Pcb {
+    const before = this.mustPcb();
+    const r = transition(before, event, this.now);
+    if (!r.ok) throw Object.assign(new Error(r.error.message), { kernel: r.error });
+    this.save(r.value);
+    this.emit('state', { from: before.state, to: r.value.state, event: event.type });
+    return r.value;
+  }
+
+  tryApply(event: TransitionEvent): Result<Pcb> {
+    const before = this.mustPcb();
+    const r = transition(before, event, this.now);
+    if (!r.ok) return r;
+    this.save(r.value);
+    this.emit('state', { from: before.state, to: r.value.state, event: event.type });
+    return r;
+  }
+
+  // --- spawn ------------------------------------------------------------------------------------------
+
+  async spawn(spec: SpawnSpec): Promise<Result<Pcb>> {
+    const existing = this.pcb();
+    if (existing) {
+      if (this.store.getMeta<string>('spawn_key') === spec.spawn_key) return ok(existing);
+      return fail('EEXIST', `process ${spec.pid} already exists`, { pid: spec.pid });
+    }
+    const now = this.now;
+    this.store.transaction(() => {
+      const pcb: Pcb = {
+        pid: spec.pid,
+        ppid: spec.ppid,
+        name: spec.name,
+        image: spec.image,
+        task: spec.task,
+        state: 'ready',
+        priority: spec.priority,
+        model: spec.model,
+        capabilities: [...spec.capabilities],
+        quotas: spec.quotas,
+        usage: ZERO_USAGE,
+        wait: null,
+        stopped_from: null,
+        exit: null,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+      };
+      this.save(pcb);
+      this.store.setMeta('spawn_key', spec.spawn_key);
+      this.store.setMeta('image', { system_prompt: spec.system_prompt, tool_mode: spec.tool_mode, script: spec.script });
+      this.store.appendPage(0, 'task', { kind: 'task', text: spec.task }, now);
+      this.emit('spawned', { pid: spec.pid, ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model, priority: spec.priority, quotas: spec.quotas });
+      this.audit('lifecycle', 'spawn', 'ok', null, { ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model });
+      this.store.setTimer('run', now);
+    });
+    await this.settle();
+    return ok(this.mustPcb());
+  }
+
+  // --- signals, children, reaping -------------------------------------------------------------------
+
+  signal(sig: Signal, from: string): Result<Pcb> {
+    const pcb = this.pcb();
+    if (!pcb) return fail('ENOENT', 'no such process');
+    if (!LIVE_STATES.has(pcb.state)) {
+      return fail('ESTATE', `process ${pcb.pid} has already exited (${pcb.state}); it cannot be signalled`, { pid: pcb.pid, state: pcb.state });
+    }
+    let result: Result<Pcb> = ok(pcb);
+    this.store.transaction(() => {
+      this.emit('signal', { signal: sig, from });
+      switch (sig) {
+        case 'SIGKILL':
+          this.exit({ code: 'SIGKILL', reason: `killed by ${from}` });
+          break;
+        case 'SIGTERM':
+          // A running step finishes the syscall it is in, then the process ends at that boundary.
+          if (pcb.state === 'running') this.store.setMeta(TERM_PENDING, from);
+          else this.exit({ code: 'SIGTERM', reason: `terminated by ${from}` });
+          break;
+        case 'SIGSTOP':
+          result = this.tryApply({ type: 'stop' });
+          break;
+        case 'SIGCONT':
+          result = this.tryApply({ type: 'cont' });
+          if (result.ok) this.recheckWait();
+          break;
+      }
+      if (result.ok) this.audit('signal', sig, 'ok', null, { from });
+      else this.audit('signal', sig, 'refused', result.error.code, { from, state: pcb.state });
+    });
+    return result.ok ? ok(this.mustPcb()) : result;
+  }
+
+  /** SIGTERM that arrived during a step; the step loop checks it at each syscall boundary. */
+  termPending(): string | undefined {
+    return this.store.getMeta<string>(TERM_PENDING) ?? undefined;
+  }
+
+  /**
+   * End the process: zombie until its parent waits (or terminated at once if it has none).
+   * Runs inside the caller's synchronous commit.
+   */
+  exit(status: ExitStatus): void {
+    const pcb = this.apply({ type: 'exit', status });
+    const blocked = this.store.blockedEntry();
+    if (blocked) this.completeEntry(blocked, { ok: false, error: { code: 'EINTR', message: 'the process exited while this call was blocked' } });
+    for (const t of ['run', 'wake', 'wait_timeout', 'fault'] as const) this.store.clearTimer(t);
+    this.store.setMeta(TERM_PENDING, null);
+    this.emit('exit', status);
+    this.audit('lifecycle', 'exit', typeof status.code === 'number' && status.code === 0 ? 'ok' : 'error', String(status.code), status);
+    for (const child of this.store.children()) {
+      if (child.status === 'exited') {
+        this.store.setChildStatus(child.pid, 'reaped', null);
+        this.send({ kind: 'reap', child: child.pid, by: pcb.pid });
+      }
+    }
+    if (pcb.ppid) this.send({ kind: 'child_exited', parent: pcb.ppid, child: pcb.pid, exit: status });
+    else this.apply({ type: 'reap' });
+  }
+
+  /** A child reports its exit. Returns whether the child should reap itself now. */
+  childExited(childPid: string, exit: ExitStatus): { reap: boolean } {
+    const pcb = this.pcb();
+    if (!pcb || !LIVE_STATES.has(pcb.state)) return { reap: true };
+    const child = this.store.child(childPid);
+    if (!child) return { reap: true };
+    if (child.status !== 'live') return { reap: child.status === 'reaped' };
+    let reaped = false;
+    this.store.transaction(() => {
+      this.store.setChildStatus(childPid, 'exited', JSON.stringify(exit));
+      this.emit('child_exited', { pid: childPid, exit });
+      reaped = this.recheckWait();
+    });
+    return { reap: reaped };
+  }
+
+  /** If the process is waiting for a child that has exited, complete the wait. Returns whether a child was reaped. */
+  recheckWait(): boolean {
+    const pcb = this.mustPcb();
+    if (pcb.state !== 'waiting' || pcb.wait?.reason !== 'child') return false;
+    const want = pcb.wait.pid ?? null;
+    const exited = this.store.children().find((c) => c.status === 'exited' && (want === null || c.pid === want));
+    if (!exited) return false;
+    const entry = this.store.blockedEntry();
+    this.store.setChildStatus(exited.pid, 'reaped', null);
+    if (entry) this.completeEntry(entry, { ok: true, value: { pid: exited.pid, exit: JSON.parse(exited.exit ?? 'null') as unknown } });
+    this.wake();
+    return true;
+  }
+
+  /** The parent has collected this process's exit status. */
+  reap(by: string): Result<Pcb> {
+    const pcb = this.pcb();
+    if (!pcb) return fail('ENOENT', 'no such process');
+    if (pcb.state === 'terminated') return ok(pcb);
+    const r = this.store.transaction(() => this.tryApply({ type: 'reap' }));
+    if (r.ok) this.emit('reaped', { by });
+    return r;
+  }
+
+  /** Blocked → ready: clear the wait's timers and schedule a run. */
+  wake(): void {
+    this.apply({ type: 'wake' });
+    this.store.clearTimer('wake');
+    this.store.clearTimer('wait_timeout');
+    this.store.setTimer('run', this.now);
+  }
+
+  /** Record a syscall's result: journal, context page, usage, event, audit. Part of the caller's commit. */
+  completeEntry(row: JournalRow, result: SyscallResult): void {
+    this.store.markDone(row.step, row.idx, JSON.stringify(result));
+    const via = row.call_id.startsWith('text-') ? 'text' : 'native';
+    this.store.appendPage(row.step, 'result', { kind: 'result', call_id: row.call_id, name: row.name, via, result }, this.now);
+    const pcb = this.mustPcb();
+    this.store.savePcb({ ...pcb, usage: { ...pcb.usage, syscalls: pcb.usage.syscalls + 1 } });
+    const args = (JSON.parse(row.args) as { args?: unknown }).args;
+    const error: ErrorValue | null = result.ok ? null : result.error;
+    this.emit('syscall', { step: row.step, idx: row.idx, name: row.name, args, ok: result.ok, ...(result.ok ? { result: result.value } : { error }) });
+    this.audit('syscall', row.name, result.ok ? 'ok' : 'error', error?.code ?? null, { step: row.step, idx: row.idx, args, ...(error ? { error } : {}) });
+  }
+
+  // --- timers and the alarm --------------------------------------------------------------------------
+
+  /** Point the alarm at the earliest timer the current state can act on. */
+  async rearm(): Promise<void> {
+    const pcb = this.pcb();
+    const next = pcb ? earliest(armable(pcb.state, this.store.timers())) : null;
+    const at = next?.fire_at ?? null;
+    if (this.#armedAt === undefined) this.#armedAt = await this.deps.storage.getAlarm();
+    if (at === this.#armedAt) return;
+    if (at === null) await this.deps.storage.deleteAlarm();
+    else await this.deps.storage.setAlarm(at);
+    this.#armedAt = at;
+  }
+
+  /**
+   * Fire due timers. Returns true when the process is ready to run a slice.
+   *
+   * The alarm is the timer interrupt: when it fires, the earliest armed timer is due by definition,
+   * even if the clock reads a little earlier (the platform never fires early; a test that drives the
+   * alarm with runDurableObjectAlarm is a time jump). Later timers fire only once the clock reaches them.
+   */
+  fireTimers(): boolean {
+    const pcb = this.mustPcb();
+    const armed = armable(pcb.state, this.store.timers());
+    const now = Math.max(this.now, earliest(armed)?.fire_at ?? 0);
+    for (const timer of due(armed, now)) {
+      this.store.transaction(() => {
+        this.store.clearTimer(timer.kind);
+        const current = this.mustPcb();
+        if (timer.kind === 'wake' && current.state === 'sleeping') {
+          const entry = this.store.blockedEntry();
+          if (entry) this.completeEntry(entry, { ok: true, value: { slept_seconds: (JSON.parse(entry.args) as { args: { seconds: number } }).args.seconds } });
+          this.wake();
+        } else if (timer.kind === 'wait_timeout' && current.state === 'waiting') {
+          const entry = this.store.blockedEntry();
+          if (entry) this.completeEntry(entry, { ok: false, error: { code: 'ETIMEDOUT', message: 'wait timed out before a child exited' } });
+          this.wake();
+        }
+      });
+    }
+    return this.mustPcb().state === 'ready';
+  }
+
+  /**
+   * One alarm run. `runSlice` is the step loop. Faults are caught, counted and retried with backoff;
+   * the count is written first, so a run that dies without reaching the catch is counted too.
+   */
+  async onAlarm(runSlice: () => Promise<void>): Promise<void> {
+    this.#armedAt = null; // the alarm that woke us is spent
+    const pcb = this.pcb();
+    if (!pcb) return;
+    const faults = (this.store.getMeta<number>(FAULTS) ?? 0) + 1;
+    this.store.setMeta(FAULTS, faults);
+    try {
+      if (LIVE_STATES.has(pcb.state)) {
+        if (faults > MAX_FAULTS) {
+          const last = this.store.getMeta<ErrorValue>('last_fault');
+          this.store.transaction(() => this.exit({ code: 'EFAULT', reason: `the process faulted ${MAX_FAULTS} times in a row${last ? `; last: ${last.message}` : ''}` }));
+        } else {
+          // A PCB left `running` means the previous run died mid-step: resume from the journal.
+          if (pcb.state === 'running') this.store.transaction(() => this.apply({ type: 'yield' }));
+          if (this.fireTimers()) await runSlice();
+        }
+      }
+      this.store.setMeta(FAULTS, 0);
+    } catch (e) {
+      const error = toErrorValue(e);
+      this.store.transaction(() => {
+        this.store.setMeta('last_fault', error);
+        this.emit('fault', { attempt: faults, max: MAX_FAULTS, error });
+        if (this.mustPcb().state === 'running') this.apply({ type: 'yield' });
+        this.store.setTimer('fault', this.now + faultBackoffMs(faults, this.deps.random));
+      });
+    }
+    await this.settle();
+  }
+
+  /** Deliver the outbox and re-arm: the tail of every entry point that changed something. */
+  async settle(): Promise<void> {
+    await this.flush();
+    await this.rearm();
+  }
+
+  // --- the outbox -------------------------------------------------------------------------------------
+
+  async flush(): Promise<void> {
+    if (this.#flushing) return this.#flushing;
+    this.#flushing = this.#drain().finally(() => {
+      this.#flushing = null;
+    });
+    return this.#flushing;
+  }
+
+  async #drain(): Promise<void> {
+    for (;;) {
+      const rows = this.store.outbox(200);
+      if (rows.length === 0) {
+        this.store.clearTimer('outbox');
+        return;
+      }
+      const messages = rows.map((r) => ({ id: r.id, attempts: r.attempts, message: JSON.parse(r.payload) as OutboxMessage }));
+      const sql = messages.filter((m) => m.message.kind === 'd1');
+      try {
+        if (sql.length > 0) {
+          const stmts = sql.map((m) => {
+            const s = (m.message as Extract<OutboxMessage, { kind: 'd1' }>).statement;
+            return this.deps.db.prepare(s.sql).bind(...s.params);
+          });
+          await this.deps.db.batch(stmts);
+          this.store.deleteOutbox(sql.map((m) => m.id));
+        }
+        for (const m of messages) {
+          if (m.message.kind === 'd1') continue;
+          await this.#deliver(m.message);
+          this.store.deleteOutbox([m.id]);
+        }
+      } catch (e) {
+        const pending = this.store.outbox(1)[0];
+        const attempts = (pending?.attempts ?? 0) + 1;
+        if (pending) this.store.bumpOutbox([pending.id]);
+        this.emit('outbox_retry', { attempts, error: toErrorValue(e) });
+        this.store.setTimer('outbox', this.now + faultBackoffMs(attempts, this.deps.random));
+        return;
+      }
+    }
+  }
+
+  async #deliver(message: OutboxMessage): Promise<void> {
+    switch (message.kind) {
+      case 'child_exited': {
+        const { reap } = await this.deps.process(message.parent).childExited(message.child, message.exit);
+        if (reap) this.reap(message.parent);
+        return;
+      }
+      case 'reap':
+        await this.deps.process(message.child).reap(message.by);
+        return;
+      case 'd1':
+        return;
+    }
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * The step loop: build context → one LLM call → parse → journal → dispatch syscalls → persist.
+ *
+ * Crash safety comes from the write-ahead journal. The LLM's answer and every call it asked for are
+ * journaled in one commit before any call runs. Each call is then marked `started` before its
+ * effect leaves the object (the platform's output gate holds outgoing requests until that write is
+ * durable) and `done` in the same commit as its result. A run that dies anywhere resumes at the
+ * first entry not `done`: atomic calls cannot be half-done; idempotent calls run again with the
+ * same key; unsafe calls are reported to the model as EINTR instead of being repeated. The LLM
+ * call itself has no side effects, so a step that dies before its answer is journaled asks again.
+ */
+import { type ErrorValue, KernelError, toErrorValue } from '../kernel/errors.ts';
+import { buildRequest, type PageBody } from '../kernel/context.ts';
+import type { Pcb, Signal } from '../kernel/pcb.ts';
+import { type SpawnRequest, childPid, resolveSpawn } from '../kernel/spawn.ts';
+import { type RawCall, type SyscallArgs, type SyscallName, type SyscallResult, type ValidCall, replayClass, validateCall } from '../kernel/syscalls.ts';
+import { parseTextCalls } from '../kernel/text-protocol.ts';
+import { STEP_LEASE_MS, quotaExceeded } from '../kernel/timers.ts';
+import { createProvider } from '../llm/index.ts';
+import type { Script } from '../llm/scripted.ts';
+import type { LlmProvider, LlmToolCall, ToolMode } from '../llm/types.ts';
+import { type Directive, HANDLERS, type SyscallContext } from './handlers.ts';
+import type { ProcessRuntime } from './runtime.ts';
+import type { JournalRow } from './store.ts';
+
+/** Steps one alarm run may take back to back before it yields the object to other work. */
+export const SLICE_STEPS = 8;
+
+export interface ImageMeta {
+  readonly system_prompt: string;
+  readonly tool_mode: ToolMode;
+  readonly script: Script | null;
+}
+
+/** What the kernel needs from outside the object to run a step. */
+export interface StepDeps {
+  readonly provider?: (pcb: Pcb, image: ImageMeta) => LlmProvider;
+  readonly fetch: (request: Request) => Promise<Response>;
+  readonly spawnChild: (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string) => Promise<{ pid: string }>;
+  readonly signalChild: (parent: Pcb, pid: string, signal: Signal) => Promise<{ delivered: boolean; state: string }>;
+  readonly sliceSteps?: number;
+}
+
+/** The journal's `args` column: validated arguments, or the error that made the call invalid. */
+type JournalArgs = { readonly args: unknown } | { readonly invalid: ErrorValue };
+
+type DispatchOutcome = 'done' | 'yield' | 'blocked' | 'exited' | 'interrupted';
+
+export class StepLoop {
+  readonly #rt: ProcessRuntime;
+  readonly #deps: StepDeps;
+
+  constructor(runtime: ProcessRuntime, deps: StepDeps) {
+    this.#rt = runtime;
+    this.#deps = deps;
+  }
+
+  /** Run up to a slice of steps while the process stays ready. */
+  async runSlice(): Promise<void> {
+    const rt = this.#rt;
+    const steps = this.#deps.sliceSteps ?? SLICE_STEPS;
+    for (let i = 0; i < steps; i++) {
+      const pcb = rt.mustPcb();
+      if (pcb.state !== 'ready') return;
+      let step = rt.store.openStep();
+      if (step === null) {
+        const over = quotaExceeded(pcb, rt.now);
+        if (over) {
+          rt.store.transaction(() => rt.exit(over));
+          return;
+        }
+      }
+      rt.store.transaction(() => {
+        rt.apply({ type: 'dispatch' });
+        rt.store.setTimer('run', rt.now + STEP_LEASE_MS);
+      });
+      if (step === null) {
+        step = await this.#think();
+        if (step === null) return;
+      }
+      const outcome = await this.#dispatch(step);
+      if (outcome === 'done' || outcome === 'yield') {
+        rt.store.transaction(() => {
+          rt.store.finishStep(step);
+          rt.apply({ type: 'yield' });
+          rt.store.setTimer('run', rt.now);
+        });
+        if (outcome === 'yield') return;
+        continue;
+      }
+      return;
+    }
+  }
+
+  #image(): ImageMeta {
+    const image = this.#rt.store.getMeta<ImageMeta>('image');
+    if (!image) throw new KernelError('EFAULT', 'process has no image metadata');
+    return image;
+  }
+
+  #provider(pcb: Pcb, image: ImageMeta): LlmProvider {
+    if (this.#deps.provider) return this.#deps.provider(pcb, image);
+    const p = createProvider({ model: pcb.model, ...(image.script ? { script: image.script } : {}) });
+    if (!p.ok) throw KernelError.fromValue(p.error);
+    return p.value;
+  }
+
+  /** Ask the LLM for the next step and journal its answer. Returns the step number, or null if the process was killed meanwhile. */
+  async #think(): Promise<number | null> {
+    const rt = this.#rt;
+    const pcb = rt.mustPcb();
+    const image = this.#image();
+    const pages = rt.store.pages().map((p) => p.body as PageBody);
+    const request = buildRequest({ system_prompt: image.system_prompt, tool_mode: image.tool_mode, model: pcb.model.model, pages });
+    const started = rt.now;
+    const response = await this.#provider(pcb, image).complete(request);
+    const latency = rt.now - started;
+    const after = rt.mustPcb();
+    // Killed during the call: the answer is discarded (it had no effects). Stopped: it is journaled and dispatched on SIGCONT.
+    if (after.state !== 'running' && after.state !== 'stopped') return null;
+    const step = after.usage.steps + 1;
+    const native = response.tool_calls.length > 0;
+    const parsed = native ? null : parseTextCalls(response.text, `text-${step}`);
+    const calls: { id: string; name: string; entry: JournalArgs }[] = [];
+    const add = (raw: RawCall) => {
+      const v = validateCall(raw);
+      calls.push(v.ok ? { id: raw.id, name: raw.name, entry: { args: v.value.args } } : { id: raw.id, name: raw.name, entry: { invalid: v.error } });
+    };
+    if (native) for (const c of response.tool_calls) add(c);
+    else for (const c of parsed?.calls ?? []) {
+      if (c.call) add(c.call);
+      else calls.push({ id: c.error.id, name: 'SYS_CALL', entry: { invalid: { code: c.error.code, message: c.error.message, details: c.error.details } } });
+    }
+    // A turn with no syscalls at all is the model's final answer: an implicit exit(0) with its text.
+    if (calls.length === 0) calls.push({ id: `exit-${step}`, name: 'exit', entry: { args: { code: 0, result: response.text } } });
+    const toolCalls: LlmToolCall[] = native ? [...response.tool_calls] : [];
+    rt.store.transaction(() => {
+      rt.store.insertStep(step, response.text, rt.now);
+      calls.forEach((c, idx) => rt.store.insertJournal(step, idx, c.id, c.name, JSON.stringify(c.entry), 'pending', null));
+      rt.store.appendPage(step, 'assistant', { kind: 'assistant', text: response.text, tool_calls: toolCalls }, rt.now);
+      const current = rt.mustPcb();
+      const u = current.usage;
+      rt.save({
+        ...current,
+        usage: {
+          ...u,
+          steps: u.steps + 1,
+          llm_calls: u.llm_calls + 1,
+          prompt_tokens: u.prompt_tokens + response.usage.prompt_tokens,
+          completion_tokens: u.completion_tokens + response.usage.completion_tokens,
+          cached_tokens: u.cached_tokens + response.usage.cached_tokens,
+        },
+        version: current.version + 1,
+        updated_at: rt.now,
+      });
+      rt.emit('llm_call', {
+        step,
+        model: response.model,
+        provider: pcb.model.provider,
+        usage: response.usage,
+        latency_ms: latency,
+        stop_reason: response.stop_reason,
+        text: response.text,
+        calls: calls.map((c) => c.name),
+      });
+    });
+    return step;
+  }
+
+  #context(pcb: Pcb, row: JournalRow): SyscallContext {
+    const deps = this.#deps;
+    const rt = this.#rt;
+    return {
+      pcb,
+      store: rt.store,
+      fs: rt.fs,
+      now: rt.now,
+      callKey: `${row.step}.${row.idx}`,
+      spawnChild: async (args: SyscallArgs<'spawn'>, callKey: string) => {
+        const pid = await childPid(pcb.pid, callKey);
+        const out = await deps.spawnChild(pcb, args, pid, callKey);
+        rt.store.addChild(out.pid, args.name, callKey, rt.now);
+        return out;
+      },
+      signalChild: (pid: string, signal: Signal) => deps.signalChild(pcb, pid, signal),
+      fetch: deps.fetch,
+    };
+  }
+
+  /** Run the step's journal entries that are not done, in order. */
+  async #dispatch(step: number): Promise<DispatchOutcome> {
+    const rt = this.#rt;
+    let yielded = false;
+    for (const row of rt.store.journal(step)) {
+      if (row.status === 'done') continue;
+      if (rt.mustPcb().state !== 'running') return 'interrupted';
+      const term = rt.termPending();
+      if (term) {
+        rt.store.transaction(() => rt.exit({ code: 'SIGTERM', reason: `terminated by ${term}` }));
+        return 'exited';
+      }
+      const entry = JSON.parse(row.args) as JournalArgs;
+      if ('invalid' in entry) {
+        rt.store.transaction(() => rt.completeEntry(row, { ok: false, error: entry.invalid as ErrorValue }));
+        continue;
+      }
+      const call = { id: row.call_id, name: row.name as SyscallName, args: entry.args } as ValidCall;
+      const replay = replayClass(call);
+      if (row.status === 'started' && replay === 'unsafe') {
+        rt.store.transaction(() =>
+          rt.completeEntry(row, {
+            ok: false,
+            error: { code: 'EINTR', message: `the process was interrupted during ${row.name}; it may or may not have taken effect. Check before retrying.` },
+          }),
+        );
+        continue;
+      }
+      if (replay !== 'atomic') {
+        rt.store.markStarted(row.step, row.idx);
+        rt.emit('syscall_start', { step: row.step, idx: row.idx, name: row.name, attempt: row.attempts + 1 });
+      }
+      let directive: Directive;
+      try {
+        const handler = HANDLERS[call.name] as (args: unknown, ctx: SyscallContext) => Promise<Directive> | Directive;
+        directive = await handler(call.args, this.#context(rt.mustPcb(), row));
+      } catch (e) {
+        rt.store.transaction(() => rt.completeEntry(row, { ok: false, error: toErrorValue(e) }));
+        continue;
+      }
+      const state = rt.mustPcb().state;
+      if (state === 'zombie' || state === 'terminated') return 'exited';
+      const outcome = this.#apply(row, directive);
+      if (outcome === 'yield') yielded = true;
+      else if (outcome !== 'continue') return outcome;
+    }
+    return yielded ? 'yield' : 'done';
+  }
+
+  /** Apply a handler's directive in one commit. */
+  #apply(row: JournalRow, d: Directive): 'continue' | 'yield' | 'blocked' | 'exited' {
+    const rt = this.#rt;
+    return rt.store.transaction(() => {
+      switch (d.kind) {
+        case 'result': {
+          let result: SyscallResult = { ok: true, value: d.value };
+          if (d.commit) {
+            try {
+              rt.store.transaction(d.commit);
+            } catch (e) {
+              result = { ok: false, error: toErrorValue(e) };
+            }
+          }
+          if (result.ok && row.name === 'wait') {
+            // wait found an exited child: collect it now, in the same commit as the result.
+            const reaped = (d.value as { pid: string }).pid;
+            rt.store.setChildStatus(reaped, 'reaped', null);
+            rt.send({ kind: 'reap', child: reaped, by: rt.mustPcb().pid });
+          }
+          rt.completeEntry(row, result);
+          return 'continue';
+        }
+        case 'yield':
+          rt.completeEntry(row, { ok: true, value: {} });
+          return 'yield';
+        case 'exit':
+          rt.completeEntry(row, { ok: true, value: { exiting: true } });
+          rt.exit(d.status);
+          return 'exited';
+        case 'sleep':
+          rt.store.markBlocked(row.step, row.idx);
+          rt.store.clearTimer('run');
+          rt.apply({ type: 'sleep' });
+          rt.store.setTimer('wake', d.until);
+          return 'blocked';
+        case 'block':
+          rt.store.markBlocked(row.step, row.idx);
+          rt.store.clearTimer('run');
+          rt.apply({ type: 'block', wait: d.wait });
+          if (d.deadline !== null) rt.store.setTimer('wait_timeout', d.deadline);
+          return 'blocked';
+      }
+    });
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * A process's durable state, in its Durable Object's SQLite storage.
+ *
+ * Tables: the PCB (one row), the timer table (one row per purpose; the alarm always points at the
+ * earliest), the event log, context pages, the step journal (write-ahead record of every LLM answer
+ * and every syscall it asked for), children, the outbox (writes for D1 and calls to other objects,
+ * committed with the state change that caused them and delivered afterwards), and key/value meta.
+ * Every method is synchronous: DO SQLite commits writes made in one turn together, and
+ * `transactionSync` makes multi-row changes atomic.
+ */
+import type { Pcb } from '../kernel/pcb.ts';
+import type { Timer, TimerKind } from '../kernel/timers.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS pcb (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS timers (kind TEXT PRIMARY KEY, fire_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pages (seq INTEGER PRIMARY KEY AUTOINCREMENT, step INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (
+  step INTEGER NOT NULL, idx INTEGER NOT NULL, call_id TEXT NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL,
+  status TEXT NOT NULL, result TEXT, attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (step, idx));
+CREATE TABLE IF NOT EXISTS children (pid TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, exit TEXT, spawn_key TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, chunks INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS file_chunks (path TEXT NOT NULL, idx INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (path, idx));
+`;
+
+/** Journal entry status: pending (accepted, not started), started (effect may be under way), blocked (waiting for a wake-up), done. */
+export type JournalStatus = 'pending' | 'started' | 'blocked' | 'done';
+
+export type JournalRow = {
+  readonly step: number;
+  readonly idx: number;
+  readonly call_id: string;
+  readonly name: string;
+  /** JSON of the validated args, or of {error} when the call was invalid before dispatch. */
+  readonly args: string;
+  readonly status: JournalStatus;
+  readonly result: string | null;
+  readonly attempts: number;
+};
+
+export type EventRow = {
+  readonly seq: number;
+  readonly at: number;
+  readonly type: string;
+  readonly data: unknown;
+};
+
+export type PageRow = {
+  readonly seq: number;
+  readonly step: number;
+  readonly kind: string;
+  readonly body: unknown;
+};
+
+export type ChildRow = {
+  readonly pid: string;
+  readonly name: string;
+  readonly status: 'live' | 'exited' | 'reaped';
+  readonly exit: string | null;
+  readonly spawn_key: string;
+};
+
+export type OutboxRow = {
+  readonly id: number;
+  readonly kind: string;
+  readonly payload: string;
+  readonly attempts: number;
+};
+
+export class ProcessStore {
+  readonly #sql: SqlStorage;
+  readonly #storage: DurableObjectStorage;
+
+  constructor(storage: DurableObjectStorage) {
+    this.#storage = storage;
+    this.#sql = storage.sql;
+    this.#sql.exec(SCHEMA);
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.#storage.transactionSync(fn);
+  }
+
+  // --- PCB ---------------------------------------------------------------------------------------
+  loadPcb(): Pcb | null {
+    const row = this.#sql.exec<{ data: string }>('SELECT data FROM pcb WHERE id = 1').toArray()[0];
+    return row ? (JSON.parse(row.data) as Pcb) : null;
+  }
+
+  savePcb(pcb: Pcb): void {
+    this.#sql.exec('INSERT INTO pcb (id, data) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data', JSON.stringify(pcb));
+  }
+
+  // --- meta --------------------------------------------------------------------------------------
+  getMeta<T>(key: string): T | undefined {
+    const row = this.#sql.exec<{ value: string }>('SELECT value FROM meta WHERE key = ?', key).toArray()[0];
+    return row ? (JSON.parse(row.value) as T) : undefined;
+  }
+
+  setMeta(key: string, value: unknown): void {
+    this.#sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, JSON.stringify(value));
+  }
+
+  // --- timers ------------------------------------------------------------------------------------
+  setTimer(kind: TimerKind, fireAt: number): void {
+    this.#sql.exec('INSERT INTO timers (kind, fire_at) VALUES (?, ?) ON CONFLICT(kind) DO UPDATE SET fire_at = excluded.fire_at', kind, fireAt);
+  }
+
+  clearTimer(kind: TimerKind): void {
+    this.#sql.exec('DELETE FROM timers WHERE kind = ?', kind);
+  }
+
+  timers(): Timer[] {
+    return this.#sql.exec<{ kind: TimerKind; fire_at: number }>('SELECT kind, fire_at FROM timers').toArray();
+  }
+
+  // --- events ------------------------------------------------------------------------------------
+  appendEvent(at: number, type: string, data: unknown): EventRow {
+    const cursor = this.#sql.exec<{ seq: number }>('INSERT INTO events (at, type, data) VALUES (?, ?, ?) RETURNING seq', at, type, JSON.stringify(data));
+    return { seq: cursor.one().seq, at, type, data };
+  }
+
+  events(after: number, limit: number): EventRow[] {
+    return this.#sql
+      .exec<{ seq: number; at: number; type: string; data: string }>('SELECT seq, at, type, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?', after, limit)
+      .toArray()
+      .map((r) => ({ seq: r.seq, at: r.at, type: r.type, data: JSON.parse(r.data) as unknown }));
+  }
+
+  // --- pages -------------------------------------------------------------------------------------
+  appendPage(step: number, kind: string, body: unknown, at: number): void {
+    this.#sql.exec('INSERT INTO pages (step, kind, body, created_at) VALUES (?, ?, ?, ?)', step, kind, JSON.stringify(body), at);
+  }
+
+  pages(): PageRow[] {
+    return this.#sql
+      .exec<{ seq: number; step: number; kind: string; body: string }>('SELECT seq, step, kind, body FROM pages ORDER BY seq')
+      .toArray()
+      .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: JSON.parse(r.body) as unknown }));
+  }
+
+  // --- steps and the journal ---------------------------------------------------------------------
+  /** The step whose syscalls are not all done, if any (there is at most one). */
+  openStep(): number | null {
+    const row = this.#sql.exec<{ step: number }>("SELECT step FROM steps WHERE status = 'dispatching' ORDER BY step LIMIT 1").toArray()[0];
+    return row ? row.step : null;
+  }
+
+  insertStep(step: number, text: string, at: number): void {
+    this.#sql.exec("INSERT INTO steps (step, status, text, created_at) VALUES (?, 'dispatching', ?, ?)", step, text, at);
+  }
+
+  finishStep(step: number): void {
+    this.#sql.exec("UPDATE steps SET status = 'done' WHERE step = ?", step);
+  }
+
+  insertJournal(step: number, idx: number, callId: string, name: string, args: string, status: JournalStatus, result: string | null): void {
+    this.#sql.exec('INSERT INTO journal (step, idx, call_id, name, args, status, result) VALUES (?, ?, ?, ?, ?, ?, ?)', step, idx, callId, name, args, status, result);
+  }
+
+  journal(step: number): JournalRow[] {
+    return this.#sql.exec<JournalRow>('SELECT step, idx, call_id, name, args, status, result, attempts FROM journal WHERE step = ? ORDER BY idx', step).toArray();
+  }
+
+  /** The journal entry a blocked process is waiting in. */
+  blockedEntry(): JournalRow | null {
+    return this.#sql.exec<JournalRow>("SELECT step, idx, call_id, name, args, status, result, attempts FROM journal WHERE status = 'blocked' LIMIT 1").toArray()[0] ?? null;
+  }
+
+  markStarted(step: number, idx: number): void {
+    this.#sql.exec("UPDATE journal SET status = 'started', attempts = attempts + 1 WHERE step = ? AND idx = ?", step, idx);
+  }
+
+  markBlocked(step: number, idx: number): void {
+    this.#sql.exec("UPDATE journal SET status = 'blocked' WHERE step = ? AND idx = ?", step, idx);
+  }
+
+  markDone(step: number, idx: number, result: string): void {
+    this.#sql.exec("UPDATE journal SET status = 'done', result = ? WHERE step = ? AND idx = ?", result, step, idx);
+  }
+
+  // --- children ----------------------------------------------------------------------------------
+  childBySpawnKey(key: string): ChildRow | null {
+    return this.#sql.exec<ChildRow>('SELECT pid, name, status, exit, spawn_key FROM children WHERE spawn_key = ?', key).toArray()[0] ?? null;
+  }
+
+  child(pid: string): ChildRow | null {
+    return this.#sql.exec<ChildRow>('SELECT pid, name, status, exit, spawn_key FROM children WHERE pid = ?', pid).toArray()[0] ?? null;
+  }
+
+  children(): ChildRow[] {
+    return this.#sql.exec<ChildRow>('SELECT pid, name, status, exit, spawn_key FROM children ORDER BY created_at, pid').toArray();
+  }
+
+  addChild(pid: string, name: string, spawnKey: string, at: number): void {
+    this.#sql.exec("INSERT INTO children (pid, name, status, spawn_key, created_at) VALUES (?, ?, 'live', ?, ?) ON CONFLICT(pid) DO NOTHING", pid, name, spawnKey, at);
+  }
+
+  setChildStatus(pid: string, status: ChildRow['status'], exit: string | null): void {
+    this.#sql.exec('UPDATE children SET status = ?, exit = COALESCE(?, exit) WHERE pid = ?', status, exit, pid);
+  }
+
+  // --- outbox ------------------------------------------------------------------------------------
+  enqueue(kind: string, payload: unknown): void {
+    this.#sql.exec('INSERT INTO outbox (kind, payload) VALUES (?, ?)', kind, JSON.stringify(payload));
+  }
+
+  outbox(limit: number): OutboxRow[] {
+    return this.#sql.exec<OutboxRow>('SELECT id, kind, payload, attempts FROM outbox ORDER BY id LIMIT ?', limit).toArray();
+  }
+
+  outboxSize(): number {
+    return this.#sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM outbox').one().n;
+  }
+
+  deleteOutbox(ids: readonly number[]): void {
+    for (const id of ids) this.#sql.exec('DELETE FROM outbox WHERE id = ?', id);
+  }
+
+  bumpOutbox(ids: readonly number[]): void {
+    for (const id of ids) this.#sql.exec('UPDATE outbox SET attempts = attempts + 1 WHERE id = ?', id);
+  }
+
+  // --- raw access for the filesystem module ---------------------------------------------------------
+  get sql(): SqlStorage {
+    return this.#sql;
+  }
+
+  /** Drop every table and the alarm: the process's storage is released. */
+  async destroy(): Promise<void> {
+    await this.#storage.deleteAlarm();
+    await this.#storage.deleteAll();
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * A loopback HTTP server the tests' workerd can reach: the outside world for net_fetch, including
+ * an endpoint that hangs until released (to kill a process in the middle of a syscall).
+ *
+ *   GET  /echo?…          → 200 JSON {method, path, query, body}
+ *   GET  /big?bytes=N     → N bytes of "x"
+ *   ANY  /hang/<key>      → held open; the first request for a key hangs, later ones answer 200
+ *   GET  /hanging/<key>   → long-poll: answers once a request is hanging on /hang/<key>
+ *   GET  /count/<key>     → how many requests /hang/<key> has received
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TestProject } from 'vitest/node';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    testServerPort: number;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const counts = new Map<string, number>();
+  const hanging = new Map<string, http.ServerResponse>();
+  const waiters = new Map<string, ((v: void) => void)[]>();
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const [, route, key = ''] = url.pathname.split('/');
+      if (route === 'echo') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams), body }));
+      } else if (route === 'big') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('x'.repeat(Number(url.searchParams.get('bytes') ?? 0)));
+      } else if (route === 'hang') {
+        const n = (counts.get(key) ?? 0) + 1;
+        counts.set(key, n);
+        if (n === 1) {
+          hanging.set(key, res);
+          for (const w of waiters.get(key) ?? []) w();
+          waiters.delete(key);
+        } else {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.end(`answered on attempt ${n}`);
+        }
+      } else if (route === 'hanging') {
+        const done = () => {
+          res.writeHead(200);
+          res.end('hanging');
+        };
+        if (hanging.has(key)) done();
+        else waiters.set(key, [...(waiters.get(key) ?? []), done]);
+      } else if (route === 'count') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ count: counts.get(key) ?? 0 }));
+      } else {
+        res.writeHead(404);
+        res.end('not found');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  project.provide('testServerPort', (server.address() as AddressInfo).port);
+  return async () => {
+    for (const res of hanging.values()) res.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+}
