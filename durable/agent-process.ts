@@ -167,7 +167,7 @@ export class AgentProcess extends DurableObject<Env> {
     const exit = this.#rt.pcb()?.exit ?? null;
     for (const w of this.#streams) void w.close().catch(() => {});
     this.#streams.clear();
-    await this.#rt.store.destroy();
+    await this.#rt.destroy();
     return ok({ pid: pcb.pid, exit });
   }
 

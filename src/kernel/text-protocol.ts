@@ -70,9 +70,12 @@ export function parseTextCalls(text: string, idPrefix = 'text'): ParsedText {
     }
     const objectEnd = matchObject(text, bodyStart);
     if (objectEnd < 0) {
-      calls.push(invalid(id, 'SYS_CALL block is not terminated: its JSON object never closes', text.slice(at)));
-      cursor = text.length;
-      break;
+      // Unterminated: the error covers text up to the next block, which is still parsed.
+      const next = text.indexOf(SYS_CALL_MARKER, at + SYS_CALL_MARKER.length);
+      const end = next < 0 ? text.length : next;
+      calls.push(invalid(id, 'SYS_CALL block is not terminated: its JSON object never closes', text.slice(at, end)));
+      cursor = end;
+      continue;
     }
     let close = objectEnd;
     while (close < text.length && /\s/.test(text[close] ?? '')) close++;

@@ -282,6 +282,12 @@ export class ProcessRuntime {
     this.audit('syscall', row.name, result.ok ? 'ok' : 'error', error?.code ?? null, { step: row.step, idx: row.idx, args, ...(error ? { error } : {}) });
   }
 
+  /** Release all storage (the process is removed). */
+  async destroy(): Promise<void> {
+    await this.store.destroy();
+    this.#armedAt = null;
+  }
+
   // --- timers and the alarm --------------------------------------------------------------------------
 
   /** Point the alarm at the earliest timer the current state can act on. */

@@ -230,9 +230,13 @@ export class ProcessStore {
     return this.#sql;
   }
 
-  /** Drop every table and the alarm: the process's storage is released. */
+  /**
+   * Release the process's storage: drop every table and the alarm. The empty schema is recreated so
+   * this live object keeps answering (ENOENT) instead of failing on missing tables.
+   */
   async destroy(): Promise<void> {
     await this.#storage.deleteAlarm();
     await this.#storage.deleteAll();
+    this.#sql.exec(SCHEMA);
   }
 }

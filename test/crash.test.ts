@@ -1,0 +1,103 @@
+/**
+ * Crash safety: a process killed in the middle of a step resumes from its journal without running
+ * a committed syscall twice and without losing one that was accepted; a process whose runs keep
+ * faulting backs off and is ended with EFAULT after a bounded number of tries.
+ */
+import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import { api, eventsOf, fileOf, pcbOf, runUntil, spawn, stubOf, tick } from './support/helpers.ts';
+
+type AuditRow = { action: string; outcome: string; code: string | null; kind: string };
+
+async function hangCount(key: string): Promise<number> {
+  const r = await fetch(`${env.TEST_SERVER}/count/${key}`);
+  return ((await r.json()) as { count: number }).count;
+}
+
+/** Start a step that will hang inside net_fetch on /hang/<key>, then kill every object mid-call. */
+async function crashDuringFetch(pid: string, key: string): Promise<void> {
+  const run = runDurableObjectAlarm(stubOf(pid)).then(
+    () => 'finished',
+    (e: unknown) => `aborted: ${String(e)}`,
+  );
+  // Long-poll: answers once the process's request is hanging on the server. No sleeping.
+  await (await fetch(`${env.TEST_SERVER}/hanging/${key}`)).text();
+  await abortAllDurableObjects();
+  expect(await run).toMatch(/^aborted/);
+}
+
+function script(key: string, method: 'GET' | 'POST') {
+  return [
+    {
+      text: 'three calls',
+      tool_calls: [
+        { name: 'fs_write', args: { path: 'a.txt', content: 'A', append: true } },
+        { name: 'net_fetch', args: { url: `${env.TEST_SERVER}/hang/${key}`, method } },
+        { name: 'fs_write', args: { path: 'b.txt', content: 'B', append: true } },
+      ],
+    },
+    { tool_calls: [{ name: 'exit', args: { code: 0 } }] },
+  ];
+}
+
+describe('a step killed mid-syscall', () => {
+  it('resumes from the journal: done calls are not repeated, an idempotent call is re-issued, nothing is lost', async () => {
+    const key = `get-${crypto.randomUUID()}`;
+    const { pid } = await spawn({ name: 'crashy', task: 'survive', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: script(key, 'GET') });
+    await crashDuringFetch(pid, key);
+
+    // The object restarted: its constructor re-armed the step's lease, so the alarm is there to resume.
+    expect(await tick(pid)).toBe(true);
+    const done = await runUntil(pid, ['terminated']);
+    expect(done.state).toBe('terminated');
+    expect(done.exit?.code).toBe(0);
+
+    expect(await fileOf(pid, 'a.txt')).toBe('A'); // appended once, not twice
+    expect(await fileOf(pid, 'b.txt')).toBe('B'); // not lost
+    expect(await hangCount(key)).toBe(2); // GET is safe to repeat, so it was re-issued once
+    const syscalls = (await eventsOf(pid)).filter((e) => e.type === 'syscall').map((e) => e.data.name);
+    expect(syscalls).toEqual(['fs_write', 'net_fetch', 'fs_write', 'exit']);
+    const audit = await api<{ rows: AuditRow[] }>('GET', `/v1/audit?pid=${pid}`);
+    expect(audit.body.rows.filter((r) => r.kind === 'syscall').map((r) => r.action)).toEqual(['fs_write', 'net_fetch', 'fs_write', 'exit']);
+  });
+
+  it('never repeats an unsafe call: the model is told EINTR instead', async () => {
+    const key = `post-${crypto.randomUUID()}`;
+    const { pid } = await spawn({ name: 'crashy', task: 'survive', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: script(key, 'POST') });
+    await crashDuringFetch(pid, key);
+    const done = await runUntil(pid, ['terminated']);
+    expect(done.exit?.code).toBe(0);
+    expect(await hangCount(key)).toBe(1);
+    const fetchResult = (await eventsOf(pid)).find((e) => e.type === 'syscall' && e.data.name === 'net_fetch');
+    expect(fetchResult?.data).toMatchObject({ ok: false, error: { code: 'EINTR' } });
+    expect(await fileOf(pid, 'a.txt')).toBe('A');
+    expect(await fileOf(pid, 'b.txt')).toBe('B');
+  });
+});
+
+describe('a process whose runs keep faulting', () => {
+  it('backs off between tries and ends with EFAULT after a bounded number, never looping forever', async () => {
+    const { pid } = await spawn({ name: 'faulty', task: 'x', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: [{ tool_calls: [{ name: 'yield', args: {} }] }] });
+    // Corrupt the process's storage so every step fails: its image record is gone.
+    await runInDurableObject(stubOf(pid), (_instance, state) => {
+      state.storage.sql.exec("DELETE FROM meta WHERE key = 'image'");
+    });
+    const fireTimes: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const at = await runInDurableObject(stubOf(pid), (_i, state) => state.storage.getAlarm());
+      if (at === null) break;
+      fireTimes.push(at);
+      await tick(pid);
+    }
+    const pcb = await pcbOf(pid);
+    expect(pcb.state).toBe('terminated');
+    expect(pcb.exit?.code).toBe('EFAULT');
+    expect(pcb.exit?.reason).toMatch(/faulted 5 times/);
+    const faults = (await eventsOf(pid)).filter((e) => e.type === 'fault');
+    expect(faults).toHaveLength(5);
+    // Each retry is scheduled further out than the last (exponential backoff).
+    const gaps = fireTimes.slice(2).map((t, i) => t - (fireTimes[i + 1] ?? 0));
+    for (let i = 1; i < gaps.length; i++) expect(gaps[i]!).toBeGreaterThan(gaps[i - 1]!);
+    expect(await tick(pid)).toBe(false);
+  });
+});
