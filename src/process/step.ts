@@ -63,6 +63,11 @@ export class StepLoop {
       const pcb = rt.mustPcb();
       if (pcb.state !== 'ready') return;
       let step = rt.store.openStep();
+      if (step !== null && rt.store.journal(step).every((row) => row.status === 'done')) {
+        // The wake-up that completed the step's last call already did its work: just close the step.
+        rt.store.finishStep(step);
+        step = null;
+      }
       if (step === null) {
         const over = quotaExceeded(pcb, rt.now);
         if (over) {
