@@ -73,7 +73,7 @@ export function resolveSpawn(req: SpawnRequest, ctx: SpawnContext): Result<Spawn
     tool_mode: image.tool_mode,
     priority: req.priority ?? ctx.priority ?? PRIORITY_DEFAULT,
     model,
-    quotas: { ...DEFAULT_QUOTAS, ...req.quotas },
+    quotas: { ...DEFAULT_QUOTAS, ...Object.fromEntries(Object.entries(req.quotas ?? {}).filter(([, v]) => v !== undefined)) },
     capabilities: [...(ctx.capabilities ?? [])],
     script: req.script ?? image.script ?? null,
     spawn_key: ctx.spawn_key,

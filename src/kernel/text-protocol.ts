@@ -62,8 +62,10 @@ export function parseTextCalls(text: string, idPrefix = 'text'): ParsedText {
     let bodyStart = at + SYS_CALL_MARKER.length;
     while (bodyStart < text.length && /\s/.test(text[bodyStart] ?? '')) bodyStart++;
     if (text[bodyStart] !== '{') {
+      // The error covers the rest of the line, or less if another block starts on it.
       const lineEnd = text.indexOf('\n', at);
-      const end = lineEnd < 0 ? text.length : lineEnd;
+      const next = text.indexOf(SYS_CALL_MARKER, at + SYS_CALL_MARKER.length);
+      const end = Math.min(lineEnd < 0 ? text.length : lineEnd, next < 0 ? text.length : next);
       calls.push(invalid(id, 'SYS_CALL block must contain a JSON object: [SYS_CALL::{"name": "...", "args": {...}}]', text.slice(at, end)));
       cursor = end;
       continue;

@@ -39,6 +39,18 @@ function substitute(value: unknown, vars: Readonly<Record<string, string>>): unk
   return value;
 }
 
+const TEXT_RESULT = /^\[SYS_RESULT::[^\]]*\] /;
+
+/** The newest syscall result: a tool message (native mode) or a [SYS_RESULT::…] user message (text mode). */
+function lastResult(messages: readonly ChatMessage[]): string {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i];
+    if (m?.role === 'tool') return m.content;
+    if (m?.role === 'user' && TEXT_RESULT.test(m.content)) return m.content.replace(TEXT_RESULT, '');
+  }
+  return '';
+}
+
 function promptChars(request: LlmRequest): number {
   let n = request.system.length;
   for (const m of request.messages) n += m.content.length;
@@ -61,8 +73,7 @@ export class ScriptedProvider implements LlmProvider {
       return { text: 'Script finished.', tool_calls: [], usage: { prompt_tokens: promptTokens, completion_tokens: 4, cached_tokens: 0 }, model: request.model, stop_reason: 'end_turn' };
     }
     const firstUser = request.messages.find((m): m is Extract<ChatMessage, { role: 'user' }> => m.role === 'user');
-    const lastTool = [...request.messages].reverse().find((m): m is Extract<ChatMessage, { role: 'tool' }> => m.role === 'tool');
-    const vars = { task: firstUser?.content ?? '', last_result: lastTool?.content ?? '' };
+    const vars = { task: firstUser?.content ?? '', last_result: lastResult(request.messages) };
     const text = (substitute(step.text ?? '', vars) as string) ?? '';
     const tool_calls = (step.tool_calls ?? []).map((c, i) => ({ id: `call_${turn}_${i}`, name: c.name, args: substitute(c.args ?? {}, vars) }));
     const completionChars = text.length + tool_calls.reduce((n, c) => n + c.name.length + JSON.stringify(c.args).length, 0);

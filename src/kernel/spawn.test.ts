@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { IMAGES, IMAGE_NAMES } from './images.ts';
+import { DEFAULT_QUOTAS, PID_PATTERN } from './pcb.ts';
+import { type SpawnContext, type SpawnRequest, type SpawnSpec, SpawnRequestSchema, childPid, randomPid, resolveSpawn } from './spawn.ts';
+
+const PARENT = 'p0123456789abcdefghij';
+
+function ctx(over: Partial<SpawnContext> = {}): SpawnContext {
+  return {
+    pid: 'paaaaaaaaaaaaaaaaaaaa',
+    ppid: PARENT,
+    spawn_key: 'key-1',
+    default_model: { provider: 'openai', model: 'gpt-default' },
+    ...over,
+  };
+}
+
+function resolved(req: SpawnRequest, c: SpawnContext = ctx()): SpawnSpec {
+  const r = resolveSpawn(req, c);
+  if (!r.ok) throw new Error(`expected spawn to resolve: ${r.error.message}`);
+  return r.value;
+}
+
+describe('resolveSpawn', () => {
+  it('EINVAL for an unknown image, listing the images', () => {
+    const r = resolveSpawn({ name: 'x', task: 't', image: 'nope' }, ctx());
+    if (r.ok) throw new Error('expected EINVAL');
+    expect(r.error.code).toBe('EINVAL');
+    expect(r.error.details).toEqual({ image: 'nope' });
+    for (const n of IMAGE_NAMES) expect(r.error.message).toContain(n);
+  });
+
+  it('defaults: image "default", the deployment model, priority 50, default quotas', () => {
+    const s = resolved({ name: 'x', task: 't' });
+    expect(s).toMatchObject({
+      pid: 'paaaaaaaaaaaaaaaaaaaa',
+      ppid: PARENT,
+      name: 'x',
+      task: 't',
+      image: 'default',
+      system_prompt: IMAGES.default?.system_prompt,
+      tool_mode: 'native',
+      priority: 50,
+      model: { provider: 'openai', model: 'gpt-default' },
+      quotas: DEFAULT_QUOTAS,
+      capabilities: [],
+      script: null,
+      spawn_key: 'key-1',
+    });
+  });
+
+  it('a model string uses the default provider; an object is used as is', () => {
+    expect(resolved({ name: 'x', task: 't', model: 'gpt-other' }).model).toEqual({ provider: 'openai', model: 'gpt-other' });
+    expect(resolved({ name: 'x', task: 't', model: { provider: 'anthropic', model: 'claude' } }).model).toEqual({ provider: 'anthropic', model: 'claude' });
+  });
+
+  it("the image's model and script apply when no model is given", () => {
+    const s = resolved({ name: 'x', task: 't', image: 'demo-helper' });
+    expect(s.model).toEqual({ provider: 'scripted', model: 'scripted' });
+    expect(s.tool_mode).toBe('text');
+    expect(s.script).toEqual(IMAGES['demo-helper']?.script);
+  });
+
+  it('a script with a non-scripted provider is EINVAL; with the scripted one it is kept', () => {
+    const script = [{ text: 'hi' }];
+    const r = resolveSpawn({ name: 'x', task: 't', script }, ctx());
+    expect(r.ok ? 'ok' : r.error.code).toBe('EINVAL');
+    expect(r.ok ? '' : r.error.message).toContain('openai');
+    const s = resolved({ name: 'x', task: 't', script, model: { provider: 'scripted', model: 's' } });
+    expect(s.script).toEqual(script);
+    expect(resolved({ name: 'x', task: 't', image: 'demo', script }).script).toEqual(script);
+  });
+
+  it('quotas are merged over the defaults', () => {
+    expect(resolved({ name: 'x', task: 't', quotas: { max_steps: 3 } }).quotas).toEqual({ ...DEFAULT_QUOTAS, max_steps: 3 });
+  });
+
+  it('priority: explicit, else inherited from ctx, else 50', () => {
+    expect(resolved({ name: 'x', task: 't', priority: 0 }, ctx({ priority: 70 })).priority).toBe(0);
+    expect(resolved({ name: 'x', task: 't' }, ctx({ priority: 70 })).priority).toBe(70);
+    expect(resolved({ name: 'x', task: 't' }).priority).toBe(50);
+  });
+
+  it('copies inherited capabilities', () => {
+    const caps = ['net'];
+    const s = resolved({ name: 'x', task: 't' }, ctx({ capabilities: caps }));
+    expect(s.capabilities).toEqual(['net']);
+    expect(s.capabilities).not.toBe(caps);
+  });
+});
+
+describe('SpawnRequestSchema', () => {
+  it('accepts a minimal request and rejects unknown keys and an empty task', () => {
+    expect(SpawnRequestSchema.safeParse({ name: 'x', task: 't' }).success).toBe(true);
+    expect(SpawnRequestSchema.safeParse({ name: 'x', task: 't', colour: 'red' }).success).toBe(false);
+    expect(SpawnRequestSchema.safeParse({ name: 'x', task: '' }).success).toBe(false);
+    expect(SpawnRequestSchema.safeParse({ name: 'x', task: 't', model: { provider: 'a', model: 'b', extra: 1 } }).success).toBe(false);
+    expect(SpawnRequestSchema.safeParse({ name: 'x', task: 't', quotas: { max_steps: 0 } }).success).toBe(false);
+    expect(SpawnRequestSchema.safeParse({ name: 'x', task: 't', priority: 101 }).success).toBe(false);
+  });
+});
+
+describe('pids', () => {
+  it('randomPid matches PID_PATTERN and uses the injected randomness', () => {
+    for (let i = 0; i < 20; i++) expect(randomPid()).toMatch(PID_PATTERN);
+    const fixed = randomPid((b) => b.fill(37));
+    expect(fixed).toBe(`p${'1'.repeat(20)}`);
+    expect(randomPid((b) => b.fill(255))).toMatch(PID_PATTERN);
+    expect(randomPid()).not.toBe(randomPid());
+  });
+
+  it('childPid is deterministic per (parent, callKey) and matches PID_PATTERN', async () => {
+    const a = await childPid(PARENT, 'step-3/call-0');
+    expect(a).toMatch(PID_PATTERN);
+    expect(await childPid(PARENT, 'step-3/call-0')).toBe(a);
+    expect(await childPid(PARENT, 'step-3/call-1')).not.toBe(a);
+    expect(await childPid('pbbbbbbbbbbbbbbbbbbbb', 'step-3/call-0')).not.toBe(a);
+  });
+});
