@@ -9,7 +9,15 @@ export default defineConfig(async () => {
       cloudflareTest(({ inject }) => ({
         wrangler: { configPath: './wrangler.toml' },
         miniflare: {
-          bindings: { TEST_MIGRATIONS: migrations, TEST_SERVER: `http://127.0.0.1:${inject('testServerPort')}` },
+          bindings: {
+            TEST_MIGRATIONS: migrations,
+            TEST_SERVER: `http://127.0.0.1:${inject('testServerPort')}`,
+            // The real SDKs, pointed at the fake LLM service in test/support/fake-llm.ts.
+            OPENAI_BASE_URL: `http://127.0.0.1:${inject('testServerPort')}/llm/openai/v1`,
+            OPENAI_API_KEY: 'sk-test-openai',
+            ANTHROPIC_BASE_URL: `http://127.0.0.1:${inject('testServerPort')}/llm/anthropic`,
+            ANTHROPIC_API_KEY: 'sk-ant-test',
+          },
         },
       })),
     ],

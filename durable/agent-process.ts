@@ -7,10 +7,11 @@
  * value survives the RPC boundary with its code and details intact.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { type Result, fail, ok, toErrorValue } from '../src/kernel/errors.ts';
+import { KernelError, type Result, fail, ok, toErrorValue } from '../src/kernel/errors.ts';
 import { normalizePath } from '../src/kernel/paths.ts';
 import { type ExitStatus, type Pcb, type Signal } from '../src/kernel/pcb.ts';
 import { type SpawnRequest, type SpawnSpec, resolveSpawn } from '../src/kernel/spawn.ts';
+import { checkModel } from '../src/llm/index.ts';
 import type { DirEntry } from '../src/process/fs.ts';
 import { ProcessRuntime } from '../src/process/runtime.ts';
 import { StepLoop, type StepDeps } from '../src/process/step.ts';
@@ -69,6 +70,7 @@ export class AgentProcess extends DurableObject<Env> {
   protected stepDeps(): StepDeps {
     const env = this.env;
     return {
+      llm: env,
       fetch: (request) => fetch(request),
       spawnChild: async (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string) => {
         const spec = resolveSpawn(request, {
@@ -79,16 +81,18 @@ export class AgentProcess extends DurableObject<Env> {
           capabilities: parent.capabilities,
           priority: parent.priority,
         });
-        if (!spec.ok) throw Object.assign(new Error(spec.error.message), spec.error);
+        if (!spec.ok) throw KernelError.fromValue(spec.error);
+        const usable = checkModel(spec.value.model, env);
+        if (!usable.ok) throw KernelError.fromValue(usable.error);
         const r = await processStub(env, pid).spawn(spec.value);
-        if (!r.ok) throw Object.assign(new Error(r.error.message), r.error);
+        if (!r.ok) throw KernelError.fromValue(r.error);
         return { pid: r.value.pid };
       },
       signalChild: async (parent: Pcb, pid: string, signal: Signal) => {
         const r = await processStub(env, pid).signal(signal, parent.pid);
         if (r.ok) return { delivered: true, state: r.value.state };
         if (r.error.code === 'ESTATE') return { delivered: false, state: String((r.error.details as { state?: string } | undefined)?.state ?? 'exited') };
-        throw Object.assign(new Error(r.error.message), r.error);
+        throw KernelError.fromValue(r.error);
       },
     };
   }

@@ -118,7 +118,9 @@ describe('ps, audit and discovery', () => {
     const r = await api<{ rows: { seq: number; kind: string; action: string; outcome: string; code: string | null }[]; next_after: number }>('GET', `/v1/audit?pid=${pid}`);
     expect(r.body.rows.map((x) => [x.kind, x.action, x.outcome, x.code])).toEqual([
       ['lifecycle', 'spawn', 'ok', null],
+      ['llm', 'llm_call', 'ok', null],
       ['syscall', 'fs_write', 'error', 'EPERM'],
+      ['llm', 'llm_call', 'ok', null],
       ['syscall', 'exit', 'ok', null],
       ['lifecycle', 'exit', 'error', '3'],
     ]);

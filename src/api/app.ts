@@ -102,7 +102,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
     async ({ body, c }) => {
       const pid = randomPid();
       const spec = unwrap(resolveSpawn(body, { pid, ppid: null, spawn_key: `api/${pid}`, default_model: { provider: c.env.LLM_PROVIDER, model: c.env.LLM_MODEL } }));
-      unwrap(checkModel(spec.model));
+      unwrap(checkModel(spec.model, c.env));
       const pcb = unwrap(await processStub(c.env, pid).spawn(spec));
       return c.json(pcb, 201, { location: `/v1/processes/${pid}` });
     },

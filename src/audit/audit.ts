@@ -9,7 +9,7 @@
  */
 import { preview } from '../kernel/preview.ts';
 
-export type AuditKind = 'lifecycle' | 'syscall' | 'signal';
+export type AuditKind = 'lifecycle' | 'syscall' | 'signal' | 'llm';
 export type AuditOutcome = 'ok' | 'error' | 'refused';
 
 export interface AuditRecord {

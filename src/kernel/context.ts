@@ -23,7 +23,10 @@ export interface ContextInput {
   readonly system_prompt: string;
   readonly tool_mode: ToolMode;
   readonly model: string;
-  readonly pages: readonly PageBody[];
+  /** Pages with the step they belong to (0 for the task). */
+  readonly pages: readonly (PageBody & { readonly step?: number })[];
+  /** Pages of steps 1 … floor_step − 1 are left out (after a context-length error); the task stays. */
+  readonly floor_step?: number;
 }
 
 /** Results are shown to the model as compact JSON. */
@@ -45,7 +48,15 @@ export function textProtocolPrompt(tools: readonly ToolSpec[]): string {
 export function buildRequest(input: ContextInput): LlmRequest {
   const tools = syscallTools();
   const messages: ChatMessage[] = [];
+  const floor = input.floor_step ?? 0;
+  let noted = false;
   for (const page of input.pages) {
+    const step = page.step ?? 0;
+    if (step > 0 && step < floor) continue;
+    if (floor > 1 && step >= floor && !noted) {
+      noted = true;
+      messages.push({ role: 'user', content: `[kernel] steps 1-${floor - 1} were dropped from this context to fit the model's window; their effects (files, children) remain.` });
+    }
     switch (page.kind) {
       case 'task':
         messages.push({ role: 'user', content: page.text });

@@ -55,6 +55,7 @@ export const UsageSchema = z.object({
   prompt_tokens: z.number().int(),
   completion_tokens: z.number().int(),
   cached_tokens: z.number().int(),
+  cache_write_tokens: z.number().int(),
   syscalls: z.number().int(),
 });
 export type Usage = z.infer<typeof UsageSchema>;
@@ -65,6 +66,7 @@ export const ZERO_USAGE: Usage = {
   prompt_tokens: 0,
   completion_tokens: 0,
   cached_tokens: 0,
+  cache_write_tokens: 0,
   syscalls: 0,
 };
 
@@ -76,7 +78,12 @@ export const ExitStatusSchema = z.object({
 });
 export type ExitStatus = z.infer<typeof ExitStatusSchema>;
 
-export const ModelRefSchema = z.object({ provider: z.string(), model: z.string() });
+export const ModelRefSchema = z.object({
+  provider: z.string().min(1).max(32),
+  model: z.string().min(1).max(256),
+  /** Another server for this process's model. The deployment's API key is never sent there. */
+  base_url: z.string().url().max(2048).optional(),
+});
 export type ModelRef = z.infer<typeof ModelRefSchema>;
 
 export const WaitSchema = z.object({

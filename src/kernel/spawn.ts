@@ -21,6 +21,7 @@ export const SpawnRequestSchema = z
       .optional()
       .describe('a model name for the configured provider, or {provider, model}'),
     quotas: QuotasSchema.partial().optional(),
+    tool_mode: z.enum(['native', 'text']).optional().describe('how syscalls reach the model: native tools, or [SYS_CALL::…] text for models without tool calling'),
     script: ScriptSchema.optional().describe('turns for the scripted provider (tests, demos)'),
   })
   .strict();
@@ -70,7 +71,7 @@ export function resolveSpawn(req: SpawnRequest, ctx: SpawnContext): Result<Spawn
     task: req.task,
     image: image.name,
     system_prompt: image.system_prompt,
-    tool_mode: image.tool_mode,
+    tool_mode: req.tool_mode ?? image.tool_mode,
     priority: req.priority ?? ctx.priority ?? PRIORITY_DEFAULT,
     model,
     quotas: { ...DEFAULT_QUOTAS, ...Object.fromEntries(Object.entries(req.quotas ?? {}).filter(([, v]) => v !== undefined)) },

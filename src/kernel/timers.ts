@@ -51,6 +51,19 @@ export function due(timers: readonly Timer[], now: number): Timer[] {
   return timers.filter((t) => t.fire_at <= now).sort((a, b) => a.fire_at - b.fire_at);
 }
 
+/** Consecutive failed LLM calls (429, 5xx, timeouts) before the process gives up. */
+export const MAX_LLM_ATTEMPTS = 6;
+
+/**
+ * Delay before retrying a failed LLM call: the provider's retry-after when it gave one (never less),
+ * else 1 s, 2 s, 4 s … capped at 5 min, plus up to 25% jitter so parked processes spread out.
+ */
+export function llmRetryDelayMs(attempt: number, retryAfterMs: number | null, random: () => number): number {
+  const backoff = Math.min(1000 * 2 ** Math.max(0, attempt - 1), 300_000);
+  const base = retryAfterMs === null ? backoff : Math.max(retryAfterMs, 0);
+  return Math.round(base + Math.min(base, 60_000) * 0.25 * random());
+}
+
 /** How many consecutive faulted alarm runs a process survives before it is ended with EFAULT. */
 export const MAX_FAULTS = 5;
 

@@ -70,7 +70,7 @@ export class ScriptedProvider implements LlmProvider {
     const step = this.#script[turn];
     const promptTokens = estimateTokens(promptChars(request));
     if (step === undefined) {
-      return { text: 'Script finished.', tool_calls: [], usage: { prompt_tokens: promptTokens, completion_tokens: 4, cached_tokens: 0 }, model: request.model, stop_reason: 'end_turn' };
+      return { text: 'Script finished.', tool_calls: [], usage: { prompt_tokens: promptTokens, completion_tokens: 4, cached_tokens: 0, cache_write_tokens: 0 }, model: request.model, stop_reason: 'end_turn' };
     }
     const firstUser = request.messages.find((m): m is Extract<ChatMessage, { role: 'user' }> => m.role === 'user');
     const vars = { task: firstUser?.content ?? '', last_result: lastResult(request.messages) };
@@ -80,7 +80,7 @@ export class ScriptedProvider implements LlmProvider {
     return {
       text,
       tool_calls,
-      usage: { prompt_tokens: promptTokens, completion_tokens: estimateTokens(completionChars), cached_tokens: 0 },
+      usage: { prompt_tokens: promptTokens, completion_tokens: estimateTokens(completionChars), cached_tokens: 0, cache_write_tokens: 0 },
       model: request.model,
       stop_reason: tool_calls.length > 0 ? 'tool_use' : 'end_turn',
     };

@@ -38,6 +38,8 @@ export interface LlmUsage {
   readonly completion_tokens: number;
   /** Prompt tokens served from the provider's cache. */
   readonly cached_tokens: number;
+  /** Prompt tokens written to the provider's cache (Anthropic cache_creation_input_tokens). */
+  readonly cache_write_tokens: number;
 }
 
 export interface LlmResponse {

@@ -13,7 +13,7 @@
  *    written before the work starts.
  */
 import { type AuditKind, type AuditOutcome, type Statement, auditInsert } from '../audit/audit.ts';
-import { type ErrorValue, type Result, fail, ok, toErrorValue } from '../kernel/errors.ts';
+import { type ErrorValue, KernelError, type Result, fail, ok, toErrorValue } from '../kernel/errors.ts';
 import { type ExitStatus, LIVE_STATES, type Pcb, type Signal, ZERO_USAGE } from '../kernel/pcb.ts';
 import { preview } from '../kernel/preview.ts';
 import type { SpawnSpec } from '../kernel/spawn.ts';
@@ -104,7 +104,7 @@ export class ProcessRuntime {
   apply(event: TransitionEvent): Pcb {
     const before = this.mustPcb();
     const r = transition(before, event, this.now);
-    if (!r.ok) throw Object.assign(new Error(r.error.message), { kernel: r.error });
+    if (!r.ok) throw KernelError.fromValue(r.error);
     this.save(r.value);
     this.emit('state', { from: before.state, to: r.value.state, event: event.type });
     return r.value;

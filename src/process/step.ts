@@ -15,13 +15,19 @@ import type { Pcb, Signal } from '../kernel/pcb.ts';
 import { type SpawnRequest, childPid, resolveSpawn } from '../kernel/spawn.ts';
 import { type RawCall, type SyscallArgs, type SyscallName, type SyscallResult, type ValidCall, replayClass, validateCall } from '../kernel/syscalls.ts';
 import { parseTextCalls } from '../kernel/text-protocol.ts';
-import { STEP_LEASE_MS, quotaExceeded } from '../kernel/timers.ts';
-import { createProvider } from '../llm/index.ts';
+import { MAX_LLM_ATTEMPTS, STEP_LEASE_MS, llmRetryDelayMs, quotaExceeded } from '../kernel/timers.ts';
+import { LlmError } from '../llm/errors.ts';
+import { type LlmEnv, createProvider } from '../llm/index.ts';
 import type { Script } from '../llm/scripted.ts';
-import type { LlmProvider, LlmToolCall, ToolMode } from '../llm/types.ts';
+import type { LlmProvider, LlmResponse, LlmToolCall, ToolMode } from '../llm/types.ts';
 import { type Directive, HANDLERS, type SyscallContext } from './handlers.ts';
 import type { ProcessRuntime } from './runtime.ts';
 import type { JournalRow } from './store.ts';
+
+/** Meta keys: consecutive failed LLM attempts; the first step still in the context; the step that last shrank it. */
+const LLM_ATTEMPTS = 'llm_attempts';
+const CONTEXT_FLOOR = 'context_floor';
+const CONTEXT_SHRUNK_AT = 'context_shrunk_at';
 
 /** Steps one alarm run may take back to back before it yields the object to other work. */
 export const SLICE_STEPS = 8;
@@ -34,6 +40,9 @@ export interface ImageMeta {
 
 /** What the kernel needs from outside the object to run a step. */
 export interface StepDeps {
+  /** The deployment's LLM configuration (keys, base URLs, timeouts, the AI binding). */
+  readonly llm: LlmEnv;
+  /** Replace provider construction (benchmarks, tests of adapters). */
   readonly provider?: (pcb: Pcb, image: ImageMeta) => LlmProvider;
   readonly fetch: (request: Request) => Promise<Response>;
   readonly spawnChild: (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string) => Promise<{ pid: string }>;
@@ -105,7 +114,7 @@ export class StepLoop {
 
   #provider(pcb: Pcb, image: ImageMeta): LlmProvider {
     if (this.#deps.provider) return this.#deps.provider(pcb, image);
-    const p = createProvider({ model: pcb.model, ...(image.script ? { script: image.script } : {}) });
+    const p = createProvider({ model: pcb.model, script: image.script, env: this.#deps.llm });
     if (!p.ok) throw KernelError.fromValue(p.error);
     return p.value;
   }
@@ -115,14 +124,27 @@ export class StepLoop {
     const rt = this.#rt;
     const pcb = rt.mustPcb();
     const image = this.#image();
-    const pages = rt.store.pages().map((p) => p.body as PageBody);
-    const request = buildRequest({ system_prompt: image.system_prompt, tool_mode: image.tool_mode, model: pcb.model.model, pages });
     const started = rt.now;
-    const response = await this.#provider(pcb, image).complete(request);
+    let response: LlmResponse;
+    for (;;) {
+      const floor = rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0;
+      const pages = rt.store.pages().map((p) => ({ ...(p.body as PageBody), step: p.step }));
+      const request = buildRequest({ system_prompt: image.system_prompt, tool_mode: image.tool_mode, model: pcb.model.model, pages, floor_step: floor });
+      try {
+        response = await this.#provider(pcb, image).complete(request);
+        break;
+      } catch (e) {
+        if (!(e instanceof LlmError)) throw e;
+        const state = rt.mustPcb().state;
+        if (state !== 'running') return null;
+        if (!this.#onLlmError(e, pcb.usage.steps + 1)) return null;
+      }
+    }
     const latency = rt.now - started;
     const after = rt.mustPcb();
     // Killed during the call: the answer is discarded (it had no effects). Stopped: it is journaled and dispatched on SIGCONT.
     if (after.state !== 'running' && after.state !== 'stopped') return null;
+    if ((rt.store.getMeta<number>(LLM_ATTEMPTS) ?? 0) > 0) rt.store.setMeta(LLM_ATTEMPTS, 0);
     const step = after.usage.steps + 1;
     const native = response.tool_calls.length > 0;
     const parsed = native ? null : parseTextCalls(response.text, `text-${step}`);
@@ -154,6 +176,7 @@ export class StepLoop {
           prompt_tokens: u.prompt_tokens + response.usage.prompt_tokens,
           completion_tokens: u.completion_tokens + response.usage.completion_tokens,
           cached_tokens: u.cached_tokens + response.usage.cached_tokens,
+          cache_write_tokens: u.cache_write_tokens + response.usage.cache_write_tokens,
         },
         version: current.version + 1,
         updated_at: rt.now,
@@ -168,8 +191,47 @@ export class StepLoop {
         text: response.text,
         calls: calls.map((c) => c.name),
       });
+      rt.audit('llm', 'llm_call', 'ok', null, { step, provider: pcb.model.provider, model: response.model, usage: response.usage, latency_ms: latency });
     });
     return step;
+  }
+
+  /**
+   * A provider call failed. Retryable: park the process until the provider's retry-after (or backoff)
+   * on its run timer, bounded to MAX_LLM_ATTEMPTS. Context too long: raise the context floor once and
+   * retry now. Anything else: the process ends with the error's code. Returns true to retry at once.
+   */
+  #onLlmError(e: LlmError, step: number): boolean {
+    const rt = this.#rt;
+    const error = { code: e.code, message: e.message, ...(e.status === null ? {} : { details: { status: e.status } }) };
+    if (e.kind === 'context') {
+      const floor = rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0;
+      if (rt.store.getMeta<number>(CONTEXT_SHRUNK_AT) !== step && step - 1 > floor + 1) {
+        // Drop the older half of the steps still in the context; the task page always stays.
+        const next = floor + Math.ceil((step - floor) / 2);
+        rt.store.transaction(() => {
+          rt.store.setMeta(CONTEXT_FLOOR, next);
+          rt.store.setMeta(CONTEXT_SHRUNK_AT, step);
+          rt.emit('context_shrunk', { step, dropped_before_step: next, error });
+        });
+        return true;
+      }
+    }
+    const attempts = (rt.store.getMeta<number>(LLM_ATTEMPTS) ?? 0) + 1;
+    rt.store.transaction(() => {
+      rt.emit('llm_error', { step, kind: e.kind, attempt: attempts, retry_after_ms: e.retryAfterMs, error });
+      rt.audit('llm', 'llm_call', 'error', e.code, { step, kind: e.kind, attempt: attempts, error });
+      if (e.kind === 'retryable' && attempts < MAX_LLM_ATTEMPTS) {
+        rt.store.setMeta(LLM_ATTEMPTS, attempts);
+        rt.apply({ type: 'yield' });
+        rt.store.setTimer('run', rt.now + llmRetryDelayMs(attempts, e.retryAfterMs, rt.deps.random));
+      } else {
+        rt.store.setMeta(LLM_ATTEMPTS, 0);
+        const why = e.kind === 'retryable' ? `the LLM provider failed ${attempts} times in a row; last: ${e.message}` : e.message;
+        rt.exit({ code: e.code, reason: why });
+      }
+    });
+    return false;
   }
 
   #context(pcb: Pcb, row: JournalRow): SyscallContext {

@@ -7,10 +7,12 @@
  *   ANY  /hang/<key>      → held open; the first request for a key hangs, later ones answer 200
  *   GET  /hanging/<key>   → long-poll: answers once a request is hanging on /hang/<key>
  *   GET  /count/<key>     → how many requests /hang/<key> has received
+ *   /llm/…                → the fake LLM service (./fake-llm.ts)
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TestProject } from 'vitest/node';
+import { createFakeLlm } from './fake-llm.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -19,6 +21,7 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const llm = createFakeLlm();
   const counts = new Map<string, number>();
   const hanging = new Map<string, http.ServerResponse>();
   const waiters = new Map<string, ((v: void) => void)[]>();
@@ -28,6 +31,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
+      if (llm.handle(req, res, body)) return;
       const [, route, key = ''] = url.pathname.split('/');
       if (route === 'echo') {
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -66,6 +70,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('testServerPort', (server.address() as AddressInfo).port);
   return async () => {
     for (const res of hanging.values()) res.destroy();
+    llm.close();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };

@@ -1,0 +1,18 @@
+/**
+ * Bindings `wrangler types` cannot see: secrets (never in wrangler.toml) and the optional Workers AI
+ * binding. Generated types for everything in wrangler.toml are in worker-configuration.d.ts.
+ */
+import type { AiBinding } from './llm/workers-ai.ts';
+
+declare global {
+  namespace Cloudflare {
+    interface Env {
+      /** Secret: `wrangler secret put OPENAI_API_KEY` (or .dev.vars locally). */
+      OPENAI_API_KEY?: string;
+      /** Secret: `wrangler secret put ANTHROPIC_API_KEY` (or .dev.vars locally). */
+      ANTHROPIC_API_KEY?: string;
+      /** Workers AI, when `[ai] binding = "AI"` is configured. */
+      AI?: AiBinding;
+    }
+  }
+}
