@@ -80,6 +80,7 @@ export class AgentProcess extends DurableObject<Env> {
           default_model: { provider: env.LLM_PROVIDER, model: env.LLM_MODEL },
           capabilities: parent.capabilities,
           priority: parent.priority,
+          model: parent.model,
         });
         if (!spec.ok) throw KernelError.fromValue(spec.error);
         const usable = checkModel(spec.value.model, env);

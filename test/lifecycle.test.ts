@@ -59,7 +59,7 @@ describe('wait, exit and zombies', () => {
       name: 'p',
       task: 't',
       model: scripted,
-      script: [call('spawn', { name: 'slow', task: 'nap', image: 'default', priority: 10 }), call('wait', { timeout_seconds: 5 }), call('exit', { code: 7 })],
+      script: [call('spawn', { name: 'slow', task: 'nap', image: 'idle', priority: 10 }), call('wait', { timeout_seconds: 5 }), call('exit', { code: 7 })],
     });
     const waiting = await runUntil(pid, ['waiting']);
     expect(waiting.wait).toMatchObject({ reason: 'child', pid: null });

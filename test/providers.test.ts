@@ -6,7 +6,7 @@
  */
 import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { eventsOf, fileOf, pcbOf, runUntil, spawn, stubOf, tick } from './support/helpers.ts';
+import { api, eventsOf, fileOf, pcbOf, runTree, runUntil, spawn, stubOf, tick } from './support/helpers.ts';
 
 type Req = { path: string; headers: Record<string, string>; body: Record<string, unknown> & { messages: Record<string, unknown>[] } };
 
@@ -206,4 +206,39 @@ describe('Anthropic messages', () => {
     expect(result).toMatchObject({ type: 'tool_result', is_error: true });
     expect(JSON.parse(String(result?.content))).toMatchObject({ ok: false, error: { code: 'ENOENT' } });
   });
+});
+
+describe('the demo scenario on real wire formats', () => {
+  // The same steps the scripted demo takes: write, sleep on the alarm, spawn a child, wait, write, exit.
+  const steps = [
+    ['fs_write', { path: 'notes/plan.md', content: 'plan' }],
+    ['sleep', { seconds: 2 }],
+    ['spawn', { name: 'helper', task: 'say hello', image: 'demo-helper' }],
+    ['wait', { timeout_seconds: 60 }],
+    ['fs_write', { path: 'notes/done.md', content: 'done' }],
+    ['exit', { code: 0, result: 'scenario complete' }],
+  ] as const;
+
+  for (const provider of ['openai', 'anthropic'] as const) {
+    it(`runs end to end on ${provider}`, async () => {
+      const model = unique(provider);
+      const answers = steps.map(([name, args], i) =>
+        provider === 'openai'
+          ? oaAnswer(model, { tool_calls: [oaCall(`call_${i}`, name, args)] })
+          : anAnswer(model, [{ type: 'tool_use', id: `toolu_${i}`, name, input: args }], { input_tokens: 10, output_tokens: 5 }),
+      );
+      await scenario(model, answers);
+      const { pid } = await spawn({ name: 'demo', task: 'tidy', model: { provider, model } });
+      expect((await runUntil(pid, ['sleeping'])).state).toBe('sleeping');
+      const done = await runTree(pid);
+      const kid = (await api<{ processes: { pid: string }[] }>('GET', `/v1/processes?ppid=${pid}`)).body.processes[0]!.pid;
+      expect(done.exit).toMatchObject({ code: 0, result: 'scenario complete' });
+      expect(await fileOf(pid, 'notes/done.md')).toBe('done');
+      expect(done.usage.llm_calls).toBe(6);
+      expect(done.usage.prompt_tokens).toBe(provider === 'openai' ? 600 : 60);
+      // The wait result the model received names the child and its exit.
+      const waitResult = (await eventsOf(pid)).find((e) => e.type === 'syscall' && e.data.name === 'wait');
+      expect(waitResult?.data).toMatchObject({ ok: true, result: { pid: kid, exit: { code: 0, result: 'helper says hello' } } });
+    });
+  }
 });

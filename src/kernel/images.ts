@@ -46,6 +46,14 @@ export const IMAGES: Readonly<Record<string, Image>> = {
       { text: 'Done.', tool_calls: [{ name: 'exit', args: { code: 0, result: 'plan written, helper finished' } }] },
     ],
   },
+  idle: {
+    name: 'idle',
+    description: 'Scripted: sleeps in one-hour naps (up to a day) until signalled; a placeholder child, or a target for signals.',
+    system_prompt: BASE_PROMPT,
+    tool_mode: 'native',
+    model: { provider: 'scripted', model: 'scripted' },
+    script: Array.from({ length: 24 }, () => ({ tool_calls: [{ name: 'sleep', args: { seconds: 3600 } }] })),
+  },
   'demo-helper': {
     name: 'demo-helper',
     description: 'Scripted child for the demo: writes a greeting file and exits with it as its result.',

@@ -52,6 +52,8 @@ export interface SpawnContext {
   readonly default_model: ModelRef;
   /** Inherited from the parent when a process spawns a child. */
   readonly capabilities?: readonly string[];
+  /** The parent's model: a child runs on it unless the request or the child's image names another. */
+  readonly model?: ModelRef;
   readonly priority?: number;
 }
 
@@ -60,7 +62,7 @@ export function resolveSpawn(req: SpawnRequest, ctx: SpawnContext): Result<Spawn
   const image = IMAGES[imageName];
   if (!image) return fail('EINVAL', `unknown image "${imageName}"; available images: ${IMAGE_NAMES.join(', ')}`, { image: imageName });
   const model: ModelRef =
-    typeof req.model === 'string' ? { provider: ctx.default_model.provider, model: req.model } : (req.model ?? image.model ?? ctx.default_model);
+    typeof req.model === 'string' ? { provider: (ctx.model ?? ctx.default_model).provider, model: req.model } : (req.model ?? image.model ?? ctx.model ?? ctx.default_model);
   if (req.script !== undefined && model.provider !== 'scripted') {
     return fail('EINVAL', `a script only applies to the scripted provider, not "${model.provider}"`);
   }

@@ -60,3 +60,19 @@ export async function fileOf(pid: string, path: string): Promise<string> {
   if (r.status !== 200) throw new Error(`read ${path}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body.content;
 }
+
+/**
+ * Drive a process and its children until the process reaches one of `states`. Children's alarms
+ * also fire by themselves, so whether a parent's wait blocks or finds its child already exited
+ * depends on timing: tests assert outcomes (what wait returned), not that interleaving.
+ */
+export async function runTree(pid: string, states: readonly string[] = ['terminated'], max = 100): Promise<Pcb> {
+  for (let i = 0; i < max; i++) {
+    const pcb = await pcbOf(pid);
+    if (states.includes(pcb.state)) return pcb;
+    const kids = await api<{ processes: { pid: string; state: string }[] }>('GET', `/v1/processes?ppid=${pid}&limit=500`);
+    for (const kid of kids.body.processes) if (kid.state !== 'terminated' && kid.state !== 'zombie') await tick(kid.pid);
+    await tick(pid);
+  }
+  return pcbOf(pid);
+}
