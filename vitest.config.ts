@@ -17,6 +17,7 @@ export default defineConfig(async () => {
             OPENAI_API_KEY: 'sk-test-openai',
             ANTHROPIC_BASE_URL: `http://127.0.0.1:${inject('testServerPort')}/llm/anthropic`,
             ANTHROPIC_API_KEY: 'sk-ant-test',
+            AGENTOS_ADMIN_TOKEN: 'test-admin-token',
           },
         },
       })),

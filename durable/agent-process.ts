@@ -12,6 +12,7 @@ import { normalizePath } from '../src/kernel/paths.ts';
 import { type ExitStatus, type Pcb, type Signal } from '../src/kernel/pcb.ts';
 import { type SpawnRequest, type SpawnSpec, resolveSpawn } from '../src/kernel/spawn.ts';
 import { checkModel } from '../src/llm/index.ts';
+import { auditChain } from './audit-chain.ts';
 import type { DirEntry } from '../src/process/fs.ts';
 import { ProcessRuntime } from '../src/process/runtime.ts';
 import { StepLoop, type StepDeps } from '../src/process/step.ts';
@@ -24,15 +25,29 @@ import { deleteProcessRow } from '../src/process/table.ts';
  */
 export interface ProcessApi {
   spawn(spec: SpawnSpec): Promise<Result<Pcb>>;
-  info(): Promise<Result<Pcb>>;
-  signal(sig: Signal, from: string): Promise<Result<Pcb>>;
-  events(after: number, limit: number): Promise<Result<{ events: EventRow[]; next_after: number }>>;
-  readPath(path: string): Promise<Result<FileView>>;
+  info(tenant: string): Promise<Result<Pcb>>;
+  signal(sig: Signal, from: string, tenant: string | null): Promise<Result<Pcb>>;
+  events(after: number, limit: number, tenant: string): Promise<Result<{ events: EventRow[]; next_after: number }>>;
+  readPath(path: string, tenant: string): Promise<Result<FileView>>;
+  decideApproval(input: ApprovalDecision): Promise<Result<Pcb>>;
   childExited(child: string, exit: ExitStatus): Promise<{ reap: boolean }>;
   reap(by: string): Promise<Result<Pcb>>;
-  remove(by: string): Promise<Result<{ pid: string; exit: ExitStatus | null }>>;
+  remove(by: string, tenant: string): Promise<Result<{ pid: string; exit: ExitStatus | null }>>;
   fetch(request: Request): Promise<Response>;
 }
+
+export interface ApprovalDecision {
+  readonly id: string;
+  readonly tenant: string;
+  readonly args_hash: string;
+  readonly decision: 'approve' | 'deny';
+  readonly grant: 'once' | 'always';
+  readonly note: string;
+  readonly by: string;
+}
+
+/** The header the Worker uses to tell a process's fetch handler which tenant is asking. */
+export const TENANT_HEADER = 'x-agentos-tenant';
 
 export function processStub(env: Env, pid: string): ProcessApi {
   return env.AGENT_PROCESS.get(env.AGENT_PROCESS.idFromName(pid)) as unknown as ProcessApi;
@@ -57,6 +72,7 @@ export class AgentProcess extends DurableObject<Env> {
       storage: ctx.storage,
       db: env.DB,
       process: (pid) => processStub(env, pid),
+      auditChain: (tenant) => auditChain(env, tenant),
       now: () => Date.now(),
       random: Math.random,
       onEvent: (e) => this.#broadcast(e),
@@ -71,14 +87,18 @@ export class AgentProcess extends DurableObject<Env> {
     const env = this.env;
     return {
       llm: env,
+      approvalTtlMs: Math.max(1, Number(env.APPROVAL_TIMEOUT_SECONDS) || 86_400) * 1000,
       fetch: (request) => fetch(request),
-      spawnChild: async (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string) => {
+      spawnChild: async (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string, untrusted: boolean) => {
         const spec = resolveSpawn(request, {
           pid,
+          tenant: parent.tenant,
           ppid: parent.pid,
           spawn_key: `${parent.pid}/${spawnKey}`,
           default_model: { provider: env.LLM_PROVIDER, model: env.LLM_MODEL },
-          capabilities: parent.capabilities,
+          parent_grants: parent.capabilities,
+          untrusted,
+          now: Date.now(),
           priority: parent.priority,
           model: parent.model,
         });
@@ -90,7 +110,7 @@ export class AgentProcess extends DurableObject<Env> {
         return { pid: r.value.pid };
       },
       signalChild: async (parent: Pcb, pid: string, signal: Signal) => {
-        const r = await processStub(env, pid).signal(signal, parent.pid);
+        const r = await processStub(env, pid).signal(signal, parent.pid, parent.tenant);
         if (r.ok) return { delivered: true, state: r.value.state };
         if (r.error.code === 'ESTATE') return { delivered: false, state: String((r.error.details as { state?: string } | undefined)?.state ?? 'exited') };
         throw KernelError.fromValue(r.error);
@@ -108,25 +128,39 @@ export class AgentProcess extends DurableObject<Env> {
     return this.#rt.spawn(spec);
   }
 
-  info(): Result<Pcb> {
+  /** The PCB if it exists and belongs to `tenant`; another tenant's process does not exist for the caller. */
+  #own(tenant: string | null): Result<Pcb> {
     const pcb = this.#rt.pcb();
-    return pcb ? ok(pcb) : fail('ENOENT', 'no such process');
+    return pcb && (tenant === null || pcb.tenant === tenant) ? ok(pcb) : fail('ENOENT', 'no such process');
   }
 
-  async signal(sig: Signal, from: string): Promise<Result<Pcb>> {
+  info(tenant: string): Result<Pcb> {
+    return this.#own(tenant);
+  }
+
+  /** `tenant` null: a kernel-internal sender (a parent signalling its child). */
+  async signal(sig: Signal, from: string, tenant: string | null): Promise<Result<Pcb>> {
+    const own = this.#own(tenant);
+    if (!own.ok) return own;
     const r = this.#rt.signal(sig, from);
     await this.#rt.settle();
     return r;
   }
 
-  events(after: number, limit: number): Result<{ events: EventRow[]; next_after: number }> {
-    if (!this.#rt.pcb()) return fail('ENOENT', 'no such process');
+  async decideApproval(input: ApprovalDecision): Promise<Result<Pcb>> {
+    return this.#rt.decideApproval(input);
+  }
+
+  events(after: number, limit: number, tenant: string): Result<{ events: EventRow[]; next_after: number }> {
+    const own = this.#own(tenant);
+    if (!own.ok) return own;
     const events = this.#rt.store.events(after, limit);
     return ok({ events, next_after: events.at(-1)?.seq ?? after });
   }
 
-  readPath(path: string): Result<FileView> {
-    if (!this.#rt.pcb()) return fail('ENOENT', 'no such process');
+  readPath(path: string, tenant: string): Result<FileView> {
+    const own = this.#own(tenant);
+    if (!own.ok) return own;
     const p = normalizePath(path);
     if (!p.ok) return p;
     try {
@@ -157,9 +191,10 @@ export class AgentProcess extends DurableObject<Env> {
    * Remove the process: kill it if it is alive, deliver what it owes others (its parent's SIGCHLD,
    * audit rows), then drop its row from the process table and release its storage.
    */
-  async remove(by: string): Promise<Result<{ pid: string; exit: ExitStatus | null }>> {
-    const pcb = this.#rt.pcb();
-    if (!pcb) return fail('ENOENT', 'no such process');
+  async remove(by: string, tenant: string): Promise<Result<{ pid: string; exit: ExitStatus | null }>> {
+    const own = this.#own(tenant);
+    if (!own.ok) return own;
+    const pcb = own.value;
     if (pcb.state !== 'zombie' && pcb.state !== 'terminated') this.#rt.signal('SIGKILL', by);
     this.#rt.store.transaction(() => this.#rt.audit('lifecycle', 'remove', 'ok', null, { by }));
     await this.#rt.flush();
@@ -180,7 +215,7 @@ export class AgentProcess extends DurableObject<Env> {
 
   override async fetch(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    if (!this.#rt.pcb()) return Response.json({ error: { code: 'ENOENT', message: 'no such process' } }, { status: 404 });
+    if (!this.#own(request.headers.get(TENANT_HEADER) ?? '').ok) return Response.json({ error: { code: 'ENOENT', message: 'no such process' } }, { status: 404 });
     const lastId = Number(request.headers.get('last-event-id') ?? url.searchParams.get('after') ?? 0);
     const after = Number.isFinite(lastId) && lastId >= 0 ? Math.floor(lastId) : 0;
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();

@@ -4,15 +4,20 @@
  */
 import type { AiBinding } from './llm/workers-ai.ts';
 
+interface Secrets {
+  /** Secret: `wrangler secret put OPENAI_API_KEY` (or .dev.vars locally). */
+  OPENAI_API_KEY?: string;
+  /** Secret: `wrangler secret put ANTHROPIC_API_KEY` (or .dev.vars locally). */
+  ANTHROPIC_API_KEY?: string;
+  /** Secret: the bootstrap admin token (tenant "default"). `npm start` sets a development one. */
+  AGENTOS_ADMIN_TOKEN?: string;
+  /** Workers AI, when `[ai] binding = "AI"` is configured. */
+  AI?: AiBinding;
+}
+
 declare global {
+  interface Env extends Secrets {}
   namespace Cloudflare {
-    interface Env {
-      /** Secret: `wrangler secret put OPENAI_API_KEY` (or .dev.vars locally). */
-      OPENAI_API_KEY?: string;
-      /** Secret: `wrangler secret put ANTHROPIC_API_KEY` (or .dev.vars locally). */
-      ANTHROPIC_API_KEY?: string;
-      /** Workers AI, when `[ai] binding = "AI"` is configured. */
-      AI?: AiBinding;
-    }
+    interface Env extends Secrets {}
   }
 }

@@ -4,6 +4,7 @@
 import { createApp } from './api/app.ts';
 
 export { AgentProcess } from '../durable/agent-process.ts';
+export { AuditChain } from '../durable/audit-chain.ts';
 
 const app = createApp();
 

@@ -4,7 +4,7 @@
  */
 import { SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { api, runUntil, spawn } from './support/helpers.ts';
+import { ADMIN, api, runUntil, spawn } from './support/helpers.ts';
 
 type ErrorBody = { error: { code: string; message: string; details?: { issues?: { path: string[] }[] } } };
 const scripted = { provider: 'scripted', model: 'scripted' };
@@ -19,7 +19,7 @@ describe('bad input gets a clear, typed error', () => {
 
   it('an empty body and a non-UTF-8 body are 400 EINVAL', async () => {
     expect((await api<ErrorBody>('POST', '/v1/processes', '')).status).toBe(400);
-    const res = await SELF.fetch('http://agentos.test/v1/processes', { method: 'POST', body: new Uint8Array([0xff, 0xfe, 0x7b]) });
+    const res = await SELF.fetch('http://agentos.test/v1/processes', { method: 'POST', headers: ADMIN, body: new Uint8Array([0xff, 0xfe, 0x7b]) });
     expect(res.status).toBe(400);
     expect(((await res.json()) as ErrorBody).error.message).toMatch(/UTF-8/);
   });
@@ -44,7 +44,7 @@ describe('bad input gets a clear, typed error', () => {
         c.close();
       },
     });
-    const res = await SELF.fetch('http://agentos.test/v1/processes', { method: 'POST', body: stream, duplex: 'half' } as RequestInit);
+    const res = await SELF.fetch('http://agentos.test/v1/processes', { method: 'POST', headers: ADMIN, body: stream, duplex: 'half' } as RequestInit);
     expect(res.status).toBe(413);
   });
 

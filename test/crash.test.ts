@@ -43,7 +43,7 @@ function script(key: string, method: 'GET' | 'POST') {
 describe('a step killed mid-syscall', () => {
   it('resumes from the journal: done calls are not repeated, an idempotent call is re-issued, nothing is lost', async () => {
     const key = `get-${crypto.randomUUID()}`;
-    const { pid } = await spawn({ name: 'crashy', task: 'survive', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: script(key, 'GET') });
+    const { pid } = await spawn({ name: 'crashy', task: 'survive', image: 'default', model: { provider: 'scripted', model: 'scripted' }, capabilities: ['fs:/**:rw', 'net:127.0.0.1'], script: script(key, 'GET') });
     await crashDuringFetch(pid, key);
 
     // The object restarted: its constructor re-armed the step's lease, so the alarm is there to resume.
@@ -63,7 +63,7 @@ describe('a step killed mid-syscall', () => {
 
   it('never repeats an unsafe call: the model is told EINTR instead', async () => {
     const key = `post-${crypto.randomUUID()}`;
-    const { pid } = await spawn({ name: 'crashy', task: 'survive', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: script(key, 'POST') });
+    const { pid } = await spawn({ name: 'crashy', task: 'survive', image: 'default', model: { provider: 'scripted', model: 'scripted' }, capabilities: ['fs:/**:rw', 'net:127.0.0.1'], script: script(key, 'POST') });
     await crashDuringFetch(pid, key);
     const done = await runUntil(pid, ['terminated']);
     expect(done.exit?.code).toBe(0);

@@ -4,7 +4,7 @@
  */
 import { SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { api, eventsOf, pcbOf, runUntil, spawn, tick } from './support/helpers.ts';
+import { ADMIN, api, eventsOf, pcbOf, runUntil, spawn, tick } from './support/helpers.ts';
 
 const scripted = { provider: 'scripted', model: 'scripted' };
 const call = (name: string, args: Record<string, unknown> = {}) => ({ tool_calls: [{ name, args }] });
@@ -32,7 +32,7 @@ describe('signals', () => {
     expect(await pcbOf(a.pid)).toMatchObject({ state: 'terminated', exit: { code: 'SIGTERM' } });
     const b = await spawn({ name: 'b', task: 't', model: scripted, script: [call('sleep', { seconds: 30 })] });
     await signal(b.pid, 'SIGKILL');
-    expect(await pcbOf(b.pid)).toMatchObject({ state: 'terminated', exit: { code: 'SIGKILL', reason: 'killed by api' } });
+    expect(await pcbOf(b.pid)).toMatchObject({ state: 'terminated', exit: { code: 'SIGKILL', reason: 'killed by api:bootstrap' } });
     expect(await tick(b.pid)).toBe(false);
   });
 });
@@ -124,7 +124,7 @@ describe('removal and the live event stream', () => {
 
   it('streams events live over SSE, from the backlog to termination, then closes', async () => {
     const { pid } = await spawn({ name: 'sse', task: 't', model: scripted, script: [call('sleep', { seconds: 60 })] });
-    const res = await SELF.fetch(`http://agentos.test/v1/processes/${pid}/events`, { headers: { accept: 'text/event-stream' } });
+    const res = await SELF.fetch(`http://agentos.test/v1/processes/${pid}/events`, { headers: { ...ADMIN, accept: 'text/event-stream' } });
     expect(res.headers.get('content-type')).toBe('text/event-stream');
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
     let text = '';

@@ -10,8 +10,8 @@ const scripted = { provider: 'scripted', model: 'scripted' };
 const call = (name: string, args: unknown = {}) => ({ name, args });
 type Result = { name: string; ok: boolean; result?: Record<string, unknown>; error?: { code: string; message: string; details?: unknown } };
 
-async function run(turns: unknown[], image = 'default'): Promise<{ pid: string; results: Result[]; exit: unknown }> {
-  const { pid } = await spawn({ name: 't', task: 'test', image, model: scripted, script: turns });
+async function run(turns: unknown[], image = 'default', capabilities?: string[]): Promise<{ pid: string; results: Result[]; exit: unknown }> {
+  const { pid } = await spawn({ name: 't', task: 'test', image, model: scripted, script: turns, ...(capabilities ? { capabilities } : {}) });
   const done = await runUntil(pid, ['terminated']);
   const results = (await eventsOf(pid)).filter((e) => e.type === 'syscall').map((e) => e.data as unknown as Result);
   return { pid, results, exit: done.exit };
@@ -103,7 +103,7 @@ describe('the per-process filesystem', () => {
     const { pid, results } = await run([
       { tool_calls: [call('net_fetch', { url: `${env.TEST_SERVER}/big?bytes=3000000`, save_to: 'big.txt' })] },
       { tool_calls: [call('fs_write', { path: 'big.txt', content: 'END', append: true }), call('fs_read', { path: 'big.txt', offset: 2_999_990 })] },
-    ]);
+    ], 'default', ['fs:/**:rw', 'net:127.0.0.1']);
     expect(results[0]).toMatchObject({ ok: true, result: { status: 200, bytes: 3_000_000, truncated: true, saved_to: '/big.txt' } });
     expect(results[2]?.result).toMatchObject({ content: 'xxxxxxxxxxEND', size: 3_000_003 });
     const whole = await api<{ content: string; size: number }>('GET', `/v1/processes/${pid}/fs/big.txt`);
@@ -115,19 +115,20 @@ describe('the per-process filesystem', () => {
 
 describe('net_fetch', () => {
   it('returns status, headers and body; sends method and body', async () => {
-    const { results } = await run([{ tool_calls: [call('net_fetch', { url: `${env.TEST_SERVER}/echo?q=1`, method: 'POST', body: 'ping' })] }]);
+    const { results } = await run([{ tool_calls: [call('net_fetch', { url: `${env.TEST_SERVER}/echo?q=1`, method: 'POST', body: 'ping' })] }], 'default', ['net:127.0.0.1:POST']);
     expect(results[0]).toMatchObject({ ok: true, result: { status: 200, truncated: false } });
     expect(JSON.parse(String(results[0]?.result?.body))).toEqual({ method: 'POST', path: '/echo', query: { q: '1' }, body: 'ping' });
   });
 
   it('caps bodies at 5 MB with a truncation flag, and only speaks http(s)', async () => {
     const { results } = await run([
-      { tool_calls: [call('net_fetch', { url: `${env.TEST_SERVER}/big?bytes=6000000` }), call('net_fetch', { url: 'ftp://example.com/file' }), call('net_fetch', { url: 'http://127.0.0.1:1/' })] },
-    ]);
-    expect(results[0]).toMatchObject({ ok: true, result: { bytes: 5 * 1024 * 1024, truncated: true } });
+      // (Each fetched page taints the context, so the fetch that succeeds goes last.)
+      { tool_calls: [call('net_fetch', { url: 'ftp://example.com/file' }), call('net_fetch', { url: 'http://127.0.0.1:1/' }), call('net_fetch', { url: `${env.TEST_SERVER}/big?bytes=6000000` })] },
+    ], 'default', ['net:127.0.0.1']);
+    expect(results[0]?.error?.code).toBe('EINVAL');
+    expect(results[1]?.error?.code).toBe('EIO');
+    expect(results[2]).toMatchObject({ ok: true, result: { bytes: 5 * 1024 * 1024, truncated: true } });
     // The model sees the first 64 KiB (the event log keeps a preview that names the full length).
-    expect(String(results[0]?.result?.body)).toMatch(/\[65536 chars\]$/);
-    expect(results[1]?.error?.code).toBe('EINVAL');
-    expect(results[2]?.error?.code).toBe('EIO');
+    expect(String(results[2]?.result?.body)).toMatch(/\[65536 chars\]$/);
   });
 });

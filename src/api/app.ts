@@ -5,30 +5,19 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { processStub } from '../../durable/agent-process.ts';
+import { TENANT_HEADER, processStub } from '../../durable/agent-process.ts';
 import { queryAudit } from '../audit/audit.ts';
-import { type ErrorValue, ERROR_CODE_LIST, KernelError, type Result, httpStatus, toErrorValue } from '../kernel/errors.ts';
+import { KernelError, toErrorValue } from '../kernel/errors.ts';
 import { IMAGES } from '../kernel/images.ts';
-import { PID_PATTERN, PcbSchema, ProcessStateSchema, SignalSchema } from '../kernel/pcb.ts';
+import { PID_PATTERN, PcbSchema, ProcessStateSchema, SignalSchema, TenantSchema } from '../kernel/pcb.ts';
 import { SpawnRequestSchema, randomPid, resolveSpawn } from '../kernel/spawn.ts';
 import { checkModel } from '../llm/index.ts';
 import { listProcesses } from '../process/table.ts';
+import { E, ErrorSchema, errorResponse, intParam, unwrap } from './common.ts';
 import { ApiRegistry } from './registry.ts';
+import { registerGovernance, tenantFor } from './governance.ts';
 
 export const VERSION = '0.1.0';
-
-const ErrorSchema = z.object({
-  error: z.object({ code: z.enum(ERROR_CODE_LIST as [string, ...string[]]), message: z.string(), details: z.unknown().optional() }),
-});
-
-export function errorResponse(error: ErrorValue): Response {
-  return Response.json({ error }, { status: httpStatus(error.code) });
-}
-
-function unwrap<T>(r: Result<T>): T {
-  if (r.ok) return r.value;
-  throw KernelError.fromValue(r.error);
-}
 
 /** A pid path parameter. Malformed pids are unknown pids: 404, like any other pid that does not exist. */
 const PidParams = z.object({ pid: z.string() });
@@ -37,14 +26,6 @@ function pidOf(raw: string): string {
   return raw;
 }
 
-const intParam = (def: number, min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, 'must be a non-negative integer')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max))
-    .optional()
-    .default(String(def) as never);
 
 const SignalBody = z.object({ signal: SignalSchema }).strict();
 const EventSchema = z.object({ seq: z.number(), at: z.number(), type: z.string(), data: z.unknown() });
@@ -72,7 +53,6 @@ const AuditRowSchema = z.object({
   detail: z.unknown(),
 });
 
-const E = (description: string) => ({ description, schema: ErrorSchema });
 
 export function createApp(): Hono<{ Bindings: Env }> {
   const app = new Hono<{ Bindings: Env }>();
@@ -81,7 +61,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
   app.onError((err) => errorResponse(toErrorValue(err)));
   app.notFound((c) => errorResponse({ code: 'ENOENT', message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }));
 
-  api.route({ method: 'get', path: '/healthz', summary: 'Liveness and D1 reachability', tag: 'system', responses: { 200: { description: 'healthy' }, 503: E('D1 unreachable') } }, async ({ c }) => {
+  api.route({ method: 'get', path: '/healthz', summary: 'Liveness and D1 reachability', tag: 'system', role: 'public', responses: { 200: { description: 'healthy' }, 503: E('D1 unreachable') } }, async ({ c }) => {
     try {
       await c.env.DB.prepare('SELECT 1').first();
       return c.json({ ok: true, version: VERSION });
@@ -96,12 +76,13 @@ export function createApp(): Hono<{ Bindings: Env }> {
       path: '/v1/processes',
       summary: 'Spawn a process',
       tag: 'processes',
+      role: 'operator',
       body: SpawnRequestSchema,
       responses: { 201: { description: 'the new process', schema: PcbSchema }, 400: E('invalid body, image or model'), 413: E('body too large') },
     },
-    async ({ body, c }) => {
+    async ({ body, c, principal }) => {
       const pid = randomPid();
-      const spec = unwrap(resolveSpawn(body, { pid, ppid: null, spawn_key: `api/${pid}`, default_model: { provider: c.env.LLM_PROVIDER, model: c.env.LLM_MODEL } }));
+      const spec = unwrap(resolveSpawn(body, { pid, tenant: principal.tenant, ppid: null, spawn_key: `api/${pid}`, default_model: { provider: c.env.LLM_PROVIDER, model: c.env.LLM_MODEL } }));
       unwrap(checkModel(spec.model, c.env));
       const pcb = unwrap(await processStub(c.env, pid).spawn(spec));
       return c.json(pcb, 201, { location: `/v1/processes/${pid}` });
@@ -114,6 +95,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
       path: '/v1/processes',
       summary: 'List processes (ps), newest first',
       tag: 'processes',
+      role: 'reader',
       query: z.object({
         state: ProcessStateSchema.optional(),
         ppid: z.string().optional().describe('only children of this pid'),
@@ -122,12 +104,12 @@ export function createApp(): Hono<{ Bindings: Env }> {
       }),
       responses: { 200: { description: 'a page of the process table', schema: z.object({ processes: z.array(ProcessRowSchema), next_cursor: z.string().nullable() }) }, 400: E('bad query') },
     },
-    async ({ query, c }) => c.json(await listProcesses(c.env.DB, query)),
+    async ({ query, c, principal }) => c.json(await listProcesses(c.env.DB, { ...query, tenant: principal.tenant })),
   );
 
   api.route(
-    { method: 'get', path: '/v1/processes/:pid', summary: 'Read a process control block', tag: 'processes', params: PidParams, responses: { 200: { description: 'the PCB', schema: PcbSchema }, 404: E('unknown pid') } },
-    async ({ params, c }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).info())),
+    { method: 'get', path: '/v1/processes/:pid', summary: 'Read a process control block', tag: 'processes', role: 'reader', params: PidParams, responses: { 200: { description: 'the PCB', schema: PcbSchema }, 404: E('unknown pid') } },
+    async ({ params, c, principal }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).info(principal.tenant))),
   );
 
   api.route(
@@ -136,11 +118,12 @@ export function createApp(): Hono<{ Bindings: Env }> {
       path: '/v1/processes/:pid/signals',
       summary: 'Send a signal (SIGTERM, SIGKILL, SIGSTOP, SIGCONT)',
       tag: 'processes',
+      role: 'operator',
       params: PidParams,
       body: SignalBody,
       responses: { 200: { description: 'the PCB after the signal', schema: PcbSchema }, 404: E('unknown pid'), 409: E('illegal in the current state') },
     },
-    async ({ params, body, c }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).signal(body.signal, 'api'))),
+    async ({ params, body, c, principal }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).signal(body.signal, `api:${principal.token_id}`, principal.tenant))),
   );
 
   api.route(
@@ -149,10 +132,11 @@ export function createApp(): Hono<{ Bindings: Env }> {
       path: '/v1/processes/:pid',
       summary: 'Kill (if alive) and remove a process, releasing its storage',
       tag: 'processes',
+      role: 'operator',
       params: PidParams,
       responses: { 200: { description: 'removed', schema: z.object({ pid: z.string(), exit: z.unknown() }) }, 404: E('unknown pid'), 503: E('deliveries pending; retry') },
     },
-    async ({ params, c }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).remove('api'))),
+    async ({ params, c, principal }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).remove(`api:${principal.token_id}`, principal.tenant))),
   );
 
   api.route(
@@ -161,6 +145,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
       path: '/v1/processes/:pid/events',
       summary: 'The process event log; with Accept: text/event-stream, a live stream',
       tag: 'processes',
+      role: 'reader',
       params: PidParams,
       query: z.object({ after: intParam(0, 0, Number.MAX_SAFE_INTEGER), limit: intParam(100, 1, 1000) }),
       responses: {
@@ -168,14 +153,16 @@ export function createApp(): Hono<{ Bindings: Env }> {
         404: E('unknown pid'),
       },
     },
-    async ({ params, query, c }) => {
+    async ({ params, query, c, principal }) => {
       const stub = processStub(c.env, pidOf(params.pid));
       if ((c.req.header('accept') ?? '').includes('text/event-stream')) {
         const url = new URL(c.req.url);
         url.searchParams.set('after', String(query.after));
-        return stub.fetch(new Request(url, c.req.raw));
+        const forwarded = new Request(url, c.req.raw);
+        forwarded.headers.set(TENANT_HEADER, principal.tenant);
+        return stub.fetch(forwarded);
       }
-      return c.json(unwrap(await stub.events(query.after, query.limit)));
+      return c.json(unwrap(await stub.events(query.after, query.limit, principal.tenant)));
     },
   );
 
@@ -185,13 +172,19 @@ export function createApp(): Hono<{ Bindings: Env }> {
       path: '/v1/processes/:pid/fs/*',
       summary: 'Read a file (or list a directory) in the process filesystem',
       tag: 'processes',
+      role: 'reader',
       params: PidParams,
       responses: { 200: { description: 'a file or a directory listing' }, 400: E('invalid path'), 403: E('path escapes the root'), 404: E('unknown pid or path') },
     },
-    async ({ params, c }) => {
+    async ({ params, c, principal }) => {
       const prefix = `/v1/processes/${params.pid}/fs`;
-      const raw = decodeURIComponent(new URL(c.req.url).pathname.slice(prefix.length)) || '/';
-      const view = unwrap(await processStub(c.env, pidOf(params.pid)).readPath(raw));
+      let raw: string;
+      try {
+        raw = decodeURIComponent(new URL(c.req.url).pathname.slice(prefix.length)) || '/';
+      } catch {
+        throw new KernelError('EINVAL', 'the path is not valid percent-encoding');
+      }
+      const view = unwrap(await processStub(c.env, pidOf(params.pid)).readPath(raw, principal.tenant));
       if (view.type === 'file' && (c.req.header('accept') ?? '').startsWith('text/plain')) return c.text(view.content);
       return c.json(view);
     },
@@ -201,21 +194,25 @@ export function createApp(): Hono<{ Bindings: Env }> {
     {
       method: 'get',
       path: '/v1/audit',
-      summary: 'Audit log, oldest first, paged by seq',
+      summary: 'Audit log of your tenant (admins: ?tenant=), oldest first, paged by seq',
       tag: 'audit',
-      query: z.object({ pid: z.string().regex(PID_PATTERN).optional(), after: intParam(0, 0, Number.MAX_SAFE_INTEGER), limit: intParam(100, 1, 1000) }),
+      role: 'reader',
+      query: z.object({ pid: z.string().regex(PID_PATTERN).optional(), tenant: TenantSchema.optional(), after: intParam(0, 0, Number.MAX_SAFE_INTEGER), limit: intParam(100, 1, 1000) }),
       responses: { 200: { description: 'audit rows', schema: z.object({ rows: z.array(AuditRowSchema), next_after: z.number() }) }, 400: E('bad query') },
     },
-    async ({ query, c }) => {
-      const rows = await queryAudit(c.env.DB, { ...(query.pid ? { pid: query.pid } : {}), after: query.after, limit: query.limit });
+    async ({ query, c, principal }) => {
+      const tenant = tenantFor(principal, query.tenant);
+      const rows = await queryAudit(c.env.DB, { tenant, ...(query.pid ? { pid: query.pid } : {}), after: query.after, limit: query.limit });
       return c.json({ rows, next_after: rows.at(-1)?.seq ?? query.after });
     },
   );
 
   api.route(
-    { method: 'get', path: '/v1/images', summary: 'Built-in images', tag: 'system', responses: { 200: { description: 'images' } } },
-    (c) => c.c.json({ images: Object.values(IMAGES).map((i) => ({ name: i.name, description: i.description, tool_mode: i.tool_mode, model: i.model ?? null })) }),
+    { method: 'get', path: '/v1/images', summary: 'Built-in images', tag: 'system', role: 'reader', responses: { 200: { description: 'images' } } },
+    (c) => c.c.json({ images: Object.values(IMAGES).map((i) => ({ name: i.name, description: i.description, tool_mode: i.tool_mode, model: i.model ?? null, capabilities: i.capabilities })) }),
   );
+
+  registerGovernance(api);
 
   const doc = api.openapi({ title: 'AgentOS on Workers', version: VERSION, description: 'Agent processes as Durable Objects, driven by typed syscalls.' }, ErrorSchema);
   app.get('/openapi.json', (c) => c.json(doc));

@@ -9,6 +9,7 @@
 import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import { KernelError } from '../kernel/errors.ts';
+import { type Principal, type Role, authenticate, roleAtLeast } from './auth.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -20,6 +21,8 @@ export interface RouteDef<P extends z.ZodType, Q extends z.ZodType, B extends z.
   readonly path: string;
   readonly summary: string;
   readonly tag: string;
+  /** The least role that may call it; `public` needs no token. */
+  readonly role: Role | 'public';
   readonly params?: P;
   readonly query?: Q;
   readonly body?: B;
@@ -31,7 +34,11 @@ export interface RouteInput<P extends z.ZodType, Q extends z.ZodType, B extends 
   readonly query: z.infer<Q>;
   readonly body: z.infer<B>;
   readonly c: Context<{ Bindings: Env }>;
+  /** Who is calling. For public routes: an anonymous reader with no tenant. */
+  readonly principal: Principal;
 }
+
+const ANONYMOUS: Principal = { tenant: '', role: 'reader', token_id: 'anonymous' };
 
 function invalid(where: string, error: z.ZodError): KernelError {
   return new KernelError('EINVAL', `invalid ${where}: ${z.prettifyError(error)}`, {
@@ -101,6 +108,13 @@ export class ApiRegistry {
   ): void {
     this.#document(def);
     this.#app[def.method](def.path, async (c) => {
+      let principal = ANONYMOUS;
+      if (def.role !== 'public') {
+        principal = await authenticate(c.req.raw, c.env, Date.now());
+        if (!roleAtLeast(principal.role, def.role)) {
+          throw new KernelError('EPERM', `this call needs the ${def.role} role; the token has ${principal.role}`, { needed: def.role, role: principal.role });
+        }
+      }
       const params = def.params ? def.params.safeParse(c.req.param()) : { success: true as const, data: {} };
       if (!params.success) throw invalid('path parameters', params.error);
       const query = def.query ? def.query.safeParse(c.req.query()) : { success: true as const, data: {} };
@@ -111,7 +125,7 @@ export class ApiRegistry {
         if (!parsed.success) throw invalid('request body', parsed.error);
         body = parsed.data;
       }
-      return handler({ params: params.data as z.infer<P>, query: query.data as z.infer<Q>, body: body as z.infer<B>, c });
+      return handler({ params: params.data as z.infer<P>, query: query.data as z.infer<Q>, body: body as z.infer<B>, c, principal });
     });
   }
 
@@ -138,6 +152,7 @@ export class ApiRegistry {
     (this.#paths[path] as Record<string, unknown>)[def.method] = {
       summary: def.summary,
       tags: [def.tag],
+      ...(def.role === 'public' ? { security: [] } : { description: `Requires the ${def.role} role.` }),
       ...(parameters.length ? { parameters } : {}),
       ...(def.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(def.body, 'input') } } } } : {}),
       responses,
@@ -149,7 +164,8 @@ export class ApiRegistry {
       openapi: '3.0.3',
       info,
       paths: this.#paths,
-      components: { schemas: { Error: jsonSchema(errorSchema, 'output') } },
+      components: { schemas: { Error: jsonSchema(errorSchema, 'output') }, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
     };
   }
 }

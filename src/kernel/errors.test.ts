@@ -12,6 +12,7 @@ const EXPECTED_STATUS: Record<ErrorCode, number> = {
   EEXIST: 409,
   ECHILD: 409,
   EQUOTA: 429,
+  ERATE: 429,
   EAGAIN: 503,
   ETIMEDOUT: 504,
   EINTR: 500,

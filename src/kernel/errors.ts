@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   EEXIST: { status: 409, summary: 'already exists' },
   ECHILD: { status: 409, summary: 'no child to wait for' },
   EQUOTA: { status: 429, summary: 'quota exceeded' },
+  ERATE: { status: 429, summary: 'too many requests; slow down' },
   EAGAIN: { status: 503, summary: 'resource temporarily unavailable; retry' },
   ETIMEDOUT: { status: 504, summary: 'timed out' },
   EINTR: { status: 500, summary: 'interrupted; the effect may or may not have happened' },

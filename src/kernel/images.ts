@@ -6,6 +6,7 @@
  */
 import type { Script } from '../llm/scripted.ts';
 import type { ToolMode } from '../llm/types.ts';
+import type { GrantInput } from './capabilities.ts';
 import type { ModelRef } from './pcb.ts';
 
 export interface Image {
@@ -15,7 +16,12 @@ export interface Image {
   readonly tool_mode: ToolMode;
   readonly model?: ModelRef;
   readonly script?: Script;
+  /** The capabilities its agents need; a spawner grants these unless it names others. */
+  readonly capabilities: readonly GrantInput[];
 }
+
+/** Work in its own files, start a few children, signal them. No network unless granted. */
+const STANDARD: readonly GrantInput[] = ['fs:/**:rw', 'spawn:max=16', 'proc:signal'];
 
 const BASE_PROMPT = [
   'You are an agent process running on AgentOS. You act only through syscalls.',
@@ -30,6 +36,7 @@ export const IMAGES: Readonly<Record<string, Image>> = {
     description: 'A general agent with the standard syscall table.',
     system_prompt: BASE_PROMPT,
     tool_mode: 'native',
+    capabilities: STANDARD,
   },
   demo: {
     name: 'demo',
@@ -37,6 +44,7 @@ export const IMAGES: Readonly<Record<string, Image>> = {
     system_prompt: BASE_PROMPT,
     tool_mode: 'native',
     model: { provider: 'scripted', model: 'scripted' },
+    capabilities: STANDARD,
     script: [
       { text: 'I will write down the plan first.', tool_calls: [{ name: 'fs_write', args: { path: 'notes/plan.md', content: '# Plan\nTask: {{task}}\n1. nap\n2. delegate\n' } }] },
       { text: 'Now a short nap.', tool_calls: [{ name: 'sleep', args: { seconds: 2 } }] },
@@ -52,6 +60,7 @@ export const IMAGES: Readonly<Record<string, Image>> = {
     system_prompt: BASE_PROMPT,
     tool_mode: 'native',
     model: { provider: 'scripted', model: 'scripted' },
+    capabilities: [],
     script: Array.from({ length: 24 }, () => ({ tool_calls: [{ name: 'sleep', args: { seconds: 3600 } }] })),
   },
   'demo-helper': {
@@ -60,6 +69,7 @@ export const IMAGES: Readonly<Record<string, Image>> = {
     system_prompt: BASE_PROMPT,
     tool_mode: 'text',
     model: { provider: 'scripted', model: 'scripted' },
+    capabilities: ['fs:/**:rw'],
     script: [
       { text: 'Writing my greeting. [SYS_CALL::{"name": "fs_write", "args": {"path": "hello.txt", "content": "hello from the helper"}}]' },
       { text: '[SYS_CALL::{"name": "exit", "args": {"code": 0, "result": "helper says hello"}}]' },

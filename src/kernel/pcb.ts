@@ -6,6 +6,7 @@
  * because they are wire names: the same spelling appears in JSON, in storage and in the docs.
  */
 import { z } from 'zod';
+import { GrantSchema } from './capabilities.ts';
 
 export const PROCESS_STATES = ['ready', 'running', 'sleeping', 'waiting', 'stopped', 'zombie', 'terminated'] as const;
 export const ProcessStateSchema = z.enum(PROCESS_STATES);
@@ -90,13 +91,21 @@ export const WaitSchema = z.object({
   reason: WaitReasonSchema,
   /** For reason `child`: the awaited child, or null for any child. */
   pid: PidSchema.nullable().optional(),
+  /** For reason `approval`: the approval request. */
+  approval_id: z.string().optional(),
   /** Epoch ms after which the wait gives up with ETIMEDOUT, if any. */
   deadline: z.number().nullable().optional(),
 });
 export type Wait = z.infer<typeof WaitSchema>;
 
+/** Tenants partition everything: pids, lists, events, audit chains, approvals. */
+export const TenantSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a tenant is 1-63 lowercase letters, digits, "_" or "-"');
+
+export const WAIT_REASONS_DOC = 'child: a child to exit; message: a mailbox message; approval: a human decision';
+
 export const PcbSchema = z.object({
   pid: PidSchema,
+  tenant: TenantSchema,
   ppid: PidSchema.nullable(),
   name: z.string(),
   image: z.string(),
@@ -104,7 +113,7 @@ export const PcbSchema = z.object({
   state: ProcessStateSchema,
   priority: PrioritySchema,
   model: ModelRefSchema,
-  capabilities: z.array(z.string()),
+  capabilities: z.array(GrantSchema),
   quotas: QuotasSchema,
   usage: UsageSchema,
   wait: WaitSchema.nullable(),

@@ -8,6 +8,7 @@ const PARENT = 'p0123456789abcdefghij';
 function ctx(over: Partial<SpawnContext> = {}): SpawnContext {
   return {
     pid: 'paaaaaaaaaaaaaaaaaaaa',
+    tenant: 't1',
     ppid: PARENT,
     spawn_key: 'key-1',
     default_model: { provider: 'openai', model: 'gpt-default' },
@@ -43,7 +44,13 @@ describe('resolveSpawn', () => {
       priority: 50,
       model: { provider: 'openai', model: 'gpt-default' },
       quotas: DEFAULT_QUOTAS,
-      capabilities: [],
+      tenant: 't1',
+      capabilities: [
+        { cap: 'fs:/**:rw', effect: 'allow' },
+        { cap: 'spawn:max=16', effect: 'allow' },
+        { cap: 'proc:signal', effect: 'allow' },
+      ],
+      untrusted_task: false,
       script: null,
       spawn_key: 'key-1',
     });
@@ -81,11 +88,21 @@ describe('resolveSpawn', () => {
     expect(resolved({ name: 'x', task: 't' }).priority).toBe(50);
   });
 
-  it('copies inherited capabilities', () => {
-    const caps = ['net'];
-    const s = resolved({ name: 'x', task: 't' }, ctx({ capabilities: caps }));
-    expect(s.capabilities).toEqual(['net']);
-    expect(s.capabilities).not.toBe(caps);
+  it("grants the image's declared capabilities to a root process, and attenuates a child's to its parent's", () => {
+    expect(resolved({ name: 'x', task: 't' }).capabilities.map((g) => g.cap)).toEqual(['fs:/**:rw', 'spawn:max=16', 'proc:signal']);
+    const parent_grants = [
+      { cap: 'fs:/work/**:rw', effect: 'allow' as const },
+      { cap: 'net:*', effect: 'deny' as const },
+    ];
+    const child = resolved({ name: 'x', task: 't', capabilities: ['fs:/work/out/**:w'] }, ctx({ parent_grants }));
+    expect(child.capabilities).toEqual([
+      { cap: 'fs:/work/out/**:w', effect: 'allow' },
+      { cap: 'net:*', effect: 'deny' },
+    ]);
+    const tooMuch = resolveSpawn({ name: 'x', task: 't', capabilities: ['fs:/**:rw'] }, ctx({ parent_grants }));
+    expect(tooMuch.ok).toBe(false);
+    if (!tooMuch.ok) expect(tooMuch.error).toMatchObject({ code: 'EPERM', details: { capability: 'fs:/**:rw' } });
+    expect(resolveSpawn({ name: 'x', task: 't', capabilities: ['fs:nope'] }, ctx()).ok).toBe(false);
   });
 });
 

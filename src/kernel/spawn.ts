@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { type Script, ScriptSchema } from '../llm/scripted.ts';
 import type { ToolMode } from '../llm/types.ts';
+import { type Grant, GrantInputSchema, attenuate, normalizeGrant } from './capabilities.ts';
 import { type Result, fail, ok } from './errors.ts';
 import { IMAGES, IMAGE_NAMES } from './images.ts';
 import { DEFAULT_QUOTAS, type ModelRef, ModelRefSchema, PRIORITY_DEFAULT, type Pid, PrioritySchema, type Quotas, QuotasSchema } from './pcb.ts';
@@ -23,12 +24,18 @@ export const SpawnRequestSchema = z
     quotas: QuotasSchema.partial().optional(),
     tool_mode: z.enum(['native', 'text']).optional().describe('how syscalls reach the model: native tools, or [SYS_CALL::…] text for models without tool calling'),
     script: ScriptSchema.optional().describe('turns for the scripted provider (tests, demos)'),
+    capabilities: z
+      .array(GrantInputSchema)
+      .max(64)
+      .optional()
+      .describe('grants: "fs:/**:rw" or {cap, effect: allow|deny|ask, expires_at?, uses?}; default: what the image declares'),
   })
   .strict();
 export type SpawnRequest = z.infer<typeof SpawnRequestSchema>;
 
 export interface SpawnSpec {
   readonly pid: Pid;
+  readonly tenant: string;
   readonly ppid: Pid | null;
   readonly name: string;
   readonly task: string;
@@ -38,7 +45,9 @@ export interface SpawnSpec {
   readonly priority: number;
   readonly model: ModelRef;
   readonly quotas: Quotas;
-  readonly capabilities: readonly string[];
+  readonly capabilities: readonly Grant[];
+  /** The task came from a process whose context held untrusted content: it is untrusted too. */
+  readonly untrusted_task: boolean;
   readonly script: Script | null;
   /** Makes spawning idempotent: the same key on the same pid is the same spawn. */
   readonly spawn_key: string;
@@ -46,12 +55,16 @@ export interface SpawnSpec {
 
 export interface SpawnContext {
   readonly pid: Pid;
+  readonly tenant: string;
   readonly ppid: Pid | null;
   readonly spawn_key: string;
   /** The deployment's default provider and model (LLM_PROVIDER, LLM_MODEL). */
   readonly default_model: ModelRef;
-  /** Inherited from the parent when a process spawns a child. */
-  readonly capabilities?: readonly string[];
+  /** A child's grants are attenuated from its parent's (null for a process spawned through the API). */
+  readonly parent_grants?: readonly Grant[] | null;
+  /** Whether the parent's context held untrusted content when it spawned. */
+  readonly untrusted?: boolean;
+  readonly now?: number;
   /** The parent's model: a child runs on it unless the request or the child's image names another. */
   readonly model?: ModelRef;
   readonly priority?: number;
@@ -66,8 +79,21 @@ export function resolveSpawn(req: SpawnRequest, ctx: SpawnContext): Result<Spawn
   if (req.script !== undefined && model.provider !== 'scripted') {
     return fail('EINVAL', `a script only applies to the scripted provider, not "${model.provider}"`);
   }
+  const requested: Grant[] = [];
+  for (const input of req.capabilities ?? image.capabilities) {
+    const g = normalizeGrant(input);
+    if (!g.ok) return g;
+    requested.push(g.value);
+  }
+  let capabilities = requested;
+  if (ctx.parent_grants) {
+    const attenuated = attenuate(ctx.parent_grants, requested, ctx.now ?? 0);
+    if (!attenuated.ok) return attenuated;
+    capabilities = attenuated.value;
+  }
   return ok({
     pid: ctx.pid,
+    tenant: ctx.tenant,
     ppid: ctx.ppid,
     name: req.name,
     task: req.task,
@@ -77,7 +103,8 @@ export function resolveSpawn(req: SpawnRequest, ctx: SpawnContext): Result<Spawn
     priority: req.priority ?? ctx.priority ?? PRIORITY_DEFAULT,
     model,
     quotas: { ...DEFAULT_QUOTAS, ...Object.fromEntries(Object.entries(req.quotas ?? {}).filter(([, v]) => v !== undefined)) },
-    capabilities: [...(ctx.capabilities ?? [])],
+    capabilities,
+    untrusted_task: ctx.untrusted ?? false,
     script: req.script ?? image.script ?? null,
     spawn_key: ctx.spawn_key,
   });

@@ -7,6 +7,7 @@ const NOW = 1_700_000_123_456;
 function makePcb(over: Partial<Pcb> = {}): Pcb {
   return {
     pid: 'p00000000000000000001',
+    tenant: 't1',
     ppid: null,
     name: 'test',
     image: 'default',

@@ -101,6 +101,7 @@ describe('validateCall', () => {
       ['spawn', { name: 'kid', task: 't', image: 'default', priority: 0 }],
       ['wait', { pid: PID, timeout_seconds: 10 }],
       ['kill', { pid: PID, signal: 'SIGKILL' }],
+      ['request_capability', { capability: 'net:api.github.com:GET', reason: 'read issues' }],
       ['fs_read', { path: 'a.txt', offset: 0, length: 10 }],
       ['fs_write', { path: 'a.txt', content: '', append: true }],
       ['fs_list', { path: 'notes' }],

@@ -66,6 +66,11 @@ export const SYSCALLS = {
         task: z.string().min(1).max(64 * 1024),
         image: z.string().min(1).max(64).optional(),
         priority: PrioritySchema.optional(),
+        capabilities: z
+          .array(z.string().min(3).max(512))
+          .max(64)
+          .optional()
+          .describe('capabilities for the child, each covered by one of yours; default: what its image declares'),
       })
       .strict(),
     replay: 'idempotent',
@@ -86,6 +91,12 @@ export const SYSCALLS = {
     description: 'Send a signal (SIGTERM, SIGKILL, SIGSTOP, SIGCONT) to one of your descendants.',
     args: z.object({ pid: PidSchema, signal: SignalSchema }).strict(),
     replay: 'idempotent',
+  }),
+  request_capability: spec({
+    name: 'request_capability',
+    description: 'Ask a human operator for a capability you lack (e.g. "net:api.github.com:GET"). You wait until they decide.',
+    args: z.object({ capability: z.string().min(3).max(512), reason: z.string().min(1).max(2000) }).strict(),
+    replay: 'atomic',
   }),
   fs_read: spec({
     name: 'fs_read',
@@ -117,7 +128,11 @@ export const SYSCALLS = {
       'Fetch an http(s) URL. The body is returned as text, truncated for the context (the full body, up to 5 MB, can be saved to a file with save_to).',
     args: z
       .object({
-        url: z.string().url().max(8192),
+        url: z
+          .string()
+          .url()
+          .max(8192)
+          .refine((u) => /^https?:\/\//i.test(u), 'only http and https URLs can be fetched'),
         method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']).default('GET'),
         headers: z.record(z.string().max(256), z.string().max(8192)).optional(),
         body: z.string().max(MAX_FETCH_BYTES).optional(),

@@ -7,6 +7,7 @@ const CREATED = 1_000_000;
 function makePcb(over: Partial<Pcb> = {}): Pcb {
   return {
     pid: 'p00000000000000000001',
+    tenant: 't1',
     ppid: null,
     name: 't',
     image: 'default',

@@ -8,6 +8,7 @@
  * `atomic` handlers do their storage writes synchronously and the engine commits them in the same
  * transaction as the journal's `done` mark; the others are written to be safe to run again.
  */
+import { parseCapability } from '../kernel/capabilities.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { normalizePath } from '../kernel/paths.ts';
 import type { ExitStatus, Pcb, Signal, Wait } from '../kernel/pcb.ts';
@@ -20,7 +21,9 @@ export type Directive =
   | { readonly kind: 'sleep'; readonly until: number }
   | { readonly kind: 'block'; readonly wait: Wait; readonly deadline: number | null }
   | { readonly kind: 'exit'; readonly status: ExitStatus }
-  | { readonly kind: 'yield' };
+  | { readonly kind: 'yield' }
+  /** Needs a human decision: the process blocks until an operator approves or denies. */
+  | { readonly kind: 'ask'; readonly needed: string; readonly reason: string };
 
 /** What a handler may use. `commit` work in a `result` directive runs inside the journal's transaction. */
 export interface SyscallContext {
@@ -110,6 +113,12 @@ export const HANDLERS: Handlers = {
     const child = ctx.store.child(args.pid);
     if (!child) throw new KernelError('EPERM', `process ${args.pid} is not a child of this process; only children can be signalled`, { pid: args.pid });
     return result(await ctx.signalChild(args.pid, args.signal));
+  },
+
+  request_capability: (args) => {
+    const cap = parseCapability(args.capability);
+    if (!cap.ok) throw KernelError.fromValue(cap.error);
+    return { kind: 'ask', needed: args.capability, reason: args.reason };
   },
 
   fs_read: (args, ctx) => {

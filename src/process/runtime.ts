@@ -12,7 +12,10 @@
  *    process ends with EFAULT. Runs killed mid-way (eviction) count too, because the count is
  *    written before the work starts.
  */
-import { type AuditKind, type AuditOutcome, type Statement, auditInsert } from '../audit/audit.ts';
+import type { AuditChainApi } from '../../durable/audit-chain.ts';
+import type { AuditKind, AuditOutcome, AuditRecord, Statement } from '../audit/audit.ts';
+import { type Grant, parseCapability } from '../kernel/capabilities.ts';
+import { callHash } from '../kernel/policy.ts';
 import { type ErrorValue, KernelError, type Result, fail, ok, toErrorValue } from '../kernel/errors.ts';
 import { type ExitStatus, LIVE_STATES, type Pcb, type Signal, ZERO_USAGE } from '../kernel/pcb.ts';
 import { preview } from '../kernel/preview.ts';
@@ -34,6 +37,8 @@ export interface RuntimeDeps {
   readonly db: D1Database;
   /** A stub for another process's object. */
   readonly process: (pid: string) => ProcessRpcTarget;
+  /** The tenant's audit chain. */
+  readonly auditChain: (tenant: string) => AuditChainApi;
   readonly now: () => number;
   readonly random: () => number;
   readonly onEvent: (event: EventRow) => void;
@@ -46,8 +51,17 @@ const AUDIT_SEQ = 'audit_seq';
 
 export type OutboxMessage =
   | { readonly kind: 'd1'; readonly statement: Statement }
+  | { readonly kind: 'audit'; readonly record: AuditRecord }
   | { readonly kind: 'child_exited'; readonly parent: string; readonly child: string; readonly exit: ExitStatus }
   | { readonly kind: 'reap'; readonly child: string; readonly by: string };
+
+function untrustedSource(argsJson: string): string {
+  try {
+    return new URL((JSON.parse(argsJson) as { args: { url: string } }).args.url).host;
+  } catch {
+    return 'the network';
+  }
+}
 
 export class ProcessRuntime {
   readonly store: ProcessStore;
@@ -87,7 +101,7 @@ export class ProcessRuntime {
     const pcb = this.mustPcb();
     const n = (this.store.getMeta<number>(AUDIT_SEQ) ?? 0) + 1;
     this.store.setMeta(AUDIT_SEQ, n);
-    this.send({ kind: 'd1', statement: auditInsert({ id: `${pcb.pid}:${n}`, pid: pcb.pid, at: this.now, kind, action, outcome, code, detail }) });
+    this.send({ kind: 'audit', record: { id: `${pcb.pid}:${n}`, tenant: pcb.tenant, pid: pcb.pid, at: this.now, kind, action, outcome, code, detail } });
   }
 
   send(message: OutboxMessage): void {
@@ -131,6 +145,7 @@ export class ProcessRuntime {
     this.store.transaction(() => {
       const pcb: Pcb = {
         pid: spec.pid,
+        tenant: spec.tenant,
         ppid: spec.ppid,
         name: spec.name,
         image: spec.image,
@@ -151,9 +166,9 @@ export class ProcessRuntime {
       this.save(pcb);
       this.store.setMeta('spawn_key', spec.spawn_key);
       this.store.setMeta('image', { system_prompt: spec.system_prompt, tool_mode: spec.tool_mode, script: spec.script });
-      this.store.appendPage(0, 'task', { kind: 'task', text: spec.task }, now);
+      this.store.appendPage(0, 'task', { kind: 'task', text: spec.task, ...(spec.untrusted_task ? { untrusted: true, source: 'parent context' } : {}) }, now);
       this.emit('spawned', { pid: spec.pid, ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model, priority: spec.priority, quotas: spec.quotas });
-      this.audit('lifecycle', 'spawn', 'ok', null, { ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model });
+      this.audit('lifecycle', 'spawn', 'ok', null, { ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model, capabilities: spec.capabilities, untrusted_task: spec.untrusted_task });
       this.store.setTimer('run', now);
     });
     await this.settle();
@@ -270,16 +285,81 @@ export class ProcessRuntime {
   }
 
   /** Record a syscall's result: journal, context page, usage, event, audit. Part of the caller's commit. */
-  completeEntry(row: JournalRow, result: SyscallResult): void {
+  completeEntry(row: JournalRow, result: SyscallResult, refused?: 'refused'): void {
     this.store.markDone(row.step, row.idx, JSON.stringify(result));
     const via = row.call_id.startsWith('text-') ? 'text' : 'native';
-    this.store.appendPage(row.step, 'result', { kind: 'result', call_id: row.call_id, name: row.name, via, result }, this.now);
+    // Content from outside the operator's trust is labelled as it enters the context.
+    const source = result.ok && row.name === 'net_fetch' ? untrustedSource(row.args) : null;
+    this.store.appendPage(row.step, 'result', { kind: 'result', call_id: row.call_id, name: row.name, via, result, ...(source ? { untrusted: true, source } : {}) }, this.now);
     const pcb = this.mustPcb();
     this.store.savePcb({ ...pcb, usage: { ...pcb.usage, syscalls: pcb.usage.syscalls + 1 } });
     const args = (JSON.parse(row.args) as { args?: unknown }).args;
     const error: ErrorValue | null = result.ok ? null : result.error;
     this.emit('syscall', { step: row.step, idx: row.idx, name: row.name, args, ok: result.ok, ...(result.ok ? { result: result.value } : { error }) });
-    this.audit('syscall', row.name, result.ok ? 'ok' : 'error', error?.code ?? null, { step: row.step, idx: row.idx, args, ...(error ? { error } : {}) });
+    this.audit('syscall', row.name, result.ok ? 'ok' : (refused ?? 'error'), error?.code ?? null, { step: row.step, idx: row.idx, llm_call: `${this.mustPcb().pid}:step:${row.step}`, args, ...(error ? { error } : {}) });
+  }
+
+  // --- approvals --------------------------------------------------------------------------------------
+
+  /**
+   * An operator decided an approval. It must be the one this process is blocked on, and the call in
+   * the journal must hash to what the operator was shown (`argsHash`): an approval never applies to
+   * other arguments. Approve: the entry goes back to pending and the dispatcher runs it (for
+   * `always`, a standing grant is added first). Deny: the call returns EPERM. Either way the process wakes.
+   */
+  async decideApproval(input: { id: string; tenant: string; args_hash: string; decision: 'approve' | 'deny'; grant: 'once' | 'always'; note: string; by: string }): Promise<Result<Pcb>> {
+    const pcb = this.pcb();
+    if (!pcb || pcb.tenant !== input.tenant) return fail('ENOENT', 'no such process');
+    const key = this.store.getMeta<string>(`approval_index:${input.id}`);
+    const entry = this.store.blockedEntry();
+    if (!key || pcb.state !== 'waiting' || pcb.wait?.approval_id !== input.id || !entry || `${entry.step}.${entry.idx}` !== key) {
+      return fail('ESTATE', `process ${pcb.pid} is not waiting for approval ${input.id}`, { state: pcb.state });
+    }
+    const args = (JSON.parse(entry.args) as { args?: unknown }).args;
+    if ((await callHash(entry.name, args)) !== input.args_hash) {
+      return fail('EPERM', 'the approval does not match the call it was requested for', { id: input.id });
+    }
+    const request = this.store.getMeta<{ needed: string }>(`approval:${key}`);
+    this.store.transaction(() => {
+      if (input.decision === 'deny') {
+        this.#settleApproval(input.id, 'denied', input.grant, input.note, input.by);
+        this.completeEntry(entry, { ok: false, error: { code: 'EPERM', message: `an operator denied ${entry.name}${input.note ? `: ${input.note}` : ''}` } });
+      } else {
+        this.#settleApproval(input.id, 'approved', input.grant, input.note, input.by);
+        const needed = request?.needed ?? '';
+        if (entry.name === 'request_capability') {
+          this.addGrant({ cap: needed, effect: 'allow', approved: true, ...(input.grant === 'once' ? { uses: 1 } : {}) }, input.by);
+          this.completeEntry(entry, { ok: true, value: { granted: needed, grant: input.grant } });
+        } else {
+          if (input.grant === 'always' && parseCapability(needed).ok) this.addGrant({ cap: needed, effect: 'allow', approved: true }, input.by);
+          this.store.markPending(entry.step, entry.idx);
+        }
+      }
+      this.wake();
+    });
+    await this.settle();
+    return ok(this.mustPcb());
+  }
+
+  addGrant(grant: Grant, by: string): void {
+    const pcb = this.mustPcb();
+    this.save({ ...pcb, capabilities: [...pcb.capabilities, grant], version: pcb.version + 1, updated_at: this.now });
+    this.emit('capability_granted', { grant, by });
+    this.audit('capability', 'grant', 'ok', null, { grant, by });
+  }
+
+  #settleApproval(id: string, status: 'approved' | 'denied' | 'expired', grant: 'once' | 'always' | null, note: string, by: string): void {
+    const key = this.store.getMeta<string>(`approval_index:${id}`);
+    if (key) this.store.setMeta(`approval:${key}`, { ...this.store.getMeta<object>(`approval:${key}`), status });
+    this.send({
+      kind: 'd1',
+      statement: {
+        sql: "UPDATE approvals SET status = ?, grant_kind = ?, note = ?, decided_at = ?, decided_by = ? WHERE id = ? AND status = 'pending'",
+        params: [status, grant, note, this.now, by, id],
+      },
+    });
+    this.emit('approval_decided', { id, status, grant, note, by });
+    this.audit('approval', id, status === 'approved' ? 'approved' : status === 'denied' ? 'denied' : 'expired', null, { id, grant, note, by });
   }
 
   /** Release all storage (the process is removed). */
@@ -323,7 +403,12 @@ export class ProcessRuntime {
           this.wake();
         } else if (timer.kind === 'wait_timeout' && current.state === 'waiting') {
           const entry = this.store.blockedEntry();
-          if (entry) this.completeEntry(entry, { ok: false, error: { code: 'ETIMEDOUT', message: 'wait timed out before a child exited' } });
+          if (current.wait?.reason === 'approval' && current.wait.approval_id) {
+            this.#settleApproval(current.wait.approval_id, 'expired', null, 'the approval request expired before anyone decided', 'kernel');
+            if (entry) this.completeEntry(entry, { ok: false, error: { code: 'EPERM', message: 'the approval request expired before an operator decided; the call was not made' } });
+          } else if (entry) {
+            this.completeEntry(entry, { ok: false, error: { code: 'ETIMEDOUT', message: 'wait timed out before a child exited' } });
+          }
           this.wake();
         }
       });
@@ -390,7 +475,17 @@ export class ProcessRuntime {
       }
       const messages = rows.map((r) => ({ id: r.id, attempts: r.attempts, message: JSON.parse(r.payload) as OutboxMessage }));
       const sql = messages.filter((m) => m.message.kind === 'd1');
+      const audits = messages.filter((m) => m.message.kind === 'audit');
       try {
+        if (audits.length > 0) {
+          const byTenant = new Map<string, AuditRecord[]>();
+          for (const m of audits) {
+            const r = (m.message as Extract<OutboxMessage, { kind: 'audit' }>).record;
+            byTenant.set(r.tenant, [...(byTenant.get(r.tenant) ?? []), r]);
+          }
+          for (const [tenant, records] of byTenant) await this.deps.auditChain(tenant).append(tenant, records);
+          this.store.deleteOutbox(audits.map((m) => m.id));
+        }
         if (sql.length > 0) {
           const stmts = sql.map((m) => {
             const s = (m.message as Extract<OutboxMessage, { kind: 'd1' }>).statement;
@@ -400,7 +495,7 @@ export class ProcessRuntime {
           this.store.deleteOutbox(sql.map((m) => m.id));
         }
         for (const m of messages) {
-          if (m.message.kind === 'd1') continue;
+          if (m.message.kind === 'd1' || m.message.kind === 'audit') continue;
           await this.#deliver(m.message);
           this.store.deleteOutbox([m.id]);
         }
@@ -426,6 +521,7 @@ export class ProcessRuntime {
         await this.deps.process(message.child).reap(message.by);
         return;
       case 'd1':
+      case 'audit':
         return;
     }
   }

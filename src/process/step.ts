@@ -15,6 +15,9 @@ import type { Pcb, Signal } from '../kernel/pcb.ts';
 import { type SpawnRequest, childPid, resolveSpawn } from '../kernel/spawn.ts';
 import { type RawCall, type SyscallArgs, type SyscallName, type SyscallResult, type ValidCall, replayClass, validateCall } from '../kernel/syscalls.ts';
 import { parseTextCalls } from '../kernel/text-protocol.ts';
+import { consume, decide, describeRequirement } from '../kernel/capabilities.ts';
+import { callHash, isHighRisk, requirementFor, sha256Hex } from '../kernel/policy.ts';
+import { preview } from '../kernel/preview.ts';
 import { MAX_LLM_ATTEMPTS, STEP_LEASE_MS, llmRetryDelayMs, quotaExceeded } from '../kernel/timers.ts';
 import { LlmError } from '../llm/errors.ts';
 import { type LlmEnv, createProvider } from '../llm/index.ts';
@@ -45,10 +48,14 @@ export interface StepDeps {
   /** Replace provider construction (benchmarks, tests of adapters). */
   readonly provider?: (pcb: Pcb, image: ImageMeta) => LlmProvider;
   readonly fetch: (request: Request) => Promise<Response>;
-  readonly spawnChild: (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string) => Promise<{ pid: string }>;
+  readonly spawnChild: (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string, untrusted: boolean) => Promise<{ pid: string }>;
   readonly signalChild: (parent: Pcb, pid: string, signal: Signal) => Promise<{ delivered: boolean; state: string }>;
   readonly sliceSteps?: number;
+  /** How long an approval request stays open before the call fails with EPERM. */
+  readonly approvalTtlMs?: number;
 }
+
+export const DEFAULT_APPROVAL_TTL_MS = 24 * 3600 * 1000;
 
 /** The journal's `args` column: validated arguments, or the error that made the call invalid. */
 type JournalArgs = { readonly args: unknown } | { readonly invalid: ErrorValue };
@@ -245,7 +252,8 @@ export class StepLoop {
       callKey: `${row.step}.${row.idx}`,
       spawnChild: async (args: SyscallArgs<'spawn'>, callKey: string) => {
         const pid = await childPid(pcb.pid, callKey);
-        const out = await deps.spawnChild(pcb, args, pid, callKey);
+        const tainted = rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0);
+        const out = await deps.spawnChild(pcb, args, pid, callKey, tainted);
         rt.store.addChild(out.pid, args.name, callKey, rt.now);
         return out;
       },
@@ -282,6 +290,22 @@ export class StepLoop {
         );
         continue;
       }
+      const verdict = this.#authorize(row, call);
+      if (verdict.kind === 'deny') {
+        rt.store.transaction(() => rt.completeEntry(row, { ok: false, error: verdict.error }, 'refused'));
+        continue;
+      }
+      if (verdict.kind === 'ask') {
+        await this.#requestApproval(row, call, verdict.needed, verdict.reason);
+        return 'blocked';
+      }
+      if (verdict.consume !== null) {
+        const index = verdict.consume;
+        rt.store.transaction(() => {
+          const pcb = rt.mustPcb();
+          rt.save({ ...pcb, capabilities: consume(pcb.capabilities, index), version: pcb.version + 1, updated_at: rt.now });
+        });
+      }
       if (replay !== 'atomic') {
         rt.store.markStarted(row.step, row.idx);
         rt.emit('syscall_start', { step: row.step, idx: row.idx, name: row.name, attempt: row.attempts + 1 });
@@ -296,6 +320,10 @@ export class StepLoop {
       }
       const state = rt.mustPcb().state;
       if (state === 'zombie' || state === 'terminated') return 'exited';
+      if (directive.kind === 'ask') {
+        await this.#requestApproval(row, call, directive.needed, directive.reason);
+        return 'blocked';
+      }
       const outcome = this.#apply(row, directive);
       if (outcome === 'yield') yielded = true;
       else if (outcome !== 'continue') return outcome;
@@ -303,8 +331,59 @@ export class StepLoop {
     return yielded ? 'yield' : 'done';
   }
 
+  /**
+   * The dispatcher's capability check, before anything runs. An approval already decided for this
+   * journal entry settles it. Otherwise the grants decide (deny > standing approval > ask > allow),
+   * and while untrusted content is in the working set a high-risk call needs approval regardless.
+   */
+  #authorize(row: JournalRow, call: ValidCall): { kind: 'allow'; consume: number | null } | { kind: 'deny'; error: ErrorValue } | { kind: 'ask'; needed: string; reason: string } {
+    const rt = this.#rt;
+    const prior = rt.store.getMeta<{ status: string }>(`approval:${row.step}.${row.idx}`);
+    if (prior?.status === 'approved') return { kind: 'allow', consume: null };
+    const pcb = rt.mustPcb();
+    const req = requirementFor(call, { children_spawned: rt.store.children().length });
+    const d = req ? decide(pcb.capabilities, req, rt.now) : null;
+    if (d?.decision === 'deny') {
+      const by = d.grant === null ? 'no capability grants it' : `it is denied by "${pcb.capabilities[d.grant]?.cap}"`;
+      return { kind: 'deny', error: { code: 'EPERM', message: `${call.name} needs the capability "${d.needed}", and ${by}`, details: { needed: d.needed } } };
+    }
+    if (d?.decision === 'ask') return { kind: 'ask', needed: d.needed, reason: `policy marks "${d.needed}" as ask` };
+    if (isHighRisk(call) && rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0)) {
+      return { kind: 'ask', needed: req ? describeRequirement(req) : call.name, reason: 'untrusted content is in the context, and this call is high-risk' };
+    }
+    return { kind: 'allow', consume: d?.decision === 'allow' && typeof pcb.capabilities[d.grant]?.uses === 'number' ? d.grant : null };
+  }
+
+  /** Block the process on a human decision, bound to this journal entry and the hash of its call. */
+  async #requestApproval(row: JournalRow, call: ValidCall, needed: string, reason: string): Promise<void> {
+    const rt = this.#rt;
+    const pcb = rt.mustPcb();
+    const key = `${row.step}.${row.idx}`;
+    const id = `ap_${(await sha256Hex(`${pcb.pid}/${key}`)).slice(0, 24)}`;
+    const argsHash = await callHash(call.name, call.args);
+    const expires = rt.now + (this.#deps.approvalTtlMs ?? DEFAULT_APPROVAL_TTL_MS);
+    rt.store.transaction(() => {
+      rt.store.setMeta(`approval:${key}`, { id, status: 'pending', needed });
+      rt.store.setMeta(`approval_index:${id}`, key);
+      rt.store.markBlocked(row.step, row.idx);
+      rt.store.clearTimer('run');
+      rt.apply({ type: 'block', wait: { reason: 'approval', approval_id: id, deadline: expires } });
+      rt.store.setTimer('wait_timeout', expires);
+      rt.send({
+        kind: 'd1',
+        statement: {
+          sql: `INSERT OR IGNORE INTO approvals (id, tenant, pid, step, idx, syscall, args, args_hash, capability, reason, status, created_at, expires_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+          params: [id, pcb.tenant, pcb.pid, row.step, row.idx, call.name, JSON.stringify(preview(call.args, 2000)), argsHash, needed, reason, rt.now, expires],
+        },
+      });
+      rt.emit('approval_requested', { id, step: row.step, idx: row.idx, name: call.name, needed, reason, expires_at: expires });
+      rt.audit('syscall', call.name, 'asked', null, { step: row.step, idx: row.idx, args: call.args, needed, reason, approval_id: id });
+    });
+  }
+
   /** Apply a handler's directive in one commit. */
-  #apply(row: JournalRow, d: Directive): 'continue' | 'yield' | 'blocked' | 'exited' {
+  #apply(row: JournalRow, d: Exclude<Directive, { kind: 'ask' }>): 'continue' | 'yield' | 'blocked' | 'exited' {
     const rt = this.#rt;
     return rt.store.transaction(() => {
       switch (d.kind) {

@@ -179,6 +179,16 @@ export class ProcessStore {
     this.#sql.exec("UPDATE journal SET status = 'blocked' WHERE step = ? AND idx = ?", step, idx);
   }
 
+  /** An approved call goes back to pending so the dispatcher runs it. */
+  markPending(step: number, idx: number): void {
+    this.#sql.exec("UPDATE journal SET status = 'pending' WHERE step = ? AND idx = ?", step, idx);
+  }
+
+  /** Whether untrusted content (fetched pages, a task from a tainted parent …) is in the working set. */
+  tainted(floorStep: number): boolean {
+    return this.#sql.exec("SELECT 1 FROM pages WHERE (step = 0 OR step >= ?) AND json_extract(body, '$.untrusted') = 1 LIMIT 1", floorStep).toArray().length > 0;
+  }
+
   markDone(step: number, idx: number, result: string): void {
     this.#sql.exec("UPDATE journal SET status = 'done', result = ? WHERE step = ? AND idx = ?", result, step, idx);
   }

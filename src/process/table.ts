@@ -8,12 +8,12 @@ import type { Pcb, ProcessState } from '../kernel/pcb.ts';
 
 export function upsertProcessRow(pcb: Pcb): Statement {
   return {
-    sql: `INSERT INTO processes (pid, ppid, name, image, state, priority, exit_code, created_at, updated_at, version)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    sql: `INSERT INTO processes (pid, tenant, ppid, name, image, state, priority, exit_code, created_at, updated_at, version)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
           ON CONFLICT(pid) DO UPDATE SET ppid = excluded.ppid, name = excluded.name, image = excluded.image, state = excluded.state,
             priority = excluded.priority, exit_code = excluded.exit_code, updated_at = excluded.updated_at, version = excluded.version
           WHERE excluded.version > processes.version`,
-    params: [pcb.pid, pcb.ppid, pcb.name, pcb.image, pcb.state, pcb.priority, pcb.exit === null ? null : String(pcb.exit.code), pcb.created_at, pcb.updated_at, pcb.version],
+    params: [pcb.pid, pcb.tenant, pcb.ppid, pcb.name, pcb.image, pcb.state, pcb.priority, pcb.exit === null ? null : String(pcb.exit.code), pcb.created_at, pcb.updated_at, pcb.version],
   };
 }
 
@@ -35,6 +35,7 @@ export interface ProcessRow {
 }
 
 export interface PsQuery {
+  readonly tenant: string;
   readonly state?: ProcessState;
   readonly ppid?: string;
   readonly limit: number;
@@ -44,8 +45,8 @@ export interface PsQuery {
 
 /** Newest first; keyset pagination on (created_at, pid). */
 export async function listProcesses(db: D1Database, q: PsQuery): Promise<{ processes: ProcessRow[]; next_cursor: string | null }> {
-  const where: string[] = [];
-  const params: (string | number)[] = [];
+  const where: string[] = ['tenant = ?'];
+  const params: (string | number)[] = [q.tenant];
   if (q.state) {
     where.push('state = ?');
     params.push(q.state);
@@ -60,7 +61,7 @@ export async function listProcesses(db: D1Database, q: PsQuery): Promise<{ proce
     params.push(Number(at), Number(at), pid ?? '');
   }
   const sql = `SELECT pid, ppid, name, image, state, priority, exit_code, created_at, updated_at, version FROM processes
-    ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, pid DESC LIMIT ?`;
+    WHERE ${where.join(' AND ')} ORDER BY created_at DESC, pid DESC LIMIT ?`;
   const { results } = await db.prepare(sql).bind(...params, q.limit + 1).all<ProcessRow>();
   const page = results.slice(0, q.limit);
   const last = page.at(-1);

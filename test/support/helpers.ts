@@ -6,8 +6,11 @@ import type { Pcb } from '../../src/kernel/pcb.ts';
 
 export const stubOf = (pid: string) => env.AGENT_PROCESS.get(env.AGENT_PROCESS.idFromName(pid));
 
+/** The bootstrap admin token the test configuration sets (vitest.config.ts). */
+export const ADMIN = { authorization: 'Bearer test-admin-token' };
+
 export async function api<T = unknown>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T; headers: Headers }> {
-  const init: RequestInit = { method, headers: { ...headers } };
+  const init: RequestInit = { method, headers: { ...ADMIN, ...headers } };
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
     (init.headers as Record<string, string>)['content-type'] = 'application/json';

@@ -1,0 +1,182 @@
+/**
+ * Governance routes: human approvals, API tokens, and audit-chain verification. Everything is
+ * scoped to the caller's tenant; only admins may name another tenant (for tokens and audit).
+ */
+import { z } from 'zod';
+import { auditChain } from '../../durable/audit-chain.ts';
+import { processStub } from '../../durable/agent-process.ts';
+import { KernelError } from '../kernel/errors.ts';
+import { TenantSchema } from '../kernel/pcb.ts';
+import { E, intParam, unwrap } from './common.ts';
+import { type Principal, ROLES, SYSTEM_TENANT, createToken, roleAtLeast } from './auth.ts';
+import type { ApiRegistry } from './registry.ts';
+
+/** The tenant a call acts on: the caller's own, or (admins only) one they name. */
+export function tenantFor(principal: Principal, requested: string | undefined): string {
+  if (requested === undefined || requested === principal.tenant) return principal.tenant;
+  if (!roleAtLeast(principal.role, 'admin')) throw new KernelError('EPERM', 'only an admin may act on another tenant', { tenant: requested });
+  return requested;
+}
+
+const ApprovalSchema = z.object({
+  id: z.string(),
+  pid: z.string(),
+  step: z.number(),
+  idx: z.number(),
+  syscall: z.string(),
+  args: z.unknown(),
+  capability: z.string(),
+  reason: z.string(),
+  status: z.enum(['pending', 'approved', 'denied', 'expired']),
+  grant_kind: z.string().nullable(),
+  note: z.string().nullable(),
+  created_at: z.number(),
+  expires_at: z.number(),
+  decided_at: z.number().nullable(),
+  decided_by: z.string().nullable(),
+});
+type ApprovalRow = z.infer<typeof ApprovalSchema> & { args_hash: string; tenant: string };
+
+const APPROVAL_COLUMNS = 'id, tenant, pid, step, idx, syscall, args, args_hash, capability, reason, status, grant_kind, note, created_at, expires_at, decided_at, decided_by';
+
+async function approval(db: D1Database, tenant: string, id: string): Promise<ApprovalRow> {
+  const row = await db.prepare(`SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE id = ? AND tenant = ?`).bind(id, tenant).first<ApprovalRow & { args: string }>();
+  if (!row) throw new KernelError('ENOENT', `no approval ${id.slice(0, 64)}`);
+  return { ...row, args: JSON.parse(row.args) as unknown };
+}
+
+const publicApproval = ({ args_hash: _h, tenant: _t, ...rest }: ApprovalRow) => rest;
+
+export function registerGovernance(api: ApiRegistry): void {
+  api.route(
+    {
+      method: 'get',
+      path: '/v1/approvals',
+      summary: 'Approval requests (default: pending), oldest first',
+      tag: 'approvals',
+      role: 'reader',
+      query: z.object({ status: z.enum(['pending', 'approved', 'denied', 'expired']).optional().default('pending'), limit: intParam(100, 1, 500) }),
+      responses: { 200: { description: 'approvals', schema: z.object({ approvals: z.array(ApprovalSchema) }) } },
+    },
+    async ({ query, c, principal }) => {
+      const { results } = await c.env.DB.prepare(`SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE tenant = ? AND status = ? ORDER BY created_at LIMIT ?`)
+        .bind(principal.tenant, query.status, query.limit)
+        .all<ApprovalRow & { args: string }>();
+      return c.json({ approvals: results.map((r) => publicApproval({ ...r, args: JSON.parse(r.args) as unknown })) });
+    },
+  );
+
+  api.route(
+    { method: 'get', path: '/v1/approvals/:id', summary: 'One approval request', tag: 'approvals', role: 'reader', params: z.object({ id: z.string().max(64) }), responses: { 200: { description: 'the approval', schema: ApprovalSchema }, 404: E('unknown id') } },
+    async ({ params, c, principal }) => c.json(publicApproval(await approval(c.env.DB, principal.tenant, params.id))),
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/v1/approvals/:id',
+      summary: 'Decide an approval: the process wakes and the call runs (approve) or gets EPERM (deny)',
+      tag: 'approvals',
+      role: 'operator',
+      params: z.object({ id: z.string().max(64) }),
+      body: z
+        .object({
+          decision: z.enum(['approve', 'deny']),
+          grant: z.enum(['once', 'always']).default('once').describe('always: a standing grant for the capability, so the same kind of call is not asked again'),
+          note: z.string().max(2000).default(''),
+        })
+        .strict(),
+      responses: { 200: { description: 'the decided approval', schema: ApprovalSchema }, 404: E('unknown id'), 409: E('already decided or expired') },
+    },
+    async ({ params, body, c, principal }) => {
+      const row = await approval(c.env.DB, principal.tenant, params.id);
+      if (row.status !== 'pending') throw new KernelError('ESTATE', `approval ${row.id} is already ${row.status}`, { status: row.status });
+      if (row.expires_at <= Date.now()) throw new KernelError('ESTATE', `approval ${row.id} has expired`, { status: 'expired' });
+      unwrap(
+        await processStub(c.env, row.pid).decideApproval({
+          id: row.id,
+          tenant: principal.tenant,
+          args_hash: row.args_hash,
+          decision: body.decision,
+          grant: body.grant,
+          note: body.note,
+          by: `api:${principal.token_id}`,
+        }),
+      );
+      return c.json(publicApproval(await approval(c.env.DB, principal.tenant, params.id)));
+    },
+  );
+
+  const TokenSchema = z.object({ id: z.string(), tenant: z.string(), role: z.enum(ROLES), name: z.string(), created_at: z.number(), created_by: z.string(), revoked_at: z.number().nullable() });
+
+  api.route(
+    {
+      method: 'post',
+      path: '/v1/tokens',
+      summary: 'Create an API token (the secret is shown once)',
+      tag: 'tokens',
+      role: 'admin',
+      body: z.object({ tenant: TenantSchema.optional(), role: z.enum(ROLES), name: z.string().min(1).max(128) }).strict(),
+      responses: { 201: { description: 'the token', schema: z.object({ id: z.string(), token: z.string(), tenant: z.string(), role: z.enum(ROLES) }) } },
+    },
+    async ({ body, c, principal }) => {
+      const tenant = tenantFor(principal, body.tenant);
+      if (tenant === SYSTEM_TENANT) throw new KernelError('EINVAL', `"${SYSTEM_TENANT}" is reserved for the kernel's own audit chain`);
+      const created = await createToken(c.env.DB, { tenant, role: body.role, name: body.name, created_by: principal.token_id, now: Date.now() });
+      return c.json({ ...created, tenant, role: body.role }, 201);
+    },
+  );
+
+  api.route(
+    {
+      method: 'get',
+      path: '/v1/tokens',
+      summary: "A tenant's tokens (no secrets)",
+      tag: 'tokens',
+      role: 'admin',
+      query: z.object({ tenant: TenantSchema.optional() }),
+      responses: { 200: { description: 'tokens', schema: z.object({ tokens: z.array(TokenSchema) }) } },
+    },
+    async ({ query, c, principal }) => {
+      const { results } = await c.env.DB.prepare('SELECT id, tenant, role, name, created_at, created_by, revoked_at FROM tokens WHERE tenant = ? ORDER BY created_at')
+        .bind(tenantFor(principal, query.tenant))
+        .all();
+      return c.json({ tokens: results });
+    },
+  );
+
+  api.route(
+    {
+      method: 'delete',
+      path: '/v1/tokens/:id',
+      summary: 'Revoke a token',
+      tag: 'tokens',
+      role: 'admin',
+      params: z.object({ id: z.string().max(64) }),
+      responses: { 200: { description: 'revoked' }, 404: E('unknown token') },
+    },
+    async ({ params, c, principal }) => {
+      const row = await c.env.DB.prepare('SELECT tenant FROM tokens WHERE id = ?').bind(params.id).first<{ tenant: string }>();
+      if (!row || (row.tenant !== principal.tenant && !roleAtLeast(principal.role, 'admin'))) throw new KernelError('ENOENT', 'no such token');
+      tenantFor(principal, row.tenant);
+      await c.env.DB.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').bind(Date.now(), params.id).run();
+      return c.json({ id: params.id, revoked: true });
+    },
+  );
+
+  api.route(
+    {
+      method: 'get',
+      path: '/v1/audit/verify',
+      summary: "Recompute the tenant's audit hash chain and report the first broken link",
+      tag: 'audit',
+      role: 'reader',
+      query: z.object({ tenant: TenantSchema.optional() }),
+      responses: { 200: { description: 'verification report' } },
+    },
+    async ({ query, c, principal }) => {
+      const tenant = tenantFor(principal, query.tenant);
+      return c.json(await auditChain(c.env, tenant).verify(tenant));
+    },
+  );
+}

@@ -1,0 +1,272 @@
+/**
+ * Capabilities: what a process may do, as data. Pure: parsing, matching, attenuation.
+ *
+ * A capability names a right on a resource:
+ *   fs:<path-glob>:<r|w|rw>          fs:/home/**:rw     files (the process's own filesystem)
+ *   net:<host-glob>[:<METHODS>]      net:api.github.com:GET   net:*.example.com:GET,POST   net:*
+ *   spawn[:max=<n>]                  spawn:max=5        start children (at most n in its lifetime)
+ *   proc:signal                      signal its own children
+ *   ipc:send:<target-glob>           ipc:send:pid/*     (IPC)
+ *   ipc:publish:<topic-glob>         ipc:publish:topic/alerts
+ *   ipc:subscribe:<topic-glob>
+ *   tool:register | tool:call:<name-glob>               (JIT tools)
+ * Globs: `*` matches within one path segment (or host label), `**` matches anything.
+ *
+ * A grant adds an effect (allow | deny | ask), an optional expiry and an optional use count. When
+ * several grants match one request: deny wins; then a standing approval ("approved always"); then
+ * ask (a human must approve); then allow. No match is EPERM, naming the capability that is needed.
+ */
+import { z } from 'zod';
+import { type Result, fail, ok } from './errors.ts';
+
+export const EFFECTS = ['allow', 'deny', 'ask'] as const;
+export type Effect = (typeof EFFECTS)[number];
+
+export const GrantSchema = z
+  .object({
+    cap: z.string().min(3).max(512),
+    effect: z.enum(EFFECTS).default('allow'),
+    expires_at: z.number().int().nullable().optional().describe('epoch ms after which the grant no longer applies'),
+    uses: z.number().int().min(1).nullable().optional().describe('how many times it may be used (1 = one-shot)'),
+    /** Set on grants that came from an "approve always" decision: they outrank `ask`. */
+    approved: z.boolean().optional(),
+  })
+  .strict();
+export type Grant = z.infer<typeof GrantSchema>;
+/** Grants as accepted from users: a bare string means an allow grant with no limits. */
+export const GrantInputSchema = z.union([z.string().min(3).max(512), GrantSchema]);
+export type GrantInput = z.infer<typeof GrantInputSchema>;
+
+export type Capability =
+  | { readonly domain: 'fs'; readonly path: string; readonly read: boolean; readonly write: boolean }
+  | { readonly domain: 'net'; readonly host: string; readonly methods: readonly string[] | '*' }
+  | { readonly domain: 'spawn'; readonly max: number | null }
+  | { readonly domain: 'proc'; readonly right: 'signal' }
+  | { readonly domain: 'ipc'; readonly right: 'send' | 'publish' | 'subscribe'; readonly target: string }
+  | { readonly domain: 'tool'; readonly right: 'register' }
+  | { readonly domain: 'tool'; readonly right: 'call'; readonly name: string };
+
+/** What one syscall needs. */
+export type Requirement =
+  | { readonly domain: 'fs'; readonly path: string; readonly access: 'r' | 'w' }
+  | { readonly domain: 'net'; readonly host: string; readonly method: string }
+  | { readonly domain: 'spawn'; readonly count: number }
+  | { readonly domain: 'proc'; readonly right: 'signal' }
+  | { readonly domain: 'ipc'; readonly right: 'send' | 'publish' | 'subscribe'; readonly target: string }
+  | { readonly domain: 'tool'; readonly right: 'register' }
+  | { readonly domain: 'tool'; readonly right: 'call'; readonly name: string };
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+export function parseCapability(spec: string): Result<Capability> {
+  const bad = (why: string) => fail('EINVAL', `invalid capability "${spec}": ${why}`, { capability: spec });
+  const [domain, ...rest] = spec.split(':');
+  switch (domain) {
+    case 'fs': {
+      if (rest.length !== 2) return bad('expected fs:<path-glob>:<r|w|rw>');
+      const [path = '', rights = ''] = rest;
+      if (!path.startsWith('/')) return bad('the path glob must start with "/"');
+      if (!/^(r|w|rw|wr)$/.test(rights)) return bad('rights must be r, w or rw');
+      return ok({ domain: 'fs', path, read: rights.includes('r'), write: rights.includes('w') });
+    }
+    case 'net': {
+      if (rest.length < 1 || rest.length > 2 || !rest[0]) return bad('expected net:<host-glob>[:<METHODS>]');
+      const host = rest[0].toLowerCase();
+      if (!/^[a-z0-9*.-]+(:\d+)?$/.test(host)) return bad('the host glob may use letters, digits, ".", "-" and "*"');
+      const m = rest[1];
+      if (m === undefined || m === '*') return ok({ domain: 'net', host, methods: '*' });
+      const methods = m.split(',').map((x) => x.trim().toUpperCase());
+      if (methods.some((x) => !METHODS.includes(x))) return bad(`methods must be among ${METHODS.join(', ')} or *`);
+      return ok({ domain: 'net', host, methods });
+    }
+    case 'spawn': {
+      if (rest.length === 0) return ok({ domain: 'spawn', max: null });
+      const match = rest.length === 1 ? /^max=(\d{1,6})$/.exec(rest[0] ?? '') : null;
+      if (!match) return bad('expected spawn or spawn:max=<n>');
+      return ok({ domain: 'spawn', max: Number(match[1]) });
+    }
+    case 'proc':
+      return rest.length === 1 && rest[0] === 'signal' ? ok({ domain: 'proc', right: 'signal' }) : bad('expected proc:signal');
+    case 'ipc': {
+      const [right, target] = rest;
+      if (rest.length !== 2 || (right !== 'send' && right !== 'publish' && right !== 'subscribe') || !target) return bad('expected ipc:<send|publish|subscribe>:<target-glob>');
+      return ok({ domain: 'ipc', right, target });
+    }
+    case 'tool':
+      if (rest.length === 1 && rest[0] === 'register') return ok({ domain: 'tool', right: 'register' });
+      if (rest.length === 2 && rest[0] === 'call' && rest[1]) return ok({ domain: 'tool', right: 'call', name: rest[1] });
+      return bad('expected tool:register or tool:call:<name-glob>');
+    default:
+      return bad('unknown domain; use fs, net, spawn, proc, ipc or tool');
+  }
+}
+
+export function normalizeGrant(input: GrantInput): Result<Grant> {
+  const grant: Grant = typeof input === 'string' ? { cap: input, effect: 'allow' } : input;
+  const parsed = parseCapability(grant.cap);
+  return parsed.ok ? ok(grant) : parsed;
+}
+
+/** Glob match: `**` any characters, `*` any characters except `sep`. */
+export function globMatch(pattern: string, value: string, sep: string): boolean {
+  let re = '^';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === '*' && pattern[i + 1] === '*') {
+      re += '.*';
+      i++;
+    } else if (c === '*') re += `[^${sep === '/' ? '/' : '.'}]*`;
+    else re += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`${re}$`).test(value);
+}
+
+/** Does a capability grant a requirement? (Spawn limits are checked here against the count so far.) */
+export function grants(cap: Capability, req: Requirement): boolean {
+  if (cap.domain !== req.domain) return false;
+  switch (req.domain) {
+    case 'fs': {
+      const c = cap as Extract<Capability, { domain: 'fs' }>;
+      return (req.access === 'r' ? c.read : c.write) && (globMatch(c.path, req.path, '/') || (c.path.endsWith('/**') && req.path === c.path.slice(0, -3)));
+    }
+    case 'net': {
+      const c = cap as Extract<Capability, { domain: 'net' }>;
+      return (c.methods === '*' || c.methods.includes(req.method)) && (c.host === '*' || globMatch(c.host, req.host.toLowerCase(), '.'));
+    }
+    case 'spawn': {
+      const c = cap as Extract<Capability, { domain: 'spawn' }>;
+      return c.max === null || req.count <= c.max;
+    }
+    case 'proc':
+      return true;
+    case 'ipc': {
+      const c = cap as Extract<Capability, { domain: 'ipc' }>;
+      return c.right === req.right && globMatch(c.target, req.target, '/');
+    }
+    case 'tool': {
+      const c = cap as Extract<Capability, { domain: 'tool' }>;
+      if (c.right !== req.right) return false;
+      return req.right === 'register' || globMatch((c as { name: string }).name, req.name, '/');
+    }
+  }
+}
+
+/** A requirement written as the capability that would grant exactly it (for EPERM messages and approvals). */
+export function describeRequirement(req: Requirement): string {
+  switch (req.domain) {
+    case 'fs':
+      return `fs:${req.path}:${req.access}`;
+    case 'net':
+      return `net:${req.host}:${req.method}`;
+    case 'spawn':
+      return `spawn:max=${req.count}`;
+    case 'proc':
+      return 'proc:signal';
+    case 'ipc':
+      return `ipc:${req.right}:${req.target}`;
+    case 'tool':
+      return req.right === 'register' ? 'tool:register' : `tool:call:${req.name}`;
+  }
+}
+
+export type Decision =
+  | { readonly decision: 'allow'; readonly grant: number }
+  | { readonly decision: 'deny'; readonly grant: number | null; readonly needed: string }
+  | { readonly decision: 'ask'; readonly grant: number; readonly needed: string };
+
+const live = (g: Grant, now: number) => (g.expires_at === null || g.expires_at === undefined || g.expires_at > now) && (g.uses === null || g.uses === undefined || g.uses > 0);
+
+/** Decide a requirement against a process's grants. `grant` is the index of the deciding grant. */
+export function decide(grantsList: readonly Grant[], req: Requirement, now: number): Decision {
+  const needed = describeRequirement(req);
+  const matching: { g: Grant; i: number }[] = [];
+  grantsList.forEach((g, i) => {
+    if (!live(g, now)) return;
+    const cap = parseCapability(g.cap);
+    if (cap.ok && grants(cap.value, req)) matching.push({ g, i });
+  });
+  const first = (pred: (g: Grant) => boolean) => matching.find((m) => pred(m.g));
+  const deny = first((g) => g.effect === 'deny');
+  if (deny) return { decision: 'deny', grant: deny.i, needed };
+  const standing = first((g) => g.effect === 'allow' && g.approved === true);
+  if (standing) return { decision: 'allow', grant: standing.i };
+  const ask = first((g) => g.effect === 'ask');
+  if (ask) return { decision: 'ask', grant: ask.i, needed };
+  const allow = first((g) => g.effect === 'allow');
+  if (allow) return { decision: 'allow', grant: allow.i };
+  return { decision: 'deny', grant: null, needed };
+}
+
+/** Use a grant once: returns the grants with that grant's use count decremented (if it has one). */
+export function consume(grantsList: readonly Grant[], index: number): Grant[] {
+  return grantsList.map((g, i) => (i === index && typeof g.uses === 'number' ? { ...g, uses: g.uses - 1 } : g));
+}
+
+/** Does `parent` cover everything `child` could grant? Used for attenuation on spawn. */
+export function covers(parent: Capability, child: Capability): boolean {
+  if (parent.domain !== child.domain) return false;
+  switch (child.domain) {
+    case 'fs': {
+      const p = parent as Extract<Capability, { domain: 'fs' }>;
+      return (!child.read || p.read) && (!child.write || p.write) && (p.path === child.path || globMatch(p.path, child.path, '/'));
+    }
+    case 'net': {
+      const p = parent as Extract<Capability, { domain: 'net' }>;
+      const methodsOk = p.methods === '*' || (child.methods !== '*' && child.methods.every((m) => (p.methods as readonly string[]).includes(m)));
+      return methodsOk && (p.host === '*' || p.host === child.host || globMatch(p.host, child.host, '.'));
+    }
+    case 'spawn': {
+      const p = parent as Extract<Capability, { domain: 'spawn' }>;
+      return p.max === null || (child.max !== null && child.max <= p.max);
+    }
+    case 'proc':
+      return true;
+    case 'ipc': {
+      const p = parent as Extract<Capability, { domain: 'ipc' }>;
+      return p.right === child.right && (p.target === child.target || globMatch(p.target, child.target, '/'));
+    }
+    case 'tool': {
+      const p = parent as Extract<Capability, { domain: 'tool' }>;
+      if (p.right !== child.right) return false;
+      if (child.right === 'register') return true;
+      const pn = (p as { name: string }).name;
+      return pn === child.name || globMatch(pn, child.name, '/');
+    }
+  }
+}
+
+/**
+ * Attenuate: the grants a child may have, given what it asks for and what its parent holds.
+ * Every allow grant asked for must be covered by a live allow grant of the parent (an ask grant by
+ * an allow or ask grant), and
+ * cannot outlive or out-use it. The parent's deny grants are always inherited.
+ */
+export function attenuate(parent: readonly Grant[], requested: readonly Grant[], now: number): Result<Grant[]> {
+  const parentAllows = parent.filter((g) => g.effect === 'allow' && live(g, now));
+  const parentAsks = parent.filter((g) => g.effect === 'ask' && live(g, now));
+  const out: Grant[] = [];
+  for (const want of requested) {
+    const wantCap = parseCapability(want.cap);
+    if (!wantCap.ok) return wantCap;
+    if (want.effect === 'deny') {
+      out.push(want);
+      continue;
+    }
+    // An ask grant may also be passed down from a parent that only holds it as ask.
+    const cover = [...parentAllows, ...(want.effect === 'ask' ? parentAsks : [])].find((g) => {
+      const c = parseCapability(g.cap);
+      return c.ok && covers(c.value, wantCap.value);
+    });
+    if (!cover) return fail('EPERM', `cannot grant "${want.cap}" to a child: the parent does not hold it`, { capability: want.cap });
+    const expires = [want.expires_at, cover.expires_at].filter((x): x is number => typeof x === 'number');
+    const uses = [want.uses, cover.uses].filter((x): x is number => typeof x === 'number');
+    out.push({
+      cap: want.cap,
+      effect: want.effect,
+      ...(expires.length ? { expires_at: Math.min(...expires) } : {}),
+      ...(uses.length ? { uses: Math.min(...uses) } : {}),
+    });
+  }
+  for (const d of parent.filter((g) => g.effect === 'deny' && live(g, now))) if (!out.some((g) => g.cap === d.cap && g.effect === 'deny')) out.push(d);
+  return ok(out);
+}
