@@ -121,6 +121,55 @@ export function globMatch(pattern: string, value: string, sep: string): boolean 
   return new RegExp(`${re}$`).test(value);
 }
 
+type GlobToken = { readonly kind: 'lit'; readonly ch: string } | { readonly kind: 'star' } | { readonly kind: 'dstar' };
+
+function tokenize(pattern: string): GlobToken[] {
+  const out: GlobToken[] = [];
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] === '*' && pattern[i + 1] === '*') {
+      out.push({ kind: 'dstar' });
+      i++;
+    } else if (pattern[i] === '*') out.push({ kind: 'star' });
+    else out.push({ kind: 'lit', ch: pattern[i] as string });
+  }
+  return out;
+}
+
+/**
+ * Glob containment: does every string `child` matches also match `parent`? Both are patterns, so the
+ * child's wildcards are not literal text: a parent's `*` never covers a child's `**`. Decided by a
+ * search over (parent position, child position); sound, and where in doubt it answers no.
+ */
+export function globCovers(parent: string, child: string, sep: string): boolean {
+  const p = tokenize(parent);
+  const c = tokenize(child);
+  const memo = new Map<number, boolean>();
+  const go = (i: number, j: number): boolean => {
+    const key = i * (c.length + 1) + j;
+    const known = memo.get(key);
+    if (known !== undefined) return known;
+    memo.set(key, false);
+    let result = false;
+    const pi = p[i];
+    const cj = c[j];
+    if (cj === undefined) result = p.slice(i).every((t) => t.kind !== 'lit');
+    else if (pi === undefined) result = false;
+    else if (cj.kind === 'lit') {
+      if (pi.kind === 'lit') result = pi.ch === cj.ch && go(i + 1, j + 1);
+      else if (pi.kind === 'star') result = (cj.ch !== sep && go(i, j + 1)) || go(i + 1, j);
+      else result = go(i, j + 1) || go(i + 1, j);
+    } else if (cj.kind === 'star') {
+      // The child's * yields any run without a separator: only a parent * or ** absorbs all of them.
+      result = pi.kind !== 'lit' ? go(i, j + 1) || go(i + 1, j) : false;
+    } else {
+      result = pi.kind === 'dstar' ? go(i, j + 1) || go(i + 1, j) : false;
+    }
+    memo.set(key, result);
+    return result;
+  };
+  return go(0, 0);
+}
+
 /** Does a capability grant a requirement? (Spawn limits are checked here against the count so far.) */
 export function grants(cap: Capability, req: Requirement): boolean {
   if (cap.domain !== req.domain) return false;
@@ -208,12 +257,13 @@ export function covers(parent: Capability, child: Capability): boolean {
   switch (child.domain) {
     case 'fs': {
       const p = parent as Extract<Capability, { domain: 'fs' }>;
-      return (!child.read || p.read) && (!child.write || p.write) && (p.path === child.path || globMatch(p.path, child.path, '/'));
+      const dirOf = p.path.endsWith('/**') ? p.path.slice(0, -3) : null; // fs:/a/** also grants /a itself
+      return (!child.read || p.read) && (!child.write || p.write) && (globCovers(p.path, child.path, '/') || child.path === dirOf);
     }
     case 'net': {
       const p = parent as Extract<Capability, { domain: 'net' }>;
       const methodsOk = p.methods === '*' || (child.methods !== '*' && child.methods.every((m) => (p.methods as readonly string[]).includes(m)));
-      return methodsOk && (p.host === '*' || p.host === child.host || globMatch(p.host, child.host, '.'));
+      return methodsOk && (p.host === '*' || globCovers(p.host, child.host, '.'));
     }
     case 'spawn': {
       const p = parent as Extract<Capability, { domain: 'spawn' }>;
@@ -223,14 +273,13 @@ export function covers(parent: Capability, child: Capability): boolean {
       return true;
     case 'ipc': {
       const p = parent as Extract<Capability, { domain: 'ipc' }>;
-      return p.right === child.right && (p.target === child.target || globMatch(p.target, child.target, '/'));
+      return p.right === child.right && globCovers(p.target, child.target, '/');
     }
     case 'tool': {
       const p = parent as Extract<Capability, { domain: 'tool' }>;
       if (p.right !== child.right) return false;
       if (child.right === 'register') return true;
-      const pn = (p as { name: string }).name;
-      return pn === child.name || globMatch(pn, child.name, '/');
+      return globCovers((p as { name: string }).name, child.name, '/');
     }
   }
 }

@@ -3,9 +3,9 @@
  *
  * A script is a list of turns. Turn n answers the n-th assistant turn of the conversation, so the
  * answer depends only on the context: re-issuing a call after a crash yields the same answer, as
- * the journal's replay rules assume. Strings in a turn may use two substitutions, the whole of its
- * "policy": {{task}} (the first user message) and {{last_result}} (the most recent syscall result,
- * as JSON). When the script runs out the provider answers with text and no calls, which ends the
+ * the journal's replay rules assume. Strings in a turn may use substitutions, the whole of its
+ * "policy": {{task}} (the first user message), {{last_result}} (the most recent syscall result, as
+ * JSON) and {{result:N.path}} (a field of the N-th result so far, e.g. {{result:0.value.pid}}). When the script runs out the provider answers with text and no calls, which ends the
  * process with code 0 like any model that stops calling tools.
  *
  * Token usage is an estimate (characters / 4) and is reported as such in the docs: there is no
@@ -30,11 +30,28 @@ export type Script = z.infer<typeof ScriptSchema>;
 
 export const estimateTokens = (chars: number): number => Math.ceil(chars / 4);
 
-function substitute(value: unknown, vars: Readonly<Record<string, string>>): unknown {
-  if (typeof value === 'string') return value.replace(/\{\{(task|last_result)\}\}/g, (_, k: string) => vars[k] ?? '');
-  if (Array.isArray(value)) return value.map((v) => substitute(v, vars));
+/** `{{result:N.path}}`: a field of the N-th syscall result so far (0-based), e.g. {{result:0.value.pid}}. */
+const RESULT_REF = /\{\{result:(\d+)((?:\.[A-Za-z0-9_]+)*)\}\}/g;
+
+function pick(json: string | undefined, path: string): string {
+  if (json === undefined) return '';
+  let value: unknown;
+  try {
+    value = JSON.parse(json.replace(/^\[untrusted content[^\]]*\] /, ''));
+  } catch {
+    return '';
+  }
+  for (const key of path.split('.').filter(Boolean)) value = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
+  return typeof value === 'string' ? value : value === undefined ? '' : JSON.stringify(value);
+}
+
+function substitute(value: unknown, vars: Readonly<Record<string, string>>, results: readonly string[] = []): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\{\{(task|last_result)\}\}/g, (_, k: string) => vars[k] ?? '').replace(RESULT_REF, (_, n: string, path: string) => pick(results[Number(n)], path));
+  }
+  if (Array.isArray(value)) return value.map((v) => substitute(v, vars, results));
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, vars)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, vars, results)]));
   }
   return value;
 }
@@ -42,13 +59,17 @@ function substitute(value: unknown, vars: Readonly<Record<string, string>>): unk
 const TEXT_RESULT = /^\[SYS_RESULT::[^\]]*\] /;
 
 /** The newest syscall result: a tool message (native mode) or a [SYS_RESULT::…] user message (text mode). */
-function lastResult(messages: readonly ChatMessage[]): string {
-  for (let i = messages.length - 1; i >= 0; i--) {
-    const m = messages[i];
-    if (m?.role === 'tool') return m.content;
-    if (m?.role === 'user' && TEXT_RESULT.test(m.content)) return m.content.replace(TEXT_RESULT, '');
+function allResults(messages: readonly ChatMessage[]): string[] {
+  const out: string[] = [];
+  for (const m of messages) {
+    if (m.role === 'tool') out.push(m.content);
+    else if (m.role === 'user' && TEXT_RESULT.test(m.content)) out.push(m.content.replace(TEXT_RESULT, ''));
   }
-  return '';
+  return out;
+}
+
+function lastResult(messages: readonly ChatMessage[]): string {
+  return allResults(messages).at(-1) ?? '';
 }
 
 function promptChars(request: LlmRequest): number {
@@ -74,8 +95,9 @@ export class ScriptedProvider implements LlmProvider {
     }
     const firstUser = request.messages.find((m): m is Extract<ChatMessage, { role: 'user' }> => m.role === 'user');
     const vars = { task: firstUser?.content ?? '', last_result: lastResult(request.messages) };
-    const text = (substitute(step.text ?? '', vars) as string) ?? '';
-    const tool_calls = (step.tool_calls ?? []).map((c, i) => ({ id: `call_${turn}_${i}`, name: c.name, args: substitute(c.args ?? {}, vars) }));
+    const results = allResults(request.messages);
+    const text = (substitute(step.text ?? '', vars, results) as string) ?? '';
+    const tool_calls = (step.tool_calls ?? []).map((c, i) => ({ id: `call_${turn}_${i}`, name: c.name, args: substitute(c.args ?? {}, vars, results) }));
     const completionChars = text.length + tool_calls.reduce((n, c) => n + c.name.length + JSON.stringify(c.args).length, 0);
     return {
       text,

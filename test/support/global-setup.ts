@@ -6,7 +6,9 @@
  *   GET  /big?bytes=N     → N bytes of "x"
  *   ANY  /hang/<key>      → held open; the first request for a key hangs, later ones answer 200
  *   GET  /hanging/<key>   → long-poll: answers once a request is hanging on /hang/<key>
- *   GET  /count/<key>     → how many requests /hang/<key> has received
+ *   ANY  /sink/<key>      → 200, counted: where a test's forbidden effects would land
+ *   GET  /page?body=…     → a page with the given body (injected instructions)
+ *   GET  /count/<key>     → how many requests /hang/<key> or /sink/<key> has received
  *   /llm/…                → the fake LLM service (./fake-llm.ts)
  */
 import http from 'node:http';
@@ -57,6 +59,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
         };
         if (hanging.has(key)) done();
         else waiters.set(key, [...(waiters.get(key) ?? []), done]);
+      } else if (route === 'sink') {
+        // A place effects land: counted, so a test can prove an effect did or did not happen.
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('received');
+      } else if (route === 'page') {
+        // A web page whose body is given in the query: how tests serve injected instructions.
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end(url.searchParams.get('body') ?? '');
       } else if (route === 'count') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ count: counts.get(key) ?? 0 }));

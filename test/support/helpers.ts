@@ -32,8 +32,8 @@ export async function spawn(body: Record<string, unknown>): Promise<Pcb> {
   return r.body;
 }
 
-export async function pcbOf(pid: string): Promise<Pcb> {
-  const r = await api<Pcb>('GET', `/v1/processes/${pid}`);
+export async function pcbOf(pid: string, headers: Record<string, string> = {}): Promise<Pcb> {
+  const r = await api<Pcb>('GET', `/v1/processes/${pid}`, undefined, headers);
   if (r.status !== 200) throw new Error(`GET pcb failed: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
 }
@@ -42,13 +42,13 @@ export async function pcbOf(pid: string): Promise<Pcb> {
 export const tick = (pid: string): Promise<boolean> => runDurableObjectAlarm(stubOf(pid));
 
 /** Fire alarms until the process reaches one of `states`, at most `max` times. */
-export async function runUntil(pid: string, states: readonly string[], max = 50): Promise<Pcb> {
+export async function runUntil(pid: string, states: readonly string[], max = 50, headers: Record<string, string> = {}): Promise<Pcb> {
   for (let i = 0; i < max; i++) {
-    const pcb = await pcbOf(pid);
+    const pcb = await pcbOf(pid, headers);
     if (states.includes(pcb.state)) return pcb;
-    if (!(await tick(pid))) return pcbOf(pid);
+    if (!(await tick(pid))) return pcbOf(pid, headers);
   }
-  return pcbOf(pid);
+  return pcbOf(pid, headers);
 }
 
 export type Ev = { seq: number; type: string; data: Record<string, unknown> };
