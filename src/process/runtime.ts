@@ -48,6 +48,7 @@ export interface RuntimeDeps {
 const FAULTS = 'faults';
 const TERM_PENDING = 'term_pending';
 const AUDIT_SEQ = 'audit_seq';
+const TABLE_DIRTY = 'table_dirty';
 
 export type OutboxMessage =
   | { readonly kind: 'd1'; readonly statement: Statement }
@@ -108,10 +109,13 @@ export class ProcessRuntime {
     this.store.enqueue(message.kind, message);
   }
 
-  /** Save a PCB and mirror it to the process table. */
+  /**
+   * Save a PCB and mark the process table's row stale. The row is written once per outbox delivery
+   * from the PCB as it is then, not once per change: `ps` needs the latest state, not every state.
+   */
   save(pcb: Pcb): void {
     this.store.savePcb(pcb);
-    this.send({ kind: 'd1', statement: upsertProcessRow(pcb) });
+    this.store.setMeta(TABLE_DIRTY, true);
   }
 
   /** Apply a lifecycle event, save, and record it. Throws KernelError(ESTATE) if illegal. */
@@ -171,7 +175,9 @@ export class ProcessRuntime {
       this.audit('lifecycle', 'spawn', 'ok', null, { ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model, capabilities: spec.capabilities, untrusted_task: spec.untrusted_task });
       this.store.setTimer('run', now);
     });
-    await this.settle();
+    // Answer once the process is durable and listed; its first alarm (due now) delivers the audit.
+    await this.flushTable();
+    await this.rearm();
     return ok(this.mustPcb());
   }
 
@@ -466,10 +472,31 @@ export class ProcessRuntime {
     return this.#flushing;
   }
 
+  /** Write the process table's row if it is stale (spawn does only this before answering). */
+  async flushTable(): Promise<void> {
+    if (!this.store.getMeta<boolean>(TABLE_DIRTY)) return;
+    const pcb = this.pcb();
+    if (!pcb) return;
+    const s = upsertProcessRow(pcb);
+    await this.deps.db.prepare(s.sql).bind(...s.params).run();
+    // Only clear the flag if nothing changed while the write was in flight.
+    if (this.pcb() === pcb) this.store.setMeta(TABLE_DIRTY, false);
+  }
+
   async #drain(): Promise<void> {
     for (;;) {
+      if (this.store.getMeta<boolean>(TABLE_DIRTY)) {
+        try {
+          await this.flushTable();
+        } catch (e) {
+          this.emit('outbox_retry', { attempts: 1, error: toErrorValue(e) });
+          this.store.setTimer('outbox', this.now + faultBackoffMs(1, this.deps.random));
+          return;
+        }
+      }
       const rows = this.store.outbox(200);
       if (rows.length === 0) {
+        if (this.store.getMeta<boolean>(TABLE_DIRTY)) continue;
         this.store.clearTimer('outbox');
         return;
       }

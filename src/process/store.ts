@@ -71,9 +71,19 @@ export type OutboxRow = {
   readonly attempts: number;
 };
 
+/** Meta entries are cached; this marks a key known to be absent. */
+const ABSENT = Symbol('absent');
+
 export class ProcessStore {
   readonly #sql: SqlStorage;
   readonly #storage: DurableObjectStorage;
+  /**
+   * Write-through caches of the PCB and meta. This object is the only writer of its storage and runs
+   * one turn at a time, so the cache is exact; a transaction that throws restores the snapshot it
+   * started from, just as SQLite rolls back.
+   */
+  #pcb: Pcb | null | undefined;
+  #meta = new Map<string, unknown>();
 
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
@@ -82,27 +92,46 @@ export class ProcessStore {
   }
 
   transaction<T>(fn: () => T): T {
-    return this.#storage.transactionSync(fn);
+    const pcb = this.#pcb;
+    const meta = new Map(this.#meta);
+    try {
+      return this.#storage.transactionSync(fn);
+    } catch (e) {
+      this.#pcb = pcb;
+      this.#meta = meta;
+      throw e;
+    }
   }
 
   // --- PCB ---------------------------------------------------------------------------------------
+  /** The PCB. Treat it as immutable: change it by saving a new object. */
   loadPcb(): Pcb | null {
-    const row = this.#sql.exec<{ data: string }>('SELECT data FROM pcb WHERE id = 1').toArray()[0];
-    return row ? (JSON.parse(row.data) as Pcb) : null;
+    if (this.#pcb === undefined) {
+      const row = this.#sql.exec<{ data: string }>('SELECT data FROM pcb WHERE id = 1').toArray()[0];
+      this.#pcb = row ? (JSON.parse(row.data) as Pcb) : null;
+    }
+    return this.#pcb;
   }
 
   savePcb(pcb: Pcb): void {
     this.#sql.exec('INSERT INTO pcb (id, data) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data', JSON.stringify(pcb));
+    this.#pcb = pcb;
   }
 
   // --- meta --------------------------------------------------------------------------------------
   getMeta<T>(key: string): T | undefined {
-    const row = this.#sql.exec<{ value: string }>('SELECT value FROM meta WHERE key = ?', key).toArray()[0];
-    return row ? (JSON.parse(row.value) as T) : undefined;
+    if (!this.#meta.has(key)) {
+      const row = this.#sql.exec<{ value: string }>('SELECT value FROM meta WHERE key = ?', key).toArray()[0];
+      this.#meta.set(key, row ? (JSON.parse(row.value) as unknown) : ABSENT);
+    }
+    const value = this.#meta.get(key);
+    return value === ABSENT ? undefined : (value as T);
   }
 
   setMeta(key: string, value: unknown): void {
+    if (this.#meta.has(key) && this.#meta.get(key) === value && (value === null || typeof value !== 'object')) return;
     this.#sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, JSON.stringify(value));
+    this.#meta.set(key, value);
   }
 
   // --- timers ------------------------------------------------------------------------------------
@@ -248,5 +277,7 @@ export class ProcessStore {
     await this.#storage.deleteAlarm();
     await this.#storage.deleteAll();
     this.#sql.exec(SCHEMA);
+    this.#pcb = undefined;
+    this.#meta = new Map();
   }
 }
