@@ -9,6 +9,10 @@ export default defineConfig(async () => {
       cloudflareTest(({ inject }) => ({
         wrangler: { configPath: './wrangler.toml' },
         miniflare: {
+          // The test runner ships each module to workerd in one WebSocket message, capped at 1 MiB by
+          // default; the tokenizer's rank table (src/llm/tokens.ts) is 2.4 MB. This local-only flag
+          // raises the cap for the harness's transport; it changes nothing the Worker does.
+          compatibilityFlags: ['nodejs_compat', 'enable_request_signal', 'increase_websocket_message_size'],
           bindings: {
             TEST_MIGRATIONS: migrations,
             TEST_SERVER: `http://127.0.0.1:${inject('testServerPort')}`,

@@ -16,6 +16,8 @@ export interface Image {
   readonly tool_mode: ToolMode;
   readonly model?: ModelRef;
   readonly script?: Script;
+  /** The working set's token budget for its processes (default 64,000). */
+  readonly max_context_tokens?: number;
   /** The capabilities its agents need; a spawner grants these unless it names others. */
   readonly capabilities: readonly GrantInput[];
 }

@@ -48,6 +48,9 @@ export const QuotasSchema = z
   .strict();
 export type Quotas = z.infer<typeof QuotasSchema>;
 
+export const DEFAULT_CONTEXT_TOKENS = 64_000;
+export const ContextTokensSchema = z.number().int().min(1000).max(2_000_000);
+
 export const DEFAULT_QUOTAS: Quotas = { max_steps: 200, max_tokens: 2_000_000, max_wall_seconds: 7 * 24 * 3600 };
 
 export const UsageSchema = z.object({
@@ -115,6 +118,8 @@ export const PcbSchema = z.object({
   model: ModelRefSchema,
   capabilities: z.array(GrantSchema),
   quotas: QuotasSchema,
+  /** The working set's token budget (the context manager keeps prompts under it). */
+  max_context_tokens: z.number().int(),
   usage: UsageSchema,
   wait: WaitSchema.nullable(),
   /** While stopped: the state SIGCONT returns to. */

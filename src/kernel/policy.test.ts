@@ -21,6 +21,9 @@ const SAMPLES: Record<string, unknown> = {
   wait: {},
   kill: { pid: PID, signal: 'SIGTERM' },
   request_capability: { capability: 'net:*', reason: 'r' },
+  page_in: { query: 'vault code' },
+  pin: { step: 2 },
+  unpin: { step: 2 },
   fs_read: { path: 'a' },
   fs_write: { path: 'a', content: '' },
   fs_list: {},
@@ -75,7 +78,7 @@ describe('requirementFor', () => {
 
   it('kill needs proc:signal; exit, sleep, yield, wait and request_capability need nothing', () => {
     expect(requirementFor(valid('kill', SAMPLES.kill), CTX)).toEqual({ domain: 'proc', right: 'signal' });
-    for (const name of ['exit', 'sleep', 'yield', 'wait', 'request_capability']) {
+    for (const name of ['exit', 'sleep', 'yield', 'wait', 'request_capability', 'page_in', 'pin', 'unpin']) {
       expect(requirementFor(valid(name, SAMPLES[name]), CTX), name).toBeNull();
     }
   });

@@ -9,7 +9,7 @@ import type { ToolMode } from '../llm/types.ts';
 import { type Grant, GrantInputSchema, attenuate, normalizeGrant } from './capabilities.ts';
 import { type Result, fail, ok } from './errors.ts';
 import { IMAGES, IMAGE_NAMES } from './images.ts';
-import { DEFAULT_QUOTAS, type ModelRef, ModelRefSchema, PRIORITY_DEFAULT, type Pid, PrioritySchema, type Quotas, QuotasSchema } from './pcb.ts';
+import { ContextTokensSchema, DEFAULT_CONTEXT_TOKENS, DEFAULT_QUOTAS, type ModelRef, ModelRefSchema, PRIORITY_DEFAULT, type Pid, PrioritySchema, type Quotas, QuotasSchema } from './pcb.ts';
 
 export const SpawnRequestSchema = z
   .object({
@@ -22,6 +22,7 @@ export const SpawnRequestSchema = z
       .optional()
       .describe('a model name for the configured provider, or {provider, model}'),
     quotas: QuotasSchema.partial().optional(),
+    max_context_tokens: ContextTokensSchema.optional().describe('token budget of the working set (default: the image\'s, else 64000)'),
     tool_mode: z.enum(['native', 'text']).optional().describe('how syscalls reach the model: native tools, or [SYS_CALL::…] text for models without tool calling'),
     script: ScriptSchema.optional().describe('turns for the scripted provider (tests, demos)'),
     capabilities: z
@@ -45,6 +46,7 @@ export interface SpawnSpec {
   readonly priority: number;
   readonly model: ModelRef;
   readonly quotas: Quotas;
+  readonly max_context_tokens: number;
   readonly capabilities: readonly Grant[];
   /** The task came from a process whose context held untrusted content: it is untrusted too. */
   readonly untrusted_task: boolean;
@@ -103,6 +105,7 @@ export function resolveSpawn(req: SpawnRequest, ctx: SpawnContext): Result<Spawn
     priority: req.priority ?? ctx.priority ?? PRIORITY_DEFAULT,
     model,
     quotas: { ...DEFAULT_QUOTAS, ...Object.fromEntries(Object.entries(req.quotas ?? {}).filter(([, v]) => v !== undefined)) },
+    max_context_tokens: req.max_context_tokens ?? image.max_context_tokens ?? DEFAULT_CONTEXT_TOKENS,
     capabilities,
     untrusted_task: ctx.untrusted ?? false,
     script: req.script ?? image.script ?? null,

@@ -98,6 +98,31 @@ export const SYSCALLS = {
     args: z.object({ capability: z.string().min(3).max(512), reason: z.string().min(1).max(2000) }).strict(),
     replay: 'atomic',
   }),
+  page_in: spec({
+    name: 'page_in',
+    description: 'Bring paged-out parts of your context back: by a search query (words you remember), or by step number from a "paged out" notice.',
+    args: z
+      .object({
+        query: z.string().min(1).max(2000).optional(),
+        step: z.number().int().min(1).optional(),
+        limit: z.number().int().min(1).max(10).optional().describe('steps to bring back at most (default 3)'),
+      })
+      .strict()
+      .refine((a) => (a.query === undefined) !== (a.step === undefined), 'give exactly one of query or step'),
+    replay: 'atomic',
+  }),
+  pin: spec({
+    name: 'pin',
+    description: 'Keep a step (its answer and results) in your context: it is never paged out until unpinned.',
+    args: z.object({ step: z.number().int().min(1) }).strict(),
+    replay: 'atomic',
+  }),
+  unpin: spec({
+    name: 'unpin',
+    description: 'Let a pinned step be paged out again when space is needed.',
+    args: z.object({ step: z.number().int().min(1) }).strict(),
+    replay: 'atomic',
+  }),
   fs_read: spec({
     name: 'fs_read',
     description: 'Read a text file from this process filesystem.',

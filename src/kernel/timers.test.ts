@@ -9,6 +9,7 @@ function makePcb(over: Partial<Pcb> = {}): Pcb {
     pid: 'p00000000000000000001',
     tenant: 't1',
     ppid: null,
+    max_context_tokens: 64000,
     name: 't',
     image: 'default',
     task: 'x',

@@ -36,6 +36,9 @@ export interface SyscallContext {
   spawnChild(args: SyscallArgs<'spawn'>, callKey: string): Promise<{ pid: string }>;
   signalChild(pid: string, signal: Signal): Promise<{ delivered: boolean; state: string }>;
   fetch(request: Request): Promise<Response>;
+  /** Steps whose pages match a query, best first (for page_in). */
+  searchSteps(query: string): { step: number; score: number }[];
+  knownSteps(): Set<number>;
 }
 
 type Handlers = { readonly [N in SyscallName]: (args: SyscallArgs<N>, ctx: SyscallContext) => Promise<Directive> | Directive };
@@ -119,6 +122,31 @@ export const HANDLERS: Handlers = {
     const cap = parseCapability(args.capability);
     if (!cap.ok) throw KernelError.fromValue(cap.error);
     return { kind: 'ask', needed: args.capability, reason: args.reason };
+  },
+
+  page_in: (args, ctx) => {
+    let steps: number[];
+    if (args.step !== undefined) {
+      if (!ctx.knownSteps().has(args.step)) throw new KernelError('ENOENT', `there is no step ${args.step} in this process's context`, { step: args.step });
+      steps = [args.step];
+    } else {
+      steps = ctx.searchSteps(args.query ?? '').filter((h) => h.score >= 0.1).slice(0, args.limit ?? 3).map((h) => h.step);
+      if (steps.length === 0) throw new KernelError('ENOENT', `no paged-out step matches "${(args.query ?? '').slice(0, 80)}"`);
+    }
+    return result({ paged_in_steps: steps }, () => ctx.store.setResident(steps, true, ctx.now));
+  },
+
+  pin: (args, ctx) => {
+    if (!ctx.knownSteps().has(args.step)) throw new KernelError('ENOENT', `there is no step ${args.step} in this process's context`, { step: args.step });
+    return result({ pinned_step: args.step }, () => {
+      ctx.store.setPinned(args.step, true);
+      ctx.store.setResident([args.step], true, ctx.now);
+    });
+  },
+
+  unpin: (args, ctx) => {
+    if (!ctx.knownSteps().has(args.step)) throw new KernelError('ENOENT', `there is no step ${args.step} in this process's context`, { step: args.step });
+    return result({ unpinned_step: args.step }, () => void ctx.store.setPinned(args.step, false));
   },
 
   fs_read: (args, ctx) => {

@@ -23,6 +23,9 @@ import type { SpawnSpec } from '../kernel/spawn.ts';
 import { type TransitionEvent, transition } from '../kernel/state.ts';
 import type { SyscallResult } from '../kernel/syscalls.ts';
 import { MAX_FAULTS, armable, due, earliest, faultBackoffMs } from '../kernel/timers.ts';
+import { type PageBody, pageText } from '../kernel/context.ts';
+import { KIND_IMPORTANCE, LexicalIndex } from '../kernel/pager.ts';
+import { countTokens } from '../llm/tokens.ts';
 import { ProcessFs } from './fs.ts';
 import { type EventRow, type JournalRow, ProcessStore } from './store.ts';
 import { upsertProcessRow } from './table.ts';
@@ -69,6 +72,7 @@ export class ProcessRuntime {
   readonly fs: ProcessFs;
   readonly deps: RuntimeDeps;
   #armedAt: number | null | undefined;
+  #index: LexicalIndex | null = null;
   #flushing: Promise<void> | null = null;
 
   constructor(deps: RuntimeDeps) {
@@ -90,6 +94,25 @@ export class ProcessRuntime {
     const pcb = this.store.loadPcb();
     if (!pcb) throw new Error('process has no PCB');
     return pcb;
+  }
+
+  // --- context pages ------------------------------------------------------------------------------
+
+  /** Append a context page: counted with the tokenizer, scored by kind, and indexed for page faults. */
+  addPage(step: number, body: PageBody): void {
+    const text = pageText(body);
+    const seq = this.store.appendPage(step, body.kind, body, this.now, { tokens: countTokens(text), importance: KIND_IMPORTANCE[body.kind] ?? 0.5, excerpt: text });
+    this.#index?.add(seq, text.slice(0, 2000));
+  }
+
+  /** The lexical index over every page (built from storage once per object, then kept current). */
+  index(): LexicalIndex {
+    if (!this.#index) {
+      const index = new LexicalIndex();
+      for (const p of this.store.pageMeta()) index.add(p.seq, p.text);
+      this.#index = index;
+    }
+    return this.#index;
   }
 
   // --- records ----------------------------------------------------------------------------------------
@@ -159,6 +182,7 @@ export class ProcessRuntime {
         model: spec.model,
         capabilities: [...spec.capabilities],
         quotas: spec.quotas,
+        max_context_tokens: spec.max_context_tokens,
         usage: ZERO_USAGE,
         wait: null,
         stopped_from: null,
@@ -170,7 +194,7 @@ export class ProcessRuntime {
       this.save(pcb);
       this.store.setMeta('spawn_key', spec.spawn_key);
       this.store.setMeta('image', { system_prompt: spec.system_prompt, tool_mode: spec.tool_mode, script: spec.script });
-      this.store.appendPage(0, 'task', { kind: 'task', text: spec.task, ...(spec.untrusted_task ? { untrusted: true, source: 'parent context' } : {}) }, now);
+      this.addPage(0, { kind: 'task', text: spec.task, ...(spec.untrusted_task ? { untrusted: true, source: 'parent context' } : {}) });
       this.emit('spawned', { pid: spec.pid, ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model, priority: spec.priority, quotas: spec.quotas });
       this.audit('lifecycle', 'spawn', 'ok', null, { ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model, capabilities: spec.capabilities, untrusted_task: spec.untrusted_task });
       this.store.setTimer('run', now);
@@ -296,7 +320,7 @@ export class ProcessRuntime {
     const via = row.call_id.startsWith('text-') ? 'text' : 'native';
     // Content from outside the operator's trust is labelled as it enters the context.
     const source = result.ok && row.name === 'net_fetch' ? untrustedSource(row.args) : null;
-    this.store.appendPage(row.step, 'result', { kind: 'result', call_id: row.call_id, name: row.name, via, result, ...(source ? { untrusted: true, source } : {}) }, this.now);
+    this.addPage(row.step, { kind: 'result', call_id: row.call_id, name: row.name, via, result, ...(source ? { untrusted: true, source } : {}) });
     const pcb = this.mustPcb();
     this.store.savePcb({ ...pcb, usage: { ...pcb.usage, syscalls: pcb.usage.syscalls + 1 } });
     const args = (JSON.parse(row.args) as { args?: unknown }).args;
@@ -372,6 +396,7 @@ export class ProcessRuntime {
   async destroy(): Promise<void> {
     await this.store.destroy();
     this.#armedAt = null;
+    this.#index = null;
   }
 
   // --- timers and the alarm --------------------------------------------------------------------------

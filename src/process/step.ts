@@ -10,7 +10,7 @@
  * call itself has no side effects, so a step that dies before its answer is journaled asks again.
  */
 import { type ErrorValue, KernelError, toErrorValue } from '../kernel/errors.ts';
-import { buildRequest, type PageBody } from '../kernel/context.ts';
+import { buildRequest } from '../kernel/context.ts';
 import type { Pcb, Signal } from '../kernel/pcb.ts';
 import { type SpawnRequest, childPid, resolveSpawn } from '../kernel/spawn.ts';
 import { type RawCall, type SyscallArgs, type SyscallName, type SyscallResult, type ValidCall, replayClass, validateCall } from '../kernel/syscalls.ts';
@@ -23,6 +23,7 @@ import { LlmError } from '../llm/errors.ts';
 import { type LlmEnv, createProvider } from '../llm/index.ts';
 import type { Script } from '../llm/scripted.ts';
 import type { LlmProvider, LlmResponse, LlmToolCall, ToolMode } from '../llm/types.ts';
+import { prepareContext, relevanceByStep } from './context-manager.ts';
 import { type Directive, HANDLERS, type SyscallContext } from './handlers.ts';
 import type { ProcessRuntime } from './runtime.ts';
 import type { JournalRow } from './store.ts';
@@ -135,7 +136,7 @@ export class StepLoop {
     let response: LlmResponse;
     for (;;) {
       const floor = rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0;
-      const pages = rt.store.pages().map((p) => ({ ...(p.body as PageBody), step: p.step }));
+      const { pages } = prepareContext(rt, pcb.max_context_tokens, pcb.usage.steps + 1);
       const request = buildRequest({ system_prompt: image.system_prompt, tool_mode: image.tool_mode, model: pcb.model.model, pages, floor_step: floor });
       try {
         response = await this.#provider(pcb, image).complete(request);
@@ -171,7 +172,7 @@ export class StepLoop {
     rt.store.transaction(() => {
       rt.store.insertStep(step, response.text, rt.now);
       calls.forEach((c, idx) => rt.store.insertJournal(step, idx, c.id, c.name, JSON.stringify(c.entry), 'pending', null));
-      rt.store.appendPage(step, 'assistant', { kind: 'assistant', text: response.text, tool_calls: toolCalls }, rt.now);
+      rt.addPage(step, { kind: 'assistant', text: response.text, tool_calls: toolCalls });
       const current = rt.mustPcb();
       const u = current.usage;
       rt.save({
@@ -258,6 +259,12 @@ export class StepLoop {
         return out;
       },
       signalChild: (pid: string, signal: Signal) => deps.signalChild(pcb, pid, signal),
+      searchSteps: (query: string) => {
+        const meta = rt.store.pageMeta();
+        const current = rt.mustPcb().usage.steps;
+        return [...relevanceByStep(rt, meta, query).entries()].filter(([step]) => step > 0 && step < current).sort((a, b) => b[1] - a[1]).map(([step, score]) => ({ step, score }));
+      },
+      knownSteps: () => new Set(rt.store.pageMeta().map((p) => p.step)),
       fetch: deps.fetch,
     };
   }

@@ -8,6 +8,7 @@
  * Every method is synchronous: DO SQLite commits writes made in one turn together, and
  * `transactionSync` makes multi-row changes atomic.
  */
+import type { PageInfo } from '../kernel/pager.ts';
 import type { Pcb } from '../kernel/pcb.ts';
 import type { Timer, TimerKind } from '../kernel/timers.ts';
 
@@ -16,7 +17,11 @@ CREATE TABLE IF NOT EXISTS pcb (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS timers (kind TEXT PRIMARY KEY, fire_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS pages (seq INTEGER PRIMARY KEY AUTOINCREMENT, step INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pages (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, step INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,
+  tokens INTEGER NOT NULL DEFAULT 0, importance REAL NOT NULL DEFAULT 0.5, pinned INTEGER NOT NULL DEFAULT 0, resident INTEGER NOT NULL DEFAULT 1,
+  access_count INTEGER NOT NULL DEFAULT 0, last_access INTEGER NOT NULL DEFAULT 0, excerpt TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS pages_by_step ON pages (step);
 CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (
   step INTEGER NOT NULL, idx INTEGER NOT NULL, call_id TEXT NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL,
@@ -55,6 +60,12 @@ export type PageRow = {
   readonly kind: string;
   readonly body: unknown;
 };
+
+/** What the pager knows of a page (src/kernel/pager.ts), plus its kind. */
+export type PageMetaRow = PageInfo & { readonly kind: string; readonly last_access: number };
+
+/** The searchable excerpt kept per page (bounded, so the in-memory index stays small). */
+export const EXCERPT_CHARS = 2000;
 
 export type ChildRow = {
   readonly pid: string;
@@ -161,15 +172,59 @@ export class ProcessStore {
   }
 
   // --- pages -------------------------------------------------------------------------------------
-  appendPage(step: number, kind: string, body: unknown, at: number): void {
-    this.#sql.exec('INSERT INTO pages (step, kind, body, created_at) VALUES (?, ?, ?, ?)', step, kind, JSON.stringify(body), at);
+  appendPage(step: number, kind: string, body: unknown, at: number, meta: { tokens: number; importance: number; excerpt: string } = { tokens: 0, importance: 0.5, excerpt: '' }): number {
+    return this.#sql
+      .exec<{ seq: number }>(
+        'INSERT INTO pages (step, kind, body, created_at, tokens, importance, excerpt, last_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq',
+        step,
+        kind,
+        JSON.stringify(body),
+        at,
+        meta.tokens,
+        meta.importance,
+        meta.excerpt.slice(0, EXCERPT_CHARS),
+        at,
+      )
+      .one().seq;
   }
 
+  /** Every page, in order (resident or not). */
   pages(): PageRow[] {
     return this.#sql
       .exec<{ seq: number; step: number; kind: string; body: string }>('SELECT seq, step, kind, body FROM pages ORDER BY seq')
       .toArray()
       .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: JSON.parse(r.body) as unknown }));
+  }
+
+  /** The page table without bodies. */
+  pageMeta(): PageMetaRow[] {
+    return this.#sql
+      .exec<{ seq: number; step: number; kind: string; tokens: number; importance: number; pinned: number; resident: number; access_count: number; last_access: number; excerpt: string }>(
+        'SELECT seq, step, kind, tokens, importance, pinned, resident, access_count, last_access, excerpt FROM pages ORDER BY seq',
+      )
+      .toArray()
+      .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, tokens: r.tokens, importance: r.importance, pinned: r.pinned === 1, resident: r.resident === 1, access_count: r.access_count, last_access: r.last_access, text: r.excerpt }));
+  }
+
+  /** Resident pages with their bodies, in order. */
+  residentPages(): PageRow[] {
+    return this.#sql
+      .exec<{ seq: number; step: number; kind: string; body: string }>('SELECT seq, step, kind, body FROM pages WHERE resident = 1 ORDER BY seq')
+      .toArray()
+      .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: JSON.parse(r.body) as unknown }));
+  }
+
+  setResident(steps: readonly number[], resident: boolean, now: number): void {
+    for (const step of steps) {
+      if (resident) this.#sql.exec('UPDATE pages SET resident = 1, access_count = access_count + 1, last_access = ? WHERE step = ?', now, step);
+      else this.#sql.exec('UPDATE pages SET resident = 0 WHERE step = ?', step);
+    }
+  }
+
+  /** Pin or unpin every page of a step; returns how many pages it has. */
+  setPinned(step: number, pinned: boolean): number {
+    this.#sql.exec('UPDATE pages SET pinned = ? WHERE step = ?', pinned ? 1 : 0, step);
+    return this.#sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM pages WHERE step = ?', step).one().n;
   }
 
   // --- steps and the journal ---------------------------------------------------------------------
@@ -215,7 +270,7 @@ export class ProcessStore {
 
   /** Whether untrusted content (fetched pages, a task from a tainted parent …) is in the working set. */
   tainted(floorStep: number): boolean {
-    return this.#sql.exec("SELECT 1 FROM pages WHERE (step = 0 OR step >= ?) AND json_extract(body, '$.untrusted') = 1 LIMIT 1", floorStep).toArray().length > 0;
+    return this.#sql.exec("SELECT 1 FROM pages WHERE resident = 1 AND (step = 0 OR step >= ?) AND json_extract(body, '$.untrusted') = 1 LIMIT 1", floorStep).toArray().length > 0;
   }
 
   markDone(step: number, idx: number, result: string): void {
