@@ -13,6 +13,7 @@ import { type ExitStatus, type Pcb, type Signal } from '../src/kernel/pcb.ts';
 import { type SpawnRequest, type SpawnSpec, resolveSpawn } from '../src/kernel/spawn.ts';
 import { checkModel } from '../src/llm/index.ts';
 import { auditChain } from './audit-chain.ts';
+import { pageTable } from '../src/process/context-manager.ts';
 import type { DirEntry } from '../src/process/fs.ts';
 import { ProcessRuntime } from '../src/process/runtime.ts';
 import { StepLoop, type StepDeps } from '../src/process/step.ts';
@@ -29,6 +30,7 @@ export interface ProcessApi {
   signal(sig: Signal, from: string, tenant: string | null): Promise<Result<Pcb>>;
   events(after: number, limit: number, tenant: string): Promise<Result<{ events: EventRow[]; next_after: number }>>;
   readPath(path: string, tenant: string): Promise<Result<FileView>>;
+  context(tenant: string): Promise<Result<ReturnType<typeof pageTable>>>;
   decideApproval(input: ApprovalDecision): Promise<Result<Pcb>>;
   childExited(child: string, exit: ExitStatus): Promise<{ reap: boolean }>;
   reap(by: string): Promise<Result<Pcb>>;
@@ -156,6 +158,13 @@ export class AgentProcess extends DurableObject<Env> {
     if (!own.ok) return own;
     const events = this.#rt.store.events(after, limit);
     return ok({ events, next_after: events.at(-1)?.seq ?? after });
+  }
+
+  /** The working set and the page table. */
+  context(tenant: string): Result<ReturnType<typeof pageTable>> {
+    const own = this.#own(tenant);
+    if (!own.ok) return own;
+    return ok(pageTable(this.#rt, own.value.max_context_tokens, own.value.usage.steps + 1));
   }
 
   readPath(path: string, tenant: string): Result<FileView> {

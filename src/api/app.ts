@@ -169,6 +169,19 @@ export function createApp(): Hono<{ Bindings: Env }> {
   api.route(
     {
       method: 'get',
+      path: '/v1/processes/:pid/context',
+      summary: 'The working set under its token budget, and the page table (resident or swapped, tokens, pins)',
+      tag: 'processes',
+      role: 'reader',
+      params: PidParams,
+      responses: { 200: { description: 'the context' }, 404: E('unknown pid') },
+    },
+    async ({ params, c, principal }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).context(principal.tenant))),
+  );
+
+  api.route(
+    {
+      method: 'get',
       path: '/v1/processes/:pid/fs/*',
       summary: 'Read a file (or list a directory) in the process filesystem',
       tag: 'processes',

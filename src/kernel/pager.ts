@@ -85,11 +85,24 @@ export class LexicalIndex {
     this.#lengths.delete(id);
   }
 
-  /** Normalised BM25 scores of the given ids (all documents when omitted), best first. */
+  /**
+   * Normalised BM25 scores of the given ids (all documents when omitted), best first.
+   *
+   * Only the query's distinctive terms count: those that occur in some document but in at most 10%
+   * of them. A query is usually a whole tool result, full of scaffolding (JSON keys, headers, dates,
+   * numbers) that appears everywhere and says nothing about what the model is looking for; and terms
+   * no document contains cannot match. Scores are normalised by the score of an average-length
+   * document holding each distinctive term once, and capped at 1.
+   */
   search(query: string, ids?: Iterable<number>, limit = 20): { id: number; score: number }[] {
-    const q = [...new Set(terms(query))];
-    if (q.length === 0 || this.#docs.size === 0) return [];
+    if (this.#docs.size === 0) return [];
     const n = this.#docs.size;
+    const cutoff = Math.max(2, Math.floor(n * 0.1));
+    const q = [...new Set(terms(query))].filter((t) => {
+      const df = this.#df.get(t) ?? 0;
+      return df > 0 && df <= cutoff;
+    });
+    if (q.length === 0) return [];
     const avg = this.#totalLength / n || 1;
     const k1 = 1.2;
     const b = 0.75;
@@ -97,7 +110,8 @@ export class LexicalIndex {
       const df = this.#df.get(t) ?? 0;
       return Math.log(1 + (n - df + 0.5) / (df + 0.5));
     };
-    const maxPossible = q.reduce((s, t) => s + idf(t) * (k1 + 1), 0) || 1;
+    // The score of an average-length document holding each distinctive term once: BM25 gives idf per term.
+    const maxPossible = q.reduce((s, t) => s + idf(t), 0) || 1;
     const out: { id: number; score: number }[] = [];
     for (const id of ids ?? this.#docs.keys()) {
       const tf = this.#docs.get(id);

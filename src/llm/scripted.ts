@@ -1,8 +1,8 @@
 /**
  * The scripted provider: a deterministic LLM for tests, demos and benchmarks.
  *
- * A script is a list of turns. Turn n answers the n-th assistant turn of the conversation, so the
- * answer depends only on the context: re-issuing a call after a crash yields the same answer, as
+ * A script is a list of turns. Turn n answers step n+1 of the process (or, without a step number,
+ * the n-th assistant turn of the conversation), so the answer depends only on the request: re-issuing a call after a crash yields the same answer, as
  * the journal's replay rules assume. Strings in a turn may use substitutions, the whole of its
  * "policy": {{task}} (the first user message), {{last_result}} (the most recent syscall result, as
  * JSON) and {{result:N.path}} (a field of the N-th result so far, e.g. {{result:0.value.pid}}). When the script runs out the provider answers with text and no calls, which ends the
@@ -87,7 +87,9 @@ export class ScriptedProvider implements LlmProvider {
   }
 
   async complete(request: LlmRequest): Promise<LlmResponse> {
-    const turn = request.messages.filter((m) => m.role === 'assistant').length;
+    // The step number when the kernel gives it (paging may have evicted earlier turns from the
+    // prompt); otherwise the count of assistant turns in the conversation.
+    const turn = request.step !== undefined ? request.step - 1 : request.messages.filter((m) => m.role === 'assistant').length;
     const step = this.#script[turn];
     const promptTokens = estimateTokens(promptChars(request));
     if (step === undefined) {

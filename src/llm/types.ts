@@ -31,6 +31,8 @@ export interface LlmRequest {
   readonly tools: readonly ToolSpec[];
   readonly tool_mode: ToolMode;
   readonly max_output_tokens?: number;
+  /** The process's step this call is for (1-based). Providers ignore it; the scripted one answers by it. */
+  readonly step?: number;
 }
 
 export interface LlmUsage {

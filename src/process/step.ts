@@ -137,7 +137,7 @@ export class StepLoop {
     for (;;) {
       const floor = rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0;
       const { pages } = prepareContext(rt, pcb.max_context_tokens, pcb.usage.steps + 1);
-      const request = buildRequest({ system_prompt: image.system_prompt, tool_mode: image.tool_mode, model: pcb.model.model, pages, floor_step: floor });
+      const request = { ...buildRequest({ system_prompt: image.system_prompt, tool_mode: image.tool_mode, model: pcb.model.model, pages, floor_step: floor }), step: pcb.usage.steps + 1 };
       try {
         response = await this.#provider(pcb, image).complete(request);
         break;
