@@ -72,13 +72,22 @@ export class StepLoop {
     this.#deps = deps;
   }
 
-  /** Run up to a slice of steps while the process stays ready. */
+  /**
+   * Run a time slice: up to `sliceSteps` steps back to back. The process is dispatched once and stays
+   * running for the whole slice (quotas and SIGTERM are still checked at every step boundary), then
+   * yields; a step that blocks, exits or is stopped ends the slice early.
+   */
   async runSlice(): Promise<void> {
     const rt = this.#rt;
     const steps = this.#deps.sliceSteps ?? SLICE_STEPS;
+    if (rt.mustPcb().state !== 'ready') return;
+    rt.store.transaction(() => {
+      rt.apply({ type: 'dispatch' });
+      rt.store.setTimer('run', rt.now + STEP_LEASE_MS);
+    });
     for (let i = 0; i < steps; i++) {
       const pcb = rt.mustPcb();
-      if (pcb.state !== 'ready') return;
+      if (pcb.state !== 'running') return;
       let step = rt.store.openStep();
       if (step !== null && rt.store.journal(step).every((row) => row.status === 'done')) {
         // The wake-up that completed the step's last call already did its work: just close the step.
@@ -91,26 +100,20 @@ export class StepLoop {
           rt.store.transaction(() => rt.exit(over));
           return;
         }
-      }
-      rt.store.transaction(() => {
-        rt.apply({ type: 'dispatch' });
-        rt.store.setTimer('run', rt.now + STEP_LEASE_MS);
-      });
-      if (step === null) {
         step = await this.#think();
         if (step === null) return;
       }
       const outcome = await this.#dispatch(step);
-      if (outcome === 'done' || outcome === 'yield') {
-        rt.store.transaction(() => {
-          rt.store.finishStep(step);
+      if (outcome !== 'done' && outcome !== 'yield') return;
+      const last = outcome === 'yield' || i === steps - 1;
+      rt.store.transaction(() => {
+        rt.store.finishStep(step);
+        if (last) {
           rt.apply({ type: 'yield' });
           rt.store.setTimer('run', rt.now);
-        });
-        if (outcome === 'yield') return;
-        continue;
-      }
-      return;
+        }
+      });
+      if (last) return;
     }
   }
 
