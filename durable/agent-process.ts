@@ -10,7 +10,7 @@ import { DurableObject } from 'cloudflare:workers';
 import { KernelError, type Result, fail, ok, toErrorValue } from '../src/kernel/errors.ts';
 import { normalizePath } from '../src/kernel/paths.ts';
 import { type ExitStatus, type Pcb, type Signal } from '../src/kernel/pcb.ts';
-import { type SpawnRequest, type SpawnSpec, resolveSpawn } from '../src/kernel/spawn.ts';
+import { type SpawnRequest, type SpawnSpec, remainingQuotas, resolveSpawn } from '../src/kernel/spawn.ts';
 import { checkModel } from '../src/llm/index.ts';
 import { auditChain } from './audit-chain.ts';
 import { pageTable } from '../src/process/context-manager.ts';
@@ -99,6 +99,7 @@ export class AgentProcess extends DurableObject<Env> {
           spawn_key: `${parent.pid}/${spawnKey}`,
           default_model: { provider: env.LLM_PROVIDER, model: env.LLM_MODEL },
           parent_grants: parent.capabilities,
+          parent_remaining: remainingQuotas(parent, Date.now()),
           untrusted,
           now: Date.now(),
           priority: parent.priority,

@@ -8,13 +8,16 @@ import { processStub } from '../../durable/agent-process.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { TenantSchema } from '../kernel/pcb.ts';
 import { E, intParam, unwrap } from './common.ts';
-import { type Principal, ROLES, SYSTEM_TENANT, createToken, roleAtLeast } from './auth.ts';
+import { type Principal, ROLES, SYSTEM_TENANT, createToken } from './auth.ts';
 import type { ApiRegistry } from './registry.ts';
 
-/** The tenant a call acts on: the caller's own, or (admins only) one they name. */
+/**
+ * The tenant a call acts on: the caller's own, or one they name if they are the deployment's
+ * bootstrap admin (AGENTOS_ADMIN_TOKEN). A tenant's own admins manage only their tenant.
+ */
 export function tenantFor(principal: Principal, requested: string | undefined): string {
   if (requested === undefined || requested === principal.tenant) return principal.tenant;
-  if (!roleAtLeast(principal.role, 'admin')) throw new KernelError('EPERM', 'only an admin may act on another tenant', { tenant: requested });
+  if (principal.token_id !== 'bootstrap') throw new KernelError('EPERM', "only the deployment's bootstrap admin may act on another tenant", { tenant: requested });
   return requested;
 }
 
@@ -157,8 +160,7 @@ export function registerGovernance(api: ApiRegistry): void {
     },
     async ({ params, c, principal }) => {
       const row = await c.env.DB.prepare('SELECT tenant FROM tokens WHERE id = ?').bind(params.id).first<{ tenant: string }>();
-      if (!row || (row.tenant !== principal.tenant && !roleAtLeast(principal.role, 'admin'))) throw new KernelError('ENOENT', 'no such token');
-      tenantFor(principal, row.tenant);
+      if (!row || (row.tenant !== principal.tenant && principal.token_id !== 'bootstrap')) throw new KernelError('ENOENT', 'no such token');
       await c.env.DB.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').bind(Date.now(), params.id).run();
       return c.json({ id: params.id, revoked: true });
     },

@@ -265,13 +265,15 @@ describe('covers', () => {
 });
 
 describe('attenuate', () => {
-  it('passes covered grants with min expiry/uses, appends live parent denies once', () => {
+  it('passes covered grants with the earlier expiry, appends live parent denies and asks once, never hands on a use-limited grant', () => {
     const parent: Grant[] = [
-      allow('fs:/home/**:rw', { expires_at: NOW + 100, uses: 5 }),
+      allow('fs:/home/**:rw', { expires_at: NOW + 100 }),
       { cap: 'fs:/home/secret/**:rw', effect: 'deny' },
       { cap: 'net:*', effect: 'deny' },
       { cap: 'spawn', effect: 'deny', expires_at: NOW },
       allow('net:api.x.com:GET'),
+      { cap: 'net:api.x.com:POST', effect: 'ask' },
+      allow('fs:/once/**:w', { uses: 1 }),
     ];
     const r = attenuate(parent, [allow('fs:/home/a/**:r', { expires_at: NOW + 500, uses: 2, approved: true }), allow('net:api.x.com:GET', { uses: 7 }), { cap: 'net:*', effect: 'deny' }], NOW);
     expect(r).toEqual({
@@ -281,10 +283,13 @@ describe('attenuate', () => {
         { cap: 'net:api.x.com:GET', effect: 'allow', uses: 7 },
         { cap: 'net:*', effect: 'deny' },
         { cap: 'fs:/home/secret/**:rw', effect: 'deny' },
+        { cap: 'net:api.x.com:POST', effect: 'ask' },
       ],
     });
     const earlier = attenuate(parent, [allow('fs:/home/x:r', { expires_at: NOW + 1 })], NOW);
-    expect(earlier.ok && earlier.value[0]).toEqual({ cap: 'fs:/home/x:r', effect: 'allow', expires_at: NOW + 1, uses: 5 });
+    expect(earlier.ok && earlier.value[0]).toEqual({ cap: 'fs:/home/x:r', effect: 'allow', expires_at: NOW + 1 });
+    // Copies of a one-shot grant would multiply its uses.
+    expect(attenuate(parent, [allow('fs:/once/a:w')], NOW)).toMatchObject({ ok: false, error: { code: 'EPERM' } });
   });
 
   it('EPERM with details.capability for a request the parent does not cover', () => {
@@ -301,13 +306,19 @@ describe('attenuate', () => {
 
   it('ask may be covered by a parent ask; allow may not; expired or used-up parent grants cover nothing', () => {
     const parent: Grant[] = [{ cap: 'net:*', effect: 'ask' }, allow('fs:/**:r')];
-    expect(attenuate(parent, [{ cap: 'net:x.com:GET', effect: 'ask' }], NOW)).toEqual({ ok: true, value: [{ cap: 'net:x.com:GET', effect: 'ask' }] });
-    expect(attenuate(parent, [{ cap: 'fs:/a:r', effect: 'ask' }], NOW)).toEqual({ ok: true, value: [{ cap: 'fs:/a:r', effect: 'ask' }] });
+    expect(attenuate(parent, [{ cap: 'net:x.com:GET', effect: 'ask' }], NOW)).toEqual({ ok: true, value: [{ cap: 'net:x.com:GET', effect: 'ask' }, { cap: 'net:*', effect: 'ask' }] });
+    expect(attenuate(parent, [{ cap: 'fs:/a:r', effect: 'ask' }], NOW)).toEqual({ ok: true, value: [{ cap: 'fs:/a:r', effect: 'ask' }, { cap: 'net:*', effect: 'ask' }] });
     expect(attenuate(parent, [allow('net:x.com:GET')], NOW)).toMatchObject({ ok: false, error: { code: 'EPERM' } });
     expect(attenuate([allow('fs:/**:r', { expires_at: NOW })], [allow('fs:/a:r')], NOW)).toMatchObject({ ok: false, error: { code: 'EPERM' } });
     expect(attenuate([allow('fs:/**:r', { uses: 0 })], [allow('fs:/a:r')], NOW)).toMatchObject({ ok: false, error: { code: 'EPERM' } });
     expect(attenuate([{ cap: 'fs:/**:r', effect: 'deny' }], [allow('fs:/a:r')], NOW)).toMatchObject({ ok: false, error: { code: 'EPERM' } });
     expect(attenuate([allow('fs:/**:r')], [], NOW)).toEqual({ ok: true, value: [] });
+  });
+
+  it("keeps the parent's ask in force for the child (a child cannot turn an ask into an allow)", () => {
+    const parent: Grant[] = [allow('net:*:GET'), { cap: 'net:evil.example', effect: 'ask' }];
+    const child = attenuate(parent, [allow('net:*:GET')], NOW);
+    expect(child.ok && decide(child.value, { domain: 'net', host: 'evil.example', method: 'GET' }, NOW).decision).toBe('ask');
   });
 
   it('an attenuated child is allowed no more than its parent', () => {

@@ -302,7 +302,8 @@ export function attenuate(parent: readonly Grant[], requested: readonly Grant[],
       continue;
     }
     // An ask grant may also be passed down from a parent that only holds it as ask.
-    const cover = [...parentAllows, ...(want.effect === 'ask' ? parentAsks : [])].find((g) => {
+    // A use-limited grant cannot be handed on: copies would multiply its uses.
+    const cover = [...parentAllows, ...(want.effect === 'ask' ? parentAsks : [])].filter((g) => g.uses === null || g.uses === undefined).find((g) => {
       const c = parseCapability(g.cap);
       return c.ok && covers(c.value, wantCap.value);
     });
@@ -316,6 +317,7 @@ export function attenuate(parent: readonly Grant[], requested: readonly Grant[],
       ...(uses.length ? { uses: Math.min(...uses) } : {}),
     });
   }
-  for (const d of parent.filter((g) => g.effect === 'deny' && live(g, now))) if (!out.some((g) => g.cap === d.cap && g.effect === 'deny')) out.push(d);
+  // Restrictions always pass down: the parent's denies and asks bind the child too.
+  for (const d of parent.filter((g) => (g.effect === 'deny' || g.effect === 'ask') && live(g, now))) if (!out.some((g) => g.cap === d.cap && g.effect === d.effect)) out.push(d);
   return ok(out);
 }

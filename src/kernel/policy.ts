@@ -49,6 +49,20 @@ export function requirementFor(call: ValidCall, ctx: PolicyContext): Requirement
 
 const HIGH_RISK: ReadonlySet<string> = new Set(['net_fetch', 'spawn', 'kill']);
 
+/** Everything a call needs: net_fetch with save_to also writes a file. */
+export function requirementsFor(call: ValidCall, ctx: PolicyContext): Requirement[] {
+  const first = requirementFor(call, ctx);
+  const out = first ? [first] : [];
+  if (call.name === 'net_fetch') {
+    const saveTo = (call.args as { save_to?: string }).save_to;
+    if (saveTo !== undefined) {
+      const p = normalizePath(saveTo);
+      if (p.ok) out.push({ domain: 'fs', path: p.value, access: 'w' });
+    }
+  }
+  return out;
+}
+
 export function isHighRisk(call: ValidCall): boolean {
   return HIGH_RISK.has(call.name);
 }

@@ -64,6 +64,8 @@ export interface SpawnContext {
   readonly default_model: ModelRef;
   /** A child's grants are attenuated from its parent's (null for a process spawned through the API). */
   readonly parent_grants?: readonly Grant[] | null;
+  /** What the parent has left of its quotas: a child never gets more. */
+  readonly parent_remaining?: Quotas;
   /** Whether the parent's context held untrusted content when it spawned. */
   readonly untrusted?: boolean;
   readonly now?: number;
@@ -104,13 +106,31 @@ export function resolveSpawn(req: SpawnRequest, ctx: SpawnContext): Result<Spawn
     tool_mode: req.tool_mode ?? image.tool_mode,
     priority: req.priority ?? ctx.priority ?? PRIORITY_DEFAULT,
     model,
-    quotas: { ...DEFAULT_QUOTAS, ...Object.fromEntries(Object.entries(req.quotas ?? {}).filter(([, v]) => v !== undefined)) },
+    quotas: clampQuotas({ ...DEFAULT_QUOTAS, ...Object.fromEntries(Object.entries(req.quotas ?? {}).filter(([, v]) => v !== undefined)) }, ctx.parent_remaining),
     max_context_tokens: req.max_context_tokens ?? image.max_context_tokens ?? DEFAULT_CONTEXT_TOKENS,
     capabilities,
     untrusted_task: ctx.untrusted ?? false,
     script: req.script ?? image.script ?? null,
     spawn_key: ctx.spawn_key,
   });
+}
+
+function clampQuotas(q: Quotas, limit: Quotas | undefined): Quotas {
+  if (!limit) return q;
+  return {
+    max_steps: Math.max(1, Math.min(q.max_steps, limit.max_steps)),
+    max_tokens: Math.max(1, Math.min(q.max_tokens, limit.max_tokens)),
+    max_wall_seconds: Math.max(1, Math.min(q.max_wall_seconds, limit.max_wall_seconds)),
+  };
+}
+
+/** What a process has left of its quotas (what its children may at most receive). */
+export function remainingQuotas(pcb: { quotas: Quotas; usage: { steps: number; prompt_tokens: number; completion_tokens: number }; created_at: number }, now: number): Quotas {
+  return {
+    max_steps: Math.max(1, pcb.quotas.max_steps - pcb.usage.steps),
+    max_tokens: Math.max(1, pcb.quotas.max_tokens - pcb.usage.prompt_tokens - pcb.usage.completion_tokens),
+    max_wall_seconds: Math.max(1, Math.floor(pcb.quotas.max_wall_seconds - (now - pcb.created_at) / 1000)),
+  };
 }
 
 const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';

@@ -36,6 +36,8 @@ export interface SyscallContext {
   spawnChild(args: SyscallArgs<'spawn'>, callKey: string): Promise<{ pid: string }>;
   signalChild(pid: string, signal: Signal): Promise<{ delivered: boolean; state: string }>;
   fetch(request: Request): Promise<Response>;
+  /** Whether another request (a redirect hop) may go out without asking: null if so, else why not. */
+  mayFetch(url: string, method: string): string | null;
   /** Steps whose pages match a query, best first (for page_in). */
   searchSteps(query: string): { step: number; score: number }[];
   knownSteps(): Set<number>;
@@ -173,7 +175,8 @@ export const HANDLERS: Handlers = {
   },
 
   net_fetch: async (args, ctx) => {
-    const url = new URL(args.url);
+    let url = new URL(args.url);
+    let redirectNote: string | null = null;
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new KernelError('EINVAL', `only http and https URLs can be fetched, not ${url.protocol}`, { url: args.url });
     }
@@ -181,10 +184,21 @@ export const HANDLERS: Handlers = {
     const timeoutMs = Math.round((args.timeout_seconds ?? 30) * 1000);
     let response: Response;
     try {
-      const init: RequestInit = { method: args.method, redirect: 'follow', signal: AbortSignal.timeout(timeoutMs) };
+      const init: RequestInit = { method: args.method, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) };
       if (args.headers) init.headers = args.headers;
       if (args.body !== undefined && args.method !== 'GET' && args.method !== 'HEAD') init.body = args.body;
       response = await ctx.fetch(new Request(url, init));
+      // Redirects are followed by hand: each hop is a new request that must be allowed on its own.
+      for (let hop = 0; hop < 5 && response.status >= 300 && response.status < 400 && response.headers.has('location'); hop++) {
+        const next = new URL(response.headers.get('location') ?? '', url);
+        const why = ctx.mayFetch(next.href, 'GET');
+        if (why !== null) {
+          redirectNote = `redirect to ${next.href} not followed: ${why}`;
+          break;
+        }
+        url = next;
+        response = await ctx.fetch(new Request(url, { method: 'GET', redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) }));
+      }
     } catch (e) {
       const name = (e as Error).name;
       if (name === 'TimeoutError' || name === 'AbortError') throw new KernelError('ETIMEDOUT', `no response from ${url.host} within ${timeoutMs} ms`, { url: args.url });
@@ -203,6 +217,8 @@ export const HANDLERS: Handlers = {
       truncated: truncated || visible.length < text.length,
       ...(truncated ? { note: `body exceeded ${MAX_FETCH_BYTES} bytes and was cut` } : {}),
       ...(savePath ? { saved_to: savePath } : {}),
+      ...(redirectNote ? { redirect: redirectNote } : {}),
+      ...(url.href !== new URL(args.url).href ? { final_url: url.href } : {}),
     };
     return result(value, savePath ? () => void ctx.fs.write(savePath, text, false, ctx.now) : undefined);
   },

@@ -165,7 +165,10 @@ export class ProcessRuntime {
   async spawn(spec: SpawnSpec): Promise<Result<Pcb>> {
     const existing = this.pcb();
     if (existing) {
-      if (this.store.getMeta<string>('spawn_key') === spec.spawn_key) return ok(existing);
+      if (this.store.getMeta<string>('spawn_key') === spec.spawn_key) {
+        await this.settle();
+        return ok(existing);
+      }
       return fail('EEXIST', `process ${spec.pid} already exists`, { pid: spec.pid });
     }
     const now = this.now;
@@ -199,9 +202,14 @@ export class ProcessRuntime {
       this.audit('lifecycle', 'spawn', 'ok', null, { ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model, capabilities: spec.capabilities, untrusted_task: spec.untrusted_task });
       this.store.setTimer('run', now);
     });
-    // Answer once the process is durable and listed; its first alarm (due now) delivers the audit.
-    await this.flushTable();
+    // Answer once the process is durable and armed, and (unless D1 is down) listed; its first alarm,
+    // due now, delivers the audit and retries the listing if it failed.
     await this.rearm();
+    try {
+      await this.flushTable();
+    } catch (e) {
+      this.emit('outbox_retry', { attempts: 1, error: toErrorValue(e) });
+    }
     return ok(this.mustPcb());
   }
 
@@ -231,6 +239,8 @@ export class ProcessRuntime {
         case 'SIGCONT':
           result = this.tryApply({ type: 'cont' });
           if (result.ok) this.recheckWait();
+          // Resumed as ready (it was stopped mid-step): run now, not when the step's lease runs out.
+          if (result.ok && this.mustPcb().state === 'ready') this.store.setTimer('run', this.now);
           break;
       }
       if (result.ok) this.audit('signal', sig, 'ok', null, { from });
@@ -277,13 +287,14 @@ export class ProcessRuntime {
     this.store.transaction(() => {
       this.store.setChildStatus(childPid, 'exited', JSON.stringify(exit));
       this.emit('child_exited', { pid: childPid, exit });
-      reaped = this.recheckWait();
+      // The child learns it was reaped from this answer; no separate reap message is needed.
+      reaped = this.recheckWait(false);
     });
     return { reap: reaped };
   }
 
   /** If the process is waiting for a child that has exited, complete the wait. Returns whether a child was reaped. */
-  recheckWait(): boolean {
+  recheckWait(tellChild = true): boolean {
     const pcb = this.mustPcb();
     if (pcb.state !== 'waiting' || pcb.wait?.reason !== 'child') return false;
     const want = pcb.wait.pid ?? null;
@@ -291,6 +302,7 @@ export class ProcessRuntime {
     if (!exited) return false;
     const entry = this.store.blockedEntry();
     this.store.setChildStatus(exited.pid, 'reaped', null);
+    if (tellChild) this.send({ kind: 'reap', child: exited.pid, by: pcb.pid });
     if (entry) this.completeEntry(entry, { ok: true, value: { pid: exited.pid, exit: JSON.parse(exited.exit ?? 'null') as unknown } });
     this.wake();
     return true;
@@ -350,13 +362,24 @@ export class ProcessRuntime {
       return fail('EPERM', 'the approval does not match the call it was requested for', { id: input.id });
     }
     const request = this.store.getMeta<{ needed: string }>(`approval:${key}`);
+    try {
+      this.#applyDecision(input, entry, request?.needed ?? '');
+    } catch (e) {
+      return { ok: false, error: toErrorValue(e) };
+    }
+    await this.settle();
+    return ok(this.mustPcb());
+  }
+
+  /** Apply an operator's decision to the blocked entry, in one commit. */
+  #applyDecision(input: { id: string; decision: 'approve' | 'deny'; grant: 'once' | 'always'; note: string; by: string }, entry: JournalRow, neededCap: string): void {
     this.store.transaction(() => {
       if (input.decision === 'deny') {
         this.#settleApproval(input.id, 'denied', input.grant, input.note, input.by);
         this.completeEntry(entry, { ok: false, error: { code: 'EPERM', message: `an operator denied ${entry.name}${input.note ? `: ${input.note}` : ''}` } });
       } else {
         this.#settleApproval(input.id, 'approved', input.grant, input.note, input.by);
-        const needed = request?.needed ?? '';
+        const needed = neededCap;
         if (entry.name === 'request_capability') {
           this.addGrant({ cap: needed, effect: 'allow', approved: true, ...(input.grant === 'once' ? { uses: 1 } : {}) }, input.by);
           this.completeEntry(entry, { ok: true, value: { granted: needed, grant: input.grant } });
@@ -367,8 +390,6 @@ export class ProcessRuntime {
       }
       this.wake();
     });
-    await this.settle();
-    return ok(this.mustPcb());
   }
 
   addGrant(grant: Grant, by: string): void {
@@ -481,9 +502,14 @@ export class ProcessRuntime {
     await this.settle();
   }
 
-  /** Deliver the outbox and re-arm: the tail of every entry point that changed something. */
+  /**
+   * Deliver the outbox and re-arm: the tail of every entry point that changed something.
+   * If a delivery is already under way it is not awaited: it keeps draining until the outbox is
+   * empty, so it takes the new rows too, and waiting on it from inside an RPC it is making (a
+   * parent's childExited calling back into this child) would deadlock.
+   */
   async settle(): Promise<void> {
-    await this.flush();
+    if (!this.#flushing) await this.flush();
     await this.rearm();
   }
 

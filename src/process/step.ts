@@ -16,7 +16,7 @@ import { type SpawnRequest, childPid, resolveSpawn } from '../kernel/spawn.ts';
 import { type RawCall, type SyscallArgs, type SyscallName, type SyscallResult, type ValidCall, replayClass, validateCall } from '../kernel/syscalls.ts';
 import { parseTextCalls } from '../kernel/text-protocol.ts';
 import { consume, decide, describeRequirement } from '../kernel/capabilities.ts';
-import { callHash, isHighRisk, requirementFor, sha256Hex } from '../kernel/policy.ts';
+import { callHash, isHighRisk, requirementFor, requirementsFor, sha256Hex } from '../kernel/policy.ts';
 import { preview } from '../kernel/preview.ts';
 import { MAX_LLM_ATTEMPTS, STEP_LEASE_MS, llmRetryDelayMs, quotaExceeded } from '../kernel/timers.ts';
 import { LlmError } from '../llm/errors.ts';
@@ -93,6 +93,11 @@ export class StepLoop {
         // The wake-up that completed the step's last call already did its work: just close the step.
         rt.store.finishStep(step);
         step = null;
+      }
+      const term = rt.termPending();
+      if (term) {
+        rt.store.transaction(() => rt.exit({ code: 'SIGTERM', reason: `terminated by ${term}` }));
+        return;
       }
       if (step === null) {
         const over = quotaExceeded(pcb, rt.now);
@@ -257,9 +262,22 @@ export class StepLoop {
       spawnChild: async (args: SyscallArgs<'spawn'>, callKey: string) => {
         const pid = await childPid(pcb.pid, callKey);
         const tainted = rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0);
-        const out = await deps.spawnChild(pcb, args, pid, callKey, tainted);
-        rt.store.addChild(out.pid, args.name, callKey, rt.now);
-        return out;
+        // Record the child before it exists, so an exit it reports at once is never lost.
+        rt.store.addChild(pid, args.name, callKey, rt.now);
+        try {
+          return await deps.spawnChild(pcb, args, pid, callKey, tainted);
+        } catch (e) {
+          rt.store.removeChild(pid);
+          throw e;
+        }
+      },
+      mayFetch: (url: string, method: string) => {
+        const req = requirementFor({ id: 'hop', name: 'net_fetch', args: { url, method } } as ValidCall, { children_spawned: 0 });
+        if (!req) return 'not a fetchable URL';
+        const d = decide(rt.mustPcb().capabilities, req, rt.now);
+        if (d.decision !== 'allow') return `it needs "${describeRequirement(req)}" without asking`;
+        if (rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0)) return 'untrusted content is in the context; fetch the new URL yourself (it will ask for approval)';
+        return null;
       },
       signalChild: (pid: string, signal: Signal) => deps.signalChild(pcb, pid, signal),
       searchSteps: (query: string) => {
@@ -351,17 +369,20 @@ export class StepLoop {
     const prior = rt.store.getMeta<{ status: string }>(`approval:${row.step}.${row.idx}`);
     if (prior?.status === 'approved') return { kind: 'allow', consume: null };
     const pcb = rt.mustPcb();
-    const req = requirementFor(call, { children_spawned: rt.store.children().length });
-    const d = req ? decide(pcb.capabilities, req, rt.now) : null;
-    if (d?.decision === 'deny') {
-      const by = d.grant === null ? 'no capability grants it' : `it is denied by "${pcb.capabilities[d.grant]?.cap}"`;
-      return { kind: 'deny', error: { code: 'EPERM', message: `${call.name} needs the capability "${d.needed}", and ${by}`, details: { needed: d.needed } } };
+    const reqs = requirementsFor(call, { children_spawned: rt.store.children().length });
+    const decisions = reqs.map((r) => decide(pcb.capabilities, r, rt.now));
+    const denied = decisions.find((d) => d.decision === 'deny');
+    if (denied && denied.decision === 'deny') {
+      const by = denied.grant === null ? 'no capability grants it' : `it is denied by "${pcb.capabilities[denied.grant]?.cap}"`;
+      return { kind: 'deny', error: { code: 'EPERM', message: `${call.name} needs the capability "${denied.needed}", and ${by}`, details: { needed: denied.needed } } };
     }
-    if (d?.decision === 'ask') return { kind: 'ask', needed: d.needed, reason: `policy marks "${d.needed}" as ask` };
+    const asked = decisions.find((d) => d.decision === 'ask');
+    if (asked && asked.decision === 'ask') return { kind: 'ask', needed: asked.needed, reason: `policy marks "${asked.needed}" as ask` };
     if (isHighRisk(call) && rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0)) {
-      return { kind: 'ask', needed: req ? describeRequirement(req) : call.name, reason: 'untrusted content is in the context, and this call is high-risk' };
+      return { kind: 'ask', needed: reqs[0] ? describeRequirement(reqs[0]) : call.name, reason: 'untrusted content is in the context, and this call is high-risk' };
     }
-    return { kind: 'allow', consume: d?.decision === 'allow' && typeof pcb.capabilities[d.grant]?.uses === 'number' ? d.grant : null };
+    const limited = decisions.find((d) => d.decision === 'allow' && typeof pcb.capabilities[d.grant]?.uses === 'number');
+    return { kind: 'allow', consume: limited ? limited.grant : null };
   }
 
   /** Block the process on a human decision, bound to this journal entry and the hash of its call. */

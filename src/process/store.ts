@@ -294,6 +294,10 @@ export class ProcessStore {
     this.#sql.exec("INSERT INTO children (pid, name, status, spawn_key, created_at) VALUES (?, ?, 'live', ?, ?) ON CONFLICT(pid) DO NOTHING", pid, name, spawnKey, at);
   }
 
+  removeChild(pid: string): void {
+    this.#sql.exec('DELETE FROM children WHERE pid = ?', pid);
+  }
+
   setChildStatus(pid: string, status: ChildRow['status'], exit: string | null): void {
     this.#sql.exec('UPDATE children SET status = ?, exit = COALESCE(?, exit) WHERE pid = ?', status, exit, pid);
   }

@@ -8,6 +8,7 @@
  *   GET  /hanging/<key>   → long-poll: answers once a request is hanging on /hang/<key>
  *   ANY  /sink/<key>      → 200, counted: where a test's forbidden effects would land
  *   GET  /page?body=…     → a page with the given body (injected instructions)
+ *   GET  /redirect?to=…   → 302 to the given URL
  *   GET  /count/<key>     → how many requests /hang/<key> or /sink/<key> has received
  *   /llm/…                → the fake LLM service (./fake-llm.ts)
  */
@@ -64,6 +65,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
         counts.set(key, (counts.get(key) ?? 0) + 1);
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.end('received');
+      } else if (route === 'redirect') {
+        res.writeHead(302, { location: url.searchParams.get('to') ?? '/' });
+        res.end();
       } else if (route === 'page') {
         // A web page whose body is given in the query: how tests serve injected instructions.
         res.writeHead(200, { 'content-type': 'text/html' });
