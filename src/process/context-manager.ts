@@ -38,6 +38,11 @@ function newestInput(meta: readonly PageMetaRow[]): string {
 }
 
 export function prepareContext(rt: ProcessRuntime, budget: number, currentStep: number): { pages: ContextPage[]; tokens: number } {
+  // Fast path: everything resident and within budget — nothing to fault in, nothing to evict.
+  const totals = rt.store.pageTotals();
+  if (!totals.swapped && totals.tokens <= budget) {
+    return { pages: rt.store.residentPages().map((r) => ({ ...(r.body as PageBody), step: r.step })), tokens: totals.tokens };
+  }
   let meta = rt.store.pageMeta();
   const relevance = relevanceByStep(rt, meta, newestInput(meta));
   const cfg = { ...DEFAULT_PAGER, budget };

@@ -206,6 +206,12 @@ export class ProcessStore {
       .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, tokens: r.tokens, importance: r.importance, pinned: r.pinned === 1, resident: r.resident === 1, access_count: r.access_count, last_access: r.last_access, text: r.excerpt }));
   }
 
+  /** Total tokens and whether any page is swapped out: enough to know when there is nothing to plan. */
+  pageTotals(): { tokens: number; swapped: boolean } {
+    const r = this.#sql.exec<{ tokens: number | null; resident: number | null }>('SELECT SUM(tokens) AS tokens, MIN(resident) AS resident FROM pages').one();
+    return { tokens: r.tokens ?? 0, swapped: r.resident === 0 };
+  }
+
   /** Resident pages with their bodies, in order. */
   residentPages(): PageRow[] {
     return this.#sql
