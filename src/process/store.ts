@@ -95,6 +95,8 @@ export class ProcessStore {
    */
   #pcb: Pcb | null | undefined;
   #meta = new Map<string, unknown>();
+  /** Page bodies never change once written, so they are parsed once and kept. */
+  #bodies = new Map<number, unknown>();
 
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
@@ -105,11 +107,14 @@ export class ProcessStore {
   transaction<T>(fn: () => T): T {
     const pcb = this.#pcb;
     const meta = new Map(this.#meta);
+    const bodies = this.#bodies.size;
     try {
       return this.#storage.transactionSync(fn);
     } catch (e) {
       this.#pcb = pcb;
       this.#meta = meta;
+      // Pages appended in the rolled-back transaction are gone (and their seqs may be reused).
+      if (this.#bodies.size > bodies) this.#bodies = new Map([...this.#bodies].slice(0, bodies));
       throw e;
     }
   }
@@ -173,7 +178,7 @@ export class ProcessStore {
 
   // --- pages -------------------------------------------------------------------------------------
   appendPage(step: number, kind: string, body: unknown, at: number, meta: { tokens: number; importance: number; excerpt: string } = { tokens: 0, importance: 0.5, excerpt: '' }): number {
-    return this.#sql
+    const seq = this.#sql
       .exec<{ seq: number }>(
         'INSERT INTO pages (step, kind, body, created_at, tokens, importance, excerpt, last_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq',
         step,
@@ -186,6 +191,9 @@ export class ProcessStore {
         at,
       )
       .one().seq;
+    // Cache a parsed copy (what a read would return), not the caller's object.
+    this.#bodies.set(seq, JSON.parse(JSON.stringify(body)) as unknown);
+    return seq;
   }
 
   /** Every page, in order (resident or not). */
@@ -212,12 +220,16 @@ export class ProcessStore {
     return { tokens: r.tokens ?? 0, swapped: r.resident === 0 };
   }
 
-  /** Resident pages with their bodies, in order. */
+  /** Resident pages with their bodies, in order. Bodies come from the cache; only missing ones are read. */
   residentPages(): PageRow[] {
-    return this.#sql
-      .exec<{ seq: number; step: number; kind: string; body: string }>('SELECT seq, step, kind, body FROM pages WHERE resident = 1 ORDER BY seq')
-      .toArray()
-      .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: JSON.parse(r.body) as unknown }));
+    const rows = this.#sql.exec<{ seq: number; step: number; kind: string }>('SELECT seq, step, kind FROM pages WHERE resident = 1 ORDER BY seq').toArray();
+    const missing = rows.filter((r) => !this.#bodies.has(r.seq));
+    if (missing.length > 0) {
+      for (const r of this.#sql.exec<{ seq: number; body: string }>('SELECT seq, body FROM pages WHERE resident = 1 AND seq >= ?', missing[0]?.seq ?? 0).toArray()) {
+        if (!this.#bodies.has(r.seq)) this.#bodies.set(r.seq, JSON.parse(r.body) as unknown);
+      }
+    }
+    return rows.map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: this.#bodies.get(r.seq) }));
   }
 
   setResident(steps: readonly number[], resident: boolean, now: number): void {
@@ -344,5 +356,6 @@ export class ProcessStore {
     this.#sql.exec(SCHEMA);
     this.#pcb = undefined;
     this.#meta = new Map();
+    this.#bodies = new Map();
   }
 }
