@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+/**
+ * CPU profile of the bench Worker's isolate while it runs one workload, through the V8 inspector.
+ *
+ *   node_modules/.bin/node scripts/bench/profile.mjs step 200     # one 200-step kernel process
+ *   node_modules/.bin/node scripts/bench/profile.mjs bare 200     # the bare loop, 200 steps
+ *   node_modules/.bin/node scripts/bench/profile.mjs spawn 300    # 300 parked spawns, 32 at a time
+ *
+ * Starts scripts/bench/worker.ts like run.mjs (temp state, migrations, bootstrap token) with the
+ * inspector on, warms up with one unprofiled run, then samples every 100 µs and prints the top
+ * functions by self and by inclusive time. Native work (SQLite, RPC serialisation) is charged to
+ * the JavaScript frame that called it; "(idle)" is time the isolate waited (I/O, alarms, other objects).
+ * Options: --top N (rows per table, default 30), --save file.cpuprofile (open in Chrome DevTools).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
+process.env.WRANGLER_SEND_METRICS ??= 'false';
+const { unstable_DevEnv } = await import('wrangler');
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const args = process.argv.slice(2);
+const flag = (name, def) => (args.includes(name) ? args[args.indexOf(name) + 1] : def);
+const [what = 'step', nArg = '200'] = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
+const n = Number(nArg);
+const top = Number(flag('--top', 30));
+const token = `bench-${randomBytes(16).toString('hex')}`;
+const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
+
+const stateDir = mkdtempSync(path.join(os.tmpdir(), 'agentos-profile-'));
+process.once('exit', () => rmSync(stateDir, { recursive: true, force: true }));
+const devEnv = new unstable_DevEnv();
+const started = new Promise((resolve, reject) => {
+  devEnv.on('reloadComplete', (ev) => ev?.proxyData?.userWorkerUrl && resolve(ev.proxyData.userWorkerUrl));
+  devEnv.on('error', (ev) => reject(new Error(`the bench Worker did not start: ${ev?.reason ?? ev}`)));
+});
+const worker = await devEnv.startWorker({
+  config: path.join(here, 'wrangler.bench.toml'),
+  bindings: { AGENTOS_ADMIN_TOKEN: { type: 'secret_text', value: token } },
+  dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: { hostname: '127.0.0.1', port: 0 }, watch: false, logLevel: 'warn', persist: stateDir },
+});
+const u = await started;
+const base = `${u.protocol}//${u.hostname}:${u.port}`;
+const inspector = new URL(String(await worker.inspectorUrl));
+
+async function post(p, body) {
+  const r = await fetch(base + p, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${p} → ${r.status}: ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+const script = (steps) => [...Array.from({ length: steps - 1 }, () => ({ tool_calls: [{ name: 'fs_list', args: { path: '/' } }] })), { tool_calls: [{ name: 'exit', args: { code: 0 } }] }];
+async function kernelRun(steps) {
+  const pcb = await post('/v1/processes', { name: 'bench', task: `bench steps=${steps}`, image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: script(steps), quotas: { max_steps: steps + 10, max_tokens: 1e9 } });
+  const r = await fetch(`${base}/v1/processes/${pcb.pid}/events`, { headers: { ...headers, accept: 'text/event-stream' } });
+  let buf = '';
+  for await (const chunk of r.body) {
+    buf += Buffer.from(chunk).toString();
+    if (buf.includes('"to":"terminated"')) return void (await r.body.cancel().catch(() => {}));
+  }
+}
+const park = JSON.stringify({ name: 'bench', task: 'park', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: [{ tool_calls: [{ name: 'sleep', args: { seconds: 3600 } }] }] });
+async function spawns(count) {
+  let next = 0;
+  await Promise.all(Array.from({ length: 32 }, async () => { while (next++ < count) await post('/v1/processes', park); }));
+}
+const workloads = { step: () => kernelRun(n), bare: () => post(`/bench/bare?steps=${n}`), spawn: () => spawns(n) };
+if (!workloads[what]) throw new Error(`workload must be one of ${Object.keys(workloads).join(', ')}`);
+
+try {
+  const md = path.join(root, 'migrations');
+  await post('/bench/setup', readdirSync(md).filter((f) => f.endsWith('.sql')).sort().map((f) => readFileSync(path.join(md, f), 'utf8')).join(';\n'));
+  await workloads[what](); // warm-up, not profiled
+
+  // The inspector proxy checks the Origin header; Node's WebSocket accepts headers as an option.
+  const ws = new WebSocket(`ws://${inspector.host}/ws`, { headers: { Origin: `http://${inspector.host}` } });
+  await new Promise((resolve, reject) => Object.assign(ws, { onopen: resolve, onerror: () => reject(new Error('cannot open the inspector')) }));
+  let id = 0;
+  const pending = new Map();
+  ws.onmessage = (m) => {
+    const d = JSON.parse(m.data);
+    pending.get(d.id)?.(d);
+    pending.delete(d.id);
+  };
+  const send = (method, params = {}) => new Promise((r) => (pending.set(++id, r), ws.send(JSON.stringify({ id, method, params }))));
+  await send('Profiler.enable');
+  await send('Profiler.setSamplingInterval', { interval: 100 });
+  await send('Profiler.start');
+  const t0 = performance.now();
+  await workloads[what]();
+  const wall = performance.now() - t0;
+  const { result } = await send('Profiler.stop');
+  ws.close();
+  const profile = result.profile;
+  if (flag('--save')) writeFileSync(flag('--save'), JSON.stringify(profile));
+
+  // Self and inclusive time per function (a function counted once per sample even if recursive).
+  const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parent = new Map();
+  for (const node of profile.nodes) for (const c of node.children ?? []) parent.set(c, node.id);
+  const label = (node) => `${node.callFrame.functionName || '(anonymous)'} ${node.callFrame.url.split('/').slice(-1)[0]}:${node.callFrame.lineNumber + 1}`;
+  const self = new Map();
+  const incl = new Map();
+  let total = 0;
+  profile.samples.forEach((sid, i) => {
+    const dt = profile.timeDeltas[i] ?? 0;
+    total += dt;
+    const l = label(nodes.get(sid));
+    self.set(l, (self.get(l) ?? 0) + dt);
+    const seen = new Set();
+    for (let cur = sid; cur !== undefined; cur = parent.get(cur)) {
+      const cl = label(nodes.get(cur));
+      if (!seen.has(cl)) incl.set(cl, (incl.get(cl) ?? 0) + dt), seen.add(cl);
+    }
+  });
+  const table = (m) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([l, t]) => `${(t / 1000).toFixed(1).padStart(9)} ms ${((100 * t) / total).toFixed(1).padStart(5)}%  ${l}`).join('\n');
+  console.log(`${what} ${n}: wall ${wall.toFixed(0)} ms, sampled ${(total / 1000).toFixed(0)} ms (line numbers are in the bundled worker.js)`);
+  console.log(`\n--- self time\n${table(self)}\n\n--- inclusive time\n${table(incl)}`);
+} finally {
+  await worker.dispose();
+}

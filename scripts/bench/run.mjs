@@ -1,0 +1,569 @@
+#!/usr/bin/env node
+/**
+ * Benchmark harness: kernel step overhead vs. a bare Durable Object loop, and spawn throughput.
+ *
+ *   npm run bench                       # full run (~15-20 min on 2 cores; see docs/BENCHMARKS.md)
+ *   npm run bench -- --quick            # smoke run (< 60 s)
+ *   node scripts/bench/run.mjs --steps 200 --reps 5 --spawns 2000 --spawn-runs 3
+ *
+ * It starts scripts/bench/worker.ts locally through wrangler's startWorker API (fresh temp state dir,
+ * removed afterwards; the D1 schema from migrations/*.sql; a random bootstrap admin token) and a
+ * zero-latency OpenAI-compatible LLM on a loopback HTTP server, then measures:
+ *  1. per-step time: the same N-step workload through the real API (spawn, then the SSE event stream
+ *     until the process terminates) and through BareLoop (POST /bench/bare), alternating, `reps`
+ *     times, with the LLM in-process (scripted) and over HTTP (the kernel's OpenAI adapter);
+ *     then attribution arms (the `tune` kernel with one part switched off) and other N;
+ *  2. one instrumented kernel run: SQLite statements, transactions, alarms, D1 and audit per step;
+ *  3. spawn throughput: `spawns` POST /v1/processes at concurrency 32 and 8 (script: sleep 3600 s,
+ *     so each process parks after one step), against a floor that only creates a DO and writes a row.
+ * Prints markdown tables (stdout; progress on stderr); writes JSON to scripts/bench/results/latest.json.
+ * Run with the project's Node (npm run bench does); wrangler needs Node >= 22.12.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
+process.env.WRANGLER_SEND_METRICS ??= 'false';
+const { unstable_DevEnv } = await import('wrangler');
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+/** The bootstrap admin token of this run's bench Worker (the secret AGENTOS_ADMIN_TOKEN). */
+const token = `bench-${randomBytes(16).toString('hex')}`;
+const auth = { authorization: `Bearer ${token}` };
+
+// --- options -------------------------------------------------------------------------------------
+function parseArgs(argv) {
+  const o = { steps: 200, reps: 5, spawns: 2000, spawnRuns: 3, concurrency: [32, 8], scaling: [50, 800], variants: true, only: null, stateParent: os.tmpdir(), quick: false, out: path.join(here, 'results/latest.json') };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => argv[++i];
+    if (a === '--quick') o.quick = true;
+    else if (a === '--steps') o.steps = Number(val());
+    else if (a === '--reps') o.reps = Number(val());
+    else if (a === '--spawns') o.spawns = Number(val());
+    else if (a === '--spawn-runs') o.spawnRuns = Number(val());
+    else if (a === '--concurrency') o.concurrency = val().split(',').map(Number);
+    else if (a === '--scaling') o.scaling = val().split(',').filter(Boolean).map(Number);
+    else if (a === '--no-variants') o.variants = false;
+    else if (a === '--only') o.only = val();
+    else if (a === '--state-dir') o.stateParent = path.resolve(val());
+    else if (a === '--out') o.out = path.resolve(val());
+    else if (a === '--help' || a === '-h') {
+      console.log('usage: run.mjs [--quick] [--steps N] [--reps N] [--spawns N] [--spawn-runs N] [--concurrency 32,8] [--scaling 50,800] [--no-variants] [--only step|spawn] [--state-dir DIR] [--out file]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  if (o.quick) Object.assign(o, { steps: Math.min(o.steps, 64), reps: Math.min(o.reps, 3), spawns: Math.min(o.spawns, 200), spawnRuns: 1, concurrency: [32], variants: false });
+  return o;
+}
+const opts = parseArgs(process.argv.slice(2));
+
+// --- stats ---------------------------------------------------------------------------------------
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const summary = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length, samples: xs });
+/** The code under test: commit, and whether the kernel's sources differ from it (read-only git calls). */
+function codeVersion() {
+  const git = (...a) => execFileSync('git', a, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  try {
+    const modified = git('status', '--porcelain', '--', 'src', 'durable', 'migrations').split('\n').filter(Boolean).map((l) => l.slice(3));
+    return { commit: git('rev-parse', '--short', 'HEAD'), kernel_sources_modified: modified.length > 0, modified };
+  } catch {
+    return { commit: 'unknown', kernel_sources_modified: null, modified: [] };
+  }
+}
+/**
+ * CPU time (ns) used so far by the workerd processes this harness started (all threads), from
+ * /proc/<pid>/task/<tid>/schedstat. Wall time on a shared machine includes waiting for other
+ * tenants; CPU time mostly does not, so both are reported. Null where /proc is not available.
+ */
+let workerdPids = null;
+function workerdCpuNs() {
+  try {
+    workerdPids ??= readdirSync('/proc').filter((d) => {
+      if (!/^\d+$/.test(d)) return false;
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        return ppid === process.pid && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('workerd');
+      } catch {
+        return false;
+      }
+    });
+    if (workerdPids.length === 0) return null;
+    let ns = 0;
+    for (const pid of workerdPids) for (const tid of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    return ns;
+  } catch {
+    return null;
+  }
+}
+
+/** Run `fn` and return its wall time and workerd CPU time, in ms. */
+async function timed(fn) {
+  const c0 = workerdCpuNs();
+  const t0 = performance.now();
+  const out = await fn();
+  const wall = performance.now() - t0;
+  const c1 = workerdCpuNs();
+  return { out, wall, cpu: c0 === null || c1 === null ? null : (c1 - c0) / 1e6 };
+}
+const f = (x, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+
+// --- the zero-latency LLM over loopback HTTP ---------------------------------------------------------
+/**
+ * An OpenAI-compatible Chat Completions endpoint that answers like ScriptedProvider with benchScript(N):
+ * turn i < N-1 → fs_list, turn N-1 → exit, where N comes from the task "bench steps=N" and the turn
+ * is the number of assistant messages so far. Both the kernel and the bare loop reach it through the
+ * kernel's OpenAiProvider (the `openai` SDK), so the wire format and client cost are the same.
+ */
+function startLlmServer() {
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const request = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      const task = request.messages.find((m) => m.role === 'user')?.content ?? '';
+      const steps = Number(/steps=(\d+)/.exec(task)?.[1] ?? 1);
+      const turn = request.messages.filter((m) => m.role === 'assistant').length;
+      const call = turn < steps - 1 ? { name: 'fs_list', args: { path: '/' } } : turn === steps - 1 ? { name: 'exit', args: { code: 0 } } : null;
+      const message = call
+        ? { role: 'assistant', content: null, tool_calls: [{ id: `call_${turn}_0`, type: 'function', function: { name: call.name, arguments: JSON.stringify(call.args) } }] }
+        : { role: 'assistant', content: 'Script finished.' };
+      const body = JSON.stringify({
+        id: `chatcmpl-${turn}`,
+        object: 'chat.completion',
+        created: Math.floor(Date.now() / 1000),
+        model: request.model,
+        choices: [{ index: 0, message, finish_reason: call ? 'tool_calls' : 'stop' }],
+        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+      });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+// --- one measured run of each kind -------------------------------------------------------------------
+function benchScript(steps) {
+  const turns = Array.from({ length: steps - 1 }, () => ({ tool_calls: [{ name: 'fs_list', args: { path: '/' } }] }));
+  turns.push({ tool_calls: [{ name: 'exit', args: { code: 0 } }] });
+  return turns;
+}
+
+async function post(url, body) {
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`POST ${url} → ${r.status}: ${text.slice(0, 500)}`);
+  return JSON.parse(text);
+}
+
+/**
+ * Read a process's SSE stream until its terminal event. Stops at `state → terminated` rather than
+ * at end of stream, so a stream opened after the process ended cannot hang the harness.
+ */
+async function awaitTermination(base, prefix, pid) {
+  const r = await fetch(`${base}${prefix}/v1/processes/${pid}/events`, { headers: { accept: 'text/event-stream', ...auth } });
+  if (!r.ok) throw new Error(`events ${pid} → ${r.status}`);
+  const decoder = new TextDecoder();
+  let buf = '';
+  const seen = { exit: null, faults: 0, llm_calls: 0 };
+  for await (const chunk of r.body) {
+    buf += decoder.decode(chunk, { stream: true });
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const type = /^event: (.*)$/m.exec(block)?.[1];
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (type === 'llm_call') seen.llm_calls++;
+      if (type === 'fault') seen.faults++;
+      if (type === 'exit') seen.exit = JSON.parse(data).data;
+      if (type === 'state' && JSON.parse(data).data.to === 'terminated') {
+        await r.body.cancel().catch(() => {});
+        return seen;
+      }
+    }
+  }
+  return seen;
+}
+
+/**
+ * Kernel: spawn through the real API, wait for termination on the event stream. Returns ms per step.
+ * With `llmUrl` the process's model is {provider: "openai", base_url: llmUrl} (the script lives in
+ * the server, as a real model's behaviour would); without, the scripted provider with the script.
+ */
+async function kernelRun(base, { steps, prefix = '', llmUrl = null, name = 'bench' }) {
+  const model = llmUrl ? { provider: 'openai', model: 'bench', base_url: llmUrl } : { provider: 'scripted', model: 'scripted' };
+  const body = { name, task: `bench steps=${steps}`, image: 'default', model, quotas: { max_steps: steps + 10, max_tokens: 1_000_000_000 } };
+  if (!llmUrl) body.script = benchScript(steps);
+  const { out: pcb, wall, cpu } = await timed(async () => {
+    const created = await post(`${base}${prefix}/v1/processes`, body);
+    return { ...created, seen: await awaitTermination(base, prefix, created.pid) };
+  });
+  const seen = pcb.seen;
+  // Without stored events (tune "noevents") only live events arrive, so llm_call events may be missed.
+  const eventsComplete = !name.includes('noevents');
+  if (seen.exit?.code !== 0 || (eventsComplete && seen.llm_calls !== steps) || seen.faults) throw new Error(`kernel run ${pcb.pid} did not finish cleanly: ${JSON.stringify(seen)}`);
+  return { ms_per_step: wall / steps, cpu_ms_per_step: cpu === null ? null : cpu / steps, pid: pcb.pid };
+}
+
+/** Floor: one request that runs a BareLoop to completion. Returns ms per step. */
+async function bareRun(base, { steps, llmUrl = null, slice }) {
+  const { out, wall, cpu } = await timed(() => post(`${base}/bench/bare?steps=${steps}${llmUrl ? `&llm=${encodeURIComponent(llmUrl)}` : ''}${slice ? `&slice=${slice}` : ''}`));
+  if (out.steps !== steps) throw new Error(`bare run did ${out.steps} steps`);
+  return { ms_per_step: wall / steps, cpu_ms_per_step: cpu === null ? null : cpu / steps };
+}
+
+// --- spawn throughput ---------------------------------------------------------------------------------
+/** `n` POSTs with `concurrency` lanes; returns acknowledged spawns per second. */
+async function spawnRate(url, body, n, concurrency) {
+  let next = 0;
+  const t0 = performance.now();
+  const lane = async () => {
+    while (next < n) {
+      next++;
+      const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body });
+      await r.arrayBuffer();
+      if (r.status !== 201) throw new Error(`spawn → ${r.status}`);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  return n / ((performance.now() - t0) / 1000);
+}
+
+/**
+ * A kernel spawn burst, timed twice: until every POST is acknowledged, and until every new process
+ * has parked (run its first step, gone to sleep and delivered its outbox), read from `parked()`, a
+ * counter polled every 50 ms after the burst. Waiting also keeps one burst's background work out of
+ * the next measurement.
+ */
+async function kernelSpawnBurst(url, body, n, concurrency, parked) {
+  const before = await parked();
+  const c0 = workerdCpuNs();
+  const t0 = performance.now();
+  const acked = await spawnRate(url, body, n, concurrency);
+  for (;;) {
+    if ((await parked()) >= before + n) break;
+    if (performance.now() - t0 > 600_000) throw new Error('spawned processes did not park within 600 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const parkedRate = n / ((performance.now() - t0) / 1000);
+  const c1 = workerdCpuNs();
+  return { acked, parked: parkedRate, cpu_ms: c0 === null || c1 === null ? null : (c1 - c0) / 1e6 / n };
+}
+
+/** The floor's burst: acknowledged spawns per second and workerd CPU ms per spawn. */
+async function spawnBurst(url, body, n, concurrency) {
+  const { out, cpu } = await timed(() => spawnRate(url, body, n, concurrency));
+  return { acked: out, cpu_ms: cpu === null ? null : cpu / n };
+}
+
+// --- the three measurements ------------------------------------------------------------------------------
+/**
+ * Run every arm once to warm up, then `reps` times in a rotated order. Returns per arm the samples of
+ * wall ms per step, and in `cpu` the samples of workerd CPU ms per step.
+ */
+async function alternate(arms, reps, label) {
+  const names = Object.keys(arms);
+  for (const name of names) await arms[name]();
+  const samples = Object.fromEntries(names.map((n) => [n, []]));
+  const cpu = Object.fromEntries(names.map((n) => [n, []]));
+  for (let r = 0; r < reps; r++) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + r) % names.length];
+      const x = await arms[name]();
+      samples[name].push(x.ms_per_step);
+      if (x.cpu_ms_per_step !== null) cpu[name].push(x.cpu_ms_per_step);
+    }
+    console.error(`${label} rep ${r + 1}/${reps}: ${names.map((n, i) => `#${i + 1}=${f(samples[n].at(-1))}/${f(cpu[n].at(-1) ?? NaN)}`).join('  ')} ms/step wall/cpu`);
+  }
+  Object.defineProperty(samples, 'cpu', { value: cpu });
+  return samples;
+}
+
+/** Summaries of wall and CPU samples. */
+const both = (samples, name) => ({ ...summary(samples[name]), cpu: samples.cpu[name].length ? summary(samples.cpu[name]) : null });
+
+/**
+ * 1. Per-step time. Headline arms first (kernel and bare, LLM in-process and over HTTP); then, if
+ * variants are on, the attribution arms (the `tune` kernel with one part of its work switched off
+ * or cached; its prototype patches are installed only now) and the scaling arms (other N).
+ */
+async function measureSteps(base, results) {
+  const steps = opts.steps;
+  const samples = await alternate(
+    {
+      'kernel (in-process LLM)': () => kernelRun(base, { steps }),
+      'bare (in-process LLM)': () => bareRun(base, { steps }),
+      'kernel (HTTP LLM)': () => kernelRun(base, { steps, llmUrl }),
+      'bare (HTTP LLM)': () => bareRun(base, { steps, llmUrl }),
+    },
+    opts.reps,
+    'headline',
+  );
+  results.per_step = Object.fromEntries(Object.keys(samples).map((n) => [n, both(samples, n)]));
+  const ratio = (k, b) => ({
+    ratio_of_medians: results.per_step[k].median / results.per_step[b].median,
+    paired: summary(samples[k].map((x, i) => x / samples[b][i])),
+    cpu_ratio_of_medians: results.per_step[k].cpu && results.per_step[b].cpu ? results.per_step[k].cpu.median / results.per_step[b].cpu.median : null,
+  });
+  results.ratios = { 'in-process LLM': ratio('kernel (in-process LLM)', 'bare (in-process LLM)'), 'HTTP LLM': ratio('kernel (HTTP LLM)', 'bare (HTTP LLM)') };
+  if (!opts.variants) return;
+
+  const arms = {};
+  for (const flags of ['', 'nodeliver', 'noaudit', 'nooutbox', 'noevents', 'pagecache', 'slice64', 'pagecache,noevents,nooutbox,slice64']) {
+    arms[`kernel [${flags || 'as is'}]`] = () => kernelRun(base, { steps, prefix: '/variant/tune', name: `bench:${flags}` });
+  }
+  arms['bare'] = () => bareRun(base, { steps });
+  arms['bare [slice64]'] = () => bareRun(base, { steps, slice: 64 });
+  const attribution = await alternate(arms, opts.reps, 'attribution');
+  const asIs = attribution['kernel [as is]'];
+  // Savings are paired per rep (as-is minus the arm, both from the same rep), so slow drift in machine load cancels.
+  results.attribution = Object.fromEntries(
+    Object.entries(attribution).map(([n, xs]) => [n, { ...both(attribution, n), ...(n.startsWith('kernel') ? { saves_paired: summary(xs.map((x, i) => asIs[i] - x)) } : {}) }]),
+  );
+  results.tune_status = await (await fetch(`${base}/bench/tune-status`)).json();
+  if (results.tune_status.missing.length) console.error(`warning: tune could not patch ${results.tune_status.missing.join(', ')} (renamed in src/?); those flags had no effect`);
+
+  const scaling = {};
+  for (const n of opts.scaling) {
+    const s = await alternate({ kernel: () => kernelRun(base, { steps: n }), bare: () => bareRun(base, { steps: n }) }, Math.min(opts.reps, 3), `N=${n}`);
+    scaling[n] = { kernel: both(s, 'kernel'), bare: both(s, 'bare') };
+  }
+  results.scaling = scaling;
+}
+
+/** 2. Where the kernel's step goes: one instrumented run (not timed). */
+async function countWork(base, results) {
+  const steps = opts.steps;
+  const { pid } = await kernelRun(base, { steps, prefix: '/variant/count' });
+  const c = await (await fetch(`${base}/bench/counters?pid=${pid}`)).json();
+  const per = (x) => x / steps;
+  const sqlTotal = Object.entries(c.sql).filter(([k]) => !k.startsWith('CREATE')).reduce((n, [, v]) => n + v, 0);
+  results.counters = {
+    steps,
+    raw: c,
+    per_step: {
+      sqlite_statements: per(sqlTotal),
+      by_statement: Object.fromEntries(Object.entries(c.sql).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, per(v)])),
+      transactions: per(c.transactions),
+      rows_read: per(c.rows_read),
+      chars_read: per(c.read_chars),
+      chars_written: per(c.write_chars),
+      alarm_calls: per(Object.values(c.alarm_ops).reduce((a, b) => a + b, 0)),
+      alarms: per(c.alarms),
+      d1_batches: per(c.d1_batches),
+      d1_statements: per(c.d1_statements),
+      audit_chain_appends: per(c.audit_appends ?? 0),
+      audit_records: per(c.audit_records ?? 0),
+    },
+  };
+}
+
+/** 3. Spawn throughput over HTTP, against the floor; from inside the Worker; and (variants) the `tune` kernel. */
+async function measureSpawn(base, results) {
+  const park = (name) => JSON.stringify({ name, task: 'park', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: [{ tool_calls: [{ name: 'sleep', args: { seconds: 3600 } }] }] });
+  const sleeping = async () => (await (await fetch(`${base}/bench/count?state=sleeping`)).json()).n;
+  const tuneParked = async () => (await (await fetch(`${base}/bench/tune-status`)).json()).alarms_done;
+  const cpuSummary = (xs) => (xs.every((x) => x.cpu_ms !== null) ? summary(xs.map((x) => x.cpu_ms)) : null);
+  await kernelSpawnBurst(`${base}/v1/processes`, park('bench'), 100, 8, sleeping); // warm-up
+  await spawnBurst(`${base}/bench/bare-spawn`, '', 100, 8);
+  results.spawn = {};
+  for (const c of opts.concurrency) {
+    const [k, b, bs] = [[], [], []];
+    for (let i = 0; i < opts.spawnRuns; i++) {
+      k.push(await kernelSpawnBurst(`${base}/v1/processes`, park('bench'), opts.spawns, c, sleeping));
+      b.push(await spawnBurst(`${base}/bench/bare-spawn`, '', opts.spawns, c));
+      bs.push(await spawnBurst(`${base}/bench/bare-spawn?schema=1`, '', opts.spawns, c));
+      const [x, y, z] = [k.at(-1), b.at(-1), bs.at(-1)];
+      console.error(`spawn c=${c} run ${i + 1}: kernel ${f(x.acked, 0)}/s acked, ${f(x.parked, 0)}/s parked, ${f(x.cpu_ms, 2)} CPU ms each; floor ${f(y.acked, 0)}/s, ${f(y.cpu_ms, 2)} ms; floor + kernel schema ${f(z.acked, 0)}/s, ${f(z.cpu_ms, 2)} ms`);
+    }
+    results.spawn[`c=${c}`] = {
+      kernel_per_s: summary(k.map((x) => x.acked)),
+      kernel_parked_per_s: summary(k.map((x) => x.parked)),
+      kernel_cpu_ms_per_spawn: cpuSummary(k),
+      floor_per_s: summary(b.map((x) => x.acked)),
+      floor_cpu_ms_per_spawn: cpuSummary(b),
+      floor_with_schema_per_s: summary(bs.map((x) => x.acked)),
+      floor_with_schema_cpu_ms_per_spawn: cpuSummary(bs),
+    };
+    await writePartial(results);
+  }
+  // The same spawns issued by the Worker itself (no HTTP client, no HTTP parsing), at the first concurrency.
+  const c0 = opts.concurrency[0];
+  const before = await sleeping();
+  const inside = await post(`${base}/bench/spawn-inside?n=${opts.spawns}&c=${c0}`, park('bench'));
+  while ((await sleeping()) < before + opts.spawns) await new Promise((r) => setTimeout(r, 50));
+  results.spawn_inside_worker = { concurrency: c0, kernel_per_s: opts.spawns / (inside.ms / 1000) };
+  if (!opts.variants) return;
+  // Attribution: the `tune` kernel with parts switched off, in alternating order.
+  const n = Math.min(opts.spawns, 500);
+  const arms = ['', 'noaudit', 'nodeliver', 'noevents,nooutbox'];
+  const runs = Object.fromEntries(arms.map((a) => [a, []]));
+  for (let r = 0; r < 2; r++) {
+    for (const flags of r % 2 ? [...arms].reverse() : arms) {
+      const x = await kernelSpawnBurst(`${base}/variant/tune/v1/processes`, park(`bench:${flags}`), n, c0, tuneParked);
+      runs[flags].push(x);
+      console.error(`spawn attribution [${flags || 'as is'}]: ${f(x.acked, 0)}/s acked, ${f(x.parked, 0)}/s parked, ${f(x.cpu_ms, 2)} CPU ms each`);
+    }
+  }
+  results.spawn_attribution = {
+    concurrency: c0,
+    spawns: n,
+    runs: 2,
+    arms: Object.fromEntries(arms.map((a) => [`kernel [${a || 'as is'}]`, { acked_per_s: summary(runs[a].map((x) => x.acked)), parked_per_s: summary(runs[a].map((x) => x.parked)), cpu_ms_per_spawn: cpuSummary(runs[a]) }])),
+  };
+}
+
+function report(results) {
+  const lines = [];
+  if (results.per_step) {
+    const cpuCol = (s) => (s.cpu ? `${f(s.cpu.median)} | ${f(s.cpu.min)}–${f(s.cpu.max)}` : '– | –');
+    lines.push(`### Per-step time, N = ${opts.steps} steps, ${opts.reps} reps (ms per step)`, '', '| # | arm | wall median | wall min–max | workerd CPU median | CPU min–max |', '|---|---|---:|---:|---:|---:|');
+    Object.entries(results.per_step).forEach(([n, s], i) => lines.push(`| ${i + 1} | ${n} | ${f(s.median)} | ${f(s.min)}–${f(s.max)} | ${cpuCol(s)} |`));
+    lines.push('', '| ratio kernel / bare | wall, of medians | wall, paired median (min–max) | CPU, of medians | target ≤ 1.25 |', '|---|---:|---:|---:|---|');
+    for (const [k, r] of Object.entries(results.ratios)) {
+      lines.push(`| ${k} | ${f(r.ratio_of_medians, 2)}× | ${f(r.paired.median, 2)}× (${f(r.paired.min, 2)}–${f(r.paired.max, 2)}) | ${r.cpu_ratio_of_medians === null ? '–' : `${f(r.cpu_ratio_of_medians, 2)}×`} | ${r.ratio_of_medians <= 1.25 ? 'met' : 'missed'} |`);
+    }
+  }
+  if (results.attribution) {
+    const a = results.attribution;
+    const ref = a['kernel [as is]'].median;
+    const refCpu = a['kernel [as is]'].cpu?.median;
+    lines.push('', `### Attribution: the kernel with one part switched off or cached (N = ${opts.steps}, ms per step)`, '', '| arm | wall median | wall min–max | wall saved vs [as is], paired median | workerd CPU median | CPU saved vs [as is] |', '|---|---:|---:|---:|---:|---:|');
+    for (const [n, s] of Object.entries(a)) {
+      const sv = s.saves_paired;
+      const other = n !== 'kernel [as is]' && n.startsWith('kernel');
+      lines.push(`| ${n} | ${f(s.median)} | ${f(s.min)}–${f(s.max)} | ${other ? `${f(sv.median)} (${f((100 * sv.median) / ref, 0)}%)` : ''} | ${s.cpu ? f(s.cpu.median) : '–'} | ${other && s.cpu && refCpu ? `${f(refCpu - s.cpu.median)} (${f((100 * (refCpu - s.cpu.median)) / refCpu, 0)}%)` : ''} |`);
+    }
+  }
+  if (results.scaling) {
+    lines.push('', '### Scaling with N (in-process LLM, ms per step, medians)', '', '| N | kernel wall | bare wall | wall ratio | kernel CPU | bare CPU | CPU ratio |', '|---:|---:|---:|---:|---:|---:|---:|');
+    const rows = { ...results.scaling, [opts.steps]: { kernel: results.per_step['kernel (in-process LLM)'], bare: results.per_step['bare (in-process LLM)'] } };
+    for (const [n, r] of Object.entries(rows).sort((x, y) => Number(x[0]) - Number(y[0]))) {
+      const c = r.kernel.cpu && r.bare.cpu ? `${f(r.kernel.cpu.median)} | ${f(r.bare.cpu.median)} | ${f(r.kernel.cpu.median / r.bare.cpu.median, 2)}×` : '– | – | –';
+      lines.push(`| ${n} | ${f(r.kernel.median)} | ${f(r.bare.median)} | ${f(r.kernel.median / r.bare.median, 2)}× | ${c} |`);
+    }
+  }
+  if (results.counters) {
+    const p = results.counters.per_step;
+    lines.push('', `### Kernel work per step (instrumented run, N = ${results.counters.steps})`, '', '| per step | count |', '|---|---:|');
+    lines.push(`| SQLite statements | ${f(p.sqlite_statements, 1)} |`, `| transactionSync calls | ${f(p.transactions, 1)} |`, `| rows read | ${f(p.rows_read, 1)} |`, `| chars read (JSON parsed) | ${f(p.chars_read, 0)} |`, `| chars written | ${f(p.chars_written, 0)} |`, `| alarm API calls | ${f(p.alarm_calls, 2)} |`, `| alarm invocations | ${f(p.alarms, 3)} |`, `| D1 batches | ${f(p.d1_batches, 3)} |`, `| D1 statements | ${f(p.d1_statements, 2)} |`, `| audit-chain appends (RPC) | ${f(p.audit_chain_appends, 3)} |`, `| audit records | ${f(p.audit_records, 2)} |`);
+    for (const [k, v] of Object.entries(p.by_statement)) lines.push(`| · ${k} | ${f(v, 2)} |`);
+  }
+  if (results.spawn) {
+    const cpu = (x) => (x ? f(x.median, 2) : '–');
+    lines.push('', `### Spawn throughput, ${opts.spawns} spawns per run, ${opts.spawnRuns} run(s) (medians)`, '', '| concurrency | kernel: acknowledged/s | min–max | kernel: all parked/s | kernel CPU ms per spawn | floor: new DO + 1 row, /s | floor CPU ms | floor + kernel schema, /s | its CPU ms | target ≥ 1000/s |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+    for (const [c, s] of Object.entries(results.spawn)) {
+      lines.push(`| ${c} | ${f(s.kernel_per_s.median, 0)} | ${f(s.kernel_per_s.min, 0)}–${f(s.kernel_per_s.max, 0)} | ${f(s.kernel_parked_per_s.median, 0)} | ${cpu(s.kernel_cpu_ms_per_spawn)} | ${f(s.floor_per_s.median, 0)} | ${cpu(s.floor_cpu_ms_per_spawn)} | ${f(s.floor_with_schema_per_s.median, 0)} | ${cpu(s.floor_with_schema_cpu_ms_per_spawn)} | ${s.kernel_per_s.median >= 1000 ? 'met' : 'missed'} |`);
+    }
+    const si = results.spawn_inside_worker;
+    if (si) lines.push('', `Spawned from inside the Worker (no HTTP client), c=${si.concurrency}: ${f(si.kernel_per_s, 0)} processes/s acknowledged.`);
+  }
+  if (results.spawn_attribution) {
+    const a = results.spawn_attribution;
+    lines.push('', `### Spawn attribution (${a.spawns} spawns, c=${a.concurrency}, median of ${a.runs} alternating runs)`, '', '| arm | acknowledged/s | all parked/s | workerd CPU ms per spawn |', '|---|---:|---:|---:|');
+    for (const [k, v] of Object.entries(a.arms)) lines.push(`| ${k} | ${f(v.acked_per_s.median, 0)} | ${f(v.parked_per_s.median, 0)} | ${v.cpu_ms_per_spawn ? f(v.cpu_ms_per_spawn.median, 2) : '–'} |`);
+  }
+  const m = results.meta;
+  lines.push('', `_${m.command} · commit ${m.code.commit}${m.code.kernel_sources_modified ? ' + uncommitted kernel changes' : ''} · state in ${m.state_parent} · ${m.cpus} CPUs (${m.cpu_model}) · load ${m.loadavg_start} → ${m.loadavg_end} · Node ${m.node} · ${f(m.duration_s, 0)} s_`);
+  return lines.join('\n');
+}
+
+/** Save what has been measured so far (results.partial = true) so an interrupted run keeps it. */
+async function writePartial(results) {
+  mkdirSync(path.dirname(opts.out), { recursive: true });
+  writeFileSync(opts.out, `${JSON.stringify({ ...results, partial: true }, null, 2)}\n`);
+}
+
+// --- main -----------------------------------------------------------------------------------------------
+const t00 = performance.now();
+const stateDir = mkdtempSync(path.join(opts.stateParent, 'agentos-bench-'));
+const llm = await startLlmServer();
+const llmUrl = `http://127.0.0.1:${llm.address().port}/v1`;
+let worker;
+let cleaned = false;
+async function cleanup() {
+  if (cleaned) return;
+  cleaned = true;
+  await worker?.dispose().catch(() => {});
+  llm.closeAllConnections?.();
+  await new Promise((r) => llm.close(r));
+  rmSync(stateDir, { recursive: true, force: true });
+}
+// Interrupted: still stop workerd and remove the state dir (also on exit, in case a handler of wrangler's exits first).
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    setTimeout(() => process.exit(130), 5000).unref();
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+process.once('exit', () => rmSync(stateDir, { recursive: true, force: true }));
+
+try {
+  // unstable_startWorker(options) is `new DevEnv().startWorker(options)`; building the DevEnv here
+  // lets us hear its events: reloadComplete carries the user Worker's own address (wrangler puts a
+  // proxy Worker, in a second workerd, in front of it in dev; we bypass that hop, as production
+  // traffic does not take it), and error reports a build failure instead of a request that hangs.
+  const devEnv = new unstable_DevEnv();
+  const started = new Promise((resolve, reject) => {
+    devEnv.on('reloadComplete', (ev) => {
+      const u = ev?.proxyData?.userWorkerUrl;
+      if (u) resolve(`${u.protocol}//${u.hostname}:${u.port}`);
+    });
+    devEnv.on('error', (ev) => reject(new Error(`the bench Worker did not start: ${ev?.reason ?? ev?.message ?? ev}`)));
+    setTimeout(() => reject(new Error('the bench Worker did not start within 120 s')), 120_000).unref();
+  });
+  worker = await devEnv.startWorker({
+    config: path.join(here, 'wrangler.bench.toml'),
+    bindings: { AGENTOS_ADMIN_TOKEN: { type: 'secret_text', value: token } },
+    dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: false, watch: false, logLevel: 'warn', persist: stateDir },
+  });
+  const base = await started;
+  console.error(`bench worker: ${base}; LLM server: ${llmUrl}; state: ${stateDir}`);
+  // The D1 schema: every migration, in order (what `wrangler d1 migrations apply` would run).
+  const migrationsDir = path.join(root, 'migrations');
+  const migrations = readdirSync(migrationsDir).filter((n) => n.endsWith('.sql')).sort();
+  await post(`${base}/bench/setup`, migrations.map((n) => readFileSync(path.join(migrationsDir, n), 'utf8')).join(';\n'));
+
+  const results = {
+    meta: {
+      date: new Date().toISOString(),
+      command: `node scripts/bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+      options: opts,
+      code: codeVersion(),
+      node: process.version,
+      cpus: os.cpus().length,
+      cpu_model: os.cpus()[0]?.model ?? 'unknown',
+      loadavg_start: os.loadavg()[0].toFixed(2),
+      state_parent: opts.stateParent,
+    },
+  };
+  if (opts.only !== 'spawn') {
+    await measureSteps(base, results);
+    await countWork(base, results);
+    await writePartial(results);
+  }
+  if (opts.only !== 'step') await measureSpawn(base, results);
+  results.meta.loadavg_end = os.loadavg()[0].toFixed(2);
+  results.meta.duration_s = (performance.now() - t00) / 1000;
+
+  console.log(report(results));
+  mkdirSync(path.dirname(opts.out), { recursive: true });
+  writeFileSync(opts.out, `${JSON.stringify(results, null, 2)}\n`);
+  console.error(`wrote ${path.relative(process.cwd(), opts.out)}`);
+} finally {
+  await cleanup();
+}
