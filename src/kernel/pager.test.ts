@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PAGER, LexicalIndex, type PageInfo, groupSteps, keywords, plan, stubText, swappedRuns, workingSetTokens } from './pager.ts';
+import { DEFAULT_PAGER, LexicalIndex, type PageInfo, STUB_TOKENS, groupSteps, keywords, plan, stubText, swappedRuns, workingSetTokens } from './pager.ts';
 
 const page = (seq: number, step: number, tokens: number, over: Partial<PageInfo> = {}): PageInfo => ({ seq, step, tokens, importance: 0.5, pinned: false, resident: true, access_count: 0, text: `step ${step}`, ...over });
 /** One task page and `n` steps of two pages each, every page `t` tokens. */
@@ -46,7 +46,7 @@ describe('stubs and runs', () => {
       { from: 2, to: 3, pages: 4, tokens: 400 },
       { from: 5, to: 5, pages: 2, tokens: 200 },
     ]);
-    expect(workingSetTokens(groups)).toBe(50 + 3 * 200 + 2 * 60);
+    expect(workingSetTokens(groups)).toBe(50 + 3 * 200 + 2 * STUB_TOKENS);
     const text = stubText(runs[0]!, ['vault', 'access']);
     expect(text).toBe(stubText(runs[0]!, ['vault', 'access']));
     expect(text).toMatch(/steps 2-3 \(4 pages, 400 tokens\).*Topics: vault, access.*page_in/);

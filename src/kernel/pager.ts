@@ -47,8 +47,11 @@ export const DEFAULT_PAGER: Omit<PagerConfig, 'budget'> = { low_water: 0.6, rece
 
 export const KIND_IMPORTANCE: Readonly<Record<string, number>> = { task: 1, result: 0.5, assistant: 0.4, notice: 0.3 };
 
-/** Tokens a stub costs in the prompt (its text is short and bounded). */
-export const STUB_TOKENS = 60;
+/**
+ * Tokens a stub may cost in the prompt: an upper bound of its text (step range, counts, up to 12
+ * topic words, the page_in hint), which the context benchmark measured at up to 97 tokens.
+ */
+export const STUB_TOKENS = 110;
 
 // --- lexical relevance --------------------------------------------------------------------------
 
