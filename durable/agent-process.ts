@@ -232,6 +232,11 @@ export class AgentProcess extends DurableObject<Env> {
     const writer = writable.getWriter();
     // Backlog first, then live events. Writes are not awaited: nothing reads until the response is returned.
     for (const e of this.#rt.store.events(after, 10_000)) void writer.write(sse(e)).catch(() => this.#streams.delete(writer));
+    // A terminated process has nothing more to say: send the backlog and end the stream.
+    if (this.#rt.pcb()?.state === 'terminated') {
+      void writer.close().catch(() => {});
+      return new Response(readable, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-store' } });
+    }
     this.#streams.add(writer);
     request.signal?.addEventListener('abort', () => {
       this.#streams.delete(writer);

@@ -141,5 +141,8 @@ describe('removal and the live event stream', () => {
     expect(types).toEqual(expect.arrayContaining(['llm_call', 'signal', 'exit']));
     expect(types.at(-1)).toBe('state');
     expect(text).toMatch(/"to":"terminated"/);
+    // Asking again after the end gets the whole log and a stream that ends.
+    const late = await SELF.fetch(`http://agentos.test/v1/processes/${pid}/events`, { headers: { ...ADMIN, accept: 'text/event-stream' } });
+    expect(await late.text()).toMatch(/event: exit/);
   });
 });

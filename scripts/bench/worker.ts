@@ -8,12 +8,12 @@
  *    driven by its alarm with the kernel's slice size (SLICE_STEPS) and `setAlarm(Date.now())`
  *    between slices, exactly like the kernel's scheduling.
  *  - Kernel variants, subclasses of AgentProcess (src/ is not modified), reached through the same
- *    API under /variant/<name>/v1/…: `count` (counts every SQLite
- *    statement, transaction, alarm call and D1 statement), and `tune`, which switches off or caches
- *    one part of the kernel's work at a time (flags in the spawn request's name, e.g.
- *    "bench:nodeliver,pagecache"), to price each part. `tune` patches ProcessStore/ProcessRuntime methods
- *    on their prototypes when its first object is built, gated per object (other objects only pay
- *    a property lookup per patched call).
+ *    API under /variant/<name>/v1/…: `count` (counts every SQLite statement, transaction, alarm
+ *    call, D1 statement and audit-chain append), and `tune`, which switches off or caches one part
+ *    of the kernel's work at a time (flags in the spawn request's name, e.g.
+ *    "bench:nodeliver,pagecache"), to price each part. `tune` patches ProcessStore/ProcessRuntime
+ *    methods on their prototypes when its first object is built, gated per object (other objects
+ *    only pay a property lookup per patched call).
  *  - /bench/* routes: setup (D1 schema), bare (run a BareLoop to completion), bare-spawn (spawn
  *    floor; ?schema=1 also creates the kernel's tables), count (processes in a state), counters
  *    (a `count` process's counters), tune-status, spawn-inside (spawns issued by the Worker itself).
