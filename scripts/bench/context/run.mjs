@@ -139,7 +139,7 @@ for (const s of [...strategies, ...variants]) {
   }
   const rel = (s.queries_detail ?? []).map((q) => q.relevance).sort((a, b) => a - b);
   console.log(`- ${s.strategy}: ${s.compactions} compactions, ${s.fault_steps} steps with auto faults (${s.faulted_steps} steps faulted in; by newest input ${JSON.stringify(s.faults_by_newest_input)}); ` +
-    `stubs per prompt median ${s.stubs_per_prompt.median} (max ${s.stubs_per_prompt.max}), largest stub ${s.max_stub_tokens} tokens vs STUB_TOKENS 60; ` +
+    `stubs per prompt median ${s.stubs_per_prompt.median} (max ${s.stubs_per_prompt.max}), largest stub ${s.max_stub_tokens} tokens vs STUB_TOKENS ${s.planned_stub_tokens}; ` +
     `${s.over_budget_prompts} prompts over budget, ${s.over_budget_only_because_of_stub_estimate} of them only because stubs cost more than the pager counts; ` +
     `${s.page_in_limit ? `page_in brought the fact's step back ${s.page_in_brought_fact} times, ${s.page_in_fact_evicted_by_next_compaction} of them evicted again by the next prompt's compaction; page_in returned steps of kind ${JSON.stringify(s.page_in_returned_kinds)}; ` : ''}fact-step relevance to the query page median ${rel[rel.length >> 1] ?? 'n/a'} (max ${rel.at(-1) ?? 'n/a'}); prefix reuse by step kind ${JSON.stringify(s.reuse_by_step_kind)}; median prepareContext ${s.median_prepare_ms} ms; misses: ${JSON.stringify(reasons)}`);
 }

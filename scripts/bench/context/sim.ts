@@ -448,6 +448,7 @@ function runKernel(w: Workload, o: BenchOptions, cfg: { pageInLimit: number; lab
     max_pager_tokens: maxPagerTokens,
     ...(cfg.pageInLimit ? { recall_with_page_in: Math.round(((m.hits + m.explicitHits) / m.queries) * 1e4) / 1e4, page_in_turns: m.extraTurns, page_in_hits: m.explicitHits, page_in_limit: cfg.pageInLimit, page_in_brought_fact: pageInFound, page_in_fact_evicted_by_next_compaction: pageInUndone, page_in_returned_kinds: returnedKinds } : {}),
     max_stub_tokens: maxStub,
+    planned_stub_tokens: STUB_TOKENS,
     pager: { ...pager },
     queries_detail: queries,
   });
