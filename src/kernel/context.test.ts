@@ -83,3 +83,19 @@ describe('renderResult', () => {
     );
   });
 });
+
+describe('recall pages', () => {
+  it('come after every result of their step, whenever they were written, and keep untrusted content labelled', () => {
+    const pages: (PageBody & { step: number })[] = [
+      { kind: 'task', text: 't', step: 0 },
+      { kind: 'assistant', text: '', tool_calls: [{ id: 'a', name: 'page_in', args: { step: 1 } }, { id: 'b', name: 'fs_list', args: { path: '/' } }], step: 5 },
+      { kind: 'recall', from_step: 1, text: 'net_fetch {"ok":true,"value":"the secret plan"}', untrusted: true, source: 'https://example.com', step: 5 },
+      { kind: 'result', call_id: 'a', name: 'page_in', via: 'native', result: { ok: true, value: { recalled_steps: [1] } }, step: 5 },
+      { kind: 'result', call_id: 'b', name: 'fs_list', via: 'native', result: { ok: true, value: { entries: [] } }, step: 5 },
+    ];
+    const req = buildRequest({ system_prompt: 's', tool_mode: 'native', model: 'm', pages });
+    expect(req.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'tool', 'user']);
+    const last = req.messages.at(-1);
+    expect(last?.role === 'user' && last.content).toMatch(/^\[untrusted content from https:\/\/example\.com.*\[kernel\] page fault: step 1.*the secret plan/s);
+  });
+});

@@ -17,7 +17,9 @@ export type PageBody =
   | { readonly kind: 'task'; readonly text: string; readonly untrusted?: boolean; readonly source?: string }
   | { readonly kind: 'assistant'; readonly text: string; readonly tool_calls: readonly LlmToolCall[] }
   | { readonly kind: 'result'; readonly call_id: string; readonly name: string; readonly via: 'native' | 'text'; readonly result: SyscallResult; readonly untrusted?: boolean; readonly source?: string }
-  | { readonly kind: 'notice'; readonly text: string };
+  | { readonly kind: 'notice'; readonly text: string }
+  /** A swapped-out step's content brought back by a page fault, appended to the step that needed it. */
+  | { readonly kind: 'recall'; readonly from_step: number; readonly text: string; readonly untrusted?: boolean; readonly source?: string };
 
 export interface ContextInput {
   readonly system_prompt: string;
@@ -39,7 +41,26 @@ export function pageText(page: PageBody): string {
       return page.tool_calls.length ? `${page.text}\n${page.tool_calls.map((c) => `${c.name} ${typeof c.args === 'string' ? c.args : JSON.stringify(c.args)}`).join('\n')}` : page.text;
     case 'result':
       return `${page.name} ${renderResult(page.result)}`;
+    case 'recall':
+      return recallText(page.from_step, page.text);
   }
+}
+
+/** How a recall page reads: which step it brings back, then that step's pages as the model read them. */
+export function recallText(fromStep: number, text: string): string {
+  return `[kernel] page fault: step ${fromStep}, paged out earlier, is back (it stays where it was; this is a copy):\n${text}`;
+}
+
+/**
+ * Pages in prompt order: by step, and within a step its recall pages after everything else (after a
+ * step's assistant turn, its tool results must come first; a page fault during the step lands later).
+ */
+function promptOrder<P extends PageBody & { readonly step?: number }>(pages: readonly P[]): readonly P[] {
+  if (!pages.some((p) => p.kind === 'recall')) return pages;
+  return pages
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => (a.p.step ?? 0) - (b.p.step ?? 0) || Number(a.p.kind === 'recall') - Number(b.p.kind === 'recall') || a.i - b.i)
+    .map((x) => x.p);
 }
 
 /** The label on content from outside the operator's trust. The kernel enforces what it implies. */
@@ -68,7 +89,7 @@ export function buildRequest(input: ContextInput): LlmRequest {
   const messages: ChatMessage[] = [];
   const floor = input.floor_step ?? 0;
   let noted = false;
-  for (const page of input.pages) {
+  for (const page of promptOrder(input.pages)) {
     const step = page.step ?? 0;
     if (step > 0 && step < floor) continue;
     if (floor > 1 && step >= floor && !noted) {
@@ -81,6 +102,9 @@ export function buildRequest(input: ContextInput): LlmRequest {
         break;
       case 'notice':
         messages.push({ role: 'user', content: `[kernel] ${page.text}` });
+        break;
+      case 'recall':
+        messages.push({ role: 'user', content: page.untrusted ? `${untrustedLabel(page.source)}${pageText(page)}` : pageText(page) });
         break;
       case 'assistant':
         messages.push(

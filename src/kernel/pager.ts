@@ -8,8 +8,10 @@
  * Cache stability: new pages are only appended until the working set exceeds the budget. Then one
  * compaction evicts the lowest-scored steps down to `low_water` × budget, so the following steps
  * append again to an unchanged prefix and providers' prompt caches keep hitting. Each run of
- * consecutive evicted steps is replaced by one stub that says what was swapped out and how to fault
- * it back in; a stub's text depends only on the run, so it is stable too.
+ * consecutive steps one compaction evicted is replaced by one stub that says what was swapped out
+ * and how to fault it back in; a stub's text depends only on its run, and a later compaction starts
+ * new runs instead of growing old ones, so stubs never change. Page faults append: a swapped step
+ * that is needed again comes back as a recall page at the end of the prompt, not at its old place.
  *
  * Score of a step (higher stays):
  *   0.35·relevance + 0.25·recency + 0.25·importance + 0.15·frequency
@@ -31,6 +33,8 @@ export interface PageInfo {
   readonly access_count: number;
   /** Searchable text (a bounded excerpt). */
   readonly text: string;
+  /** The compaction that swapped the page out (0 while it has never been). Runs of swapped steps never span two. */
+  readonly batch?: number;
 }
 
 export interface PagerConfig {
@@ -39,13 +43,17 @@ export interface PagerConfig {
   readonly recent_steps: number;
   /** Swapped steps whose relevance to the newest input reaches this are faulted back in automatically. */
   readonly fault_threshold: number;
+  /** … and reaches this multiple of the best relevance of a resident step (the input refers to something missing). */
+  readonly fault_margin: number;
   /** At most this share of the budget is faulted in automatically per step. */
   readonly fault_share: number;
+  /** A major compaction (one that rewrites the whole prompt) goes down to this share of the budget. */
+  readonly major_water: number;
 }
 
-export const DEFAULT_PAGER: Omit<PagerConfig, 'budget'> = { low_water: 0.6, recent_steps: 2, fault_threshold: 0.35, fault_share: 0.25 };
+export const DEFAULT_PAGER: Omit<PagerConfig, 'budget'> = { low_water: 0.6, major_water: 0.4, recent_steps: 2, fault_threshold: 0.12, fault_margin: 1.5, fault_share: 0.1 };
 
-export const KIND_IMPORTANCE: Readonly<Record<string, number>> = { task: 1, result: 0.5, assistant: 0.4, notice: 0.3 };
+export const KIND_IMPORTANCE: Readonly<Record<string, number>> = { task: 1, result: 0.5, recall: 0.5, assistant: 0.4, notice: 0.3 };
 
 /**
  * Tokens a stub may cost in the prompt: an upper bound of its text (step range, counts, up to 12
@@ -53,13 +61,62 @@ export const KIND_IMPORTANCE: Readonly<Record<string, number>> = { task: 1, resu
  */
 export const STUB_TOKENS = 110;
 
+/** Characters of a page the search index reads (a fetched body in context is at most 64 K). */
+export const INDEX_CHARS = 16_000;
+
 // --- lexical relevance --------------------------------------------------------------------------
 
-const STOP = new Set('the a an and or of to in on for is are was were be by with as at it this that from not no yes you your i we our ok true false null value args result name path content'.split(' '));
+const STOP = new Set(
+  (
+    'the a an and or of to in on for is are was were be been being by with as at it its this that these those from not no yes you your i we us our me my ' +
+    'ok true false null value args result name path content ' +
+    // Question and auxiliary words: they say that something is asked, not what it is about.
+    'which what where when who whom whose how why does do did should would could can will shall may might must need needs has have had ' +
+    'there their them they he she his her then than now still also any some all about into onto over please thanks'
+  ).split(' '),
+);
 
-export function terms(text: string): string[] {
-  return (text.toLowerCase().match(/[a-z0-9]{2,}/g) ?? []).filter((t) => !STOP.has(t));
+const ALPHA = /^[a-z]+$/;
+
+/**
+ * A light suffix stripper, so that "expires", "expired" and "expire" (or "pinned" and "pin") meet:
+ * plural -s, then -ed or -ing (undoubling a final consonant), then a final -e. Words under five
+ * letters and words with digits are kept as they are.
+ */
+export function stem(word: string): string {
+  if (word.length < 5 || /\d/.test(word)) return word;
+  let w = word;
+  if (w.endsWith('ies')) w = `${w.slice(0, -3)}y`;
+  else if (w.endsWith('s') && !w.endsWith('ss') && !w.endsWith('us') && !w.endsWith('is')) w = w.slice(0, -1);
+  if (w.length > 5 && w.endsWith('ing')) w = w.slice(0, -3);
+  else if (w.length > 4 && w.endsWith('ed')) w = w.slice(0, -2);
+  if (w.length > 3 && w.at(-1) === w.at(-2) && !'aeiouls'.includes(w.at(-1) as string)) w = w.slice(0, -1);
+  if (w.length > 3 && w.endsWith('e')) w = w.slice(0, -1);
+  return w;
 }
+
+/**
+ * The searchable terms of a text: its words (lower case, at least two characters, stop words out),
+ * then the pairs of words that stand next to each other within a line or sentence ("vault 17",
+ * "access code"). Pairs are what tell a fact apart from the many pages that mention its words
+ * separately. Escaped line breaks in JSON-rendered results count as breaks, not as letters.
+ */
+export function terms(text: string): string[] {
+  const words: string[] = [];
+  const pairs: string[] = [];
+  for (const segment of text.toLowerCase().split(/\\[nrt]|[\n\r.;:!?|]+(?:\s|$)|[\n\r]/)) {
+    const ws = (segment.match(/[a-z0-9]{2,}/g) ?? []).filter((t) => !STOP.has(t)).map(stem);
+    for (let i = 0; i < ws.length; i++) {
+      words.push(ws[i] as string);
+      // A pair needs a word in it: number-number pairs (timestamps, sizes, ids) collide at random.
+      if (i > 0 && (ALPHA.test(ws[i - 1] as string) || ALPHA.test(ws[i] as string))) pairs.push(`${ws[i - 1]}_${ws[i]}`);
+    }
+  }
+  return words.concat(pairs);
+}
+
+/** How much more a matching pair of adjacent words counts than a matching word. */
+const PAIR_WEIGHT = 2;
 
 /** A small BM25 index over documents (steps); scores are normalised to [0, 1] per query. */
 export class LexicalIndex {
@@ -91,27 +148,36 @@ export class LexicalIndex {
   /**
    * Normalised BM25 scores of the given ids (all documents when omitted), best first.
    *
-   * Only the query's distinctive terms count: those that occur in some document but in at most 10%
-   * of them. A query is usually a whole tool result, full of scaffolding (JSON keys, headers, dates,
+   * Only the query's distinctive terms count: those that occur in some document (other than the
+   * `exclude`d ones: the query's own pages) but in at most 10% of them. A query is usually a whole tool result, full of scaffolding (JSON keys, headers, dates,
    * numbers) that appears everywhere and says nothing about what the model is looking for; and terms
    * no document contains cannot match. Scores are normalised by the score of an average-length
    * document holding each distinctive term once, and capped at 1.
+   *
+   * Then a page that mostly restates the query (an earlier question asked the same way) is worth
+   * less than one that holds more than the query does: the score is multiplied by the share of the
+   * page's terms the query does not have.
    */
-  search(query: string, ids?: Iterable<number>, limit = 20): { id: number; score: number }[] {
+  search(query: string, ids?: Iterable<number>, limit = 20, exclude: Iterable<number> = []): { id: number; score: number }[] {
     if (this.#docs.size === 0) return [];
     const n = this.#docs.size;
     const cutoff = Math.max(2, Math.floor(n * 0.1));
-    const q = [...new Set(terms(query))].filter((t) => {
+    const all = new Set(terms(query));
+    // The query's own pages (when the query is a page) do not count as documents holding its terms.
+    const own = [...exclude].map((id) => this.#docs.get(id)).filter((tf) => tf !== undefined);
+    const q = [...all].filter((t) => {
       const df = this.#df.get(t) ?? 0;
-      return df > 0 && df <= cutoff;
+      const elsewhere = df - own.filter((tf) => tf.has(t)).length;
+      return elsewhere > 0 && df <= cutoff;
     });
     if (q.length === 0) return [];
     const avg = this.#totalLength / n || 1;
     const k1 = 1.2;
-    const b = 0.75;
+    const b = 0.3;
+    // A pair of adjacent words is stronger evidence than the two words anywhere in a page.
     const idf = (t: string) => {
       const df = this.#df.get(t) ?? 0;
-      return Math.log(1 + (n - df + 0.5) / (df + 0.5));
+      return Math.log(1 + (n - df + 0.5) / (df + 0.5)) * (t.includes('_') ? PAIR_WEIGHT : 1);
     };
     // The score of an average-length document holding each distinctive term once: BM25 gives idf per term.
     const maxPossible = q.reduce((s, t) => s + idf(t), 0) || 1;
@@ -125,7 +191,11 @@ export class LexicalIndex {
         const f = tf.get(t) ?? 0;
         if (f > 0) s += (idf(t) * f * (k1 + 1)) / (f + k1 * (1 - b + (b * len) / avg));
       }
-      if (s > 0) out.push({ id, score: Math.min(1, s / maxPossible) });
+      if (s <= 0) continue;
+      let shared = 0;
+      for (const t of all) if (tf.has(t)) shared += 1;
+      const novelty = 1 - shared / Math.max(1, tf.size);
+      out.push({ id, score: Math.min(1, s / maxPossible) * novelty });
     }
     return out.sort((x, y) => y.score - x.score).slice(0, limit);
   }
@@ -139,11 +209,17 @@ export interface StepGroup {
   readonly tokens: number;
   readonly protected: boolean;
   readonly resident: boolean;
+  /** The compaction that swapped the step out (0 if none). */
+  readonly batch: number;
 }
 
 export function groupSteps(pages: readonly PageInfo[], currentStep: number, recentSteps: number): StepGroup[] {
   const by = new Map<number, PageInfo[]>();
-  for (const p of pages) by.set(p.step, [...(by.get(p.step) ?? []), p]);
+  for (const p of pages) {
+    const list = by.get(p.step);
+    if (list) list.push(p);
+    else by.set(p.step, [p]);
+  }
   return [...by.entries()]
     .sort(([a], [b]) => a - b)
     .map(([step, ps]) => ({
@@ -152,6 +228,7 @@ export function groupSteps(pages: readonly PageInfo[], currentStep: number, rece
       tokens: ps.reduce((n, p) => n + p.tokens, 0),
       protected: step === 0 || ps.some((p) => p.pinned) || step > currentStep - recentSteps,
       resident: ps.every((p) => p.resident),
+      batch: ps.reduce((n, p) => Math.max(n, p.batch ?? 0), 0),
     }));
 }
 
@@ -163,16 +240,30 @@ export function scoreGroup(g: StepGroup, currentStep: number, relevance: number,
   return 0.35 * relevance + 0.25 * recency + 0.25 * importance + 0.15 * frequency;
 }
 
-/** Runs of consecutive swapped steps (after the task), each of which becomes one stub. */
-export function swappedRuns(groups: readonly StepGroup[]): { from: number; to: number; pages: number; tokens: number }[] {
-  const runs: { from: number; to: number; pages: number; tokens: number }[] = [];
+export interface SwappedRun {
+  readonly from: number;
+  readonly to: number;
+  readonly pages: number;
+  readonly tokens: number;
+  readonly batch: number;
+}
+
+/**
+ * Runs of consecutive swapped steps (after the task) that one compaction swapped out; each becomes
+ * one stub. A later compaction never extends an earlier run, so an earlier stub's text never changes
+ * and the prompt prefix up to the new stub stays cached.
+ */
+export function swappedRuns(groups: readonly StepGroup[]): SwappedRun[] {
+  const runs: SwappedRun[] = [];
+  let prev: StepGroup | undefined;
   for (const g of groups) {
-    if (g.resident || g.step === 0) continue;
-    const last = runs.at(-1);
-    const prevStep = groups[groups.indexOf(g) - 1];
-    if (last && prevStep && !prevStep.resident && prevStep.step === last.to) {
-      runs[runs.length - 1] = { ...last, to: g.step, pages: last.pages + g.pages.length, tokens: last.tokens + g.tokens };
-    } else runs.push({ from: g.step, to: g.step, pages: g.pages.length, tokens: g.tokens });
+    if (!g.resident && g.step !== 0) {
+      const last = runs.at(-1);
+      if (last && prev && !prev.resident && prev.step === last.to && prev.batch === g.batch) {
+        runs[runs.length - 1] = { ...last, to: g.step, pages: last.pages + g.pages.length, tokens: last.tokens + g.tokens };
+      } else runs.push({ from: g.step, to: g.step, pages: g.pages.length, tokens: g.tokens, batch: g.batch });
+    }
+    prev = g;
   }
   return runs;
 }
@@ -181,54 +272,117 @@ export function workingSetTokens(groups: readonly StepGroup[]): number {
   return groups.filter((g) => g.resident).reduce((n, g) => n + g.tokens, 0) + swappedRuns(groups).length * STUB_TOKENS;
 }
 
+/** Tokens a recall page adds to its step's pages: the header naming the step it comes from. */
+export const RECALL_OVERHEAD_TOKENS = 24;
+
 export interface Plan {
-  /** Steps to fault back in (relevant to the newest input). */
-  readonly page_in: readonly number[];
+  /** Swapped steps to recall: their content is appended to the newest step (relevant to the newest input). */
+  readonly recall: readonly number[];
   /** Steps to evict (a compaction), lowest score first. */
   readonly evict: readonly number[];
+  /** The compaction's number, recorded on the pages it swaps out. */
+  readonly batch: number;
+  /** A major compaction: every swapped page joins `batch`, so adjacent runs merge into one stub each. */
+  readonly rebatch: boolean;
   /** Working-set tokens after applying the plan. */
   readonly tokens: number;
   readonly relevance: ReadonlyMap<number, number>;
 }
 
 /**
- * Decide page-ins and evictions for the next prompt. `relevance` maps steps to their lexical
- * relevance to the newest input (0 when absent).
+ * Decide recalls and evictions for the next prompt. `relevance` maps steps to their lexical relevance
+ * to the newest input (0 when absent); `recalled` are swapped steps whose content is already in the
+ * working set through a recall page.
+ *
+ * Page faults. A swapped step is recalled when its relevance reaches `fault_threshold` and is
+ * `fault_margin` times the best relevance of any resident step other than the newest: the input
+ * refers to something the working set lacks. (A routine input, such as a directory listing much like
+ * the last one, matches resident pages as well as swapped ones, and faults nothing in.) A recall does
+ * not put the step back at its old place in the prompt (that would change the prompt from there on
+ * and miss the provider's cache): its content is appended to the newest step as a recall page, and
+ * the original stays swapped and keeps its stub.
+ *
+ * Compaction, when the working set is over budget, is generational. A minor compaction evicts, lowest
+ * score first, only steps newer than every swapped step (those appended since the last compaction),
+ * down to `low_water` × budget: the older part of the prompt and its stubs stay as they were, so the
+ * provider's cache still holds that prefix. When that cannot reach the mark, a major compaction
+ * scores every unprotected step, merges all runs of swapped steps (one stub per run), and goes down to
+ * `major_water` × budget, which leaves room for several minor ones.
  */
-export function plan(pages: readonly PageInfo[], cfg: PagerConfig, currentStep: number, relevance: ReadonlyMap<number, number>): Plan {
-  let groups = groupSteps(pages, currentStep, cfg.recent_steps);
+export function plan(pages: readonly PageInfo[], cfg: PagerConfig, currentStep: number, relevance: ReadonlyMap<number, number>, recalled: ReadonlySet<number> = new Set()): Plan {
+  const groups = groupSteps(pages, currentStep, cfg.recent_steps);
+  const newest = groups.at(-1)?.step ?? 0;
+  const rel = (step: number) => relevance.get(step) ?? 0;
+
+  let bestResident = 0;
+  for (const g of groups) if (g.resident && g.step !== newest && g.step !== 0) bestResident = Math.max(bestResident, rel(g.step));
+  const faultFloor = Math.max(cfg.fault_threshold, cfg.fault_margin * bestResident);
   const faultAllowance = cfg.budget * cfg.fault_share;
-  const pageIn: number[] = [];
+  const recall: number[] = [];
   let faulted = 0;
-  const swappedByRelevance = groups.filter((g) => !g.resident && (relevance.get(g.step) ?? 0) >= cfg.fault_threshold).sort((a, b) => (relevance.get(b.step) ?? 0) - (relevance.get(a.step) ?? 0));
+  const swappedByRelevance = groups.filter((g) => !g.resident && g.step !== 0 && !recalled.has(g.step) && rel(g.step) >= faultFloor).sort((a, b) => rel(b.step) - rel(a.step));
   for (const g of swappedByRelevance) {
-    if (faulted + g.tokens > faultAllowance) continue;
-    pageIn.push(g.step);
-    faulted += g.tokens;
+    const cost = g.tokens + RECALL_OVERHEAD_TOKENS;
+    if (faulted + cost > faultAllowance) continue;
+    recall.push(g.step);
+    faulted += cost;
   }
-  const faultedSet = new Set(pageIn);
-  groups = groups.map((g) => (faultedSet.has(g.step) ? { ...g, resident: true } : g));
+
+  const batch = 1 + groups.reduce((n, g) => Math.max(n, g.batch), 0);
+  const resident = groups.map((g) => g.resident);
+  const batchOf = groups.map((g) => g.batch);
+  const countRuns = () => {
+    let runs = 0;
+    for (let i = 0; i < groups.length; i++) if (!resident[i] && !(i > 0 && !resident[i - 1] && batchOf[i - 1] === batchOf[i])) runs += 1;
+    return runs;
+  };
+  let residentTokens = groups.reduce((n, g) => n + (g.resident ? g.tokens : 0), 0);
+  let runs = countRuns();
+  const total = () => residentTokens + runs * STUB_TOKENS + faulted;
+  /** Swap out group i as part of this compaction, keeping the run count current. */
+  const swapOut = (i: number) => {
+    const joinsLeft = i > 0 && !resident[i - 1] && batchOf[i - 1] === batch;
+    const joinsRight = i + 1 < groups.length && !resident[i + 1] && batchOf[i + 1] === batch;
+    resident[i] = false;
+    batchOf[i] = batch;
+    residentTokens -= (groups[i] as StepGroup).tokens;
+    runs += 1 - Number(joinsLeft) - Number(joinsRight);
+  };
+
   const evict: number[] = [];
-  let tokens = workingSetTokens(groups);
-  if (tokens > cfg.budget) {
+  let rebatch = false;
+  if (total() > cfg.budget) {
     const maxAccess = Math.max(0, ...pages.map((p) => p.access_count));
+    const frontier = groups.reduce((n, g) => (g.resident ? n : Math.max(n, g.step)), 0);
     const candidates = groups
-      .filter((g) => g.resident && !g.protected && !faultedSet.has(g.step))
-      .map((g) => ({ g, score: scoreGroup(g, currentStep, relevance.get(g.step) ?? 0, maxAccess) }))
+      .map((g, i) => ({ g, i, score: scoreGroup(g, currentStep, rel(g.step), maxAccess) }))
+      .filter(({ g }) => g.resident && !g.protected)
       .sort((a, b) => a.score - b.score);
-    const target = cfg.budget * cfg.low_water;
-    for (const { g } of candidates) {
-      if (tokens <= target) break;
-      evict.push(g.step);
-      groups = groups.map((x) => (x.step === g.step ? { ...x, resident: false } : x));
-      tokens = workingSetTokens(groups);
+    const minorTarget = cfg.budget * cfg.low_water;
+    for (const c of candidates) {
+      if (total() <= minorTarget) break;
+      if (c.g.step <= frontier) continue;
+      swapOut(c.i);
+      evict.push(c.g.step);
+    }
+    if (total() > minorTarget) {
+      rebatch = true;
+      for (let i = 0; i < groups.length; i++) if (!resident[i]) batchOf[i] = batch;
+      runs = countRuns();
+      const majorTarget = cfg.budget * cfg.major_water;
+      for (const c of candidates) {
+        if (total() <= majorTarget) break;
+        if (!resident[c.i]) continue;
+        swapOut(c.i);
+        evict.push(c.g.step);
+      }
     }
   }
-  return { page_in: pageIn, evict, tokens, relevance };
+  return { recall, evict, batch, rebatch, tokens: total(), relevance };
 }
 
 /** The stub that stands for a run of swapped steps. Depends only on the run, so it is stable. */
-export function stubText(run: { from: number; to: number; pages: number; tokens: number }, keywords: readonly string[]): string {
+export function stubText(run: SwappedRun, keywords: readonly string[]): string {
   const span = run.from === run.to ? `step ${run.from}` : `steps ${run.from}-${run.to}`;
   const kw = keywords.length ? ` Topics: ${keywords.slice(0, 12).join(', ')}.` : '';
   return `[kernel] ${span} (${run.pages} pages, ${run.tokens} tokens) are paged out of this context.${kw} Bring them back with page_in {"query": "..."} or page_in {"step": ${run.from}}.`;
@@ -237,9 +391,9 @@ export function stubText(run: { from: number; to: number; pages: number; tokens:
 /** The most distinctive terms of some texts (for stubs). */
 export function keywords(texts: readonly string[], limit = 12): string[] {
   const counts = new Map<string, number>();
-  for (const t of texts) for (const w of new Set(terms(t))) counts.set(w, (counts.get(w) ?? 0) + 1);
+  for (const t of texts) for (const w of new Set((t.toLowerCase().match(/[a-z0-9]{2,}/g) ?? []).filter((x) => !STOP.has(x)))) counts.set(w, (counts.get(w) ?? 0) + 1);
   return [...counts.entries()]
-    .filter(([w]) => w.length > 3 && !/^\d+$/.test(w))
+    .filter(([w]) => w.length > 3 && !w.includes('_') && !/^\d+$/.test(w))
     .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
     .slice(0, limit)
     .map(([w]) => w);

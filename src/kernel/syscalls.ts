@@ -100,7 +100,7 @@ export const SYSCALLS = {
   }),
   page_in: spec({
     name: 'page_in',
-    description: 'Bring paged-out parts of your context back: by a search query (words you remember), or by step number from a "paged out" notice.',
+    description: 'Bring paged-out parts of your context back: by a search query (words you remember), or by step number from a "paged out" notice. Their content comes back as a copy after this call\'s result.',
     args: z
       .object({
         query: z.string().min(1).max(2000).optional(),

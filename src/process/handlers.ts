@@ -38,8 +38,12 @@ export interface SyscallContext {
   fetch(request: Request): Promise<Response>;
   /** Whether another request (a redirect hop) may go out without asking: null if so, else why not. */
   mayFetch(url: string, method: string): string | null;
-  /** Steps whose pages match a query, best first (for page_in). */
-  searchSteps(query: string): { step: number; score: number }[];
+  /** Swapped-out steps whose pages match a query, best first (for page_in). */
+  searchSwapped(query: string): { step: number; score: number }[];
+  /** Append copies of swapped steps to the current step (a page fault). Part of the commit. */
+  recall(steps: readonly number[]): { step: number; pages: number }[];
+  /** Where a step's pages are: in the prompt, swapped out, swapped out with a copy recalled, or no such step. */
+  stepState(step: number): 'resident' | 'swapped' | 'recalled' | 'unknown';
   knownSteps(): Set<number>;
 }
 
@@ -129,13 +133,21 @@ export const HANDLERS: Handlers = {
   page_in: (args, ctx) => {
     let steps: number[];
     if (args.step !== undefined) {
-      if (!ctx.knownSteps().has(args.step)) throw new KernelError('ENOENT', `there is no step ${args.step} in this process's context`, { step: args.step });
+      const state = ctx.stepState(args.step);
+      if (state === 'unknown') throw new KernelError('ENOENT', `there is no step ${args.step} in this process's context`, { step: args.step });
+      // Already in the prompt (in place, or as an earlier recall): nothing to fault in.
+      if (state !== 'swapped') return result({ recalled_steps: [], already_in_context: [args.step] });
       steps = [args.step];
     } else {
-      steps = ctx.searchSteps(args.query ?? '').filter((h) => h.score >= 0.1).slice(0, args.limit ?? 3).map((h) => h.step);
+      steps = ctx
+        .searchSwapped(args.query ?? '')
+        .filter((h) => h.score >= 0.1)
+        .slice(0, args.limit ?? 3)
+        .map((h) => h.step);
       if (steps.length === 0) throw new KernelError('ENOENT', `no paged-out step matches "${(args.query ?? '').slice(0, 80)}"`);
     }
-    return result({ paged_in_steps: steps }, () => ctx.store.setResident(steps, true, ctx.now));
+    // The steps' content comes back after this step's results, so the prompt before it stays as it was.
+    return result({ recalled_steps: steps }, () => void ctx.recall(steps));
   },
 
   pin: (args, ctx) => {

@@ -24,7 +24,7 @@ import { type TransitionEvent, transition } from '../kernel/state.ts';
 import type { SyscallResult } from '../kernel/syscalls.ts';
 import { MAX_FAULTS, armable, due, earliest, faultBackoffMs } from '../kernel/timers.ts';
 import { type PageBody, pageText } from '../kernel/context.ts';
-import { KIND_IMPORTANCE, LexicalIndex } from '../kernel/pager.ts';
+import { INDEX_CHARS, KIND_IMPORTANCE, LexicalIndex } from '../kernel/pager.ts';
 import { countTokens } from '../llm/tokens.ts';
 import { ProcessFs } from './fs.ts';
 import { type EventRow, type JournalRow, ProcessStore } from './store.ts';
@@ -102,14 +102,17 @@ export class ProcessRuntime {
   addPage(step: number, body: PageBody): void {
     const text = pageText(body);
     const seq = this.store.appendPage(step, body.kind, body, this.now, { tokens: countTokens(text), importance: KIND_IMPORTANCE[body.kind] ?? 0.5, excerpt: text });
-    this.#index?.add(seq, text.slice(0, 2000));
+    if (body.kind !== 'recall') this.#index?.add(seq, text.slice(0, INDEX_CHARS));
   }
 
-  /** The lexical index over every page (built from storage once per object, then kept current). */
+  /**
+   * The lexical index over every page but recall pages (copies of pages it already has), built from
+   * storage once per object, then kept current.
+   */
   index(): LexicalIndex {
     if (!this.#index) {
       const index = new LexicalIndex();
-      for (const p of this.store.pageMeta()) index.add(p.seq, p.text);
+      for (const p of this.store.pages()) if (p.kind !== 'recall') index.add(p.seq, pageText(p.body as PageBody).slice(0, INDEX_CHARS));
       this.#index = index;
     }
     return this.#index;

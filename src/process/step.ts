@@ -23,7 +23,7 @@ import { LlmError } from '../llm/errors.ts';
 import { type LlmEnv, createProvider } from '../llm/index.ts';
 import type { Script } from '../llm/scripted.ts';
 import type { LlmProvider, LlmResponse, LlmToolCall, ToolMode } from '../llm/types.ts';
-import { prepareContext, relevanceByStep } from './context-manager.ts';
+import { prepareContext, recallSteps, searchSwapped } from './context-manager.ts';
 import { type Directive, HANDLERS, type SyscallContext } from './handlers.ts';
 import type { ProcessRuntime } from './runtime.ts';
 import type { JournalRow } from './store.ts';
@@ -280,10 +280,13 @@ export class StepLoop {
         return null;
       },
       signalChild: (pid: string, signal: Signal) => deps.signalChild(pcb, pid, signal),
-      searchSteps: (query: string) => {
-        const meta = rt.store.pageMeta();
-        const current = rt.mustPcb().usage.steps;
-        return [...relevanceByStep(rt, meta, query).entries()].filter(([step]) => step > 0 && step < current).sort((a, b) => b[1] - a[1]).map(([step, score]) => ({ step, score }));
+      searchSwapped: (query: string) => searchSwapped(rt, query, rt.mustPcb().usage.steps),
+      recall: (steps: readonly number[]) => recallSteps(rt, steps, row.step),
+      stepState: (step: number) => {
+        const pages = rt.store.pagesOfSteps([step]);
+        if (pages.length === 0) return 'unknown';
+        if (rt.store.recalledSteps().has(step)) return 'recalled';
+        return rt.store.pageMeta().some((p) => p.step === step && !p.resident) ? 'swapped' : 'resident';
       },
       knownSteps: () => new Set(rt.store.pageMeta().map((p) => p.step)),
       fetch: deps.fetch,

@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INT
 CREATE TABLE IF NOT EXISTS pages (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, step INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,
   tokens INTEGER NOT NULL DEFAULT 0, importance REAL NOT NULL DEFAULT 0.5, pinned INTEGER NOT NULL DEFAULT 0, resident INTEGER NOT NULL DEFAULT 1,
-  access_count INTEGER NOT NULL DEFAULT 0, last_access INTEGER NOT NULL DEFAULT 0, excerpt TEXT NOT NULL DEFAULT '');
+  access_count INTEGER NOT NULL DEFAULT 0, last_access INTEGER NOT NULL DEFAULT 0, excerpt TEXT NOT NULL DEFAULT '', batch INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS pages_by_step ON pages (step);
 CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (
@@ -102,6 +102,12 @@ export class ProcessStore {
     this.#storage = storage;
     this.#sql = storage.sql;
     this.#sql.exec(SCHEMA);
+    // Objects created before pages recorded their compaction batch get the column (once).
+    try {
+      this.#sql.exec('SELECT batch FROM pages LIMIT 0');
+    } catch {
+      this.#sql.exec('ALTER TABLE pages ADD COLUMN batch INTEGER NOT NULL DEFAULT 0');
+    }
   }
 
   transaction<T>(fn: () => T): T {
@@ -207,11 +213,11 @@ export class ProcessStore {
   /** The page table without bodies. */
   pageMeta(): PageMetaRow[] {
     return this.#sql
-      .exec<{ seq: number; step: number; kind: string; tokens: number; importance: number; pinned: number; resident: number; access_count: number; last_access: number; excerpt: string }>(
-        'SELECT seq, step, kind, tokens, importance, pinned, resident, access_count, last_access, excerpt FROM pages ORDER BY seq',
+      .exec<{ seq: number; step: number; kind: string; tokens: number; importance: number; pinned: number; resident: number; access_count: number; last_access: number; excerpt: string; batch: number }>(
+        'SELECT seq, step, kind, tokens, importance, pinned, resident, access_count, last_access, excerpt, batch FROM pages ORDER BY seq',
       )
       .toArray()
-      .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, tokens: r.tokens, importance: r.importance, pinned: r.pinned === 1, resident: r.resident === 1, access_count: r.access_count, last_access: r.last_access, text: r.excerpt }));
+      .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, tokens: r.tokens, importance: r.importance, pinned: r.pinned === 1, resident: r.resident === 1, access_count: r.access_count, last_access: r.last_access, text: r.excerpt, batch: r.batch }));
   }
 
   /** Total tokens and whether any page is swapped out: enough to know when there is nothing to plan. */
@@ -232,11 +238,37 @@ export class ProcessStore {
     return rows.map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: this.#bodies.get(r.seq) }));
   }
 
-  setResident(steps: readonly number[], resident: boolean, now: number): void {
+  /** Bring steps back (counting an access) or swap them out as compaction `batch`. */
+  setResident(steps: readonly number[], resident: boolean, now: number, batch = 0): void {
     for (const step of steps) {
       if (resident) this.#sql.exec('UPDATE pages SET resident = 1, access_count = access_count + 1, last_access = ? WHERE step = ?', now, step);
-      else this.#sql.exec('UPDATE pages SET resident = 0 WHERE step = ?', step);
+      else this.#sql.exec('UPDATE pages SET resident = 0, batch = ? WHERE step = ?', batch, step);
     }
+  }
+
+  /** The pages of some steps, with bodies, in order. */
+  pagesOfSteps(steps: readonly number[]): PageRow[] {
+    if (steps.length === 0) return [];
+    return this.#sql
+      .exec<{ seq: number; step: number; kind: string; body: string }>(`SELECT seq, step, kind, body FROM pages WHERE step IN (${steps.map(() => '?').join(', ')}) ORDER BY seq`, ...steps)
+      .toArray()
+      .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: this.#bodies.get(r.seq) ?? (JSON.parse(r.body) as unknown) }));
+  }
+
+  /** A major compaction: every swapped page joins `batch`, so adjacent runs merge. */
+  rebatchSwapped(batch: number): void {
+    this.#sql.exec('UPDATE pages SET batch = ? WHERE resident = 0', batch);
+  }
+
+  /** Count an access to steps that stay where they are (a page fault recalls a copy). */
+  touchSteps(steps: readonly number[], now: number): void {
+    for (const step of steps) this.#sql.exec('UPDATE pages SET access_count = access_count + 1, last_access = ? WHERE step = ?', now, step);
+  }
+
+  /** Swapped steps whose content is in the working set through a resident recall page. */
+  recalledSteps(): Set<number> {
+    const rows = this.#sql.exec<{ from_step: number }>("SELECT json_extract(body, '$.from_step') AS from_step FROM pages WHERE kind = 'recall' AND resident = 1").toArray();
+    return new Set(rows.map((r) => r.from_step));
   }
 
   /** Pin or unpin every page of a step; returns how many pages it has. */

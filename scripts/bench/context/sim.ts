@@ -38,11 +38,10 @@
 import { encode } from 'gpt-tokenizer/encoding/o200k_base';
 import { type PageBody, buildRequest, pageText } from '../../../src/kernel/context.ts';
 import { IMAGES } from '../../../src/kernel/images.ts';
-import { DEFAULT_PAGER, KIND_IMPORTANCE, LexicalIndex, type PagerConfig, STUB_TOKENS } from '../../../src/kernel/pager.ts';
+import { DEFAULT_PAGER, INDEX_CHARS, KIND_IMPORTANCE, LexicalIndex, type PagerConfig, STUB_TOKENS } from '../../../src/kernel/pager.ts';
 import { countTokens } from '../../../src/llm/tokens.ts';
 import type { ChatMessage } from '../../../src/llm/types.ts';
-import { type ContextPage, prepareContext, relevanceByStep } from '../../../src/process/context-manager.ts';
-import type { ProcessRuntime } from '../../../src/process/runtime.ts';
+import { type ContextHost, type ContextPage, prepareContext, recallSteps, relevanceByStep, searchSwapped } from '../../../src/process/context-manager.ts';
 import { EXCERPT_CHARS, type PageMetaRow } from '../../../src/process/store.ts';
 import { type Fact, type Turn, type Workload, generateWorkload } from './workload.ts';
 
@@ -70,6 +69,7 @@ interface Row {
   last_access: number;
   text: string;
   body: PageBody;
+  batch: number;
 }
 
 /** The pages table of ProcessStore (the methods prepareContext calls), in memory: no SQLite, so its cost is not in the measured latency. */
@@ -86,7 +86,7 @@ class SimStore {
     else this.#byStep.set(row.step, [row]);
   }
   pageMeta(): PageMetaRow[] {
-    return this.rows.map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, tokens: r.tokens, importance: r.importance, pinned: r.pinned, resident: r.resident, access_count: r.access_count, last_access: r.last_access, text: r.text }));
+    return this.rows.map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, tokens: r.tokens, importance: r.importance, pinned: r.pinned, resident: r.resident, access_count: r.access_count, last_access: r.last_access, text: r.text, batch: r.batch }));
   }
   pageTotals(): { tokens: number; swapped: boolean } {
     let tokens = 0;
@@ -100,16 +100,38 @@ class SimStore {
   residentPages(): { seq: number; step: number; kind: string; body: unknown }[] {
     return this.rows.filter((r) => r.resident).map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: r.body }));
   }
-  setResident(steps: readonly number[], resident: boolean, now: number): void {
+  setResident(steps: readonly number[], resident: boolean, now: number, batch = 0): void {
     for (const step of steps) {
       for (const r of this.#byStep.get(step) ?? []) {
         if (resident) {
           r.resident = true;
           r.access_count += 1;
           r.last_access = now;
-        } else r.resident = false;
+        } else {
+          r.resident = false;
+          r.batch = batch;
+        }
       }
     }
+  }
+  touchSteps(steps: readonly number[], now: number): void {
+    for (const step of steps) {
+      for (const r of this.#byStep.get(step) ?? []) {
+        r.access_count += 1;
+        r.last_access = now;
+      }
+    }
+  }
+  rebatchSwapped(batch: number): void {
+    for (const r of this.rows) if (!r.resident) r.batch = batch;
+  }
+  recalledSteps(): Set<number> {
+    const out = new Set<number>();
+    for (const r of this.rows) if (r.resident && r.body.kind === 'recall') out.add(r.body.from_step);
+    return out;
+  }
+  pagesOfSteps(steps: readonly number[]): { seq: number; step: number; kind: string; body: unknown }[] {
+    return steps.flatMap((s) => this.#byStep.get(s) ?? []).sort((a, b) => a.seq - b.seq).map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: r.body }));
   }
   stepResident(step: number): boolean {
     return (this.#byStep.get(step) ?? []).every((r) => r.resident);
@@ -128,12 +150,12 @@ class SimRuntime {
   #seq = 0;
   now = 1_700_000_000_000;
 
-  /** As ProcessRuntime.addPage: counted with the tokenizer, scored by kind, indexed (first 2,000 chars). */
+  /** As ProcessRuntime.addPage: counted with the tokenizer, scored by kind, indexed (first INDEX_CHARS; not recall pages). */
   addPage(step: number, body: PageBody): void {
     const text = pageText(body);
     const seq = ++this.#seq;
-    this.store.append({ seq, step, kind: body.kind, tokens: countTokens(text), importance: KIND_IMPORTANCE[body.kind] ?? 0.5, pinned: false, resident: true, access_count: 0, last_access: this.now, text: text.slice(0, EXCERPT_CHARS), body });
-    this.#index.add(seq, text.slice(0, 2000));
+    this.store.append({ seq, step, kind: body.kind, tokens: countTokens(text), importance: KIND_IMPORTANCE[body.kind] ?? 0.5, pinned: false, resident: true, access_count: 0, last_access: this.now, text: text.slice(0, EXCERPT_CHARS), body, batch: 0 });
+    if (body.kind !== 'recall') this.#index.add(seq, text.slice(0, INDEX_CHARS));
   }
   index(): LexicalIndex {
     return this.#index;
@@ -222,6 +244,8 @@ interface QueryDiag {
   /** Normalised BM25 relevance of the fact's step to the newest input, and its rank among steps other than the query's. */
   relevance: number;
   rank: number;
+  /** The three best-matching steps (other than the query's): what produced them, and their scores. */
+  top: string[];
   page_in?: { steps: number[]; /** Rank of the fact's step among the steps page_in's search returned (0: not in the top 200). */ fact_rank: number; fact_score: number; query_step_in_results: boolean; /** What the returned steps were (their newest input's kind: a tool name, fact, query, page_in). */ returned: string[]; hit: boolean };
 }
 
@@ -306,7 +330,7 @@ const hasFact = (msgs: readonly Msg[], fact: Fact) => msgs.some((m) => m.text.in
 
 function runKernel(w: Workload, o: BenchOptions, cfg: { pageInLimit: number; label: string }): StrategyResult {
   const rt = new SimRuntime();
-  const sim = rt as unknown as ProcessRuntime;
+  const sim: ContextHost = rt;
   const m = new Meter(o.budget);
   const pager: PagerConfig = { ...DEFAULT_PAGER, budget: o.budget };
   rt.addPage(0, w.task);
@@ -354,7 +378,7 @@ function runKernel(w: Workload, o: BenchOptions, cfg: { pageInLimit: number; lab
     let stubs = 0;
     let stubTokens = 0;
     for (const x of msgs) {
-      if (!x.text.startsWith('[kernel] ')) continue;
+      if (!x.text.startsWith('[kernel] ') || x.text.startsWith('[kernel] page fault')) continue;
       stubs += 1;
       stubTokens += x.toks.length;
       maxStub = Math.max(maxStub, x.toks.length);
@@ -388,10 +412,11 @@ function runKernel(w: Workload, o: BenchOptions, cfg: { pageInLimit: number; lab
       if (hit) m.hits += 1;
       // Diagnostics: the fact step's relevance to the newest input, and its rank among the other steps.
       const queryText = pageText(w.turns[pendingFact.queryTurn - 1]?.result as PageBody);
-      const rel = relevanceByStep(sim, rt.store.pageMeta(), queryText);
+      const rel = relevanceByStep(sim, rt.store.pageMeta(), queryText, rt.store.rows.filter((x) => x.step === queryStep && x.kind === 'result').map((x) => x.seq));
       const r = rel.get(factStep) ?? 0;
-      const rank = [...rel.entries()].filter(([s]) => s !== queryStep).sort((a, b) => b[1] - a[1]).findIndex(([s]) => s === factStep) + 1;
-      const d: QueryDiag = { fact: pendingFact.id, template: pendingFact.template, fact_turn: pendingFact.factTurn, query_turn: pendingFact.queryTurn, in_prompt: hit, was_resident: wasResident, faulted: faulted.includes(factStep), relevance: Math.round(r * 1000) / 1000, rank };
+      const ranked = [...rel.entries()].filter(([s]) => s !== queryStep).sort((a, b) => b[1] - a[1]);
+      const rank = ranked.findIndex(([s]) => s === factStep) + 1;
+      const d: QueryDiag = { fact: pendingFact.id, template: pendingFact.template, fact_turn: pendingFact.factTurn, query_turn: pendingFact.queryTurn, in_prompt: hit, was_resident: wasResident, faulted: faulted.includes(factStep), relevance: Math.round(r * 1000) / 1000, rank, top: ranked.slice(0, 3).map(([x, sc]) => `${x === factStep ? 'FACT' : (kindOfStep.get(x) ?? '?')} ${sc.toFixed(2)}`) };
       queries.push(d);
       if (!hit) {
         const groupTokens = rt.store.rows.filter((x) => x.step === factStep).reduce((n, x) => n + x.tokens, 0);
@@ -406,12 +431,12 @@ function runKernel(w: Workload, o: BenchOptions, cfg: { pageInLimit: number; lab
           const query = pendingFact.question;
           const args = cfg.pageInLimit === 3 ? { query } : { query, limit: cfg.pageInLimit };
           rt.addPage(step, { kind: 'assistant', text: 'That detail is in a paged-out step; bringing it back.', tool_calls: [{ id: call_id, name: 'page_in', args }] });
-          // As the page_in handler (src/process/handlers.ts + StepEngine searchSteps): steps relevant to the
-          // query with 0 < step < current, best first, score >= 0.1, at most `limit` (default 3), set resident.
-          const found = [...relevanceByStep(sim, rt.store.pageMeta(), query).entries()].filter(([s]) => s > 0 && s < step).sort((a, b) => b[1] - a[1]);
+          // As the page_in handler (src/process/handlers.ts + StepLoop's searchSwapped): swapped steps relevant
+          // to the query with 0 < step < current, best first, score >= 0.1, at most `limit` (default 3), recalled.
+          const found = searchSwapped(sim, query, step).map((h) => [h.step, h.score] as const);
           const steps = found.filter(([, sc]) => sc >= 0.1).slice(0, cfg.pageInLimit).map(([s]) => s);
-          rt.store.transaction(() => rt.store.setResident(steps, true, rt.now));
-          rt.addPage(step, { kind: 'result', call_id, name: 'page_in', via: 'native', result: steps.length ? { ok: true, value: { paged_in_steps: steps } } : { ok: false, error: { code: 'ENOENT', message: `no paged-out step matches "${query.slice(0, 80)}"` } } });
+          rt.store.transaction(() => recallSteps(sim, steps, step));
+          rt.addPage(step, { kind: 'result', call_id, name: 'page_in', via: 'native', result: steps.length ? { ok: true, value: { recalled_steps: steps } } : { ok: false, error: { code: 'ENOENT', message: `no paged-out step matches "${query.slice(0, 80)}"` } } });
           m.extraTurns += 1;
           kindOfStep.set(step, 'page_in');
           step += 1;
