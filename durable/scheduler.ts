@@ -53,6 +53,8 @@ export interface AcquireRequest {
   readonly priority: number;
   readonly est_tokens: number;
   readonly lineage: readonly LineageEntry[];
+  /** If the ticket must wait but can be granted within this many ms, answer then instead of at once (saves a park and a wake). */
+  readonly hold_ms?: number;
 }
 
 export type AcquireResult =
@@ -161,6 +163,8 @@ const EMPTY_STATS = (): Stats => ({
 /** Finished tickets are kept this long (an RPC retried late still finds them), then pruned. */
 const KEEP_DONE_MS = 3600_000;
 const MAX_WAKE_ATTEMPTS = 10;
+/** A held acquire that was answered directly still gets a wake this much later, unless its slice comes back first (a reply can be lost). */
+const HELD_WAKE_DELAY_MS = 10_000;
 
 let parsedFrom: string | undefined;
 let parsedPools: Record<string, PoolConfig> | Error = {};
@@ -182,6 +186,8 @@ export class LlmScheduler extends DurableObject<Env> {
   readonly #sql: SqlStorage;
   #clock = 0;
   #alarmAt: number | null | undefined;
+  /** Acquires being held open until their ticket is decided (in memory: a restart drops them, and their callers ask again). */
+  readonly #held = new Map<string, () => void>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -270,7 +276,28 @@ export class LlmScheduler extends DurableObject<Env> {
     }
     // The caller is waiting to make its call: others' wakes go out after the reply.
     if ((!existing || existing.state === 'queued') && this.#schedule(config, req.shards, now, req.ticket)) this.ctx.waitUntil(this.#deliverWakes(now));
-    const t = this.#ticket(req.ticket) as TicketRow;
+    let t = this.#ticket(req.ticket) as TicketRow;
+    const blocked = this.#get<{ next_at: number | null }>('blocked');
+    const hold = req.hold_ms ?? 0;
+    if (t.state === 'queued' && hold > 0 && blocked?.next_at != null && blocked.next_at <= now + hold) {
+      // The head of the queue can go soon (a bucket refills): answer when this ticket is decided, or at the hold's end.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.#held.delete(req.ticket);
+          resolve();
+        }, hold);
+        this.#held.set(req.ticket, () => {
+          clearTimeout(timer);
+          this.#held.delete(req.ticket);
+          resolve();
+        });
+      });
+      t = this.#ticket(req.ticket) as TicketRow;
+    }
+    return this.#answer(t, config, this.#now());
+  }
+
+  #answer(t: TicketRow, config: PoolConfig, now: number): AcquireResult {
     switch (t.state) {
       case 'granted':
         return { status: 'granted', lease_until: t.lease_until ?? now, waited_ms: (t.granted_at ?? now) - t.enqueued_at, class: agedClass(t.priority, 0, 1) };
@@ -317,6 +344,7 @@ export class LlmScheduler extends DurableObject<Env> {
         if (req.outcome.kind === 'rate_limited') stats.rate_limited++;
       }
       this.#sql.exec("UPDATE tickets SET state = 'released', used = ?, done_at = ? WHERE id = ?", used, now, t.id);
+      this.#sql.exec('DELETE FROM wakes WHERE ticket = ?', t.id);
       this.#put('stats', stats);
     });
     // The slot is someone's turn: tell them before answering, so the releasing step hands over directly.
@@ -469,7 +497,9 @@ export class LlmScheduler extends DurableObject<Env> {
           this.#put(`denied:${d.ticket.id}`, { pid: d.pid, used: d.used, max_tokens: d.max_tokens });
           stats.denied++;
         }
-        if (d.ticket.id !== self) this.#sql.exec('INSERT OR IGNORE INTO wakes (ticket, pid, next_at) VALUES (?, ?, ?)', d.ticket.id, d.ticket.pid, now);
+        // A held acquire hears it in its reply; the wake is then only a late safety net.
+        const wakeAt = this.#held.has(d.ticket.id) ? now + HELD_WAKE_DELAY_MS : now;
+        if (d.ticket.id !== self) this.#sql.exec('INSERT OR IGNORE INTO wakes (ticket, pid, next_at) VALUES (?, ?, ?)', d.ticket.id, d.ticket.pid, wakeAt);
         decided.push(d);
       }
       this.#saveVtimes(r.vtimes, queue);
@@ -479,8 +509,10 @@ export class LlmScheduler extends DurableObject<Env> {
       this.#put('stats', stats);
       this.#put('clock', now);
     });
+    const wakes = decided.some((d) => d.ticket.id !== self && !this.#held.has(d.ticket.id));
+    for (const d of decided) this.#held.get(d.ticket.id)?.();
     this.ctx.waitUntil(this.#rearm());
-    return decided.some((d) => d.ticket.id !== self);
+    return wakes;
   }
 
   /** Tell parked processes their ticket was decided. A process that no longer wants it gives the slot back. */

@@ -31,6 +31,7 @@ export interface SliceScheduler {
     priority: number;
     est_tokens: number;
     lineage: readonly LineageEntry[];
+    hold_ms?: number;
   }): Promise<
     | { status: 'granted'; lease_until: number; waited_ms: number; class: number }
     | { status: 'queued'; position: number; higher_waiting: number; blocked_by: string | null; eta: number | null }
@@ -48,6 +49,12 @@ export const LINEAGE = 'lineage';
 
 /** How long a parked process waits for its wake before it asks again by itself (a lost wake costs this, never the grant). */
 export const PARK_BACKSTOP_MS = 60_000;
+
+/**
+ * How long the scheduler may hold an ask open when the ticket can be granted soon (a bucket refills):
+ * a reply then, instead of a park, a wake and another alarm run. Longer waits park.
+ */
+export const HOLD_MS = 5_000;
 
 interface HeldTicket {
   readonly id: string;
@@ -120,6 +127,7 @@ export class SliceClient {
         priority: pcb.priority,
         est_tokens: held.est_tokens,
         lineage,
+        hold_ms: HOLD_MS,
       });
       const now = rt.now;
       const t = held;
