@@ -22,6 +22,15 @@ export default defineConfig(async () => {
             ANTHROPIC_BASE_URL: `http://127.0.0.1:${inject('testServerPort')}/llm/anthropic`,
             ANTHROPIC_API_KEY: 'sk-ant-test',
             AGENTOS_ADMIN_TOKEN: 'test-admin-token',
+            // Only these pools are scheduled in tests (test/scheduler.test.ts); every other model calls
+            // its provider directly, so the rest of the suite runs as before, at the same speed.
+            SCHEDULER_POOLS: JSON.stringify({
+              'scripted:sched-open': {},
+              'scripted:sched-rpm': { rpm: 1, burst_seconds: 60, headroom: 1 },
+              'scripted:sched-restart': { rpm: 1, burst_seconds: 60, headroom: 1 },
+              'openai:sched-lease': { concurrency: 1, lease_seconds: 30 },
+              'openai:sched-429': { rpm: 600, headroom: 1 },
+            }),
           },
         },
       })),

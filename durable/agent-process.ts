@@ -19,6 +19,9 @@ import { ProcessRuntime } from '../src/process/runtime.ts';
 import { StepLoop, type StepDeps } from '../src/process/step.ts';
 import type { EventRow } from '../src/process/store.ts';
 import { deleteProcessRow } from '../src/process/table.ts';
+import { LINEAGE, SliceClient } from '../src/process/slice.ts';
+import type { LineageEntry } from '../src/kernel/scheduler.ts';
+import { poolsFromEnv, schedulerStub } from './scheduler.ts';
 
 /**
  * The RPC surface of a process, as callers see it. Declared explicitly because the generated stub
@@ -35,6 +38,7 @@ export interface ProcessApi {
   childExited(child: string, exit: ExitStatus): Promise<{ reap: boolean }>;
   reap(by: string): Promise<Result<Pcb>>;
   remove(by: string, tenant: string): Promise<Result<{ pid: string; exit: ExitStatus | null }>>;
+  schedulerWake(ticket: string): Promise<{ wanted: boolean }>;
   fetch(request: Request): Promise<Response>;
 }
 
@@ -66,10 +70,12 @@ function sse(event: EventRow): Uint8Array {
 export class AgentProcess extends DurableObject<Env> {
   readonly #rt: ProcessRuntime;
   readonly #loop: StepLoop;
+  readonly #slices: SliceClient;
   readonly #streams = new Set<WritableStreamDefaultWriter<Uint8Array>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.#slices = new SliceClient(poolsFromEnv(env.SCHEDULER_POOLS), (pool, shard) => schedulerStub(env, pool, shard));
     this.#rt = new ProcessRuntime({
       storage: ctx.storage,
       db: env.DB,
@@ -78,6 +84,7 @@ export class AgentProcess extends DurableObject<Env> {
       now: () => Date.now(),
       random: Math.random,
       onEvent: (e) => this.#broadcast(e),
+      scheduler: (pool, shard) => schedulerStub(env, pool, shard),
     });
     this.#loop = new StepLoop(this.#rt, this.stepDeps());
     // Re-arm on every wake-up: an object restarted after eviction or a deploy resumes its timers.
@@ -89,6 +96,7 @@ export class AgentProcess extends DurableObject<Env> {
     const env = this.env;
     return {
       llm: env,
+      slices: this.#slices,
       approvalTtlMs: Math.max(1, Number(env.APPROVAL_TIMEOUT_SECONDS) || 86_400) * 1000,
       fetch: (request) => fetch(request),
       spawnChild: async (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string, untrusted: boolean) => {
@@ -108,7 +116,9 @@ export class AgentProcess extends DurableObject<Env> {
         if (!spec.ok) throw KernelError.fromValue(spec.error);
         const usable = checkModel(spec.value.model, env);
         if (!usable.ok) throw KernelError.fromValue(usable.error);
-        const r = await processStub(env, pid).spawn(spec.value);
+        // The child's ancestors and their budgets: the scheduler charges its usage to each of them.
+        const lineage: LineageEntry[] = [{ pid: parent.pid, max_tokens: parent.quotas.max_tokens }, ...(this.#rt.store.getMeta<LineageEntry[]>(LINEAGE) ?? [])];
+        const r = await processStub(env, pid).spawn({ ...spec.value, lineage });
         if (!r.ok) throw KernelError.fromValue(r.error);
         return { pid: r.value.pid };
       },
@@ -181,6 +191,11 @@ export class AgentProcess extends DurableObject<Env> {
     } catch (e) {
       return { ok: false, error: toErrorValue(e) };
     }
+  }
+
+  /** Called by the LLM scheduler when this process's ticket has been decided: run now. */
+  async schedulerWake(ticket: string): Promise<{ wanted: boolean }> {
+    return this.#slices.wake(this.#rt, ticket);
   }
 
   /** Called by a child (through its outbox) when it exits. */

@@ -53,6 +53,8 @@ export interface SpawnSpec {
   readonly script: Script | null;
   /** Makes spawning idempotent: the same key on the same pid is the same spawn. */
   readonly spawn_key: string;
+  /** The ancestors, parent first, with their token budgets: the scheduler charges a child's usage to them too. */
+  readonly lineage?: readonly { readonly pid: Pid; readonly max_tokens: number }[];
 }
 
 export interface SpawnContext {

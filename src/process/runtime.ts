@@ -13,6 +13,7 @@
  *    written before the work starts.
  */
 import type { AuditChainApi } from '../../durable/audit-chain.ts';
+import type { Outcome } from '../kernel/scheduler.ts';
 import type { AuditKind, AuditOutcome, AuditRecord, Statement } from '../audit/audit.ts';
 import { type Grant, parseCapability } from '../kernel/capabilities.ts';
 import { callHash } from '../kernel/policy.ts';
@@ -45,6 +46,8 @@ export interface RuntimeDeps {
   readonly now: () => number;
   readonly random: () => number;
   readonly onEvent: (event: EventRow) => void;
+  /** A shard of an LLM pool's scheduler (src/process/slice.ts); absent: nothing is scheduled. */
+  readonly scheduler?: (pool: string, shard: number) => { release(req: { pool: string; shard: number; shards: number; ticket: string; outcome: Outcome }): Promise<unknown> };
 }
 
 /** Meta keys. */
@@ -57,7 +60,8 @@ export type OutboxMessage =
   | { readonly kind: 'd1'; readonly statement: Statement }
   | { readonly kind: 'audit'; readonly record: AuditRecord }
   | { readonly kind: 'child_exited'; readonly parent: string; readonly child: string; readonly exit: ExitStatus }
-  | { readonly kind: 'reap'; readonly child: string; readonly by: string };
+  | { readonly kind: 'reap'; readonly child: string; readonly by: string }
+  | { readonly kind: 'sched_release'; readonly pool: string; readonly shard: number; readonly shards: number; readonly ticket: string; readonly outcome: Outcome };
 
 function untrustedSource(argsJson: string): string {
   try {
@@ -199,6 +203,7 @@ export class ProcessRuntime {
       };
       this.save(pcb);
       this.store.setMeta('spawn_key', spec.spawn_key);
+      if (spec.lineage) this.store.setMeta('lineage', spec.lineage);
       this.store.setMeta('image', { system_prompt: spec.system_prompt, tool_mode: spec.tool_mode, script: spec.script });
       this.addPage(0, { kind: 'task', text: spec.task, ...(spec.untrusted_task ? { untrusted: true, source: 'parent context' } : {}) });
       this.emit('spawned', { pid: spec.pid, ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model, priority: spec.priority, quotas: spec.quotas });
@@ -591,6 +596,23 @@ export class ProcessRuntime {
     }
   }
 
+  /**
+   * Deliver the outbox rows of one kind now, without waiting for the end of the alarm run. A failure
+   * leaves the row for the regular delivery and its retries (receivers are idempotent).
+   */
+  async deliverNow(kind: OutboxMessage['kind']): Promise<void> {
+    for (const row of this.store.outboxOfKind(kind, 20)) {
+      try {
+        await this.#deliver(JSON.parse(row.payload) as OutboxMessage);
+        this.store.deleteOutbox([row.id]);
+      } catch (e) {
+        this.store.setTimer('outbox', this.now);
+        this.emit('outbox_retry', { attempts: row.attempts + 1, error: toErrorValue(e) });
+        return;
+      }
+    }
+  }
+
   async #deliver(message: OutboxMessage): Promise<void> {
     switch (message.kind) {
       case 'child_exited': {
@@ -600,6 +622,9 @@ export class ProcessRuntime {
       }
       case 'reap':
         await this.deps.process(message.child).reap(message.by);
+        return;
+      case 'sched_release':
+        if (this.deps.scheduler) await this.deps.scheduler(message.pool, message.shard).release(message);
         return;
       case 'd1':
       case 'audit':

@@ -26,6 +26,7 @@ import type { LlmProvider, LlmResponse, LlmToolCall, ToolMode } from '../llm/typ
 import { prepareContext, recallSteps, searchSwapped } from './context-manager.ts';
 import { type Directive, HANDLERS, type SyscallContext } from './handlers.ts';
 import type { ProcessRuntime } from './runtime.ts';
+import type { SliceClient } from './slice.ts';
 import type { JournalRow } from './store.ts';
 
 /** Meta keys: consecutive failed LLM attempts; the first step still in the context; the step that last shrank it. */
@@ -54,6 +55,8 @@ export interface StepDeps {
   readonly sliceSteps?: number;
   /** How long an approval request stays open before the call fails with EPERM. */
   readonly approvalTtlMs?: number;
+  /** The LLM scheduler's client: a slice is asked for before each call and given back after it. */
+  readonly slices?: SliceClient;
 }
 
 export const DEFAULT_APPROVAL_TTL_MS = 24 * 3600 * 1000;
@@ -144,13 +147,19 @@ export class StepLoop {
     let response: LlmResponse;
     for (;;) {
       const floor = rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0;
-      const { pages } = prepareContext(rt, pcb.max_context_tokens, pcb.usage.steps + 1);
+      const { pages, tokens } = prepareContext(rt, pcb.max_context_tokens, pcb.usage.steps + 1);
       const request = { ...buildRequest({ system_prompt: image.system_prompt, tool_mode: image.tool_mode, model: pcb.model.model, pages, floor_step: floor }), step: pcb.usage.steps + 1 };
+      const slices = this.#deps.slices;
+      if (slices && (await slices.admit(rt, pcb, tokens + slices.promptOverhead(image.system_prompt))) === 'stop') return null;
       try {
         response = await this.#provider(pcb, image).complete(request);
         break;
       } catch (e) {
         if (!(e instanceof LlmError)) throw e;
+        if (slices) {
+          rt.store.transaction(() => slices.releaseInCommit(rt, e.status === 429 ? { kind: 'rate_limited', retry_after_ms: e.retryAfterMs } : { kind: 'error' }));
+          await slices.flush(rt);
+        }
         const state = rt.mustPcb().state;
         if (state !== 'running') return null;
         if (!this.#onLlmError(e, pcb.usage.steps + 1)) return null;
@@ -158,8 +167,16 @@ export class StepLoop {
     }
     const latency = rt.now - started;
     const after = rt.mustPcb();
+    const used = { kind: 'ok' as const, tokens: response.usage.prompt_tokens + response.usage.completion_tokens };
     // Killed during the call: the answer is discarded (it had no effects). Stopped: it is journaled and dispatched on SIGCONT.
-    if (after.state !== 'running' && after.state !== 'stopped') return null;
+    if (after.state !== 'running' && after.state !== 'stopped') {
+      const slices = this.#deps.slices;
+      if (slices) {
+        rt.store.transaction(() => slices.releaseInCommit(rt, used));
+        await slices.flush(rt);
+      }
+      return null;
+    }
     if ((rt.store.getMeta<number>(LLM_ATTEMPTS) ?? 0) > 0) rt.store.setMeta(LLM_ATTEMPTS, 0);
     const step = after.usage.steps + 1;
     const native = response.tool_calls.length > 0;
@@ -208,7 +225,9 @@ export class StepLoop {
         calls: calls.map((c) => c.name),
       });
       rt.audit('llm', 'llm_call', 'ok', null, { step, provider: pcb.model.provider, model: response.model, usage: response.usage, latency_ms: latency });
+      this.#deps.slices?.releaseInCommit(rt, used);
     });
+    await this.#deps.slices?.flush(rt);
     return step;
   }
 

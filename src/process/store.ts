@@ -361,6 +361,11 @@ export class ProcessStore {
     return this.#sql.exec<OutboxRow>('SELECT id, kind, payload, attempts FROM outbox ORDER BY id LIMIT ?', limit).toArray();
   }
 
+  /** Rows of one kind (the step loop delivers scheduler releases as soon as they are committed). */
+  outboxOfKind(kind: string, limit: number): OutboxRow[] {
+    return this.#sql.exec<OutboxRow>('SELECT id, kind, payload, attempts FROM outbox WHERE kind = ? ORDER BY id LIMIT ?', kind, limit).toArray();
+  }
+
   outboxSize(): number {
     return this.#sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM outbox').one().n;
   }

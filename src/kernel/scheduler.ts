@@ -1,0 +1,403 @@
+/**
+ * The LLM scheduler's policy, pure: which waiting LLM call (a ticket) gets the next slice of a pool.
+ *
+ * A pool is one provider + endpoint + model: the unit a provider rate-limits. Every scheduled LLM call
+ * is a ticket: it is queued, granted (it holds a slice: a concurrency slot and its share of the
+ * request and token buckets), then released with the real usage, or expired as a lease if its
+ * process died holding it. The order of grants is:
+ *
+ *  1. priority class (high 0–32, normal 33–66, low 67–100; lower is more urgent, like nice), aged: a
+ *     ticket rises one class per `aging_seconds` waited, so low work never starves;
+ *  2. weighted fair share between tenants, then between processes: each keeps a virtual time (tokens
+ *     charged / weight), and the lowest goes first; a tenant or process that was idle starts at the
+ *     current minimum, so it cannot bank credit while away;
+ *  3. arrival order.
+ * The head of that order is granted when the pool allows it: not paused by a 429, under the
+ * concurrency cap, within the per-tenant token window, and with one request and its estimated
+ * tokens in the token buckets (requests/min and tokens/min, with `headroom` below the provider's
+ * limits). The head is never bypassed by a smaller ticket, so big prompts cannot starve either.
+ *
+ * A 429 the provider still answers pauses the whole pool until its `retry-after` and scales the
+ * rates down by 15% (recovering 5% per minute): the pool adapts, rather than each process backing
+ * off on its own. Token estimates are corrected by the usage reported on release, and the pool
+ * learns the ratio of real to estimated tokens.
+ *
+ * Hierarchical quotas: a ticket carries its process's lineage (itself, then its ancestors, each with
+ * its `max_tokens`). Usage is charged to every pid in the lineage, so a child's tokens count against
+ * its parent's and grandparent's budgets; a ticket whose lineage has a budget spent is denied.
+ *
+ * Time is an argument everywhere: the scheduler object passes its clock in.
+ */
+import { z } from 'zod';
+import type { ModelRef } from './pcb.ts';
+
+// --- configuration ---------------------------------------------------------------------------------
+
+export const PoolConfigSchema = z
+  .object({
+    rpm: z.number().positive().nullable().default(null).describe("the provider's requests per minute for this key and model; null: unlimited"),
+    tpm: z.number().positive().nullable().default(null).describe("the provider's tokens per minute; null: unlimited"),
+    concurrency: z.number().int().positive().nullable().default(null).describe('LLM calls in flight at once; null: unlimited'),
+    burst_seconds: z.number().positive().max(60).default(1).describe('bucket capacity, in seconds of rate'),
+    headroom: z.number().min(0.5).max(1).default(0.97).describe('fraction of rpm/tpm the scheduler aims for'),
+    aging_seconds: z.number().positive().default(60).describe('a waiting call rises one priority class per this many seconds'),
+    lease_seconds: z.number().int().min(5).default(180).describe('a granted slice not released by then is expired (its process died)'),
+    tenant_weights: z.record(z.string(), z.number().positive()).default({}).describe('fair-share weight per tenant (default 1)'),
+    tenant_tokens: z
+      .object({ tokens: z.number().int().positive(), window_seconds: z.number().int().positive() })
+      .strict()
+      .nullable()
+      .default(null)
+      .describe('per-tenant token budget per fixed window; calls over it wait for the next window'),
+    adaptive: z.boolean().default(true).describe('pause and slow the pool on a provider 429'),
+    shards: z.number().int().min(1).max(64).optional().describe('scheduler objects for this pool (default: one per 12,000 rpm)'),
+  })
+  .strict();
+export type PoolConfig = z.infer<typeof PoolConfigSchema>;
+
+/** `SCHEDULER_POOLS`: pool id (or "*": every pool of a network provider) → its configuration. */
+export const PoolsConfigSchema = z.record(z.string(), PoolConfigSchema);
+
+/** Requests per minute one scheduler object is given before the pool is split into shards. */
+export const SHARD_RPM = 12_000;
+
+/** The pool a model belongs to: the provider, the model and, when the process set one, the endpoint's host. */
+export function poolId(model: ModelRef): string {
+  let host = '';
+  if (model.base_url) {
+    try {
+      host = `@${new URL(model.base_url).host}`;
+    } catch {
+      host = `@${model.base_url}`;
+    }
+  }
+  return `${model.provider}:${model.model}${host}`;
+}
+
+export interface ResolvedPool {
+  readonly id: string;
+  readonly shards: number;
+  readonly config: PoolConfig;
+}
+
+/**
+ * The scheduled pool of a model, or null when its calls go straight to the provider. Pools listed by
+ * id are scheduled; "*" schedules every other pool except the in-process scripted provider's.
+ */
+export function resolvePool(model: ModelRef, pools: Readonly<Record<string, PoolConfig>>): ResolvedPool | null {
+  const id = poolId(model);
+  const config = pools[id] ?? (model.provider !== 'scripted' ? pools['*'] : undefined);
+  if (!config) return null;
+  return { id, config, shards: shardsOf(config) };
+}
+
+/** How many scheduler objects serve a pool: as configured, else one per SHARD_RPM requests per minute. */
+export function shardsOf(config: PoolConfig): number {
+  return config.shards ?? Math.max(1, Math.ceil((config.rpm ?? 0) / SHARD_RPM));
+}
+
+/** Which shard of a pool serves a process tree: by its root pid, so a whole tree is accounted in one place. */
+export function shardOf(rootPid: string, shards: number): number {
+  let h = 2166136261;
+  for (let i = 0; i < rootPid.length; i++) h = Math.imul(h ^ rootPid.charCodeAt(i), 16777619);
+  return (h >>> 0) % shards;
+}
+
+// --- tickets and state ------------------------------------------------------------------------------
+
+export const PRIORITY_CLASSES = ['high', 'normal', 'low'] as const;
+export type PriorityClass = (typeof PRIORITY_CLASSES)[number];
+
+export function classOf(priority: number): number {
+  return priority < 33 ? 0 : priority < 67 ? 1 : 2;
+}
+
+/** The class a ticket competes in after waiting `waitedMs`: one class up per `agingMs`. */
+export function agedClass(priority: number, waitedMs: number, agingMs: number): number {
+  return Math.max(0, classOf(priority) - Math.floor(Math.max(0, waitedMs) / agingMs));
+}
+
+export interface LineageEntry {
+  readonly pid: string;
+  readonly max_tokens: number;
+}
+
+export interface QueuedTicket {
+  readonly id: string;
+  readonly pid: string;
+  readonly tenant: string;
+  readonly priority: number;
+  readonly est_tokens: number;
+  readonly enqueued_at: number;
+  /** The process itself first, then its ancestors. */
+  readonly lineage: readonly LineageEntry[];
+}
+
+export interface Bucket {
+  readonly level: number;
+  readonly at: number;
+}
+
+export interface PoolState {
+  readonly requests: Bucket;
+  readonly tokens: Bucket;
+  readonly paused_until: number;
+  /** Rate multiplier after 429s, and when it was last lowered. */
+  readonly factor: number;
+  readonly factor_at: number;
+  /** Learned ratio of reported to estimated tokens. */
+  readonly est_ratio: number;
+}
+
+export const INITIAL_STATE: PoolState = { requests: { level: Number.NaN, at: 0 }, tokens: { level: Number.NaN, at: 0 }, paused_until: 0, factor: 1, factor_at: 0, est_ratio: 1 };
+
+export interface Limits {
+  /** Per millisecond; null: unlimited. */
+  readonly req_rate: number | null;
+  readonly req_cap: number;
+  readonly tok_rate: number | null;
+  readonly tok_cap: number;
+  readonly concurrency: number | null;
+}
+
+/** The current rate multiplier: lowered by 15% per 429, back up by 5% per minute since. */
+export function factorAt(state: PoolState, now: number): number {
+  return Math.min(1, state.factor + (Math.max(0, now - state.factor_at) / 60_000) * 0.05);
+}
+
+/** One shard's limits at `now`. */
+export function limitsOf(config: PoolConfig, shards: number, state: PoolState, now: number): Limits {
+  const f = factorAt(state, now) * config.headroom;
+  const rate = (perMin: number | null) => (perMin === null ? null : (perMin / shards / 60_000) * f);
+  const req = rate(config.rpm);
+  const tok = rate(config.tpm);
+  return {
+    req_rate: req,
+    req_cap: req === null ? Infinity : Math.max(1, req * config.burst_seconds * 1000),
+    tok_rate: tok,
+    tok_cap: tok === null ? Infinity : Math.max(1, tok * config.burst_seconds * 1000),
+    concurrency: config.concurrency === null ? null : Math.max(1, Math.ceil(config.concurrency / shards)),
+  };
+}
+
+/** A token bucket refilled to `now`. A new bucket (level NaN) starts full. */
+export function refill(b: Bucket, rate: number | null, cap: number, now: number): Bucket {
+  if (rate === null) return { level: Infinity, at: now };
+  if (Number.isNaN(b.level)) return { level: cap, at: now };
+  return { level: Math.min(cap, b.level + Math.max(0, now - b.at) * rate), at: Math.max(b.at, now) };
+}
+
+/** Milliseconds until the bucket holds `need` (0 if it does). */
+export function timeToFill(b: Bucket, rate: number | null, need: number): number {
+  if (rate === null || b.level >= need) return 0;
+  return Math.ceil((need - b.level) / rate);
+}
+
+// --- fair share -----------------------------------------------------------------------------------
+
+/** Virtual times: tokens charged / weight, per tenant and per process. */
+export interface VirtualTimes {
+  readonly tenant: ReadonlyMap<string, number>;
+  readonly pid: ReadonlyMap<string, number>;
+}
+
+export interface TenantWindow {
+  readonly start: number;
+  readonly tokens: number;
+}
+
+export interface PickInput {
+  readonly config: PoolConfig;
+  readonly shards: number;
+  readonly state: PoolState;
+  readonly queue: readonly QueuedTicket[];
+  readonly in_flight: number;
+  readonly vtimes: VirtualTimes;
+  /** Tokens charged per tenant in its current window (tenant_tokens). */
+  readonly windows: ReadonlyMap<string, TenantWindow>;
+  /** Tokens used so far by each pid's subtree (the pid and its descendants), in this pool shard. */
+  readonly subtree: ReadonlyMap<string, number>;
+  readonly now: number;
+}
+
+export type Decision =
+  | { readonly kind: 'grant'; readonly ticket: QueuedTicket; readonly charged: number; readonly waited_ms: number; readonly class: number }
+  | { readonly kind: 'deny'; readonly ticket: QueuedTicket; readonly pid: string; readonly used: number; readonly max_tokens: number };
+
+export interface PickResult {
+  readonly decisions: readonly Decision[];
+  readonly state: PoolState;
+  readonly vtimes: VirtualTimes;
+  readonly windows: ReadonlyMap<string, TenantWindow>;
+  /** When the head of the queue can next be granted if nothing else happens (a release also re-runs this); null: nothing waits on time. */
+  readonly next_at: number | null;
+  /** Why the head waits: 'paused', 'concurrency', 'requests', 'tokens', 'tenant_quota' (null if the queue is empty). */
+  readonly blocked_by: string | null;
+}
+
+/** The order tickets compete in: aged class, tenant share, process share, arrival. */
+export function order(queue: readonly QueuedTicket[], vtimes: VirtualTimes, agingMs: number, now: number): QueuedTicket[] {
+  const key = (t: QueuedTicket) => [agedClass(t.priority, now - t.enqueued_at, agingMs), vtimes.tenant.get(t.tenant) ?? 0, vtimes.pid.get(t.pid) ?? 0, t.enqueued_at] as const;
+  return [...queue].sort((a, b) => {
+    const ka = key(a);
+    const kb = key(b);
+    for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return (ka[i] as number) - (kb[i] as number);
+    return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  });
+}
+
+/**
+ * Virtual times for a ticket that joins the queue: an idle tenant or process starts at the lowest
+ * virtual time among those already waiting, so time spent idle is not banked as credit.
+ */
+export function joinVirtualTimes(v: VirtualTimes, queue: readonly QueuedTicket[], t: QueuedTicket): VirtualTimes {
+  const waiting = queue.filter((q) => q.id !== t.id);
+  const tenant = new Map(v.tenant);
+  const pid = new Map(v.pid);
+  if (!waiting.some((q) => q.tenant === t.tenant)) {
+    const others = waiting.map((q) => v.tenant.get(q.tenant) ?? 0);
+    if (others.length > 0) tenant.set(t.tenant, Math.max(v.tenant.get(t.tenant) ?? 0, Math.min(...others)));
+  }
+  const peers = waiting.filter((q) => q.tenant === t.tenant);
+  if (!peers.some((q) => q.pid === t.pid) && peers.length > 0) {
+    pid.set(t.pid, Math.max(v.pid.get(t.pid) ?? 0, Math.min(...peers.map((q) => v.pid.get(q.pid) ?? 0))));
+  }
+  return { tenant, pid };
+}
+
+/** The first pid in a lineage whose subtree has spent its budget, if any. */
+export function quotaExceeded(lineage: readonly LineageEntry[], subtree: ReadonlyMap<string, number>): { pid: string; used: number; max_tokens: number } | null {
+  for (const l of lineage) {
+    const used = subtree.get(l.pid) ?? 0;
+    if (used >= l.max_tokens) return { pid: l.pid, used, max_tokens: l.max_tokens };
+  }
+  return null;
+}
+
+function windowOf(w: TenantWindow | undefined, windowMs: number, now: number): TenantWindow {
+  if (!w || now >= w.start + windowMs) return { start: now - (w ? (now - w.start) % windowMs : 0), tokens: 0 };
+  return w;
+}
+
+/**
+ * Grant (or deny) as many queued tickets as the pool allows at `now`, in order. Stops at the first
+ * ticket that has to wait, and says until when.
+ */
+export function pick(input: PickInput): PickResult {
+  const { config, shards, now } = input;
+  const limits = limitsOf(config, shards, input.state, now);
+  let state: PoolState = {
+    ...input.state,
+    requests: refill(input.state.requests, limits.req_rate, limits.req_cap, now),
+    tokens: refill(input.state.tokens, limits.tok_rate, limits.tok_cap, now),
+  };
+  let vtimes = input.vtimes;
+  const windows = new Map(input.windows);
+  const weight = (tenant: string) => config.tenant_weights[tenant] ?? 1;
+  const decisions: Decision[] = [];
+  let inFlight = input.in_flight;
+  let queue = order(input.queue, vtimes, config.aging_seconds * 1000, now);
+  let held: number | null = null;
+  while (queue.length > 0) {
+    const t = queue[0] as QueuedTicket;
+    const over = quotaExceeded(t.lineage, input.subtree);
+    if (over) {
+      decisions.push({ kind: 'deny', ticket: t, ...over });
+      queue = queue.slice(1);
+      continue;
+    }
+    if (state.paused_until > now) return { decisions, state, vtimes, windows, next_at: state.paused_until, blocked_by: 'paused' };
+    if (limits.concurrency !== null && inFlight >= limits.concurrency) return { decisions, state, vtimes, windows, next_at: null, blocked_by: 'concurrency' };
+    const charged = Math.max(1, Math.round(t.est_tokens * state.est_ratio));
+    if (config.tenant_tokens) {
+      const windowMs = config.tenant_tokens.window_seconds * 1000;
+      const w = windowOf(windows.get(t.tenant), windowMs, now);
+      windows.set(t.tenant, w);
+      if (w.tokens >= config.tenant_tokens.tokens / shards) {
+        // This tenant waits for its next window; the others go on.
+        held = Math.min(held ?? Infinity, w.start + windowMs);
+        queue = queue.filter((q) => q.tenant !== t.tenant);
+        continue;
+      }
+    }
+    if (state.requests.level < 1) return { decisions, state, vtimes, windows, next_at: now + timeToFill(state.requests, limits.req_rate, 1), blocked_by: 'requests' };
+    const need = Math.min(charged, limits.tok_cap);
+    if (state.tokens.level < need) return { decisions, state, vtimes, windows, next_at: now + timeToFill(state.tokens, limits.tok_rate, need), blocked_by: 'tokens' };
+    state = { ...state, requests: { ...state.requests, level: state.requests.level - 1 }, tokens: { ...state.tokens, level: state.tokens.level - charged } };
+    const tenantV = new Map(vtimes.tenant);
+    const pidV = new Map(vtimes.pid);
+    tenantV.set(t.tenant, (tenantV.get(t.tenant) ?? 0) + charged / weight(t.tenant));
+    pidV.set(t.pid, (pidV.get(t.pid) ?? 0) + charged);
+    vtimes = { tenant: tenantV, pid: pidV };
+    if (config.tenant_tokens) {
+      const w = windows.get(t.tenant) as TenantWindow;
+      windows.set(t.tenant, { ...w, tokens: w.tokens + charged });
+    }
+    inFlight++;
+    decisions.push({ kind: 'grant', ticket: t, charged, waited_ms: Math.max(0, now - t.enqueued_at), class: classOf(t.priority) });
+    queue = order(queue.slice(1), vtimes, config.aging_seconds * 1000, now);
+  }
+  return { decisions, state, vtimes, windows, next_at: held, blocked_by: held === null ? null : 'tenant_quota' };
+}
+
+// --- release -------------------------------------------------------------------------------------
+
+export type Outcome = { readonly kind: 'ok'; readonly tokens: number } | { readonly kind: 'rate_limited'; readonly retry_after_ms: number | null } | { readonly kind: 'error' } | { readonly kind: 'expired' };
+
+/**
+ * A slice comes back. Tokens: the buckets and shares are corrected from the estimate charged at
+ * grant to what the provider reported. A 429 (adaptive pools): pause until retry-after (1 s if none),
+ * empty the buckets and lower the rate factor.
+ */
+export function release(config: PoolConfig, state: PoolState, charged: number, estimated: number, outcome: Outcome, now: number): PoolState {
+  let s = state;
+  if (outcome.kind === 'ok') {
+    const delta = outcome.tokens - charged;
+    if (Number.isFinite(s.tokens.level)) s = { ...s, tokens: { ...s.tokens, level: s.tokens.level - delta } };
+    if (estimated > 0 && outcome.tokens > 0) {
+      const ratio = Math.min(10, Math.max(0.1, outcome.tokens / estimated));
+      s = { ...s, est_ratio: s.est_ratio * 0.8 + ratio * 0.2 };
+    }
+  } else if (outcome.kind === 'rate_limited' && config.adaptive) {
+    const until = now + Math.max(outcome.retry_after_ms ?? 1000, 0);
+    s = {
+      ...s,
+      paused_until: Math.max(s.paused_until, until),
+      factor: Math.max(0.5, factorAt(s, now) * 0.85),
+      factor_at: now,
+      requests: { level: Math.min(0, s.requests.level), at: now },
+      tokens: { level: Math.min(0, s.tokens.level), at: now },
+    };
+  }
+  return s;
+}
+
+/** Jain's fairness index of non-negative allocations: 1 when all are equal, 1/n when one has everything. */
+export function jain(xs: readonly number[]): number {
+  if (xs.length === 0) return 1;
+  const sum = xs.reduce((a, b) => a + b, 0);
+  const sq = xs.reduce((a, b) => a + b * b, 0);
+  return sq === 0 ? 1 : (sum * sum) / (xs.length * sq);
+}
+
+// --- wait statistics -------------------------------------------------------------------------------
+
+/** Upper bounds (ms) of the wait histogram's buckets; the last bucket is unbounded. */
+export const WAIT_BOUNDS = [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000] as const;
+
+export function waitBucket(ms: number): number {
+  const i = WAIT_BOUNDS.findIndex((b) => ms <= b);
+  return i === -1 ? WAIT_BOUNDS.length : i;
+}
+
+/** The upper bound of the histogram bucket holding quantile `q` (Infinity past the last bound; null if empty). */
+export function quantileOf(histogram: readonly number[], q: number): number | null {
+  const total = histogram.reduce((a, b) => a + b, 0);
+  if (total === 0) return null;
+  let seen = 0;
+  for (let i = 0; i < histogram.length; i++) {
+    seen += histogram[i] ?? 0;
+    if (seen >= q * total) return WAIT_BOUNDS[i] ?? Infinity;
+  }
+  return Infinity;
+}
