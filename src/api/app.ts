@@ -16,6 +16,7 @@ import { listProcesses } from '../process/table.ts';
 import { E, ErrorSchema, errorResponse, intParam, unwrap } from './common.ts';
 import { ApiRegistry } from './registry.ts';
 import { registerGovernance, tenantFor } from './governance.ts';
+import { registerIpc } from './ipc.ts';
 
 export const VERSION = '0.1.0';
 
@@ -27,7 +28,7 @@ function pidOf(raw: string): string {
 }
 
 
-const SignalBody = z.object({ signal: SignalSchema }).strict();
+const SignalBody = z.object({ signal: SignalSchema, cascade: z.boolean().optional().describe('signal the whole process group: the process and all its descendants') }).strict();
 const EventSchema = z.object({ seq: z.number(), at: z.number(), type: z.string(), data: z.unknown() });
 const ProcessRowSchema = z.object({
   pid: z.string(),
@@ -123,7 +124,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
       body: SignalBody,
       responses: { 200: { description: 'the PCB after the signal', schema: PcbSchema }, 404: E('unknown pid'), 409: E('illegal in the current state') },
     },
-    async ({ params, body, c, principal }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).signal(body.signal, `api:${principal.token_id}`, principal.tenant))),
+    async ({ params, body, c, principal }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).signal(body.signal, `api:${principal.token_id}`, principal.tenant, body.cascade ?? false))),
   );
 
   api.route(
@@ -226,6 +227,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
   );
 
   registerGovernance(api);
+  registerIpc(api);
 
   const doc = api.openapi({ title: 'AgentOS on Workers', version: VERSION, description: 'Agent processes as Durable Objects, driven by typed syscalls.' }, ErrorSchema);
   app.get('/openapi.json', (c) => c.json(doc));

@@ -50,7 +50,7 @@ export interface StepDeps {
   readonly provider?: (pcb: Pcb, image: ImageMeta) => LlmProvider;
   readonly fetch: (request: Request) => Promise<Response>;
   readonly spawnChild: (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string, untrusted: boolean) => Promise<{ pid: string }>;
-  readonly signalChild: (parent: Pcb, pid: string, signal: Signal) => Promise<{ delivered: boolean; state: string }>;
+  readonly signalChild: (parent: Pcb, pid: string, signal: Signal, cascade?: boolean) => Promise<{ delivered: boolean; state: string }>;
   readonly sliceSteps?: number;
   /** How long an approval request stays open before the call fails with EPERM. */
   readonly approvalTtlMs?: number;
@@ -94,7 +94,8 @@ export class StepLoop {
         rt.store.finishStep(step);
         step = null;
       }
-      const term = rt.termPending();
+      // After a SIGTERM, the step under way finishes and one clean-up step follows (./signals.ts).
+      const term = step === null ? rt.termAtStepBoundary() : rt.termOverdue();
       if (term) {
         rt.store.transaction(() => rt.exit({ code: 'SIGTERM', reason: `terminated by ${term}` }));
         return;
@@ -279,7 +280,9 @@ export class StepLoop {
         if (rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0)) return 'untrusted content is in the context; fetch the new URL yourself (it will ask for approval)';
         return null;
       },
-      signalChild: (pid: string, signal: Signal) => deps.signalChild(pcb, pid, signal),
+      signalChild: (pid: string, signal: Signal, cascade?: boolean) => deps.signalChild(pcb, pid, signal, cascade),
+      mailbox: rt.mailbox,
+      db: rt.deps.db,
       searchSteps: (query: string) => {
         const meta = rt.store.pageMeta();
         const current = rt.mustPcb().usage.steps;
@@ -297,9 +300,9 @@ export class StepLoop {
     for (const row of rt.store.journal(step)) {
       if (row.status === 'done') continue;
       if (rt.mustPcb().state !== 'running') return 'interrupted';
-      const term = rt.termPending();
+      const term = rt.termOverdue();
       if (term) {
-        rt.store.transaction(() => rt.exit({ code: 'SIGTERM', reason: `terminated by ${term}` }));
+        rt.store.transaction(() => rt.exit({ code: 'SIGTERM', reason: `terminated by ${term}; the grace period ran out` }));
         return 'exited';
       }
       const entry = JSON.parse(row.args) as JournalArgs;
