@@ -210,20 +210,22 @@ export class Mailbox {
 
   #insert(m: WireMessage, now: number, late: boolean): boolean {
     const body = JSON.stringify(m.body ?? null);
-    const cursor = this.#sql.exec(
-      "INSERT OR IGNORE INTO mailbox (id, sender, topic, correlation_id, reply_to, body, bytes, sent_at, arrived_at, status, late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
-      m.id,
-      m.from,
-      m.topic,
-      m.correlation_id,
-      m.reply_to,
-      body,
-      body.length,
-      m.sent_at,
-      now,
-      late ? 1 : 0,
-    );
-    return cursor.rowsWritten > 0;
+    const rows = this.#sql
+      .exec(
+        "INSERT INTO mailbox (id, sender, topic, correlation_id, reply_to, body, bytes, sent_at, arrived_at, status, late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) ON CONFLICT(id) DO NOTHING RETURNING seq",
+        m.id,
+        m.from,
+        m.topic,
+        m.correlation_id,
+        m.reply_to,
+        body,
+        body.length,
+        m.sent_at,
+        now,
+        late ? 1 : 0,
+      )
+      .toArray();
+    return rows.length > 0;
   }
 
   /** SIGCHLD: a child's exit lands in the parent's mailbox, so a recv can learn of it. Inside the caller's commit. */
