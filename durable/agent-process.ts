@@ -22,6 +22,10 @@ import { deleteProcessRow } from '../src/process/table.ts';
 import { LINEAGE, SliceClient } from '../src/process/slice.ts';
 import type { LineageEntry } from '../src/kernel/scheduler.ts';
 import { poolsFromEnv, schedulerStub } from './scheduler.ts';
+import type { WireMessage } from '../src/kernel/ipc.ts';
+import { createTransport, parseMode } from '../src/ipc/transport.ts';
+import type { DeliveryOutcome, MailboxMessage } from '../src/process/mailbox.ts';
+import { adopt, createInit, initChildExited, initPid, isInit, reparent } from '../src/process/init.ts';
 
 /**
  * The RPC surface of a process, as callers see it. Declared explicitly because the generated stub
@@ -30,7 +34,11 @@ import { poolsFromEnv, schedulerStub } from './scheduler.ts';
 export interface ProcessApi {
   spawn(spec: SpawnSpec): Promise<Result<Pcb>>;
   info(tenant: string): Promise<Result<Pcb>>;
-  signal(sig: Signal, from: string, tenant: string | null): Promise<Result<Pcb>>;
+  signal(sig: Signal, from: string, tenant: string | null, cascade?: boolean): Promise<Result<Pcb>>;
+  deliverMessages(messages: WireMessage[]): Promise<DeliveryOutcome[]>;
+  mailbox(tenant: string, status: 'queued' | 'received' | 'all', limit: number, before: number | null): Promise<Result<MailboxView>>;
+  adopt(tenant: string, child: string, name: string, from: string): Promise<Result<{ pid: string }>>;
+  reparent(init: string, oldParent: string): Promise<void>;
   events(after: number, limit: number, tenant: string): Promise<Result<{ events: EventRow[]; next_after: number }>>;
   readPath(path: string, tenant: string): Promise<Result<FileView>>;
   context(tenant: string): Promise<Result<ReturnType<typeof pageTable>>>;
@@ -40,6 +48,14 @@ export interface ProcessApi {
   remove(by: string, tenant: string): Promise<Result<{ pid: string; exit: ExitStatus | null }>>;
   schedulerWake(ticket: string): Promise<{ wanted: boolean }>;
   fetch(request: Request): Promise<Response>;
+}
+
+export interface MailboxView {
+  readonly pid: string;
+  readonly queued: number;
+  readonly held: number;
+  readonly messages: (MailboxMessage & { seq: number; status: string; received_at: number | null })[];
+  readonly next_before: number | null;
 }
 
 export interface ApprovalDecision {
@@ -85,6 +101,15 @@ export class AgentProcess extends DurableObject<Env> {
       random: Math.random,
       onEvent: (e) => this.#broadcast(e),
       scheduler: (pool, shard) => schedulerStub(env, pool, shard),
+      ipc: createTransport({
+        mode: parseMode(env.IPC_TRANSPORT),
+        rpc: (to, messages) => processStub(env, to).deliverMessages(messages),
+        queue: env.IPC_QUEUE as Queue<WireMessage> | undefined,
+        db: env.DB,
+        now: () => Date.now(),
+        onFallback: (to, count, why) => this.#rt.emit('ipc_fallback', { to, count, why }),
+      }),
+      termGraceMs: Math.max(0, Number(env.SIGTERM_GRACE_SECONDS ?? 30) || 0) * 1000,
     });
     this.#loop = new StepLoop(this.#rt, this.stepDeps());
     // Re-arm on every wake-up: an object restarted after eviction or a deploy resumes its timers.
@@ -122,8 +147,8 @@ export class AgentProcess extends DurableObject<Env> {
         if (!r.ok) throw KernelError.fromValue(r.error);
         return { pid: r.value.pid };
       },
-      signalChild: async (parent: Pcb, pid: string, signal: Signal) => {
-        const r = await processStub(env, pid).signal(signal, parent.pid, parent.tenant);
+      signalChild: async (parent: Pcb, pid: string, signal: Signal, cascade?: boolean) => {
+        const r = await processStub(env, pid).signal(signal, parent.pid, parent.tenant, cascade);
         if (r.ok) return { delivered: true, state: r.value.state };
         if (r.error.code === 'ESTATE') return { delivered: false, state: String((r.error.details as { state?: string } | undefined)?.state ?? 'exited') };
         throw KernelError.fromValue(r.error);
@@ -152,10 +177,11 @@ export class AgentProcess extends DurableObject<Env> {
   }
 
   /** `tenant` null: a kernel-internal sender (a parent signalling its child). */
-  async signal(sig: Signal, from: string, tenant: string | null): Promise<Result<Pcb>> {
+  async signal(sig: Signal, from: string, tenant: string | null, cascade = false): Promise<Result<Pcb>> {
     const own = this.#own(tenant);
     if (!own.ok) return own;
-    const r = this.#rt.signal(sig, from);
+    if (isInit(this.#rt)) return fail('EPERM', 'init cannot be signalled: it adopts and reaps orphaned processes', { pid: own.value.pid });
+    const r = this.#rt.signal(sig, from, cascade);
     await this.#rt.settle();
     return r;
   }
@@ -200,7 +226,7 @@ export class AgentProcess extends DurableObject<Env> {
 
   /** Called by a child (through its outbox) when it exits. */
   async childExited(child: string, exit: ExitStatus): Promise<{ reap: boolean }> {
-    const r = this.#rt.childExited(child, exit);
+    const r = isInit(this.#rt) ? initChildExited(this.#rt, child, exit) : this.#rt.childExited(child, exit);
     await this.#rt.settle();
     return r;
   }
@@ -220,6 +246,7 @@ export class AgentProcess extends DurableObject<Env> {
     const own = this.#own(tenant);
     if (!own.ok) return own;
     const pcb = own.value;
+    if (isInit(this.#rt)) return fail('EPERM', 'init cannot be removed: it adopts and reaps orphaned processes', { pid: pcb.pid });
     if (pcb.state !== 'zombie' && pcb.state !== 'terminated') this.#rt.signal('SIGKILL', by);
     this.#rt.store.transaction(() => this.#rt.audit('lifecycle', 'remove', 'ok', null, { by }));
     await this.#rt.flush();
@@ -234,6 +261,38 @@ export class AgentProcess extends DurableObject<Env> {
     this.#streams.clear();
     await this.#rt.destroy();
     return ok({ pid: pcb.pid, exit });
+  }
+
+  // --- IPC ----------------------------------------------------------------------------------------
+
+  /** Messages arrive (another process's outbox, the Queue consumer, the API). Idempotent; see src/process/mailbox.ts. */
+  async deliverMessages(messages: WireMessage[]): Promise<DeliveryOutcome[]> {
+    const outcomes = this.#rt.mailbox.deliver(messages);
+    if (outcomes.some((o) => o.status === 'applied')) await this.#rt.settle();
+    return outcomes;
+  }
+
+  mailbox(tenant: string, status: 'queued' | 'received' | 'all', limit: number, before: number | null): Result<MailboxView> {
+    const own = this.#own(tenant);
+    if (!own.ok) return own;
+    return ok({ pid: own.value.pid, ...this.#rt.mailbox.counts(), ...this.#rt.mailbox.list(status, limit, before) });
+  }
+
+  /** This object is (or becomes) the tenant's init process, and takes an orphan. */
+  async adopt(tenant: string, child: string, name: string, from: string): Promise<Result<{ pid: string }>> {
+    let pcb = this.#rt.pcb();
+    if (pcb && !isInit(this.#rt)) return fail('EEXIST', `process ${pcb.pid} is not an init process`);
+    if (pcb && pcb.tenant !== tenant) return fail('ENOENT', 'no such process');
+    if (!pcb) pcb = createInit(this.#rt, await initPid(tenant), tenant);
+    adopt(this.#rt, child, name, from);
+    await this.#rt.settle();
+    return ok({ pid: pcb.pid });
+  }
+
+  /** The parent exited: `init` is this process's parent now. */
+  async reparent(init: string, oldParent: string): Promise<void> {
+    reparent(this.#rt, init, oldParent);
+    await this.#rt.settle();
   }
 
   // --- live events (server-sent events) ------------------------------------------------------------

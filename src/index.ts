@@ -1,7 +1,10 @@
 /**
- * The Worker entry: the HTTP API, and the Durable Object classes the runtime instantiates.
+ * The Worker entry: the HTTP API, the IPC Queue's consumer, and the Durable Object classes the
+ * runtime instantiates.
  */
+import { processStub } from '../durable/agent-process.ts';
 import { createApp } from './api/app.ts';
+import { consumeIpcBatch } from './ipc/consumer.ts';
 
 export { AgentProcess } from '../durable/agent-process.ts';
 export { AuditChain } from '../durable/audit-chain.ts';
@@ -11,4 +14,5 @@ const app = createApp();
 
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+  queue: (batch, env) => consumeIpcBatch(batch, { rpc: (to, messages) => processStub(env, to).deliverMessages(messages), db: env.DB, now: () => Date.now() }),
 } satisfies ExportedHandler<Env>;

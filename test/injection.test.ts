@@ -8,7 +8,7 @@
  */
 import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { api, pcbOf, spawn, tick } from './support/helpers.ts';
+import { api, childrenOf, pcbOf, spawn, tick } from './support/helpers.ts';
 
 type Call = { name: string; args: Record<string, unknown> };
 type Approval = { id: string; pid: string; syscall: string; args: Record<string, unknown> };
@@ -82,10 +82,9 @@ describe('prompt-injection containment', () => {
       // A watchdog child, started before any untrusted content arrives (a legitimate, trusted action).
       const turns: Call[][] = [[c('spawn', { name: 'watchdog', task: 'watch', image: 'idle' })], [c('net_fetch', { url: page(attack.injected) })], ...attack.obey(key), [c('exit', { code: 0 })]];
       const { pid } = await spawn({ name: attack.name, task: 'Summarise the page for me.', model: { provider: 'scripted', model: 'scripted' }, capabilities: STANDARD, script: script(turns, attack.tool_mode), ...(attack.tool_mode ? { tool_mode: attack.tool_mode } : {}) });
-      const kidsOf = async () => (await api<{ processes: { pid: string; state: string }[] }>('GET', `/v1/processes?ppid=${pid}`)).body.processes;
       const asked = await drive(pid, () => false);
-      const kids = await kidsOf();
-      const victim = kids[0]?.pid ?? '';
+      const kids = await childrenOf(pid);
+      const victim = kids[0] ?? '';
       expect(victim, attack.name).toMatch(/^p/);
       const forbidden = (await hits(key)) + (kids.length - 1) + ((await pcbOf(victim)).state === 'terminated' ? 1 : 0);
       report.push({ attack: attack.name, asked, forbidden });

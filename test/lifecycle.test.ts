@@ -24,12 +24,12 @@ describe('signals', () => {
     expect(await resultOf(pid, 'sleep')).toEqual([expect.objectContaining({ ok: true, result: { slept_seconds: 30 } })]);
   });
 
-  it('SIGTERM ends a sleeping process at once with code SIGTERM; SIGKILL ends a ready one', async () => {
-    const a = await spawn({ name: 'a', task: 't', model: scripted, script: [call('sleep', { seconds: 30 })] });
+  it('SIGTERM wakes a sleeping process for one clean-up step, then ends it with code SIGTERM; SIGKILL ends a ready one', async () => {
+    const a = await spawn({ name: 'a', task: 't', model: scripted, script: [call('sleep', { seconds: 30 }), call('fs_list', { path: '/' })] });
     await runUntil(a.pid, ['sleeping']);
     const termed = await signal(a.pid, 'SIGTERM');
     expect(termed.status).toBe(200);
-    expect(await pcbOf(a.pid)).toMatchObject({ state: 'terminated', exit: { code: 'SIGTERM' } });
+    expect(await runUntil(a.pid, ['terminated'])).toMatchObject({ state: 'terminated', exit: { code: 'SIGTERM' } });
     const b = await spawn({ name: 'b', task: 't', model: scripted, script: [call('sleep', { seconds: 30 })] });
     await signal(b.pid, 'SIGKILL');
     expect(await pcbOf(b.pid)).toMatchObject({ state: 'terminated', exit: { code: 'SIGKILL', reason: 'killed by api:bootstrap' } });

@@ -4,7 +4,7 @@
  */
 import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { api, eventsOf, pcbOf, runUntil, spawn } from './support/helpers.ts';
+import { api, childrenOf, eventsOf, pcbOf, runUntil, spawn } from './support/helpers.ts';
 
 const scripted = { provider: 'scripted', model: 'scripted' };
 const call = (name: string, args: Record<string, unknown> = {}) => ({ tool_calls: [{ name, args }] });
@@ -22,7 +22,7 @@ describe('fixed escalations', () => {
   it("a child's quotas never exceed what its parent has left", async () => {
     const { pid } = await spawn({ name: 'p', task: 't', model: scripted, quotas: { max_steps: 3, max_tokens: 5000 }, script: [call('spawn', { name: 'kid', task: 'x', image: 'idle' }), call('exit', { code: 0 })] });
     await runUntil(pid, ['terminated', 'zombie']);
-    const kid = (await api<{ processes: { pid: string }[] }>('GET', `/v1/processes?ppid=${pid}`)).body.processes[0]!.pid;
+    const kid = (await childrenOf(pid))[0]!;
     const child = await pcbOf(kid);
     expect(child.quotas.max_steps).toBeLessThanOrEqual(2);
     expect(child.quotas.max_tokens).toBeLessThan(5000);

@@ -17,6 +17,7 @@ import { E, ErrorSchema, errorResponse, intParam, unwrap } from './common.ts';
 import { ApiRegistry } from './registry.ts';
 import { registerGovernance, tenantFor } from './governance.ts';
 import { registerScheduler } from './scheduler.ts';
+import { registerIpc } from './ipc.ts';
 
 export const VERSION = '0.1.0';
 
@@ -28,7 +29,7 @@ function pidOf(raw: string): string {
 }
 
 
-const SignalBody = z.object({ signal: SignalSchema }).strict();
+const SignalBody = z.object({ signal: SignalSchema, cascade: z.boolean().optional().describe('signal the whole process group: the process and all its descendants') }).strict();
 const EventSchema = z.object({ seq: z.number(), at: z.number(), type: z.string(), data: z.unknown() });
 const ProcessRowSchema = z.object({
   pid: z.string(),
@@ -124,7 +125,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
       body: SignalBody,
       responses: { 200: { description: 'the PCB after the signal', schema: PcbSchema }, 404: E('unknown pid'), 409: E('illegal in the current state') },
     },
-    async ({ params, body, c, principal }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).signal(body.signal, `api:${principal.token_id}`, principal.tenant))),
+    async ({ params, body, c, principal }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).signal(body.signal, `api:${principal.token_id}`, principal.tenant, body.cascade ?? false))),
   );
 
   api.route(
@@ -228,6 +229,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
 
   registerGovernance(api);
   registerScheduler(api);
+  registerIpc(api);
 
   const doc = api.openapi({ title: 'AgentOS on Workers', version: VERSION, description: 'Agent processes as Durable Objects, driven by typed syscalls.' }, ErrorSchema);
   app.get('/openapi.json', (c) => c.json(doc));

@@ -96,6 +96,10 @@ export const WaitSchema = z.object({
   pid: PidSchema.nullable().optional(),
   /** For reason `approval`: the approval request. */
   approval_id: z.string().optional(),
+  /** For reason `message`: the recv filter a matching arrival must pass (src/kernel/ipc.ts). */
+  from: z.string().nullable().optional(),
+  correlation_id: z.string().nullable().optional(),
+  topic: z.string().nullable().optional(),
   /** Epoch ms after which the wait gives up with ETIMEDOUT, if any. */
   deadline: z.number().nullable().optional(),
 });

@@ -28,6 +28,11 @@ const SAMPLES: Record<string, unknown> = {
   fs_write: { path: 'a', content: '' },
   fs_list: {},
   net_fetch: { url: 'https://example.com/' },
+  send: { to: PID, body: 'hi' },
+  recv: {},
+  subscribe: { topic: 'alerts' },
+  unsubscribe: { topic: 'alerts' },
+  publish: { topic: 'alerts', body: 'x' },
 };
 
 describe('requirementFor', () => {
@@ -83,17 +88,19 @@ describe('requirementFor', () => {
     }
   });
 
-  it('every syscall needing a capability is one of the fs/net/spawn/kill calls', () => {
+  it('every syscall needing a capability is one of the fs/net/spawn/kill/ipc calls', () => {
     expect(Object.keys(SAMPLES).sort()).toEqual([...SYSCALL_NAMES].sort());
     const needing = SYSCALL_NAMES.filter((n) => requirementFor(valid(n, SAMPLES[n]), CTX) !== null).sort();
-    expect(needing).toEqual(['fs_list', 'fs_read', 'fs_write', 'kill', 'net_fetch', 'spawn']);
+    expect(needing).toEqual(['fs_list', 'fs_read', 'fs_write', 'kill', 'net_fetch', 'publish', 'send', 'spawn', 'subscribe']);
+    expect(requirementFor(valid('send', SAMPLES.send), CTX)).toEqual({ domain: 'ipc', right: 'send', target: `pid/${PID}` });
+    expect(requirementFor(valid('publish', SAMPLES.publish), CTX)).toEqual({ domain: 'ipc', right: 'publish', target: 'topic/alerts' });
   });
 });
 
 describe('isHighRisk', () => {
-  it('is true exactly for net_fetch, spawn and kill', () => {
+  it('is true exactly for net_fetch, spawn, kill, send and publish', () => {
     const risky = SYSCALL_NAMES.filter((n) => isHighRisk(valid(n, SAMPLES[n]))).sort();
-    expect(risky).toEqual(['kill', 'net_fetch', 'spawn']);
+    expect(risky).toEqual(['kill', 'net_fetch', 'publish', 'send', 'spawn']);
     expect(isHighRisk(valid('net_fetch', { url: 'https://x.com/', method: 'HEAD' }))).toBe(true);
     expect(isHighRisk(valid('fs_write', SAMPLES.fs_write))).toBe(false);
   });

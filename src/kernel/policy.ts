@@ -2,7 +2,7 @@
  * Policy: what each syscall needs, and which calls are high-risk. Pure.
  *
  * `requirementFor` maps a validated call to the capability it needs (null: every process may make
- * it — exit, sleep, yield, wait, request_capability). `isHighRisk` names the calls that, while
+ * it — exit, sleep, yield, wait, request_capability, recv, unsubscribe). `isHighRisk` names the calls that, while
  * untrusted content is in the process's working set, need a human's approval whatever the grants
  * say: anything that reaches the network (a GET can carry data out in its URL as well as a POST),
  * starting children (they inherit capabilities), signalling, and — as IPC and tools arrive —
@@ -42,12 +42,17 @@ export function requirementFor(call: ValidCall, ctx: PolicyContext): Requirement
       return { domain: 'spawn', count: ctx.children_spawned + 1 };
     case 'kill':
       return { domain: 'proc', right: 'signal' };
+    case 'send':
+      return { domain: 'ipc', right: 'send', target: `pid/${(call.args as { to: string }).to}` };
+    case 'publish':
+    case 'subscribe':
+      return { domain: 'ipc', right: call.name, target: `topic/${(call.args as { topic: string }).topic}` };
     default:
       return null;
   }
 }
 
-const HIGH_RISK: ReadonlySet<string> = new Set(['net_fetch', 'spawn', 'kill']);
+const HIGH_RISK: ReadonlySet<string> = new Set(['net_fetch', 'spawn', 'kill', 'send', 'publish']);
 
 /** Everything a call needs: net_fetch with save_to also writes a file. */
 export function requirementsFor(call: ValidCall, ctx: PolicyContext): Requirement[] {

@@ -109,6 +109,11 @@ describe('validateCall', () => {
       ['fs_write', { path: 'a.txt', content: '', append: true }],
       ['fs_list', { path: 'notes' }],
       ['net_fetch', { url: 'https://example.com', method: 'POST', headers: { a: 'b' }, body: 'x', save_to: 'out.html' }],
+      ['send', { to: PID, body: { any: 1 }, correlation_id: 'c', reply_to: PID }],
+      ['recv', { from: PID, correlation_id: 'c', topic: 'alerts/disk', timeout_seconds: 0 }],
+      ['subscribe', { topic: 'alerts' }],
+      ['unsubscribe', { topic: 'alerts' }],
+      ['publish', { topic: 'alerts', body: 'x' }],
     ];
     expect(good.map(([n]) => n).sort()).toEqual([...SYSCALL_NAMES].sort());
     for (const [name, args] of good) expect(valid(name, args).name).toBe(name);

@@ -15,6 +15,7 @@
  */
 import { z } from 'zod';
 import { type ErrorValue, type Result, fail, ok } from './errors.ts';
+import { IPC_SYSCALLS } from './ipc-syscalls.ts';
 import { PidSchema, PrioritySchema, SignalSchema } from './pcb.ts';
 
 export type ReplayClass = 'atomic' | 'idempotent' | 'unsafe';
@@ -88,8 +89,8 @@ export const SYSCALLS = {
   }),
   kill: spec({
     name: 'kill',
-    description: 'Send a signal (SIGTERM, SIGKILL, SIGSTOP, SIGCONT) to one of your descendants.',
-    args: z.object({ pid: PidSchema, signal: SignalSchema }).strict(),
+    description: 'Send a signal (SIGTERM, SIGKILL, SIGSTOP, SIGCONT) to one of your children; with cascade: true, to its whole process group (it and all its descendants).',
+    args: z.object({ pid: PidSchema, signal: SignalSchema, cascade: z.boolean().optional() }).strict(),
     replay: 'idempotent',
   }),
   request_capability: spec({
@@ -168,6 +169,7 @@ export const SYSCALLS = {
     // GET, HEAD and OPTIONS are safe to issue twice; anything else might not be.
     replay: (a) => (a.method === 'GET' || a.method === 'HEAD' || a.method === 'OPTIONS' ? 'idempotent' : 'unsafe'),
   }),
+  ...IPC_SYSCALLS,
 } as const;
 
 export type SyscallName = keyof typeof SYSCALLS;

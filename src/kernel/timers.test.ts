@@ -59,10 +59,10 @@ describe('earliest and due', () => {
 
 describe('armable', () => {
   const EXPECTED: Record<ProcessState, string[]> = {
-    ready: ['run', 'outbox', 'fault'],
-    running: ['run', 'outbox', 'fault'],
-    sleeping: ['wake', 'outbox', 'fault'],
-    waiting: ['wait_timeout', 'outbox', 'fault'],
+    ready: ['run', 'outbox', 'fault', 'term'],
+    running: ['run', 'outbox', 'fault', 'term'],
+    sleeping: ['wake', 'outbox', 'fault', 'term'],
+    waiting: ['wait_timeout', 'outbox', 'fault', 'term'],
     stopped: ['outbox'],
     zombie: ['outbox'],
     terminated: ['outbox'],

@@ -8,7 +8,8 @@
  */
 import type { ExitStatus, Pcb, ProcessState } from './pcb.ts';
 
-export const TIMER_KINDS = ['run', 'wake', 'wait_timeout', 'outbox', 'fault'] as const;
+/** `term`: the end of a SIGTERM grace period (src/process/signals.ts). */
+export const TIMER_KINDS = ['run', 'wake', 'wait_timeout', 'outbox', 'fault', 'term'] as const;
 export type TimerKind = (typeof TIMER_KINDS)[number];
 
 export interface Timer {
@@ -34,10 +35,10 @@ export function armable(state: ProcessState, timers: readonly Timer[]): Timer[] 
 }
 
 const ARMABLE: Readonly<Record<ProcessState, readonly TimerKind[]>> = {
-  ready: ['run', 'outbox', 'fault'],
-  running: ['run', 'outbox', 'fault'],
-  sleeping: ['wake', 'outbox', 'fault'],
-  waiting: ['wait_timeout', 'outbox', 'fault'],
+  ready: ['run', 'outbox', 'fault', 'term'],
+  running: ['run', 'outbox', 'fault', 'term'],
+  sleeping: ['wake', 'outbox', 'fault', 'term'],
+  waiting: ['wait_timeout', 'outbox', 'fault', 'term'],
   stopped: ['outbox'],
   zombie: ['outbox'],
   terminated: ['outbox'],

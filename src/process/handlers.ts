@@ -14,6 +14,8 @@ import { normalizePath } from '../kernel/paths.ts';
 import type { ExitStatus, Pcb, Signal, Wait } from '../kernel/pcb.ts';
 import { MAX_FETCH_BYTES, type SyscallArgs, type SyscallName } from '../kernel/syscalls.ts';
 import type { ProcessFs } from './fs.ts';
+import { IPC_HANDLERS } from './ipc-handlers.ts';
+import type { Mailbox } from './mailbox.ts';
 import type { ProcessStore } from './store.ts';
 
 export type Directive =
@@ -34,7 +36,11 @@ export interface SyscallContext {
   /** A key unique to this journal entry: idempotency key for effects on other objects. */
   readonly callKey: string;
   spawnChild(args: SyscallArgs<'spawn'>, callKey: string): Promise<{ pid: string }>;
-  signalChild(pid: string, signal: Signal): Promise<{ delivered: boolean; state: string }>;
+  signalChild(pid: string, signal: Signal, cascade?: boolean): Promise<{ delivered: boolean; state: string }>;
+  /** This process's mailbox (send, recv, publish). */
+  readonly mailbox: Mailbox;
+  /** D1: the topic registry (subscriptions). */
+  readonly db: D1Database;
   fetch(request: Request): Promise<Response>;
   /** Whether another request (a redirect hop) may go out without asking: null if so, else why not. */
   mayFetch(url: string, method: string): string | null;
@@ -47,7 +53,7 @@ export interface SyscallContext {
   knownSteps(): Set<number>;
 }
 
-type Handlers = { readonly [N in SyscallName]: (args: SyscallArgs<N>, ctx: SyscallContext) => Promise<Directive> | Directive };
+export type Handlers = { readonly [N in SyscallName]: (args: SyscallArgs<N>, ctx: SyscallContext) => Promise<Directive> | Directive };
 
 /** Bytes of a fetched body the model sees in its context; the rest is only in save_to. */
 export const FETCH_CONTEXT_CHARS = 64 * 1024;
@@ -121,7 +127,7 @@ export const HANDLERS: Handlers = {
   kill: async (args, ctx) => {
     const child = ctx.store.child(args.pid);
     if (!child) throw new KernelError('EPERM', `process ${args.pid} is not a child of this process; only children can be signalled`, { pid: args.pid });
-    return result(await ctx.signalChild(args.pid, args.signal));
+    return result(await ctx.signalChild(args.pid, args.signal, args.cascade ?? false));
   },
 
   request_capability: (args) => {
@@ -234,4 +240,6 @@ export const HANDLERS: Handlers = {
     };
     return result(value, savePath ? () => void ctx.fs.write(savePath, text, false, ctx.now) : undefined);
   },
+
+  ...IPC_HANDLERS,
 };

@@ -30,10 +30,23 @@ import { countTokens } from '../llm/tokens.ts';
 import { ProcessFs } from './fs.ts';
 import { type EventRow, type JournalRow, ProcessStore } from './store.ts';
 import { upsertProcessRow } from './table.ts';
+import { isOutsideSender, type WireMessage } from '../kernel/ipc.ts';
+import { type DeliveryOutcome, Mailbox } from './mailbox.ts';
+import { initPid } from './init.ts';
+import { DEFAULT_TERM_GRACE_MS, TERM_PENDING, beginTermination, termAtStepBoundary, termOverdue, termState } from './signals.ts';
 
 export interface ProcessRpcTarget {
   childExited(child: string, exit: ExitStatus): Promise<{ reap: boolean }>;
   reap(by: string): Promise<Result<Pcb>>;
+  signal(sig: Signal, from: string, tenant: string | null, cascade?: boolean): Promise<Result<Pcb>>;
+  deliverMessages(messages: WireMessage[]): Promise<DeliveryOutcome[]>;
+  adopt(tenant: string, child: string, name: string, from: string): Promise<Result<{ pid: string }>>;
+  reparent(init: string, oldParent: string): Promise<void>;
+}
+
+/** How queued messages leave a process (src/ipc/transport.ts): direct RPC, the Queue, or both. */
+export interface IpcTransport {
+  deliver(messages: readonly WireMessage[]): Promise<void>;
 }
 
 export interface RuntimeDeps {
@@ -48,11 +61,14 @@ export interface RuntimeDeps {
   readonly onEvent: (event: EventRow) => void;
   /** A shard of an LLM pool's scheduler (src/process/slice.ts); absent: nothing is scheduled. */
   readonly scheduler?: (pool: string, shard: number) => { release(req: { pool: string; shard: number; shards: number; ticket: string; outcome: Outcome }): Promise<unknown> };
+  /** Delivers `ipc` outbox rows; without it they go by direct RPC to the recipient. */
+  readonly ipc?: IpcTransport;
+  /** SIGTERM's grace period (default 30 s). */
+  readonly termGraceMs?: number;
 }
 
 /** Meta keys. */
 const FAULTS = 'faults';
-const TERM_PENDING = 'term_pending';
 const AUDIT_SEQ = 'audit_seq';
 const TABLE_DIRTY = 'table_dirty';
 
@@ -61,7 +77,10 @@ export type OutboxMessage =
   | { readonly kind: 'audit'; readonly record: AuditRecord }
   | { readonly kind: 'child_exited'; readonly parent: string; readonly child: string; readonly exit: ExitStatus }
   | { readonly kind: 'reap'; readonly child: string; readonly by: string }
-  | { readonly kind: 'sched_release'; readonly pool: string; readonly shard: number; readonly shards: number; readonly ticket: string; readonly outcome: Outcome };
+  | { readonly kind: 'sched_release'; readonly pool: string; readonly shard: number; readonly shards: number; readonly ticket: string; readonly outcome: Outcome }
+  | { readonly kind: 'ipc'; readonly message: WireMessage }
+  | { readonly kind: 'signal'; readonly pid: string; readonly signal: Signal; readonly from: string; readonly cascade: boolean }
+  | { readonly kind: 'orphan'; readonly child: string; readonly name: string; readonly tenant: string; readonly parent: string };
 
 function untrustedSource(argsJson: string): string {
   try {
@@ -71,9 +90,16 @@ function untrustedSource(argsJson: string): string {
   }
 }
 
+/** A message received from outside the process world (HTTP, a webhook) is untrusted content. */
+function outsideSource(value: unknown): string | null {
+  const from = (value as { from?: unknown } | null)?.from;
+  return typeof from === 'string' && isOutsideSender(from) ? `a message from ${from}` : null;
+}
+
 export class ProcessRuntime {
   readonly store: ProcessStore;
   readonly fs: ProcessFs;
+  readonly mailbox: Mailbox;
   readonly deps: RuntimeDeps;
   #armedAt: number | null | undefined;
   #index: LexicalIndex | null = null;
@@ -83,6 +109,7 @@ export class ProcessRuntime {
     this.deps = deps;
     this.store = new ProcessStore(deps.storage);
     this.fs = new ProcessFs(this.store.sql);
+    this.mailbox = new Mailbox(this);
   }
 
   get now(): number {
@@ -223,7 +250,7 @@ export class ProcessRuntime {
 
   // --- signals, children, reaping -------------------------------------------------------------------
 
-  signal(sig: Signal, from: string): Result<Pcb> {
+  signal(sig: Signal, from: string, cascade = false): Result<Pcb> {
     const pcb = this.pcb();
     if (!pcb) return fail('ENOENT', 'no such process');
     if (!LIVE_STATES.has(pcb.state)) {
@@ -231,15 +258,18 @@ export class ProcessRuntime {
     }
     let result: Result<Pcb> = ok(pcb);
     this.store.transaction(() => {
-      this.emit('signal', { signal: sig, from });
+      this.emit('signal', { signal: sig, from, ...(cascade ? { cascade } : {}) });
+      // The process group: the signal goes on to every live child (and from each, to its children),
+      // through the outbox, so it reaches the whole subtree even if this object dies now.
+      if (cascade) for (const c of this.store.children()) if (c.status === 'live') this.send({ kind: 'signal', pid: c.pid, signal: sig, from, cascade: true });
       switch (sig) {
         case 'SIGKILL':
           this.exit({ code: 'SIGKILL', reason: `killed by ${from}` });
           break;
         case 'SIGTERM':
-          // A running step finishes the syscall it is in, then the process ends at that boundary.
-          if (pcb.state === 'running') this.store.setMeta(TERM_PENDING, from);
-          else this.exit({ code: 'SIGTERM', reason: `terminated by ${from}` });
+          // A stopped process cannot clean up: it ends now. Any other gets its clean-up step (./signals.ts).
+          if (pcb.state === 'stopped') this.exit({ code: 'SIGTERM', reason: `terminated by ${from}` });
+          else beginTermination(this, from, this.deps.termGraceMs ?? DEFAULT_TERM_GRACE_MS);
           break;
         case 'SIGSTOP':
           result = this.tryApply({ type: 'stop' });
@@ -257,9 +287,19 @@ export class ProcessRuntime {
     return result.ok ? ok(this.mustPcb()) : result;
   }
 
-  /** SIGTERM that arrived during a step; the step loop checks it at each syscall boundary. */
+  /** Who sent a pending SIGTERM, if one is pending. */
   termPending(): string | undefined {
-    return this.store.getMeta<string>(TERM_PENDING) ?? undefined;
+    return termState(this)?.from;
+  }
+
+  /** At a step boundary: who terminated the process if it must end now (./signals.ts). */
+  termAtStepBoundary(): string | null {
+    return termAtStepBoundary(this);
+  }
+
+  /** Between syscalls: who terminated the process if its grace period is over. */
+  termOverdue(): string | null {
+    return termOverdue(this);
   }
 
   /**
@@ -270,7 +310,7 @@ export class ProcessRuntime {
     const pcb = this.apply({ type: 'exit', status });
     const blocked = this.store.blockedEntry();
     if (blocked) this.completeEntry(blocked, { ok: false, error: { code: 'EINTR', message: 'the process exited while this call was blocked' } });
-    for (const t of ['run', 'wake', 'wait_timeout', 'fault'] as const) this.store.clearTimer(t);
+    for (const t of ['run', 'wake', 'wait_timeout', 'fault', 'term'] as const) this.store.clearTimer(t);
     this.store.setMeta(TERM_PENDING, null);
     this.emit('exit', status);
     this.audit('lifecycle', 'exit', typeof status.code === 'number' && status.code === 0 ? 'ok' : 'error', String(status.code), status);
@@ -278,8 +318,13 @@ export class ProcessRuntime {
       if (child.status === 'exited') {
         this.store.setChildStatus(child.pid, 'reaped', null);
         this.send({ kind: 'reap', child: child.pid, by: pcb.pid });
+      } else if (child.status === 'live') {
+        // An orphan: the tenant's init process becomes its parent (./init.ts).
+        this.send({ kind: 'orphan', child: child.pid, name: child.name, tenant: pcb.tenant, parent: pcb.pid });
       }
     }
+    // An exited process receives no more topic messages.
+    this.send({ kind: 'd1', statement: { sql: 'DELETE FROM subscriptions WHERE tenant = ? AND pid = ?', params: [pcb.tenant, pcb.pid] } });
     if (pcb.ppid) this.send({ kind: 'child_exited', parent: pcb.ppid, child: pcb.pid, exit: status });
     else this.apply({ type: 'reap' });
   }
@@ -295,6 +340,9 @@ export class ProcessRuntime {
     this.store.transaction(() => {
       this.store.setChildStatus(childPid, 'exited', JSON.stringify(exit));
       this.emit('child_exited', { pid: childPid, exit });
+      // SIGCHLD: the exit also lands in the mailbox, so a parent blocked in recv learns of it.
+      this.emit('signal', { signal: 'SIGCHLD', from: childPid });
+      this.mailbox.sigchld(pcb, childPid, exit);
       // The child learns it was reaped from this answer; no separate reap message is needed.
       reaped = this.recheckWait(false);
     });
@@ -304,6 +352,10 @@ export class ProcessRuntime {
   /** If the process is waiting for a child that has exited, complete the wait. Returns whether a child was reaped. */
   recheckWait(tellChild = true): boolean {
     const pcb = this.mustPcb();
+    if (pcb.state === 'waiting' && pcb.wait?.reason === 'message') {
+      this.mailbox.recheck();
+      return false;
+    }
     if (pcb.state !== 'waiting' || pcb.wait?.reason !== 'child') return false;
     const want = pcb.wait.pid ?? null;
     const exited = this.store.children().find((c) => c.status === 'exited' && (want === null || c.pid === want));
@@ -339,7 +391,7 @@ export class ProcessRuntime {
     this.store.markDone(row.step, row.idx, JSON.stringify(result));
     const via = row.call_id.startsWith('text-') ? 'text' : 'native';
     // Content from outside the operator's trust is labelled as it enters the context.
-    const source = result.ok && row.name === 'net_fetch' ? untrustedSource(row.args) : null;
+    const source = result.ok && row.name === 'net_fetch' ? untrustedSource(row.args) : result.ok && row.name === 'recv' ? outsideSource(result.value) : null;
     this.addPage(row.step, { kind: 'result', call_id: row.call_id, name: row.name, via, result, ...(source ? { untrusted: true, source } : {}) });
     const pcb = this.mustPcb();
     this.store.savePcb({ ...pcb, usage: { ...pcb.usage, syscalls: pcb.usage.syscalls + 1 } });
@@ -424,6 +476,7 @@ export class ProcessRuntime {
   /** Release all storage (the process is removed). */
   async destroy(): Promise<void> {
     await this.store.destroy();
+    this.mailbox.reset();
     this.#armedAt = null;
     this.#index = null;
   }
@@ -467,9 +520,13 @@ export class ProcessRuntime {
             this.#settleApproval(current.wait.approval_id, 'expired', null, 'the approval request expired before anyone decided', 'kernel');
             if (entry) this.completeEntry(entry, { ok: false, error: { code: 'EPERM', message: 'the approval request expired before an operator decided; the call was not made' } });
           } else if (entry) {
-            this.completeEntry(entry, { ok: false, error: { code: 'ETIMEDOUT', message: 'wait timed out before a child exited' } });
+            const what = current.wait?.reason === 'message' ? 'no matching message arrived before the timeout' : 'wait timed out before a child exited';
+            this.completeEntry(entry, { ok: false, error: { code: 'ETIMEDOUT', message: what } });
           }
           this.wake();
+        } else if (timer.kind === 'term' && LIVE_STATES.has(current.state)) {
+          const term = termState(this);
+          this.exit({ code: 'SIGTERM', reason: `terminated by ${term?.from ?? 'a signal'}; the grace period ran out` });
         }
       });
     }
@@ -562,6 +619,7 @@ export class ProcessRuntime {
       const messages = rows.map((r) => ({ id: r.id, attempts: r.attempts, message: JSON.parse(r.payload) as OutboxMessage }));
       const sql = messages.filter((m) => m.message.kind === 'd1');
       const audits = messages.filter((m) => m.message.kind === 'audit');
+      const mail = messages.filter((m) => m.message.kind === 'ipc');
       try {
         if (audits.length > 0) {
           const byTenant = new Map<string, AuditRecord[]>();
@@ -580,8 +638,14 @@ export class ProcessRuntime {
           await this.deps.db.batch(stmts);
           this.store.deleteOutbox(sql.map((m) => m.id));
         }
+        if (mail.length > 0) {
+          const wire = mail.map((m) => (m.message as Extract<OutboxMessage, { kind: 'ipc' }>).message);
+          if (this.deps.ipc) await this.deps.ipc.deliver(wire);
+          else await this.#deliverDirect(wire);
+          this.store.deleteOutbox(mail.map((m) => m.id));
+        }
         for (const m of messages) {
-          if (m.message.kind === 'd1' || m.message.kind === 'audit') continue;
+          if (m.message.kind === 'd1' || m.message.kind === 'audit' || m.message.kind === 'ipc') continue;
           await this.#deliver(m.message);
           this.store.deleteOutbox([m.id]);
         }
@@ -626,9 +690,34 @@ export class ProcessRuntime {
       case 'sched_release':
         if (this.deps.scheduler) await this.deps.scheduler(message.pool, message.shard).release(message);
         return;
+      case 'signal': {
+        const r = await this.deps.process(message.pid).signal(message.signal, message.from, null, message.cascade);
+        // A member of the group that has exited or is gone needs no signal; anything else is retried.
+        if (!r.ok && r.error.code !== 'ESTATE' && r.error.code !== 'ENOENT') throw KernelError.fromValue(r.error);
+        return;
+      }
+      case 'orphan': {
+        const init = await initPid(message.tenant);
+        const adopted = await this.deps.process(init).adopt(message.tenant, message.child, message.name, message.parent);
+        if (!adopted.ok) throw KernelError.fromValue(adopted.error);
+        await this.deps.process(message.child).reparent(init, message.parent);
+        return;
+      }
       case 'd1':
       case 'audit':
+      case 'ipc':
         return;
+    }
+  }
+
+  /** Without a transport: one RPC per recipient, in order. A refused message throws, so the outbox retries. */
+  async #deliverDirect(messages: readonly WireMessage[]): Promise<void> {
+    const byRecipient = new Map<string, WireMessage[]>();
+    for (const m of messages) byRecipient.set(m.to, [...(byRecipient.get(m.to) ?? []), m]);
+    for (const [to, batch] of byRecipient) {
+      const outcomes = await this.deps.process(to).deliverMessages(batch);
+      const stuck = outcomes.find((o) => o.status === 'retry' || o.status === 'dead');
+      if (stuck) throw new KernelError('EAGAIN', `message ${stuck.id} to ${to} was not accepted (${stuck.status}${stuck.reason ? `: ${stuck.reason}` : ''})`);
     }
   }
 }

@@ -51,7 +51,7 @@ export interface StepDeps {
   readonly provider?: (pcb: Pcb, image: ImageMeta) => LlmProvider;
   readonly fetch: (request: Request) => Promise<Response>;
   readonly spawnChild: (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string, untrusted: boolean) => Promise<{ pid: string }>;
-  readonly signalChild: (parent: Pcb, pid: string, signal: Signal) => Promise<{ delivered: boolean; state: string }>;
+  readonly signalChild: (parent: Pcb, pid: string, signal: Signal, cascade?: boolean) => Promise<{ delivered: boolean; state: string }>;
   readonly sliceSteps?: number;
   /** How long an approval request stays open before the call fails with EPERM. */
   readonly approvalTtlMs?: number;
@@ -97,7 +97,8 @@ export class StepLoop {
         rt.store.finishStep(step);
         step = null;
       }
-      const term = rt.termPending();
+      // After a SIGTERM, the step under way finishes and one clean-up step follows (./signals.ts).
+      const term = step === null ? rt.termAtStepBoundary() : rt.termOverdue();
       if (term) {
         rt.store.transaction(() => rt.exit({ code: 'SIGTERM', reason: `terminated by ${term}` }));
         return;
@@ -298,7 +299,6 @@ export class StepLoop {
         if (rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0)) return 'untrusted content is in the context; fetch the new URL yourself (it will ask for approval)';
         return null;
       },
-      signalChild: (pid: string, signal: Signal) => deps.signalChild(pcb, pid, signal),
       searchSwapped: (query: string) => searchSwapped(rt, query, rt.mustPcb().usage.steps),
       recall: (steps: readonly number[]) => recallSteps(rt, steps, row.step),
       stepState: (step: number) => {
@@ -307,6 +307,9 @@ export class StepLoop {
         if (rt.store.recalledSteps().has(step)) return 'recalled';
         return rt.store.pageMeta().some((p) => p.step === step && !p.resident) ? 'swapped' : 'resident';
       },
+      signalChild: (pid: string, signal: Signal, cascade?: boolean) => deps.signalChild(pcb, pid, signal, cascade),
+      mailbox: rt.mailbox,
+      db: rt.deps.db,
       knownSteps: () => new Set(rt.store.pageMeta().map((p) => p.step)),
       fetch: deps.fetch,
     };
@@ -319,9 +322,9 @@ export class StepLoop {
     for (const row of rt.store.journal(step)) {
       if (row.status === 'done') continue;
       if (rt.mustPcb().state !== 'running') return 'interrupted';
-      const term = rt.termPending();
+      const term = rt.termOverdue();
       if (term) {
-        rt.store.transaction(() => rt.exit({ code: 'SIGTERM', reason: `terminated by ${term}` }));
+        rt.store.transaction(() => rt.exit({ code: 'SIGTERM', reason: `terminated by ${term}; the grace period ran out` }));
         return 'exited';
       }
       const entry = JSON.parse(row.args) as JournalArgs;

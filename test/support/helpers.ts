@@ -79,3 +79,11 @@ export async function runTree(pid: string, states: readonly string[] = ['termina
   }
   return pcbOf(pid);
 }
+
+/**
+ * The children a process spawned, from its own event log. (`ps ?ppid=` stops listing them once the
+ * parent has exited: orphans are re-parented to the tenant's init process.)
+ */
+export async function childrenOf(pid: string): Promise<string[]> {
+  return (await eventsOf(pid)).filter((e) => e.type === 'syscall' && e.data.name === 'spawn' && e.data.ok === true).map((e) => (e.data.result as { pid: string }).pid);
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+/**
+ * IPC benchmark: message latency (p50/p99) and aggregate throughput between many process pairs,
+ * side by side with a plain Durable Object RPC between the same objects, in one run.
+ *
+ *   node scripts/bench/ipc/run.mjs                 # 16 pairs, 200 messages each, 3 rounds
+ *   node scripts/bench/ipc/run.mjs --pairs 32 --msgs 300 --rounds 3 --quick
+ *
+ * Starts scripts/bench/ipc/worker.ts through wrangler's DevEnv (fresh temp state, removed after).
+ * Arms, alternated per round: `rpc` (the floor: a no-op RPC sender → recipient), `send` (the kernel's
+ * fast path: commit + direct RPC + recipient apply, one message per commit), `send×50` (a step that
+ * sends 50 messages: one commit, one RPC carrying all 50), and once `queue` (every message through
+ * the local Queue; latency = recipient arrival − send, as the recipient records them).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
+process.env.WRANGLER_SEND_METRICS ??= 'false';
+const { unstable_DevEnv } = await import('wrangler');
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../../..');
+const o = { pairs: 16, msgs: 200, rounds: 3, queueMsgs: 50 };
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i];
+  if (a === '--pairs') o.pairs = Number(argv[++i]);
+  else if (a === '--msgs') o.msgs = Number(argv[++i]);
+  else if (a === '--rounds') o.rounds = Number(argv[++i]);
+  else if (a === '--queue-msgs') o.queueMsgs = Number(argv[++i]);
+  else if (a === '--quick') Object.assign(o, { pairs: 4, msgs: 50, rounds: 1, queueMsgs: 10 });
+  else throw new Error(`unknown argument ${a}`);
+}
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+};
+const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+
+const stateDir = mkdtempSync(path.join(os.tmpdir(), 'agentos-bench-ipc-'));
+let worker;
+try {
+  const devEnv = new unstable_DevEnv();
+  const started = new Promise((resolve, reject) => {
+    devEnv.on('reloadComplete', (ev) => {
+      const u = ev?.proxyData?.userWorkerUrl;
+      if (u) resolve(`${u.protocol}//${u.hostname}:${u.port}`);
+    });
+    devEnv.on('error', (ev) => reject(new Error(`the bench Worker did not start: ${ev?.reason ?? ev?.message ?? ev}`)));
+    setTimeout(() => reject(new Error('the bench Worker did not start within 120 s')), 120_000).unref();
+  });
+  worker = await devEnv.startWorker({
+    config: path.join(here, 'wrangler.toml'),
+    bindings: { AGENTOS_ADMIN_TOKEN: { type: 'secret_text', value: `bench-${randomBytes(8).toString('hex')}` } },
+    dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: false, watch: false, logLevel: 'warn', persist: stateDir },
+  });
+  const base = await started;
+  const post = async (p, body) => {
+    const r = await fetch(`${base}${p}`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
+    const t = await r.text();
+    if (!r.ok) throw new Error(`${p} → ${r.status}: ${t.slice(0, 300)}`);
+    return JSON.parse(t);
+  };
+  const migrations = readdirSync(path.join(root, 'migrations')).filter((n) => n.endsWith('.sql')).sort();
+  await post('/setup', migrations.map((n) => readFileSync(path.join(root, 'migrations', n), 'utf8')).join(';\n'));
+  const { pairs } = await post(`/pairs?n=${o.pairs}`, '');
+  console.error(`worker ${base}; ${pairs.length} pairs`);
+  // Warm up every object and code path.
+  await post('/run', { pairs, kind: 'ping', n: 5 });
+  await post('/run', { pairs, kind: 'send', n: 5 });
+
+  const arms = { rpc: { lat: [], msgs: 0, ms: 0 }, send: { lat: [], msgs: 0, ms: 0 }, send50: { lat: [], msgs: 0, ms: 0 } };
+  for (let r = 0; r < o.rounds; r++) {
+    for (const [arm, body] of [
+      ['rpc', { kind: 'ping', n: o.msgs }],
+      ['send', { kind: 'send', n: o.msgs, batch: 1 }],
+      ['send50', { kind: 'send', n: o.msgs * 5, batch: 50 }],
+    ]) {
+      const res = await post('/run', { pairs, ...body });
+      arms[arm].lat.push(...res.latencies);
+      arms[arm].msgs += pairs.length * body.n;
+      arms[arm].ms += res.wall_ms;
+      console.error(`round ${r + 1} ${arm}: ${res.wall_ms} ms`);
+    }
+  }
+  // The Queue path: every message through the local Queue; latency from the recipient's records.
+  const before = await Promise.all(pairs.map((p) => fetch(`${base}/mailbox?pid=${p.recipient}`).then((x) => x.json())));
+  const tq = Date.now();
+  await post('/run', { pairs, kind: 'send', n: o.queueMsgs, batch: 1, mode: 'queue' });
+  let after;
+  for (;;) {
+    after = await Promise.all(pairs.map((p) => fetch(`${base}/mailbox?pid=${p.recipient}`).then((x) => x.json())));
+    if (after.every((a, i) => a.count >= before[i].count + o.queueMsgs) || Date.now() - tq > 120_000) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  const queueMs = Date.now() - tq;
+  const queueDelays = after.flatMap((a) => a.delays.slice(0, o.queueMsgs));
+
+  const rpcP50 = pct(arms.rpc.lat, 50);
+  console.log(`\n### IPC: ${pairs.length} pairs, ${o.msgs} messages per pair and round, ${o.rounds} rounds (${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(2)})\n`);
+  console.log('| path | p50 ms | p99 ms | p50 vs RPC | aggregate msgs/s |');
+  console.log('|---|---|---|---|---|');
+  const row = (name, a, per = 1) => console.log(`| ${name} | ${f(pct(a.lat, 50))} | ${f(pct(a.lat, 99))} | ${f(pct(a.lat, 50) / rpcP50)}× | ${f((a.msgs / a.ms) * 1000, 0)} |`);
+  row('direct DO RPC (floor, no-op)', arms.rpc);
+  row('send, fast path (1 message per commit)', arms.send);
+  row('send, 50 messages per commit (latency per commit)', arms.send50);
+  console.log(`| send through the Queue (arrival − send) | ${f(pct(queueDelays, 50), 0)} | ${f(pct(queueDelays, 99), 0)} | ${f(pct(queueDelays, 50) / rpcP50, 0)}× | ${f((pairs.length * o.queueMsgs / queueMs) * 1000, 0)} |`);
+} finally {
+  await worker?.dispose?.().catch(() => {});
+  rmSync(stateDir, { recursive: true, force: true });
+}

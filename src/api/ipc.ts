@@ -1,0 +1,249 @@
+/**
+ * IPC routes: deliver a message from outside, inspect a mailbox and the dead letters, and manage and
+ * run webhook routes. Everything is scoped to the caller's tenant.
+ *
+ * POST /v1/hooks/:name is the one route an outside system calls without a bearer token: a route
+ * with a secret authenticates the caller by an HMAC-SHA256 signature over the raw body
+ * (`x-agentos-signature: sha256=<hex>`, compared in constant time); a bad or missing signature is
+ * 401 and nothing is delivered. A route without a secret needs an operator token of its tenant.
+ */
+import { z } from 'zod';
+import { processStub } from '../../durable/agent-process.ts';
+import { KernelError } from '../kernel/errors.ts';
+import { CorrelationIdSchema, MAX_MESSAGE_BYTES, type WireMessage, checkSize } from '../kernel/ipc.ts';
+import { IMAGE_NAMES } from '../kernel/images.ts';
+import { PID_PATTERN, PidSchema } from '../kernel/pcb.ts';
+import { childPid, resolveSpawn } from '../kernel/spawn.ts';
+import { checkModel } from '../llm/index.ts';
+import { deadLetterOf, listDeadLetters, recordDeadLetters } from '../ipc/dead-letters.ts';
+import { authenticate, roleAtLeast, safeEqual } from './auth.ts';
+import { E, intParam, unwrap } from './common.ts';
+import type { ApiRegistry } from './registry.ts';
+
+const HookNameSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a hook name is 1-63 lowercase letters, digits, "_" or "-"');
+export const SIGNATURE_HEADER = 'x-agentos-signature';
+/** An idempotency key from the caller (GitHub's X-GitHub-Delivery plays this role): redelivery is harmless. */
+export const DELIVERY_HEADER = 'x-agentos-delivery';
+
+const MessageBody = z
+  .object({
+    body: z.unknown(),
+    correlation_id: CorrelationIdSchema.optional(),
+    reply_to: PidSchema.optional(),
+    id: z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/).optional().describe('idempotency key: a second message with the same id is a duplicate'),
+  })
+  .strict();
+
+const HookRouteSchema = z.discriminatedUnion('action', [
+  z.object({ name: HookNameSchema, action: z.literal('deliver'), pid: PidSchema, secret: z.string().min(16).max(256).optional() }).strict(),
+  z.object({ name: HookNameSchema, action: z.literal('spawn'), image: z.string().refine((i) => IMAGE_NAMES.includes(i), `one of: ${IMAGE_NAMES.join(', ')}`), secret: z.string().min(16).max(256).optional() }).strict(),
+]);
+
+type HookRow = { name: string; tenant: string; action: 'deliver' | 'spawn'; pid: string | null; image: string | null; secret: string | null; created_at: number; created_by: string };
+const publicHook = (r: HookRow) => ({ name: r.name, action: r.action, pid: r.pid, image: r.image, signed: r.secret !== null, created_at: r.created_at, created_by: r.created_by });
+
+function pidOf(raw: string): string {
+  if (!PID_PATTERN.test(raw)) throw new KernelError('ENOENT', `no process with pid "${raw.slice(0, 64)}"`, { pid: raw.slice(0, 64) });
+  return raw;
+}
+
+async function hmacHex(secret: string, body: Uint8Array): Promise<string> {
+  const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const mac = await crypto.subtle.sign('HMAC', key, body);
+  return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Read a raw body with a cap (E2BIG past it). */
+async function readRaw(request: Request, limit: number): Promise<Uint8Array> {
+  const reader = request.body?.getReader();
+  if (!reader) return new Uint8Array(0);
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      throw new KernelError('E2BIG', `the payload exceeds ${limit} bytes (one message); send a reference to larger data instead`, { limit });
+    }
+    parts.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/** Deliver one outside message into a mailbox now. An undeliverable one is dead-lettered and reported. */
+async function deliverOutside(env: Env, message: WireMessage): Promise<{ id: string; status: 'applied' | 'duplicate' | 'held' }> {
+  checkSize(message);
+  const [outcome] = await processStub(env, message.to).deliverMessages([message]);
+  if (!outcome) throw new KernelError('EFAULT', 'the recipient gave no answer for the message');
+  if (outcome.status === 'dead') {
+    await recordDeadLetters(env.DB, [deadLetterOf(message, outcome.code ?? 'ENOENT', outcome.reason ?? 'undeliverable')], Date.now());
+    throw new KernelError(outcome.code ?? 'ENOENT', outcome.code === 'ESTATE' ? `process ${message.to} has exited; the message was dead-lettered` : `no process with pid "${message.to}"; the message was dead-lettered`, { id: message.id, dead_letter: true });
+  }
+  if (outcome.status === 'retry') throw new KernelError('EAGAIN', 'the recipient cannot take the message right now; retry shortly');
+  return { id: message.id, status: outcome.status };
+}
+
+const outsideMessage = (tenant: string, from: string, to: string, id: string, body: unknown, extra: { correlation_id?: string | undefined; reply_to?: string | undefined } = {}): WireMessage => ({
+  id,
+  tenant,
+  from,
+  to,
+  channel: null,
+  seq: null,
+  topic: null,
+  correlation_id: extra.correlation_id ?? null,
+  reply_to: extra.reply_to ?? null,
+  body,
+  sent_at: Date.now(),
+});
+
+export function registerIpc(api: ApiRegistry): void {
+  api.route(
+    {
+      method: 'post',
+      path: '/v1/processes/:pid/messages',
+      summary: "Deliver a message to a process's mailbox from outside",
+      tag: 'ipc',
+      role: 'operator',
+      params: z.object({ pid: z.string() }),
+      body: MessageBody,
+      responses: { 202: { description: 'in the mailbox (status applied, or duplicate for a repeated id)' }, 404: E('unknown pid (dead-lettered)'), 409: E('the process has exited (dead-lettered)'), 413: E('over 128 KB') },
+    },
+    async ({ params, body, c, principal }) => {
+      const id = `api:${principal.tenant}:${body.id ?? crypto.randomUUID()}`;
+      const m = outsideMessage(principal.tenant, `api:${principal.token_id}`, pidOf(params.pid), id, body.body ?? null, body);
+      return c.json(await deliverOutside(c.env, m), 202);
+    },
+  );
+
+  api.route(
+    {
+      method: 'get',
+      path: '/v1/processes/:pid/mailbox',
+      summary: 'The mailbox: messages newest first (queued, received or all), and counts',
+      tag: 'ipc',
+      role: 'reader',
+      params: z.object({ pid: z.string() }),
+      query: z.object({ status: z.enum(['queued', 'received', 'all']).default('all'), limit: intParam(50, 1, 500), before: z.string().regex(/^\d+$/).transform(Number).optional() }),
+      responses: { 200: { description: 'the mailbox' }, 404: E('unknown pid') },
+    },
+    async ({ params, query, c, principal }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).mailbox(principal.tenant, query.status, query.limit, query.before ?? null))),
+  );
+
+  api.route(
+    {
+      method: 'get',
+      path: '/v1/dead-letters',
+      summary: 'Messages that could not be delivered, newest first',
+      tag: 'ipc',
+      role: 'reader',
+      query: z.object({ limit: intParam(50, 1, 500), cursor: z.string().regex(/^\d+\..+$/, 'use next_cursor from a previous page').optional() }),
+      responses: { 200: { description: 'dead letters' } },
+    },
+    async ({ query, c, principal }) => c.json(await listDeadLetters(c.env.DB, principal.tenant, query.limit, query.cursor)),
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/v1/hooks',
+      summary: 'Create or replace a webhook route: deliver to a mailbox, or spawn from an image',
+      tag: 'ipc',
+      role: 'operator',
+      body: HookRouteSchema,
+      responses: { 201: { description: 'the route (the secret is never shown again)' }, 400: E('invalid route'), 409: E('the name belongs to another tenant') },
+    },
+    async ({ body, c, principal }) => {
+      const existing = await c.env.DB.prepare('SELECT tenant FROM webhooks WHERE name = ?').bind(body.name).first<{ tenant: string }>();
+      if (existing && existing.tenant !== principal.tenant) throw new KernelError('EEXIST', `the hook name "${body.name}" is taken; choose another`);
+      const row: HookRow = {
+        name: body.name,
+        tenant: principal.tenant,
+        action: body.action,
+        pid: body.action === 'deliver' ? body.pid : null,
+        image: body.action === 'spawn' ? body.image : null,
+        secret: body.secret ?? null,
+        created_at: Date.now(),
+        created_by: principal.token_id,
+      };
+      await c.env.DB.prepare('INSERT OR REPLACE INTO webhooks (name, tenant, action, pid, image, secret, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .bind(row.name, row.tenant, row.action, row.pid, row.image, row.secret, row.created_at, row.created_by)
+        .run();
+      return c.json(publicHook(row), 201);
+    },
+  );
+
+  api.route(
+    { method: 'get', path: '/v1/hooks', summary: 'Webhook routes of your tenant', tag: 'ipc', role: 'reader', responses: { 200: { description: 'routes' } } },
+    async ({ c, principal }) => {
+      const { results } = await c.env.DB.prepare('SELECT * FROM webhooks WHERE tenant = ? ORDER BY name').bind(principal.tenant).all<HookRow>();
+      return c.json({ hooks: results.map(publicHook) });
+    },
+  );
+
+  api.route(
+    { method: 'delete', path: '/v1/hooks/:name', summary: 'Delete a webhook route', tag: 'ipc', role: 'operator', params: z.object({ name: z.string() }), responses: { 200: { description: 'deleted' }, 404: E('no such route') } },
+    async ({ params, c, principal }) => {
+      const r = await c.env.DB.prepare('DELETE FROM webhooks WHERE name = ? AND tenant = ?').bind(params.name, principal.tenant).run();
+      if (!r.meta.changes) throw new KernelError('ENOENT', `no hook named "${params.name.slice(0, 64)}"`);
+      return c.json({ deleted: params.name });
+    },
+  );
+
+  api.route(
+    {
+      method: 'post',
+      path: '/v1/hooks/:name',
+      summary: `Run a webhook route. Signed routes: ${SIGNATURE_HEADER}: sha256=<hex HMAC of the raw body>; others: a bearer token. Optional ${DELIVERY_HEADER}: an idempotency key.`,
+      tag: 'ipc',
+      role: 'public',
+      params: z.object({ name: z.string() }),
+      responses: { 202: { description: 'delivered or spawned' }, 401: E('bad or missing signature'), 404: E('no such route'), 413: E('payload over 128 KB') },
+    },
+    async ({ params, c }) => {
+      const hook = HookNameSchema.safeParse(params.name).success ? await c.env.DB.prepare('SELECT * FROM webhooks WHERE name = ?').bind(params.name).first<HookRow>() : null;
+      if (!hook) throw new KernelError('ENOENT', `no hook named "${params.name.slice(0, 64)}"`);
+      const raw = await readRaw(c.req.raw, MAX_MESSAGE_BYTES - 4096);
+      if (hook.secret !== null) {
+        const presented = (c.req.header(SIGNATURE_HEADER) ?? '').trim().toLowerCase();
+        const expected = `sha256=${await hmacHex(hook.secret, raw)}`;
+        if (!(await safeEqual(presented, expected))) throw new KernelError('EUNAUTH', presented ? 'the webhook signature does not match' : `this hook needs a ${SIGNATURE_HEADER} header: sha256=<hex HMAC-SHA256 of the body>`);
+      } else {
+        const principal = await authenticate(c.req.raw, c.env, Date.now());
+        if (principal.tenant !== hook.tenant) throw new KernelError('ENOENT', `no hook named "${params.name.slice(0, 64)}"`);
+        if (!roleAtLeast(principal.role, 'operator')) throw new KernelError('EPERM', 'running a hook needs the operator role');
+      }
+      const text = new TextDecoder().decode(raw);
+      let payload: unknown = text;
+      try {
+        payload = JSON.parse(text);
+      } catch {
+        // not JSON: delivered as text
+      }
+      const delivery = c.req.header(DELIVERY_HEADER)?.slice(0, 100) ?? crypto.randomUUID();
+      if (hook.action === 'deliver') {
+        const m = outsideMessage(hook.tenant, `hook:${hook.name}`, hook.pid ?? '', `hook:${hook.name}:${delivery}`, payload);
+        return c.json({ hook: hook.name, ...(await deliverOutside(c.env, m)) }, 202);
+      }
+      // spawn: the payload is the new process's task, marked untrusted; the same delivery spawns once.
+      const pid = await childPid(`hook/${hook.name}`, delivery);
+      const spec = unwrap(
+        resolveSpawn(
+          { name: `hook:${hook.name}`, task: text || '(empty webhook payload)', image: hook.image ?? 'default' },
+          { pid, tenant: hook.tenant, ppid: null, spawn_key: `hook/${hook.name}/${delivery}`, default_model: { provider: c.env.LLM_PROVIDER, model: c.env.LLM_MODEL }, untrusted: true },
+        ),
+      );
+      unwrap(checkModel(spec.model, c.env));
+      const pcb = unwrap(await processStub(c.env, pid).spawn(spec));
+      return c.json({ hook: hook.name, spawned: pcb.pid, state: pcb.state }, 202);
+    },
+  );
+}
