@@ -19,6 +19,8 @@ import { ProcessRuntime } from '../src/process/runtime.ts';
 import { StepLoop, type StepDeps } from '../src/process/step.ts';
 import type { EventRow } from '../src/process/store.ts';
 import { deleteProcessRow } from '../src/process/table.ts';
+import { SqlEmbeddingCache } from '../src/memory/embeddings.ts';
+import { type MemoryService, memoryService } from '../src/memory/service.ts';
 
 /**
  * The RPC surface of a process, as callers see it. Declared explicitly because the generated stub
@@ -67,6 +69,7 @@ export class AgentProcess extends DurableObject<Env> {
   readonly #rt: ProcessRuntime;
   readonly #loop: StepLoop;
   readonly #streams = new Set<WritableStreamDefaultWriter<Uint8Array>>();
+  #memory: MemoryService | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -89,6 +92,8 @@ export class AgentProcess extends DurableObject<Env> {
     const env = this.env;
     return {
       llm: env,
+      // Embeddings are cached in this object's SQLite too: recall queries and re-written texts repeat.
+      memory: () => (this.#memory ??= memoryService(env, new SqlEmbeddingCache(this.ctx.storage.sql))),
       approvalTtlMs: Math.max(1, Number(env.APPROVAL_TIMEOUT_SECONDS) || 86_400) * 1000,
       fetch: (request) => fetch(request),
       spawnChild: async (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string, untrusted: boolean) => {

@@ -5,6 +5,7 @@ import { createApp } from './api/app.ts';
 
 export { AgentProcess } from '../durable/agent-process.ts';
 export { AuditChain } from '../durable/audit-chain.ts';
+export { MemoryIndex } from '../durable/memory-index.ts';
 
 const app = createApp();
 

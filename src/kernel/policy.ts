@@ -42,6 +42,10 @@ export function requirementFor(call: ValidCall, ctx: PolicyContext): Requirement
       return { domain: 'spawn', count: ctx.children_spawned + 1 };
     case 'kill':
       return { domain: 'proc', right: 'signal' };
+    case 'mem_search':
+    case 'mem_write':
+    case 'mem_delete':
+      return { domain: 'mem', namespace: (call.args as { namespace?: string }).namespace ?? 'self', access: call.name === 'mem_search' ? 'r' : 'w' };
     default:
       return null;
   }

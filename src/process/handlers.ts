@@ -14,6 +14,7 @@ import { normalizePath } from '../kernel/paths.ts';
 import type { ExitStatus, Pcb, Signal, Wait } from '../kernel/pcb.ts';
 import { MAX_FETCH_BYTES, type SyscallArgs, type SyscallName } from '../kernel/syscalls.ts';
 import type { ProcessFs } from './fs.ts';
+import { type MemoryAccess, MEMORY_HANDLERS } from './memory-handlers.ts';
 import type { ProcessStore } from './store.ts';
 
 export type Directive =
@@ -41,6 +42,8 @@ export interface SyscallContext {
   /** Steps whose pages match a query, best first (for page_in). */
   searchSteps(query: string): { step: number; score: number }[];
   knownSteps(): Set<number>;
+  /** Long-term memory (mem_* syscalls); absent where the deployment configures none. */
+  readonly memory?: MemoryAccess;
 }
 
 type Handlers = { readonly [N in SyscallName]: (args: SyscallArgs<N>, ctx: SyscallContext) => Promise<Directive> | Directive };
@@ -222,4 +225,6 @@ export const HANDLERS: Handlers = {
     };
     return result(value, savePath ? () => void ctx.fs.write(savePath, text, false, ctx.now) : undefined);
   },
+
+  ...MEMORY_HANDLERS,
 };
