@@ -49,6 +49,7 @@ describe('resolveSpawn', () => {
         { cap: 'fs:/**:rw', effect: 'allow' },
         { cap: 'spawn:max=16', effect: 'allow' },
         { cap: 'proc:signal', effect: 'allow' },
+        { cap: 'mem:self:rw', effect: 'allow' },
       ],
       untrusted_task: false,
       script: null,
@@ -89,7 +90,7 @@ describe('resolveSpawn', () => {
   });
 
   it("grants the image's declared capabilities to a root process, and attenuates a child's to its parent's", () => {
-    expect(resolved({ name: 'x', task: 't' }).capabilities.map((g) => g.cap)).toEqual(['fs:/**:rw', 'spawn:max=16', 'proc:signal']);
+    expect(resolved({ name: 'x', task: 't' }).capabilities.map((g) => g.cap)).toEqual(['fs:/**:rw', 'spawn:max=16', 'proc:signal', 'mem:self:rw']);
     const parent_grants = [
       { cap: 'fs:/work/**:rw', effect: 'allow' as const },
       { cap: 'net:*', effect: 'deny' as const },
