@@ -4,7 +4,7 @@
  * binding is configured: `wrangler dev` and the tests. A thin shell: the index logic is in src/memory.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { EmbeddedIndex, type MemoryIndexApi } from '../src/memory/embedded.ts';
+import { CACHE_MAX_VECTORS, EmbeddedIndex, type MemoryIndexApi } from '../src/memory/embedded.ts';
 import type { MemoryMatch, MemoryQuery, MemoryRecord, MemoryScope } from '../src/memory/types.ts';
 
 export class MemoryIndex extends DurableObject<Env> implements MemoryIndexApi {
@@ -12,7 +12,12 @@ export class MemoryIndex extends DurableObject<Env> implements MemoryIndexApi {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.#index = new EmbeddedIndex(ctx.storage);
+    this.#index = new EmbeddedIndex(ctx.storage, this.cacheMaxVectors());
+  }
+
+  /** Vectors per namespace scanned from memory rather than SQLite (benchmarks override it). */
+  protected cacheMaxVectors(): number {
+    return CACHE_MAX_VECTORS;
   }
 
   async upsert(scope: MemoryScope, records: readonly MemoryRecord[]): Promise<void> {

@@ -139,12 +139,15 @@ function checkVector(v: Float32Array): void {
  */
 export class EmbeddedIndex {
   readonly #sql: SqlStorage;
+  readonly #cacheMax: number;
   readonly #transaction: <T>(fn: () => T) => T;
   /** Per scope; null once the namespace outgrew CACHE_MAX_VECTORS (then queries stream from SQLite). */
   readonly #shards = new Map<string, Shard | null>();
 
-  constructor(storage: DurableObjectStorage) {
+  /** `cacheMaxVectors`: how many vectors of a namespace to scan in memory (0: always stream from SQLite). */
+  constructor(storage: DurableObjectStorage, cacheMaxVectors = CACHE_MAX_VECTORS) {
     this.#sql = storage.sql;
+    this.#cacheMax = cacheMaxVectors;
     this.#transaction = (fn) => storage.transactionSync(fn);
     this.#sql.exec(SCHEMA);
   }
@@ -159,7 +162,7 @@ export class EmbeddedIndex {
     const known = this.#shards.get(key);
     if (known !== undefined) return known;
     const count = this.count(scope);
-    if (count > CACHE_MAX_VECTORS) {
+    if (count > this.#cacheMax || this.#cacheMax === 0) {
       this.#shards.set(key, null);
       return null;
     }
@@ -198,7 +201,7 @@ export class EmbeddedIndex {
     if (!shard) return;
     for (const r of records) shard.set(r.id, r.model, r.metadata, r.vector);
     // Outgrown: drop the copy and stream from SQLite from now on.
-    if (shard.count > CACHE_MAX_VECTORS) this.#shards.set(this.#key(scope), null);
+    if (shard.count > this.#cacheMax) this.#shards.set(this.#key(scope), null);
   }
 
   query(scope: MemoryScope, q: MemoryQuery): MemoryMatch[] {
@@ -240,7 +243,7 @@ export class EmbeddedIndex {
     });
     const shard = this.#shards.get(this.#key(scope));
     if (shard) for (const id of gone) shard.remove(id);
-    else if (shard === null && this.count(scope) <= CACHE_MAX_VECTORS) this.#shards.delete(this.#key(scope));
+    else if (shard === null && this.count(scope) <= this.#cacheMax) this.#shards.delete(this.#key(scope));
     return gone;
   }
 }
