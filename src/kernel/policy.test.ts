@@ -28,6 +28,9 @@ const SAMPLES: Record<string, unknown> = {
   fs_write: { path: 'a', content: '' },
   fs_list: {},
   net_fetch: { url: 'https://example.com/' },
+  mem_write: { text: 'a fact', namespace: 'tenant' },
+  mem_search: { query: 'fact' },
+  mem_delete: { id: 'm_1' },
 };
 
 describe('requirementFor', () => {
@@ -86,7 +89,7 @@ describe('requirementFor', () => {
   it('every syscall needing a capability is one of the fs/net/spawn/kill calls', () => {
     expect(Object.keys(SAMPLES).sort()).toEqual([...SYSCALL_NAMES].sort());
     const needing = SYSCALL_NAMES.filter((n) => requirementFor(valid(n, SAMPLES[n]), CTX) !== null).sort();
-    expect(needing).toEqual(['fs_list', 'fs_read', 'fs_write', 'kill', 'net_fetch', 'spawn']);
+    expect(needing).toEqual(['fs_list', 'fs_read', 'fs_write', 'kill', 'mem_delete', 'mem_search', 'mem_write', 'net_fetch', 'spawn']);
   });
 });
 

@@ -109,6 +109,9 @@ describe('validateCall', () => {
       ['fs_write', { path: 'a.txt', content: '', append: true }],
       ['fs_list', { path: 'notes' }],
       ['net_fetch', { url: 'https://example.com', method: 'POST', headers: { a: 'b' }, body: 'x', save_to: 'out.html' }],
+      ['mem_write', { text: 'fact', metadata: { topic: 'x', n: 1, ok: true }, namespace: 'team/a' }],
+      ['mem_search', { query: 'fact', top_k: 20, filter: { n: { $gte: 1 } }, namespace: 'self' }],
+      ['mem_delete', { id: 'm_0123', namespace: 'tenant' }],
     ];
     expect(good.map(([n]) => n).sort()).toEqual([...SYSCALL_NAMES].sort());
     for (const [name, args] of good) expect(valid(name, args).name).toBe(name);
