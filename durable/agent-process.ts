@@ -26,6 +26,8 @@ import type { WireMessage } from '../src/kernel/ipc.ts';
 import { createTransport, parseMode } from '../src/ipc/transport.ts';
 import type { DeliveryOutcome, MailboxMessage } from '../src/process/mailbox.ts';
 import { adopt, createInit, initChildExited, initPid, isInit, reparent } from '../src/process/init.ts';
+import { SqlEmbeddingCache } from '../src/memory/embeddings.ts';
+import { type MemoryService, memoryService } from '../src/memory/service.ts';
 
 /**
  * The RPC surface of a process, as callers see it. Declared explicitly because the generated stub
@@ -88,6 +90,7 @@ export class AgentProcess extends DurableObject<Env> {
   readonly #loop: StepLoop;
   readonly #slices: SliceClient;
   readonly #streams = new Set<WritableStreamDefaultWriter<Uint8Array>>();
+  #memory: MemoryService | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -122,6 +125,8 @@ export class AgentProcess extends DurableObject<Env> {
     return {
       llm: env,
       slices: this.#slices,
+      // Embeddings are cached in this object's SQLite too: recall queries and re-written texts repeat.
+      memory: () => (this.#memory ??= memoryService(env, new SqlEmbeddingCache(this.ctx.storage.sql))),
       approvalTtlMs: Math.max(1, Number(env.APPROVAL_TIMEOUT_SECONDS) || 86_400) * 1000,
       fetch: (request) => fetch(request),
       spawnChild: async (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string, untrusted: boolean) => {

@@ -13,6 +13,10 @@ interface Secrets {
   AGENTOS_ADMIN_TOKEN?: string;
   /** Workers AI, when `[ai] binding = "AI"` is configured. */
   AI?: AiBinding;
+  /** Vectorize (long-term memory in production), when `[[vectorize]] binding = "VECTORIZE"` is configured. */
+  VECTORIZE?: Vectorize;
+  /** Secret: key for EMBEDDING_BASE_URL when it is not the OpenAI endpoint (default: OPENAI_API_KEY). */
+  EMBEDDING_API_KEY?: string;
 }
 
 declare global {

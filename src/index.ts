@@ -9,6 +9,7 @@ import { consumeIpcBatch } from './ipc/consumer.ts';
 export { AgentProcess } from '../durable/agent-process.ts';
 export { AuditChain } from '../durable/audit-chain.ts';
 export { LlmScheduler } from '../durable/scheduler.ts';
+export { MemoryIndex } from '../durable/memory-index.ts';
 
 const app = createApp();
 

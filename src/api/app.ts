@@ -18,6 +18,7 @@ import { ApiRegistry } from './registry.ts';
 import { registerGovernance, tenantFor } from './governance.ts';
 import { registerScheduler } from './scheduler.ts';
 import { registerIpc } from './ipc.ts';
+import { registerMemory } from './memory.ts';
 
 export const VERSION = '0.1.0';
 
@@ -230,6 +231,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
   registerGovernance(api);
   registerScheduler(api);
   registerIpc(api);
+  registerMemory(api);
 
   const doc = api.openapi({ title: 'AgentOS on Workers', version: VERSION, description: 'Agent processes as Durable Objects, driven by typed syscalls.' }, ErrorSchema);
   app.get('/openapi.json', (c) => c.json(doc));

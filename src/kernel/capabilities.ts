@@ -10,6 +10,7 @@
  *   ipc:publish:<topic-glob>         ipc:publish:topic/alerts
  *   ipc:subscribe:<topic-glob>
  *   tool:register | tool:call:<name-glob>               (JIT tools)
+ *   mem:<namespace-glob>:<r|w|rw>    mem:self:rw  mem:team/*:r   long-term memory (src/kernel/memory.ts)
  * Globs: `*` matches within one path segment (or host label), `**` matches anything.
  *
  * A grant adds an effect (allow | deny | ask), an optional expiry and an optional use count. When
@@ -44,7 +45,8 @@ export type Capability =
   | { readonly domain: 'proc'; readonly right: 'signal' }
   | { readonly domain: 'ipc'; readonly right: 'send' | 'publish' | 'subscribe'; readonly target: string }
   | { readonly domain: 'tool'; readonly right: 'register' }
-  | { readonly domain: 'tool'; readonly right: 'call'; readonly name: string };
+  | { readonly domain: 'tool'; readonly right: 'call'; readonly name: string }
+  | { readonly domain: 'mem'; readonly namespace: string; readonly read: boolean; readonly write: boolean };
 
 /** What one syscall needs. */
 export type Requirement =
@@ -54,7 +56,8 @@ export type Requirement =
   | { readonly domain: 'proc'; readonly right: 'signal' }
   | { readonly domain: 'ipc'; readonly right: 'send' | 'publish' | 'subscribe'; readonly target: string }
   | { readonly domain: 'tool'; readonly right: 'register' }
-  | { readonly domain: 'tool'; readonly right: 'call'; readonly name: string };
+  | { readonly domain: 'tool'; readonly right: 'call'; readonly name: string }
+  | { readonly domain: 'mem'; readonly namespace: string; readonly access: 'r' | 'w' };
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
@@ -96,8 +99,15 @@ export function parseCapability(spec: string): Result<Capability> {
       if (rest.length === 1 && rest[0] === 'register') return ok({ domain: 'tool', right: 'register' });
       if (rest.length === 2 && rest[0] === 'call' && rest[1]) return ok({ domain: 'tool', right: 'call', name: rest[1] });
       return bad('expected tool:register or tool:call:<name-glob>');
+    case 'mem': {
+      if (rest.length !== 2) return bad('expected mem:<namespace-glob>:<r|w|rw>');
+      const [namespace = '', rights = ''] = rest;
+      if (!/^[a-z0-9*][a-z0-9._*/-]{0,63}$/.test(namespace)) return bad('the namespace glob may use lower-case letters, digits, ".", "_", "-", "/" and "*"');
+      if (!/^(r|w|rw|wr)$/.test(rights)) return bad('rights must be r, w or rw');
+      return ok({ domain: 'mem', namespace, read: rights.includes('r'), write: rights.includes('w') });
+    }
     default:
-      return bad('unknown domain; use fs, net, spawn, proc, ipc or tool');
+      return bad('unknown domain; use fs, net, spawn, proc, ipc, tool or mem');
   }
 }
 
@@ -197,6 +207,10 @@ export function grants(cap: Capability, req: Requirement): boolean {
       if (c.right !== req.right) return false;
       return req.right === 'register' || globMatch((c as { name: string }).name, req.name, '/');
     }
+    case 'mem': {
+      const c = cap as Extract<Capability, { domain: 'mem' }>;
+      return (req.access === 'r' ? c.read : c.write) && globMatch(c.namespace, req.namespace, '/');
+    }
   }
 }
 
@@ -215,6 +229,8 @@ export function describeRequirement(req: Requirement): string {
       return `ipc:${req.right}:${req.target}`;
     case 'tool':
       return req.right === 'register' ? 'tool:register' : `tool:call:${req.name}`;
+    case 'mem':
+      return `mem:${req.namespace}:${req.access}`;
   }
 }
 
@@ -280,6 +296,11 @@ export function covers(parent: Capability, child: Capability): boolean {
       if (p.right !== child.right) return false;
       if (child.right === 'register') return true;
       return globCovers((p as { name: string }).name, child.name, '/');
+    }
+    case 'mem': {
+      // `self` is relative (each process's own private namespace); a child gets it only from a parent holding it too.
+      const p = parent as Extract<Capability, { domain: 'mem' }>;
+      return (!child.read || p.read) && (!child.write || p.write) && globCovers(p.namespace, child.namespace, '/');
     }
   }
 }

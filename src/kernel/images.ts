@@ -22,8 +22,8 @@ export interface Image {
   readonly capabilities: readonly GrantInput[];
 }
 
-/** Work in its own files, start a few children, signal them, talk to other processes of the tenant. No network unless granted. */
-const STANDARD: readonly GrantInput[] = ['fs:/**:rw', 'spawn:max=16', 'proc:signal', 'ipc:send:pid/*', 'ipc:publish:topic/**', 'ipc:subscribe:topic/**'];
+/** Work in its own files, start a few children, signal them, talk to other processes of the tenant, keep private long-term memory. No network unless granted. */
+const STANDARD: readonly GrantInput[] = ['fs:/**:rw', 'spawn:max=16', 'proc:signal', 'ipc:send:pid/*', 'ipc:publish:topic/**', 'ipc:subscribe:topic/**', 'mem:self:rw'];
 
 const BASE_PROMPT = [
   'You are an agent process running on AgentOS. You act only through syscalls.',

@@ -33,6 +33,9 @@ const SAMPLES: Record<string, unknown> = {
   subscribe: { topic: 'alerts' },
   unsubscribe: { topic: 'alerts' },
   publish: { topic: 'alerts', body: 'x' },
+  mem_write: { text: 'a fact', namespace: 'tenant' },
+  mem_search: { query: 'fact' },
+  mem_delete: { id: 'm_1' },
 };
 
 describe('requirementFor', () => {
@@ -91,7 +94,7 @@ describe('requirementFor', () => {
   it('every syscall needing a capability is one of the fs/net/spawn/kill/ipc calls', () => {
     expect(Object.keys(SAMPLES).sort()).toEqual([...SYSCALL_NAMES].sort());
     const needing = SYSCALL_NAMES.filter((n) => requirementFor(valid(n, SAMPLES[n]), CTX) !== null).sort();
-    expect(needing).toEqual(['fs_list', 'fs_read', 'fs_write', 'kill', 'net_fetch', 'publish', 'send', 'spawn', 'subscribe']);
+    expect(needing).toEqual(['fs_list', 'fs_read', 'fs_write', 'kill', 'mem_delete', 'mem_search', 'mem_write', 'net_fetch', 'publish', 'send', 'spawn', 'subscribe']);
     expect(requirementFor(valid('send', SAMPLES.send), CTX)).toEqual({ domain: 'ipc', right: 'send', target: `pid/${PID}` });
     expect(requirementFor(valid('publish', SAMPLES.publish), CTX)).toEqual({ domain: 'ipc', right: 'publish', target: 'topic/alerts' });
   });

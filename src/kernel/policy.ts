@@ -47,6 +47,10 @@ export function requirementFor(call: ValidCall, ctx: PolicyContext): Requirement
     case 'publish':
     case 'subscribe':
       return { domain: 'ipc', right: call.name, target: `topic/${(call.args as { topic: string }).topic}` };
+    case 'mem_search':
+    case 'mem_write':
+    case 'mem_delete':
+      return { domain: 'mem', namespace: (call.args as { namespace?: string }).namespace ?? 'self', access: call.name === 'mem_search' ? 'r' : 'w' };
     default:
       return null;
   }

@@ -52,6 +52,7 @@ describe('resolveSpawn', () => {
         { cap: 'ipc:send:pid/*', effect: 'allow' },
         { cap: 'ipc:publish:topic/**', effect: 'allow' },
         { cap: 'ipc:subscribe:topic/**', effect: 'allow' },
+        { cap: 'mem:self:rw', effect: 'allow' },
       ],
       untrusted_task: false,
       script: null,
@@ -92,7 +93,7 @@ describe('resolveSpawn', () => {
   });
 
   it("grants the image's declared capabilities to a root process, and attenuates a child's to its parent's", () => {
-    expect(resolved({ name: 'x', task: 't' }).capabilities.map((g) => g.cap)).toEqual(['fs:/**:rw', 'spawn:max=16', 'proc:signal', 'ipc:send:pid/*', 'ipc:publish:topic/**', 'ipc:subscribe:topic/**']);
+    expect(resolved({ name: 'x', task: 't' }).capabilities.map((g) => g.cap)).toEqual(['fs:/**:rw', 'spawn:max=16', 'proc:signal', 'ipc:send:pid/*', 'ipc:publish:topic/**', 'ipc:subscribe:topic/**', 'mem:self:rw']);
     const parent_grants = [
       { cap: 'fs:/work/**:rw', effect: 'allow' as const },
       { cap: 'net:*', effect: 'deny' as const },

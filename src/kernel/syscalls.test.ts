@@ -114,6 +114,9 @@ describe('validateCall', () => {
       ['subscribe', { topic: 'alerts' }],
       ['unsubscribe', { topic: 'alerts' }],
       ['publish', { topic: 'alerts', body: 'x' }],
+      ['mem_write', { text: 'fact', metadata: { topic: 'x', n: 1, ok: true }, namespace: 'team/a' }],
+      ['mem_search', { query: 'fact', top_k: 20, filter: { n: { $gte: 1 } }, namespace: 'self' }],
+      ['mem_delete', { id: 'm_0123', namespace: 'tenant' }],
     ];
     expect(good.map(([n]) => n).sort()).toEqual([...SYSCALL_NAMES].sort());
     for (const [name, args] of good) expect(valid(name, args).name).toBe(name);

@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { type ErrorValue, type Result, fail, ok } from './errors.ts';
 import { IPC_SYSCALLS } from './ipc-syscalls.ts';
 import { PidSchema, PrioritySchema, SignalSchema } from './pcb.ts';
+import { FilterSchema, MAX_TEXT_BYTES, MAX_TOP_K, MetadataSchema, NamespaceSchema } from './memory.ts';
 
 export type ReplayClass = 'atomic' | 'idempotent' | 'unsafe';
 
@@ -170,6 +171,45 @@ export const SYSCALLS = {
     replay: (a) => (a.method === 'GET' || a.method === 'HEAD' || a.method === 'OPTIONS' ? 'idempotent' : 'unsafe'),
   }),
   ...IPC_SYSCALLS,
+  // Long-term memory (src/kernel/memory.ts, src/memory). The id of a write is derived from the journal
+  // entry, so a write run again after a crash overwrites itself: all three are idempotent.
+  mem_write: spec({
+    name: 'mem_write',
+    description:
+      'Store a piece of text in long-term memory, searchable by meaning later (also after this context is gone). Returns its id. One fact or result per memory; at most 8 KiB.',
+    args: z
+      .object({
+        text: z.string().min(1).max(MAX_TEXT_BYTES),
+        metadata: MetadataSchema.optional(),
+        namespace: NamespaceSchema.optional(),
+      })
+      .strict(),
+    replay: 'idempotent',
+  }),
+  mem_search: spec({
+    name: 'mem_search',
+    description: 'Search long-term memory by meaning. Returns the closest memories, best first, with a similarity score (1 = identical).',
+    args: z
+      .object({
+        query: z.string().min(1).max(2000),
+        top_k: z.number().int().min(1).max(MAX_TOP_K).optional().describe(`how many results at most (default 5, max ${MAX_TOP_K})`),
+        filter: FilterSchema.optional(),
+        namespace: NamespaceSchema.optional(),
+      })
+      .strict(),
+    replay: 'idempotent',
+  }),
+  mem_delete: spec({
+    name: 'mem_delete',
+    description: 'Delete a memory by the id mem_write returned (in the namespace it was written to).',
+    args: z
+      .object({
+        id: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'a memory id, as mem_write or mem_search returned it'),
+        namespace: NamespaceSchema.optional(),
+      })
+      .strict(),
+    replay: 'idempotent',
+  }),
 } as const;
 
 export type SyscallName = keyof typeof SYSCALLS;

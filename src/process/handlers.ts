@@ -16,6 +16,7 @@ import { MAX_FETCH_BYTES, type SyscallArgs, type SyscallName } from '../kernel/s
 import type { ProcessFs } from './fs.ts';
 import { IPC_HANDLERS } from './ipc-handlers.ts';
 import type { Mailbox } from './mailbox.ts';
+import { type MemoryAccess, MEMORY_HANDLERS } from './memory-handlers.ts';
 import type { ProcessStore } from './store.ts';
 
 export type Directive =
@@ -51,6 +52,8 @@ export interface SyscallContext {
   /** Where a step's pages are: in the prompt, swapped out, swapped out with a copy recalled, or no such step. */
   stepState(step: number): 'resident' | 'swapped' | 'recalled' | 'unknown';
   knownSteps(): Set<number>;
+  /** Long-term memory (mem_* syscalls); absent where the deployment configures none. */
+  readonly memory?: MemoryAccess;
 }
 
 export type Handlers = { readonly [N in SyscallName]: (args: SyscallArgs<N>, ctx: SyscallContext) => Promise<Directive> | Directive };
@@ -242,4 +245,5 @@ export const HANDLERS: Handlers = {
   },
 
   ...IPC_HANDLERS,
+  ...MEMORY_HANDLERS,
 };

@@ -391,7 +391,14 @@ export class ProcessRuntime {
     this.store.markDone(row.step, row.idx, JSON.stringify(result));
     const via = row.call_id.startsWith('text-') ? 'text' : 'native';
     // Content from outside the operator's trust is labelled as it enters the context.
-    const source = result.ok && row.name === 'net_fetch' ? untrustedSource(row.args) : result.ok && row.name === 'recv' ? outsideSource(result.value) : null;
+    const source =
+      result.ok && row.name === 'net_fetch'
+        ? untrustedSource(row.args)
+        : result.ok && row.name === 'recv'
+          ? outsideSource(result.value)
+          : result.ok && row.name === 'mem_search' && (result.value as { untrusted?: boolean }).untrusted
+            ? 'long-term memory written from an untrusted context'
+            : null;
     this.addPage(row.step, { kind: 'result', call_id: row.call_id, name: row.name, via, result, ...(source ? { untrusted: true, source } : {}) });
     const pcb = this.mustPcb();
     this.store.savePcb({ ...pcb, usage: { ...pcb.usage, syscalls: pcb.usage.syscalls + 1 } });

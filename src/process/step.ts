@@ -23,6 +23,7 @@ import { LlmError } from '../llm/errors.ts';
 import { type LlmEnv, createProvider } from '../llm/index.ts';
 import type { Script } from '../llm/scripted.ts';
 import type { LlmProvider, LlmResponse, LlmToolCall, ToolMode } from '../llm/types.ts';
+import type { MemoryService } from '../memory/service.ts';
 import { prepareContext, recallSteps, searchSwapped } from './context-manager.ts';
 import { type Directive, HANDLERS, type SyscallContext } from './handlers.ts';
 import type { ProcessRuntime } from './runtime.ts';
@@ -57,6 +58,11 @@ export interface StepDeps {
   readonly approvalTtlMs?: number;
   /** The LLM scheduler's client: a slice is asked for before each call and given back after it. */
   readonly slices?: SliceClient;
+  /**
+   * Long-term memory for the mem_* syscalls (src/memory/service.ts), built on first use (a configuration
+   * error then fails the call, not the object); without it they fail with ENOSYS.
+   */
+  readonly memory?: () => MemoryService;
 }
 
 export const DEFAULT_APPROVAL_TTL_MS = 24 * 3600 * 1000;
@@ -312,6 +318,15 @@ export class StepLoop {
       db: rt.deps.db,
       knownSteps: () => new Set(rt.store.pageMeta().map((p) => p.step)),
       fetch: deps.fetch,
+      ...(deps.memory
+        ? {
+            memory: {
+              service: deps.memory,
+              tainted: () => rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0),
+              audit: (action: 'write' | 'delete', detail: Record<string, unknown>) => rt.audit('memory', action, 'ok', null, { ...detail, step: row.step, idx: row.idx }),
+            },
+          }
+        : {}),
     };
   }
 
