@@ -19,6 +19,10 @@ import { ProcessRuntime } from '../src/process/runtime.ts';
 import { StepLoop, type StepDeps } from '../src/process/step.ts';
 import type { EventRow } from '../src/process/store.ts';
 import { deleteProcessRow } from '../src/process/table.ts';
+import { type BrokerProps, ToolHost, type ToolLimits } from '../src/tools/host.ts';
+import { imageToolsAtSpawn } from '../src/tools/images.ts';
+import type { ToolRow } from '../src/tools/store.ts';
+import { ToolStore } from '../src/tools/store.ts';
 
 /**
  * The RPC surface of a process, as callers see it. Declared explicitly because the generated stub
@@ -36,7 +40,13 @@ export interface ProcessApi {
   reap(by: string): Promise<Result<Pcb>>;
   remove(by: string, tenant: string): Promise<Result<{ pid: string; exit: ExitStatus | null }>>;
   fetch(request: Request): Promise<Response>;
+  toolSyscall(token: string, name: string, args: unknown): Promise<Result<unknown>>;
+  toolEgress(token: string, url: string, method: string): Promise<Result<null>>;
+  listTools(tenant: string): Promise<Result<ToolDefinitionView[]>>;
 }
+
+/** A registered tool as the API shows it (with its source, for publishing into an image). */
+export type ToolDefinitionView = ToolRow & { readonly source: string };
 
 export interface ApprovalDecision {
   readonly id: string;
@@ -67,6 +77,8 @@ export class AgentProcess extends DurableObject<Env> {
   readonly #rt: ProcessRuntime;
   readonly #loop: StepLoop;
   readonly #streams = new Set<WritableStreamDefaultWriter<Uint8Array>>();
+  /** JIT tools: the tool table, the isolates in flight, the broker's and the proxy's callbacks. */
+  readonly toolHost: ToolHost;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -79,9 +91,25 @@ export class AgentProcess extends DurableObject<Env> {
       random: Math.random,
       onEvent: (e) => this.#broadcast(e),
     });
+    this.toolHost = new ToolHost(this.#rt, new ToolStore(ctx.storage.sql), this.toolBindings(), this.toolLimits());
     this.#loop = new StepLoop(this.#rt, this.stepDeps());
     // Re-arm on every wake-up: an object restarted after eviction or a deploy resumes its timers.
     void ctx.blockConcurrencyWhile(() => this.#rt.rearm());
+  }
+
+  /** The Worker Loader and the broker/egress entrypoints bound through ctx.exports (null without a LOADER binding). */
+  protected toolBindings(): ConstructorParameters<typeof ToolHost>[2] {
+    const loader = this.env.LOADER;
+    const exports = (this.ctx as unknown as { exports?: Record<string, ((o: { props: BrokerProps }) => Fetcher) | undefined> }).exports;
+    const broker = exports?.ToolBroker;
+    const egress = exports?.ToolEgress;
+    if (!loader || !broker || !egress) return null;
+    return { loader, broker: (props) => broker({ props }), egress: (props) => egress({ props }) };
+  }
+
+  /** Per-call tool limits (tests and benchmarks override). */
+  protected toolLimits(): Partial<ToolLimits> {
+    return {};
   }
 
   /** What the step loop uses to reach outside this object. Overridable for benchmarks and adapters. */
@@ -89,6 +117,7 @@ export class AgentProcess extends DurableObject<Env> {
     const env = this.env;
     return {
       llm: env,
+      tools: this.toolHost,
       approvalTtlMs: Math.max(1, Number(env.APPROVAL_TIMEOUT_SECONDS) || 86_400) * 1000,
       fetch: (request) => fetch(request),
       spawnChild: async (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string, untrusted: boolean) => {
@@ -128,7 +157,33 @@ export class AgentProcess extends DurableObject<Env> {
   // --- RPC ------------------------------------------------------------------------------------------
 
   async spawn(spec: SpawnSpec): Promise<Result<Pcb>> {
-    return this.#rt.spawn(spec);
+    const r = await this.#rt.spawn(spec);
+    if (!r.ok) return r;
+    // Tools the image carries (built-in and published) are registered before the first step.
+    if (this.toolHost.store.count() === 0) {
+      try {
+        for (const { defs, origin } of await imageToolsAtSpawn(this.env.DB, spec.tenant, spec.image)) await this.toolHost.install(defs, origin);
+      } catch (e) {
+        this.#rt.store.transaction(() => this.#rt.emit('tool_install_failed', { image: spec.image, error: toErrorValue(e) }));
+      }
+    }
+    return r;
+  }
+
+  // --- JIT tools: callbacks from a tool's broker and egress proxy, and the tool list ---------------
+
+  async toolSyscall(token: string, name: string, args: unknown): Promise<Result<unknown>> {
+    return this.toolHost.syscall(token, name, args);
+  }
+
+  toolEgress(token: string, url: string, method: string): Result<null> {
+    return this.toolHost.egress(token, url, method);
+  }
+
+  listTools(tenant: string): Result<ToolDefinitionView[]> {
+    const own = this.#own(tenant);
+    if (!own.ok) return own;
+    return ok(this.toolHost.store.list().map((t) => ({ ...t, source: this.toolHost.store.code(t.hash)?.source ?? '' })));
   }
 
   /** The PCB if it exists and belongs to `tenant`; another tenant's process does not exist for the caller. */

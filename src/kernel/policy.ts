@@ -42,12 +42,16 @@ export function requirementFor(call: ValidCall, ctx: PolicyContext): Requirement
       return { domain: 'spawn', count: ctx.children_spawned + 1 };
     case 'kill':
       return { domain: 'proc', right: 'signal' };
+    case 'tool_register':
+      return { domain: 'tool', right: 'register' };
+    case 'tool_call':
+      return { domain: 'tool', right: 'call', name: (call.args as { name: string }).name };
     default:
       return null;
   }
 }
 
-const HIGH_RISK: ReadonlySet<string> = new Set(['net_fetch', 'spawn', 'kill']);
+const HIGH_RISK: ReadonlySet<string> = new Set(['net_fetch', 'spawn', 'kill', 'tool_register']);
 
 /** Everything a call needs: net_fetch with save_to also writes a file. */
 export function requirementsFor(call: ValidCall, ctx: PolicyContext): Requirement[] {

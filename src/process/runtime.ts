@@ -331,7 +331,7 @@ export class ProcessRuntime {
     this.store.markDone(row.step, row.idx, JSON.stringify(result));
     const via = row.call_id.startsWith('text-') ? 'text' : 'native';
     // Content from outside the operator's trust is labelled as it enters the context.
-    const source = result.ok && row.name === 'net_fetch' ? untrustedSource(row.args) : null;
+    const source = result.ok && row.name === 'net_fetch' ? untrustedSource(row.args) : result.ok && row.name === 'tool_call' && (result.value as { network_requests?: number } | null)?.network_requests ? `tool ${(result.value as { tool: string }).tool} (network)` : null;
     this.addPage(row.step, { kind: 'result', call_id: row.call_id, name: row.name, via, result, ...(source ? { untrusted: true, source } : {}) });
     const pcb = this.mustPcb();
     this.store.savePcb({ ...pcb, usage: { ...pcb.usage, syscalls: pcb.usage.syscalls + 1 } });
