@@ -16,6 +16,7 @@ import { listProcesses } from '../process/table.ts';
 import { E, ErrorSchema, errorResponse, intParam, unwrap } from './common.ts';
 import { ApiRegistry } from './registry.ts';
 import { registerGovernance, tenantFor } from './governance.ts';
+import { registerToolRoutes } from './tools.ts';
 
 export const VERSION = '0.1.0';
 
@@ -226,6 +227,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
   );
 
   registerGovernance(api);
+  registerToolRoutes(api);
 
   const doc = api.openapi({ title: 'AgentOS on Workers', version: VERSION, description: 'Agent processes as Durable Objects, driven by typed syscalls.' }, ErrorSchema);
   app.get('/openapi.json', (c) => c.json(doc));
