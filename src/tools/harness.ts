@@ -77,8 +77,8 @@ const SYSCALLS = ${JSON.stringify(TOOL_SYSCALLS)};
 const trimStack = (stack, name) => String(stack ?? '').split('\\n').filter((l) => l.includes('tool.js')).map((l) => l.replace(/[^\\s(]*tool\\.js/g, name + '.ts').trim()).slice(0, 12);
 const codeOf = (e) => {
   const msg = String(e?.message ?? e);
-  if (e instanceof BudgetExceeded || state.exhausted) return 'ETIMEDOUT';
   if (state.memoryExceeded) return 'EQUOTA';
+  if (e instanceof BudgetExceeded || state.exhausted) return 'ETIMEDOUT';
   if (e instanceof SysError) return e.code;
   if (e instanceof RangeError && /call stack/i.test(msg)) return 'ETIMEDOUT';
   if (/code generation from strings disallowed|wasm code generation disallowed|not permitted to access the internet/i.test(msg)) return 'EPERM';
@@ -110,7 +110,7 @@ export class Tool extends WorkerEntrypoint {
       const thrown = { name: String(e?.name ?? 'Error'), message: String(e?.message ?? e).slice(0, 2000), stack: trimStack(e?.stack, call.name) };
       if (code === 'ETIMEDOUT' && (state.exhausted || e instanceof BudgetExceeded)) return { ok: false, error: { code, message: 'tool ' + call.name + ' ran out of its CPU budget (a runaway loop or recursion?)', details: { tool: call.name, budget_ticks: call.ticks, thrown } } };
       if (code === 'ETIMEDOUT') return { ok: false, error: { code, message: 'tool ' + call.name + ' recursed without bound: ' + thrown.message, details: { tool: call.name, thrown } } };
-      if (code === 'EQUOTA') return { ok: false, error: { code, message: 'tool ' + call.name + ' allocated more than its memory budget of ' + call.memory + ' bytes', details: { tool: call.name, thrown } } };
+      if (code === 'EQUOTA' && state.memoryExceeded) return { ok: false, error: { code, message: 'tool ' + call.name + ' allocated more than its memory budget of ' + call.memory + ' bytes', details: { tool: call.name, thrown } } };
       if (code) return { ok: false, error: { code, message: 'tool ' + call.name + ': ' + thrown.message, details: { tool: call.name, thrown } } };
       return { ok: false, error: { code: 'EFAULT', message: 'tool ' + call.name + ' threw ' + thrown.name + ': ' + thrown.message, details: { tool: call.name, thrown } } };
     } finally {
