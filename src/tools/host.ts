@@ -18,7 +18,7 @@
 import { type Grant } from '../kernel/capabilities.ts';
 import { type ErrorValue, KernelError, type Result, fail, ok, toErrorValue } from '../kernel/errors.ts';
 import type { Pcb } from '../kernel/pcb.ts';
-import { canonicalJson, sha256Hex } from '../kernel/policy.ts';
+import { canonicalJson } from '../kernel/policy.ts';
 import { type SyscallArgs, type ToolSpec, isSyscallName, validateCall } from '../kernel/syscalls.ts';
 import { MAX_CONCURRENT_TOOL_CALLS, MAX_TOOLS, TICKS_PER_CPU_MS, TOOL_LIMITS } from '../kernel/tools.ts';
 import { HANDLERS, type SyscallContext } from '../process/handlers.ts';
@@ -72,6 +72,16 @@ export interface ToolCallResult {
   /** Requests the tool made to the network (its result then counts as untrusted content). */
   readonly network_requests?: number;
   readonly truncated?: boolean;
+}
+
+/** A short, fast, non-cryptographic key (FNV-1a, 32 bits, hex): tells grant sets apart in isolate ids. */
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
 }
 
 export class ToolHost {
@@ -149,7 +159,7 @@ export class ToolHost {
     this.#inflight.set(token, inflight);
     let poisoned = false;
     try {
-      const grantsKey = (await sha256Hex(canonicalJson(grants))).slice(0, 16);
+      const grantsKey = fnv1a(canonicalJson(grants));
       const id = `${pcb.pid}:${tool.hash.slice(0, 24)}:${grantsKey}:${slot}.${this.#generation[slot]}`;
       const limits = this.#limits;
       const worker = bindings.loader.get(id, () => ({

@@ -21,8 +21,18 @@ export function checkParameters(parameters: Record<string, unknown>): void {
 }
 
 /** Validate a call's arguments; EINVAL lists every violation (path, keyword, message). */
+const validators = new Map<string, Validator>();
+
 export function validateArgs(tool: string, parameters: Record<string, unknown>, args: unknown): void {
-  const result = new Validator(parameters as Schema, '2020-12', false).validate(args);
+  // Validators are cached by schema text (bounded): building one walks the whole schema.
+  const key = JSON.stringify(parameters);
+  let validator = validators.get(key);
+  if (!validator) {
+    if (validators.size >= 256) validators.clear();
+    validator = new Validator(parameters as Schema, '2020-12', false);
+    validators.set(key, validator);
+  }
+  const result = validator.validate(args);
   if (result.valid) return;
   const issues = result.errors
     .filter((e) => e.keyword !== 'properties' && e.keyword !== 'allOf' && e.keyword !== '$ref')
