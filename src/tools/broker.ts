@@ -6,15 +6,15 @@
  *     checks again that the call is still in flight, counts it, and runs the kernel's own handler.
  *   - ToolEgress: the tool isolate's `globalOutbound`. Every `fetch` the tool makes arrives here; it
  *     is checked against the bound `net:` grants and the call's subrequest budget before it leaves.
- * Refusals are typed: the broker returns `{ok: false, error: {code, message}}`; the proxy throws an
- * Error whose message starts with the code, which the harness turns back into that code.
+ * Refusals are typed: the broker returns `{ok: false, error: {code, message}}`; the proxy answers 403
+ * with the code in a header, and the harness's fetch wrapper throws `CODE: message` in the tool.
  */
 import { WorkerEntrypoint } from 'cloudflare:workers';
 import { processStub } from '../../durable/agent-process.ts';
 import { type Result, fail } from '../kernel/errors.ts';
 import { validateCall } from '../kernel/syscalls.ts';
 import { authorizeEgress, authorizeToolCall } from './authorize.ts';
-import { CALL_HEADER, TOOL_SYSCALLS } from './harness.ts';
+import { CALL_HEADER, REFUSED_HEADER, TOOL_SYSCALLS } from './harness.ts';
 import type { BrokerProps } from './host.ts';
 
 export class ToolBroker extends WorkerEntrypoint<Env, BrokerProps> {
@@ -30,17 +30,24 @@ export class ToolBroker extends WorkerEntrypoint<Env, BrokerProps> {
   }
 }
 
+/** A refusal travels as a response the harness's fetch wrapper turns into a thrown `CODE: message`. */
+const refused = (code: string, message: string) => new Response(message, { status: 403, headers: { [REFUSED_HEADER]: code } });
+
 export class ToolEgress extends WorkerEntrypoint<Env, BrokerProps> {
   override async fetch(request: Request): Promise<Response> {
     const { pid, grants } = this.ctx.props;
     const token = request.headers.get(CALL_HEADER) ?? '';
     const allowed = authorizeEgress(grants, request.url, request.method, Date.now());
-    if (!allowed.ok) throw new Error(`${allowed.error.code}: ${allowed.error.message}`);
+    if (!allowed.ok) return refused(allowed.error.code, allowed.error.message);
     const counted = await processStub(this.env, pid).toolEgress(token, request.url, request.method);
-    if (!counted.ok) throw new Error(`${counted.error.code}: ${counted.error.message}`);
+    if (!counted.ok) return refused(counted.error.code, counted.error.message);
     const headers = new Headers(request.headers);
     headers.delete(CALL_HEADER);
     // Redirects are not followed: each hop would have to pass this check on its own.
-    return fetch(new Request(request.url, { method: request.method, headers, body: request.body, redirect: 'manual' }));
+    const response = await fetch(new Request(request.url, { method: request.method, headers, body: request.body, redirect: 'manual' }));
+    if (!response.headers.has(REFUSED_HEADER)) return response;
+    const clean = new Response(response.body, response);
+    clean.headers.delete(REFUSED_HEADER);
+    return clean;
   }
 }

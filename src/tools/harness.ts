@@ -20,6 +20,8 @@ export type ToolSyscall = (typeof TOOL_SYSCALLS)[number];
 
 /** Header the harness's fetch wrapper adds so the egress proxy knows which call a request belongs to. */
 export const CALL_HEADER = 'x-agentos-tool-call';
+/** Header on the egress proxy's refusals; the fetch wrapper turns such a response into a thrown error. */
+export const REFUSED_HEADER = 'x-agentos-refused';
 
 const PRELUDE = `
 export const state = { ticks: 0, budget: 1000000, exhausted: false, bytes: 0, memory: 64 * 1024 * 1024, memoryExceeded: false, token: '' };
@@ -41,7 +43,11 @@ const realFetch = globalThis.fetch;
 define(globalThis, 'fetch', (input, init) => {
   const request = new Request(input, init);
   request.headers.set('${CALL_HEADER}', state.token);
-  return realFetch(request);
+  return realFetch(request).then(async (response) => {
+    const code = response.headers.get('${REFUSED_HEADER}');
+    if (code) throw new Error(code + ': ' + (await response.text()));
+    return response;
+  });
 });
 const cost = (args, perItem) => {
   const a = args[0];
