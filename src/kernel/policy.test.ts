@@ -28,6 +28,8 @@ const SAMPLES: Record<string, unknown> = {
   fs_write: { path: 'a', content: '' },
   fs_list: {},
   net_fetch: { url: 'https://example.com/' },
+  tool_register: { name: 'wc', description: 'd', parameters: { type: 'object' }, source: 'export default async () => 1' },
+  tool_call: { name: 'wc', args: {} },
 };
 
 describe('requirementFor', () => {
@@ -83,17 +85,22 @@ describe('requirementFor', () => {
     }
   });
 
-  it('every syscall needing a capability is one of the fs/net/spawn/kill calls', () => {
+  it('every syscall needing a capability is one of the fs/net/spawn/kill/tool calls', () => {
     expect(Object.keys(SAMPLES).sort()).toEqual([...SYSCALL_NAMES].sort());
     const needing = SYSCALL_NAMES.filter((n) => requirementFor(valid(n, SAMPLES[n]), CTX) !== null).sort();
-    expect(needing).toEqual(['fs_list', 'fs_read', 'fs_write', 'kill', 'net_fetch', 'spawn']);
+    expect(needing).toEqual(['fs_list', 'fs_read', 'fs_write', 'kill', 'net_fetch', 'spawn', 'tool_call', 'tool_register']);
+  });
+
+  it('tool_register needs tool:register and tool_call needs tool:call:<name>', () => {
+    expect(requirementFor(valid('tool_register', SAMPLES.tool_register), CTX)).toEqual({ domain: 'tool', right: 'register' });
+    expect(requirementFor(valid('tool_call', SAMPLES.tool_call), CTX)).toEqual({ domain: 'tool', right: 'call', name: 'wc' });
   });
 });
 
 describe('isHighRisk', () => {
-  it('is true exactly for net_fetch, spawn and kill', () => {
+  it('is true exactly for net_fetch, spawn, kill and tool_register', () => {
     const risky = SYSCALL_NAMES.filter((n) => isHighRisk(valid(n, SAMPLES[n]))).sort();
-    expect(risky).toEqual(['kill', 'net_fetch', 'spawn']);
+    expect(risky).toEqual(['kill', 'net_fetch', 'spawn', 'tool_register']);
     expect(isHighRisk(valid('net_fetch', { url: 'https://x.com/', method: 'HEAD' }))).toBe(true);
     expect(isHighRisk(valid('fs_write', SAMPLES.fs_write))).toBe(false);
   });

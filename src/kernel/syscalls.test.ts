@@ -109,6 +109,8 @@ describe('validateCall', () => {
       ['fs_write', { path: 'a.txt', content: '', append: true }],
       ['fs_list', { path: 'notes' }],
       ['net_fetch', { url: 'https://example.com', method: 'POST', headers: { a: 'b' }, body: 'x', save_to: 'out.html' }],
+      ['tool_register', { name: 'wc', description: 'count words', parameters: { type: 'object' }, source: 'export default async () => 1' }],
+      ['tool_call', { name: 'wc', args: { path: 'a.txt' } }],
     ];
     expect(good.map(([n]) => n).sort()).toEqual([...SYSCALL_NAMES].sort());
     for (const [name, args] of good) expect(valid(name, args).name).toBe(name);
@@ -116,6 +118,11 @@ describe('validateCall', () => {
 });
 
 describe('replayClass', () => {
+  it('tool_register is atomic and tool_call is unsafe (a tool may write files and reach the network)', () => {
+    expect(replayClass(valid('tool_register', { name: 'wc', description: 'd', parameters: { type: 'object' }, source: 'export default 1' }))).toBe('atomic');
+    expect(replayClass(valid('tool_call', { name: 'wc' }))).toBe('unsafe');
+  });
+
   it('net_fetch is idempotent only for safe methods', () => {
     const cls = (method?: string) => replayClass(valid('net_fetch', { url: 'https://example.com', ...(method ? { method } : {}) }));
     expect(cls()).toBe('idempotent');
