@@ -10,6 +10,9 @@
  *             content hash, so a fresh isolate);
  *   - compile: compile only (sucrase + acorn instrumentation), same fresh sources;
  *   - rpc:    one bare RPC to an already loaded trivial dynamic isolate (the "+ one RPC" of the goal);
+ *   - rpcpayload: the same RPC carrying the tool call's arguments and a result of the same size;
+ *   - rawtool: the tool harness invoked directly (no ToolHost: no schema check, slot or broker);
+ *   - hostnoop: ToolHost.call of a tool that returns 1;
  *   - noop:   nothing (the request's own overhead, subtracted by the runner).
  * Timing is done by the runner around each HTTP request: inside workerd the clock does not advance
  * during pure computation, so the native arm could not be timed from the inside.
@@ -38,20 +41,23 @@ const PCB = { pid: 'pbenchtools00000000000', capabilities: [] } as unknown as Pc
 
 /** A trivial loaded dynamic isolate: what one bare RPC into an isolate costs. */
 const RAW = `import { WorkerEntrypoint } from 'cloudflare:workers';
-export class E extends WorkerEntrypoint { ping(x) { return x; } }
+export class E extends WorkerEntrypoint { ping(x) { return x; } echo(c) { return { ok: true, value: { rows: 3, output: JSON.stringify(c.args) } }; } }
 export default { fetch() { return new Response(''); } };`;
 
 export class ToolBenchProcess extends AgentProcess {
   #ready = false;
 
-  #raw(): { ping(x: number): Promise<number> } {
+  #raw(): { ping(x: number): Promise<number>; echo(c: unknown): Promise<unknown> } {
     const w = this.env.LOADER.get('bench-raw-rpc', () => ({ compatibilityDate: '2026-01-01', mainModule: 'm.js', modules: { 'm.js': RAW }, globalOutbound: null }));
-    return w.getEntrypoint('E') as unknown as { ping(x: number): Promise<number> };
+    return w.getEntrypoint('E') as unknown as { ping(x: number): Promise<number>; echo(c: unknown): Promise<unknown> };
   }
 
-  #rawTool(): { invoke(c: unknown): Promise<unknown> } {
+  #rawTool(plain = false): { invoke(c: unknown): Promise<unknown> } {
     const js = this.toolHost.store.code(this.toolHost.store.get('json_transform')!.hash)!.js;
-    const w = this.env.LOADER.get('bench-raw-tool', () => ({ compatibilityDate: '2026-01-01', mainModule: 'harness.js', modules: toolModules(js), env: {}, globalOutbound: null }));
+    const modules = toolModules(js);
+    // plain: the prelude without its allocation wrappers (to price them).
+    if (plain) modules['prelude.js'] = (modules['prelude.js'] ?? '').replace(/const sized =[\s\S]*$/, '');
+    const w = this.env.LOADER.get(plain ? 'bench-raw-plain' : 'bench-raw-tool', () => ({ compatibilityDate: '2026-01-01', mainModule: 'harness.js', modules, env: {}, globalOutbound: null }));
     return w.getEntrypoint('Tool') as unknown as { invoke(c: unknown): Promise<unknown> };
   }
 
@@ -70,7 +76,9 @@ export class ToolBenchProcess extends AgentProcess {
       if (kind === 'native') check = await jsonTransform({ ...ARGS, fields: [...ARGS.fields] }, {} as Sys);
       else if (kind === 'warm') check = (await host.call(PCB, 'json_transform', { ...ARGS, fields: [...ARGS.fields] }, false)).result;
       else if (kind === 'rpc') check = await this.#raw().ping(i);
+      else if (kind === 'rpcpayload') check = await this.#raw().echo({ name: 'json_transform', args: { ...ARGS, fields: [...ARGS.fields] }, token: 't', ticks: 1e7, memory: 1e8 });
       else if (kind === 'hostnoop') check = (await host.call(PCB, 'noop', {}, false)).result;
+      else if (kind === 'rawplain') check = await this.#rawTool(true).invoke({ name: 'json_transform', args: { ...ARGS, fields: [...ARGS.fields] }, token: 't', ticks: 1e7, memory: 1e8 });
       else if (kind === 'rawtool') check = await this.#rawTool().invoke({ name: 'json_transform', args: { ...ARGS, fields: [...ARGS.fields] }, token: 't', ticks: 1e7, memory: 1e8 });
       else if (kind === 'compile') {
         const c = await compileTool(coldSource(seq * 100_000 + i));
