@@ -159,13 +159,16 @@ export class AgentProcess extends DurableObject<Env> {
   async spawn(spec: SpawnSpec): Promise<Result<Pcb>> {
     const r = await this.#rt.spawn(spec);
     if (!r.ok) return r;
-    // Tools the image carries (built-in and published) are registered before the first step.
+    // Tools the image carries (built-in and published) are registered before the first step: nothing
+    // else (the alarm that runs the first step) is delivered to this object until they are in.
     if (this.toolHost.store.count() === 0) {
-      try {
-        for (const { defs, origin } of await imageToolsAtSpawn(this.env.DB, spec.tenant, spec.image)) await this.toolHost.install(defs, origin);
-      } catch (e) {
-        this.#rt.store.transaction(() => this.#rt.emit('tool_install_failed', { image: spec.image, error: toErrorValue(e) }));
-      }
+      await this.ctx.blockConcurrencyWhile(async () => {
+        try {
+          for (const { defs, origin } of await imageToolsAtSpawn(this.env.DB, spec.tenant, spec.image)) await this.toolHost.install(defs, origin);
+        } catch (e) {
+          this.#rt.store.transaction(() => this.#rt.emit('tool_install_failed', { image: spec.image, error: toErrorValue(e) }));
+        }
+      });
     }
     return r;
   }
