@@ -28,6 +28,10 @@ import type { DeliveryOutcome, MailboxMessage } from '../src/process/mailbox.ts'
 import { adopt, createInit, initChildExited, initPid, isInit, reparent } from '../src/process/init.ts';
 import { SqlEmbeddingCache } from '../src/memory/embeddings.ts';
 import { type MemoryService, memoryService } from '../src/memory/service.ts';
+import { type BrokerProps, ToolHost, type ToolLimits } from '../src/tools/host.ts';
+import { imageToolsAtSpawn } from '../src/tools/images.ts';
+import type { ToolRow } from '../src/tools/store.ts';
+import { ToolStore } from '../src/tools/store.ts';
 
 /**
  * The RPC surface of a process, as callers see it. Declared explicitly because the generated stub
@@ -50,6 +54,9 @@ export interface ProcessApi {
   remove(by: string, tenant: string): Promise<Result<{ pid: string; exit: ExitStatus | null }>>;
   schedulerWake(ticket: string): Promise<{ wanted: boolean }>;
   fetch(request: Request): Promise<Response>;
+  toolSyscall(token: string, name: string, args: unknown): Promise<Result<unknown>>;
+  toolEgress(token: string, url: string, method: string): Promise<Result<null>>;
+  listTools(tenant: string): Promise<Result<ToolDefinitionView[]>>;
 }
 
 export interface MailboxView {
@@ -59,6 +66,8 @@ export interface MailboxView {
   readonly messages: (MailboxMessage & { seq: number; status: string; received_at: number | null })[];
   readonly next_before: number | null;
 }
+/** A registered tool as the API shows it (with its source, for publishing into an image). */
+export type ToolDefinitionView = ToolRow & { readonly source: string };
 
 export interface ApprovalDecision {
   readonly id: string;
@@ -91,6 +100,8 @@ export class AgentProcess extends DurableObject<Env> {
   readonly #slices: SliceClient;
   readonly #streams = new Set<WritableStreamDefaultWriter<Uint8Array>>();
   #memory: MemoryService | undefined;
+  /** JIT tools: the tool table, the isolates in flight, the broker's and the proxy's callbacks. */
+  readonly toolHost: ToolHost;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -114,9 +125,25 @@ export class AgentProcess extends DurableObject<Env> {
       }),
       termGraceMs: Math.max(0, Number(env.SIGTERM_GRACE_SECONDS ?? 30) || 0) * 1000,
     });
+    this.toolHost = new ToolHost(this.#rt, new ToolStore(ctx.storage.sql), this.toolBindings(), this.toolLimits());
     this.#loop = new StepLoop(this.#rt, this.stepDeps());
     // Re-arm on every wake-up: an object restarted after eviction or a deploy resumes its timers.
     void ctx.blockConcurrencyWhile(() => this.#rt.rearm());
+  }
+
+  /** The Worker Loader and the broker/egress entrypoints bound through ctx.exports (null without a LOADER binding). */
+  protected toolBindings(): ConstructorParameters<typeof ToolHost>[2] {
+    const loader = this.env.LOADER;
+    const exports = (this.ctx as unknown as { exports?: Record<string, ((o: { props: BrokerProps }) => Fetcher) | undefined> }).exports;
+    const broker = exports?.ToolBroker;
+    const egress = exports?.ToolEgress;
+    if (!loader || !broker || !egress) return null;
+    return { loader, broker: (props) => broker({ props }), egress: (props) => egress({ props }) };
+  }
+
+  /** Per-call tool limits (tests and benchmarks override). */
+  protected toolLimits(): Partial<ToolLimits> {
+    return {};
   }
 
   /** What the step loop uses to reach outside this object. Overridable for benchmarks and adapters. */
@@ -127,6 +154,7 @@ export class AgentProcess extends DurableObject<Env> {
       slices: this.#slices,
       // Embeddings are cached in this object's SQLite too: recall queries and re-written texts repeat.
       memory: () => (this.#memory ??= memoryService(env, new SqlEmbeddingCache(this.ctx.storage.sql))),
+      tools: this.toolHost,
       approvalTtlMs: Math.max(1, Number(env.APPROVAL_TIMEOUT_SECONDS) || 86_400) * 1000,
       fetch: (request) => fetch(request),
       spawnChild: async (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string, untrusted: boolean) => {
@@ -168,7 +196,36 @@ export class AgentProcess extends DurableObject<Env> {
   // --- RPC ------------------------------------------------------------------------------------------
 
   async spawn(spec: SpawnSpec): Promise<Result<Pcb>> {
-    return this.#rt.spawn(spec);
+    const r = await this.#rt.spawn(spec);
+    if (!r.ok) return r;
+    // Tools the image carries (built-in and published) are registered before the first step: nothing
+    // else (the alarm that runs the first step) is delivered to this object until they are in.
+    if (this.toolHost.store.count() === 0) {
+      await this.ctx.blockConcurrencyWhile(async () => {
+        try {
+          for (const { defs, origin } of await imageToolsAtSpawn(this.env.DB, spec.tenant, spec.image)) await this.toolHost.install(defs, origin);
+        } catch (e) {
+          this.#rt.store.transaction(() => this.#rt.emit('tool_install_failed', { image: spec.image, error: toErrorValue(e) }));
+        }
+      });
+    }
+    return r;
+  }
+
+  // --- JIT tools: callbacks from a tool's broker and egress proxy, and the tool list ---------------
+
+  async toolSyscall(token: string, name: string, args: unknown): Promise<Result<unknown>> {
+    return this.toolHost.syscall(token, name, args);
+  }
+
+  toolEgress(token: string, url: string, method: string): Result<null> {
+    return this.toolHost.egress(token, url, method);
+  }
+
+  listTools(tenant: string): Result<ToolDefinitionView[]> {
+    const own = this.#own(tenant);
+    if (!own.ok) return own;
+    return ok(this.toolHost.store.list().map((t) => ({ ...t, source: this.toolHost.store.code(t.hash)?.source ?? '' })));
   }
 
   /** The PCB if it exists and belongs to `tenant`; another tenant's process does not exist for the caller. */

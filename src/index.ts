@@ -10,6 +10,8 @@ export { AgentProcess } from '../durable/agent-process.ts';
 export { AuditChain } from '../durable/audit-chain.ts';
 export { LlmScheduler } from '../durable/scheduler.ts';
 export { MemoryIndex } from '../durable/memory-index.ts';
+// JIT tools: the syscall broker and the egress proxy a tool isolate is bound to (src/tools/broker.ts).
+export { ToolBroker, ToolEgress } from './tools/broker.ts';
 
 const app = createApp();
 

@@ -19,6 +19,7 @@ import { registerGovernance, tenantFor } from './governance.ts';
 import { registerScheduler } from './scheduler.ts';
 import { registerIpc } from './ipc.ts';
 import { registerMemory } from './memory.ts';
+import { registerToolRoutes } from './tools.ts';
 
 export const VERSION = '0.1.0';
 
@@ -232,6 +233,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
   registerScheduler(api);
   registerIpc(api);
   registerMemory(api);
+  registerToolRoutes(api);
 
   const doc = api.openapi({ title: 'AgentOS on Workers', version: VERSION, description: 'Agent processes as Durable Objects, driven by typed syscalls.' }, ErrorSchema);
   app.get('/openapi.json', (c) => c.json(doc));

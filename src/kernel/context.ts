@@ -29,6 +29,8 @@ export interface ContextInput {
   readonly pages: readonly (PageBody & { readonly step?: number })[];
   /** Pages of steps 1 … floor_step − 1 are left out (after a context-length error); the task stays. */
   readonly floor_step?: number;
+  /** Tools beyond the syscall table (a process's registered JIT tools), offered after the syscalls. */
+  readonly extra_tools?: readonly ToolSpec[];
 }
 
 /** A page as the model reads it (its searchable, countable text). */
@@ -85,7 +87,7 @@ export function textProtocolPrompt(tools: readonly ToolSpec[]): string {
 }
 
 export function buildRequest(input: ContextInput): LlmRequest {
-  const tools = syscallTools();
+  const tools = input.extra_tools?.length ? [...syscallTools(), ...input.extra_tools] : syscallTools();
   const messages: ChatMessage[] = [];
   const floor = input.floor_step ?? 0;
   let noted = false;

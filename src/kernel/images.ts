@@ -20,6 +20,8 @@ export interface Image {
   readonly max_context_tokens?: number;
   /** The capabilities its agents need; a spawner grants these unless it names others. */
   readonly capabilities: readonly GrantInput[];
+  /** Built-in JIT tools (jit-tools/<name>.ts) its processes start with, registered like any tool. */
+  readonly tools?: readonly string[];
 }
 
 /** Work in its own files, start a few children, signal them, talk to other processes of the tenant, keep private long-term memory. No network unless granted. */
@@ -39,6 +41,14 @@ export const IMAGES: Readonly<Record<string, Image>> = {
     system_prompt: BASE_PROMPT,
     tool_mode: 'native',
     capabilities: STANDARD,
+  },
+  toolsmith: {
+    name: 'toolsmith',
+    description: 'A general agent that writes its own TypeScript tools; starts with the built-in json_transform and text_diff tools.',
+    system_prompt: `${BASE_PROMPT} You can write tools in TypeScript with tool_register and call them by name (see their descriptions).`,
+    tool_mode: 'native',
+    capabilities: [...STANDARD, 'tool:register', 'tool:call:*'],
+    tools: ['json_transform', 'text_diff'],
   },
   demo: {
     name: 'demo',

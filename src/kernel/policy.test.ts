@@ -36,6 +36,8 @@ const SAMPLES: Record<string, unknown> = {
   mem_write: { text: 'a fact', namespace: 'tenant' },
   mem_search: { query: 'fact' },
   mem_delete: { id: 'm_1' },
+  tool_register: { name: 'wc', description: 'd', parameters: { type: 'object' }, source: 'export default async () => 1' },
+  tool_call: { name: 'wc', args: {} },
 };
 
 describe('requirementFor', () => {
@@ -91,19 +93,24 @@ describe('requirementFor', () => {
     }
   });
 
-  it('every syscall needing a capability is one of the fs/net/spawn/kill/ipc calls', () => {
+  it('every syscall needing a capability is one of the fs/net/spawn/kill/ipc/mem/tool calls', () => {
     expect(Object.keys(SAMPLES).sort()).toEqual([...SYSCALL_NAMES].sort());
     const needing = SYSCALL_NAMES.filter((n) => requirementFor(valid(n, SAMPLES[n]), CTX) !== null).sort();
-    expect(needing).toEqual(['fs_list', 'fs_read', 'fs_write', 'kill', 'mem_delete', 'mem_search', 'mem_write', 'net_fetch', 'publish', 'send', 'spawn', 'subscribe']);
+    expect(needing).toEqual(['fs_list', 'fs_read', 'fs_write', 'kill', 'mem_delete', 'mem_search', 'mem_write', 'net_fetch', 'publish', 'send', 'spawn', 'subscribe', 'tool_call', 'tool_register']);
     expect(requirementFor(valid('send', SAMPLES.send), CTX)).toEqual({ domain: 'ipc', right: 'send', target: `pid/${PID}` });
     expect(requirementFor(valid('publish', SAMPLES.publish), CTX)).toEqual({ domain: 'ipc', right: 'publish', target: 'topic/alerts' });
+  });
+
+  it('tool_register needs tool:register and tool_call needs tool:call:<name>', () => {
+    expect(requirementFor(valid('tool_register', SAMPLES.tool_register), CTX)).toEqual({ domain: 'tool', right: 'register' });
+    expect(requirementFor(valid('tool_call', SAMPLES.tool_call), CTX)).toEqual({ domain: 'tool', right: 'call', name: 'wc' });
   });
 });
 
 describe('isHighRisk', () => {
-  it('is true exactly for net_fetch, spawn, kill, send and publish', () => {
+  it('is true exactly for net_fetch, spawn, kill, send, publish and tool_register', () => {
     const risky = SYSCALL_NAMES.filter((n) => isHighRisk(valid(n, SAMPLES[n]))).sort();
-    expect(risky).toEqual(['kill', 'net_fetch', 'publish', 'send', 'spawn']);
+    expect(risky).toEqual(['kill', 'net_fetch', 'publish', 'send', 'spawn', 'tool_register']);
     expect(isHighRisk(valid('net_fetch', { url: 'https://x.com/', method: 'HEAD' }))).toBe(true);
     expect(isHighRisk(valid('fs_write', SAMPLES.fs_write))).toBe(false);
   });

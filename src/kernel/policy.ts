@@ -51,12 +51,16 @@ export function requirementFor(call: ValidCall, ctx: PolicyContext): Requirement
     case 'mem_write':
     case 'mem_delete':
       return { domain: 'mem', namespace: (call.args as { namespace?: string }).namespace ?? 'self', access: call.name === 'mem_search' ? 'r' : 'w' };
+    case 'tool_register':
+      return { domain: 'tool', right: 'register' };
+    case 'tool_call':
+      return { domain: 'tool', right: 'call', name: (call.args as { name: string }).name };
     default:
       return null;
   }
 }
 
-const HIGH_RISK: ReadonlySet<string> = new Set(['net_fetch', 'spawn', 'kill', 'send', 'publish']);
+const HIGH_RISK: ReadonlySet<string> = new Set(['net_fetch', 'spawn', 'kill', 'send', 'publish', 'tool_register']);
 
 /** Everything a call needs: net_fetch with save_to also writes a file. */
 export function requirementsFor(call: ValidCall, ctx: PolicyContext): Requirement[] {

@@ -117,6 +117,8 @@ describe('validateCall', () => {
       ['mem_write', { text: 'fact', metadata: { topic: 'x', n: 1, ok: true }, namespace: 'team/a' }],
       ['mem_search', { query: 'fact', top_k: 20, filter: { n: { $gte: 1 } }, namespace: 'self' }],
       ['mem_delete', { id: 'm_0123', namespace: 'tenant' }],
+      ['tool_register', { name: 'wc', description: 'count words', parameters: { type: 'object' }, source: 'export default async () => 1' }],
+      ['tool_call', { name: 'wc', args: { path: 'a.txt' } }],
     ];
     expect(good.map(([n]) => n).sort()).toEqual([...SYSCALL_NAMES].sort());
     for (const [name, args] of good) expect(valid(name, args).name).toBe(name);
@@ -124,6 +126,11 @@ describe('validateCall', () => {
 });
 
 describe('replayClass', () => {
+  it('tool_register is atomic and tool_call is unsafe (a tool may write files and reach the network)', () => {
+    expect(replayClass(valid('tool_register', { name: 'wc', description: 'd', parameters: { type: 'object' }, source: 'export default 1' }))).toBe('atomic');
+    expect(replayClass(valid('tool_call', { name: 'wc' }))).toBe('unsafe');
+  });
+
   it('net_fetch is idempotent only for safe methods', () => {
     const cls = (method?: string) => replayClass(valid('net_fetch', { url: 'https://example.com', ...(method ? { method } : {}) }));
     expect(cls()).toBe('idempotent');

@@ -18,6 +18,7 @@ import { type ErrorValue, type Result, fail, ok } from './errors.ts';
 import { IPC_SYSCALLS } from './ipc-syscalls.ts';
 import { PidSchema, PrioritySchema, SignalSchema } from './pcb.ts';
 import { FilterSchema, MAX_TEXT_BYTES, MAX_TOP_K, MetadataSchema, NamespaceSchema } from './memory.ts';
+import { ToolCallArgs, ToolRegisterArgs } from './tools.ts';
 
 export type ReplayClass = 'atomic' | 'idempotent' | 'unsafe';
 
@@ -209,6 +210,21 @@ export const SYSCALLS = {
       })
       .strict(),
     replay: 'idempotent',
+  }),
+  tool_register: spec({
+    name: 'tool_register',
+    description:
+      'Register a tool written in TypeScript. It is compiled and stored; from your next step it is in your tool list and can be called by name (or with tool_call). It runs sandboxed with your capabilities.',
+    args: ToolRegisterArgs,
+    // Compiling and storing commit with the journal entry.
+    replay: 'atomic',
+  }),
+  tool_call: spec({
+    name: 'tool_call',
+    description: 'Call a registered tool by name with arguments matching its parameters schema.',
+    args: ToolCallArgs,
+    // A tool may write files and reach the network through the broker: never run twice.
+    replay: 'unsafe',
   }),
 } as const;
 

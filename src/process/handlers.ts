@@ -13,6 +13,8 @@ import { KernelError } from '../kernel/errors.ts';
 import { normalizePath } from '../kernel/paths.ts';
 import type { ExitStatus, Pcb, Signal, Wait } from '../kernel/pcb.ts';
 import { MAX_FETCH_BYTES, type SyscallArgs, type SyscallName } from '../kernel/syscalls.ts';
+import { TOOL_HANDLERS } from '../tools/handlers.ts';
+import type { ToolHost } from '../tools/host.ts';
 import type { ProcessFs } from './fs.ts';
 import { IPC_HANDLERS } from './ipc-handlers.ts';
 import type { Mailbox } from './mailbox.ts';
@@ -54,6 +56,10 @@ export interface SyscallContext {
   knownSteps(): Set<number>;
   /** Long-term memory (mem_* syscalls); absent where the deployment configures none. */
   readonly memory?: MemoryAccess;
+  /** JIT tools (src/tools): absent where the deployment has no Worker Loader. */
+  readonly tools?: ToolHost;
+  /** Whether untrusted content is in the working set (tools then run without network grants). */
+  tainted?(): boolean;
 }
 
 export type Handlers = { readonly [N in SyscallName]: (args: SyscallArgs<N>, ctx: SyscallContext) => Promise<Directive> | Directive };
@@ -101,6 +107,7 @@ async function readCapped(body: ReadableStream<Uint8Array> | null, limit: number
 }
 
 export const HANDLERS: Handlers = {
+  ...TOOL_HANDLERS,
   exit: (args) => ({ kind: 'exit', status: { code: args.code, reason: 'exited', ...(args.result === undefined ? {} : { result: args.result }) } }),
 
   sleep: (args, ctx) => ({ kind: 'sleep', until: ctx.now + Math.round(args.seconds * 1000) }),

@@ -398,7 +398,9 @@ export class ProcessRuntime {
           ? outsideSource(result.value)
           : result.ok && row.name === 'mem_search' && (result.value as { untrusted?: boolean }).untrusted
             ? 'long-term memory written from an untrusted context'
-            : null;
+            : result.ok && row.name === 'tool_call' && (result.value as { network_requests?: number } | null)?.network_requests
+              ? `tool ${(result.value as { tool: string }).tool} (network)`
+              : null;
     this.addPage(row.step, { kind: 'result', call_id: row.call_id, name: row.name, via, result, ...(source ? { untrusted: true, source } : {}) });
     const pcb = this.mustPcb();
     this.store.savePcb({ ...pcb, usage: { ...pcb.usage, syscalls: pcb.usage.syscalls + 1 } });

@@ -13,7 +13,7 @@ import { type ErrorValue, KernelError, toErrorValue } from '../kernel/errors.ts'
 import { buildRequest } from '../kernel/context.ts';
 import type { Pcb, Signal } from '../kernel/pcb.ts';
 import { type SpawnRequest, childPid, resolveSpawn } from '../kernel/spawn.ts';
-import { type RawCall, type SyscallArgs, type SyscallName, type SyscallResult, type ValidCall, replayClass, validateCall } from '../kernel/syscalls.ts';
+import { type RawCall, type SyscallArgs, type SyscallName, type SyscallResult, type ValidCall, isSyscallName, replayClass, validateCall } from '../kernel/syscalls.ts';
 import { parseTextCalls } from '../kernel/text-protocol.ts';
 import { consume, decide, describeRequirement } from '../kernel/capabilities.ts';
 import { callHash, isHighRisk, requirementFor, requirementsFor, sha256Hex } from '../kernel/policy.ts';
@@ -26,6 +26,7 @@ import type { LlmProvider, LlmResponse, LlmToolCall, ToolMode } from '../llm/typ
 import type { MemoryService } from '../memory/service.ts';
 import { prepareContext, recallSteps, searchSwapped } from './context-manager.ts';
 import { type Directive, HANDLERS, type SyscallContext } from './handlers.ts';
+import type { ToolHost } from '../tools/host.ts';
 import type { ProcessRuntime } from './runtime.ts';
 import type { SliceClient } from './slice.ts';
 import type { JournalRow } from './store.ts';
@@ -63,6 +64,8 @@ export interface StepDeps {
    * error then fails the call, not the object); without it they fail with ENOSYS.
    */
   readonly memory?: () => MemoryService;
+  /** JIT tools (src/tools/host.ts): registered tools join the tool list and can be called by name. */
+  readonly tools?: ToolHost;
 }
 
 export const DEFAULT_APPROVAL_TTL_MS = 24 * 3600 * 1000;
@@ -155,7 +158,7 @@ export class StepLoop {
     for (;;) {
       const floor = rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0;
       const { pages, tokens } = prepareContext(rt, pcb.max_context_tokens, pcb.usage.steps + 1);
-      const request = { ...buildRequest({ system_prompt: image.system_prompt, tool_mode: image.tool_mode, model: pcb.model.model, pages, floor_step: floor }), step: pcb.usage.steps + 1 };
+      const request = { ...buildRequest({ system_prompt: image.system_prompt, tool_mode: image.tool_mode, model: pcb.model.model, pages, floor_step: floor, extra_tools: this.#deps.tools?.specs() ?? [] }), step: pcb.usage.steps + 1 };
       const slices = this.#deps.slices;
       if (slices && (await slices.admit(rt, pcb, tokens + slices.promptOverhead(image.system_prompt))) === 'stop') return null;
       try {
@@ -189,7 +192,10 @@ export class StepLoop {
     const native = response.tool_calls.length > 0;
     const parsed = native ? null : parseTextCalls(response.text, `text-${step}`);
     const calls: { id: string; name: string; entry: JournalArgs }[] = [];
-    const add = (raw: RawCall) => {
+    const tools = this.#deps.tools;
+    const add = (call: RawCall) => {
+      // A registered tool called by its own name is a tool_call with the same call id.
+      const raw = tools && !isSyscallName(call.name) && tools.store.get(call.name) ? { id: call.id, name: 'tool_call', args: { name: call.name, args: call.args ?? {} } } : call;
       const v = validateCall(raw);
       calls.push(v.ok ? { id: raw.id, name: raw.name, entry: { args: v.value.args } } : { id: raw.id, name: raw.name, entry: { invalid: v.error } });
     };
@@ -327,6 +333,8 @@ export class StepLoop {
             },
           }
         : {}),
+      ...(deps.tools ? { tools: deps.tools } : {}),
+      tainted: () => rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0),
     };
   }
 
