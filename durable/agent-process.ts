@@ -28,6 +28,7 @@ import type { DeliveryOutcome, MailboxMessage } from '../src/process/mailbox.ts'
 import { adopt, createInit, initChildExited, initPid, isInit, reparent } from '../src/process/init.ts';
 import { SqlEmbeddingCache } from '../src/memory/embeddings.ts';
 import { type MemoryService, memoryService } from '../src/memory/service.ts';
+import { forgetPages } from '../src/memory/recall.ts';
 import { type BrokerProps, ToolHost, type ToolLimits } from '../src/tools/host.ts';
 import { imageToolsAtSpawn } from '../src/tools/images.ts';
 import type { ToolRow } from '../src/tools/store.ts';
@@ -146,6 +147,11 @@ export class AgentProcess extends DurableObject<Env> {
     return {};
   }
 
+  /** Long-term memory, built on first use. Embeddings are cached in this object's SQLite too: recall queries and re-written texts repeat. */
+  #memoryService(): MemoryService {
+    return (this.#memory ??= memoryService(this.env, new SqlEmbeddingCache(this.ctx.storage.sql)));
+  }
+
   /** What the step loop uses to reach outside this object. Overridable for benchmarks and adapters. */
   protected stepDeps(): StepDeps {
     const env = this.env;
@@ -153,7 +159,8 @@ export class AgentProcess extends DurableObject<Env> {
       llm: env,
       slices: this.#slices,
       // Embeddings are cached in this object's SQLite too: recall queries and re-written texts repeat.
-      memory: () => (this.#memory ??= memoryService(env, new SqlEmbeddingCache(this.ctx.storage.sql))),
+      memory: () => this.#memoryService(),
+      vectorRecall: (env.CONTEXT_VECTOR_RECALL ?? 'on').trim().toLowerCase() !== 'off',
       tools: this.toolHost,
       approvalTtlMs: Math.max(1, Number(env.APPROVAL_TIMEOUT_SECONDS) || 86_400) * 1000,
       fetch: (request) => fetch(request),
@@ -315,6 +322,15 @@ export class AgentProcess extends DurableObject<Env> {
     if (this.#rt.store.outboxSize() > 0) {
       await this.#rt.rearm();
       return fail('EAGAIN', 'the process has deliveries that could not be made yet (its parent or D1 is unreachable); retry shortly', { pid: pcb.pid });
+    }
+    // Its swapped-out pages' vectors (pages/<pid>) go with it.
+    const indexed = this.#rt.store.embeddedPages();
+    if (indexed.length > 0) {
+      try {
+        await forgetPages(this.#memoryService(), { tenant: pcb.tenant, pid: pcb.pid }, indexed);
+      } catch (e) {
+        return fail('EAGAIN', `the process's context pages could not be removed from the vector index yet (${e instanceof Error ? e.message : String(e)}); retry shortly`, { pid: pcb.pid });
+      }
     }
     const s = deleteProcessRow(pcb.pid);
     await this.env.DB.prepare(s.sql).bind(...s.params).run();

@@ -49,9 +49,42 @@ export interface PagerConfig {
   readonly fault_share: number;
   /** A major compaction (one that rewrites the whole prompt) goes down to this share of the budget. */
   readonly major_water: number;
+  /** Recall by meaning: a step vector search found is faulted in when lexical search ranks it among its best this many steps … */
+  readonly similar_lexical_top: number;
+  /** … with at least this lexical relevance (it shares some distinctive term with the input). */
+  readonly similar_min_relevance: number;
 }
 
-export const DEFAULT_PAGER: Omit<PagerConfig, 'budget'> = { low_water: 0.6, major_water: 0.4, recent_steps: 2, fault_threshold: 0.12, fault_margin: 1.5, fault_share: 0.1 };
+export const DEFAULT_PAGER: Omit<PagerConfig, 'budget'> = {
+  low_water: 0.6,
+  major_water: 0.4,
+  recent_steps: 2,
+  fault_threshold: 0.12,
+  fault_margin: 1.5,
+  fault_share: 0.1,
+  similar_lexical_top: 3,
+  similar_min_relevance: 0.1,
+};
+
+/**
+ * Hybrid page faults: of the steps vector search found similar to the newest input (`similar`, step →
+ * similarity), those lexical search also ranks among its best `similar_lexical_top` steps (other than
+ * the newest). Either search alone is noisy at the top: vectors rank lines of the same shape alike (every
+ * log line resembles every other), words match entities mentioned everywhere. A step both put near the
+ * top is what the input is about, even when the question shares only a name with the page that answers
+ * it (measured in docs/BENCHMARKS.md, paraphrased questions).
+ */
+export function agreeingSteps(similar: ReadonlyMap<number, number>, relevance: ReadonlyMap<number, number>, newest: number, cfg: Pick<PagerConfig, 'similar_lexical_top' | 'similar_min_relevance'>): Map<number, number> {
+  if (similar.size === 0) return new Map();
+  const lexicalTop = new Set(
+    [...relevance.entries()]
+      .filter(([step, rel]) => step !== newest && rel >= cfg.similar_min_relevance)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, cfg.similar_lexical_top)
+      .map(([step]) => step),
+  );
+  return new Map([...similar].filter(([step]) => lexicalTop.has(step)));
+}
 
 export const KIND_IMPORTANCE: Readonly<Record<string, number>> = { task: 1, result: 0.5, recall: 0.5, assistant: 0.4, notice: 0.3 };
 
@@ -292,7 +325,9 @@ export interface Plan {
 /**
  * Decide recalls and evictions for the next prompt. `relevance` maps steps to their lexical relevance
  * to the newest input (0 when absent); `recalled` are swapped steps whose content is already in the
- * working set through a recall page.
+ * working set through a recall page; `singledOut` are swapped steps vector search found the newest
+ * input to single out by meaning (step → similarity): they are faulted in after the lexical ones,
+ * within the same allowance.
  *
  * Page faults. A swapped step is recalled when its relevance reaches `fault_threshold` and is
  * `fault_margin` times the best relevance of any resident step other than the newest: the input
@@ -309,7 +344,14 @@ export interface Plan {
  * scores every unprotected step, merges all runs of swapped steps (one stub per run), and goes down to
  * `major_water` × budget, which leaves room for several minor ones.
  */
-export function plan(pages: readonly PageInfo[], cfg: PagerConfig, currentStep: number, relevance: ReadonlyMap<number, number>, recalled: ReadonlySet<number> = new Set()): Plan {
+export function plan(
+  pages: readonly PageInfo[],
+  cfg: PagerConfig,
+  currentStep: number,
+  relevance: ReadonlyMap<number, number>,
+  recalled: ReadonlySet<number> = new Set(),
+  singledOut: ReadonlyMap<number, number> = new Map(),
+): Plan {
   const groups = groupSteps(pages, currentStep, cfg.recent_steps);
   const newest = groups.at(-1)?.step ?? 0;
   const rel = (step: number) => relevance.get(step) ?? 0;
@@ -320,7 +362,11 @@ export function plan(pages: readonly PageInfo[], cfg: PagerConfig, currentStep: 
   const faultAllowance = cfg.budget * cfg.fault_share;
   const recall: number[] = [];
   let faulted = 0;
-  const swappedByRelevance = groups.filter((g) => !g.resident && g.step !== 0 && !recalled.has(g.step) && rel(g.step) >= faultFloor).sort((a, b) => rel(b.step) - rel(a.step));
+  // Lexically relevant steps first (best first), then those only vector search singled out (most similar first).
+  const lexical = (step: number) => rel(step) >= faultFloor;
+  const swappedByRelevance = groups
+    .filter((g) => !g.resident && g.step !== 0 && !recalled.has(g.step) && (lexical(g.step) || singledOut.has(g.step)))
+    .sort((a, b) => Number(lexical(b.step)) - Number(lexical(a.step)) || rel(b.step) - rel(a.step) || (singledOut.get(b.step) ?? 0) - (singledOut.get(a.step) ?? 0));
   for (const g of swappedByRelevance) {
     const cost = g.tokens + RECALL_OVERHEAD_TOKENS;
     if (faulted + cost > faultAllowance) continue;

@@ -5,7 +5,8 @@
  *
  * Pages live in the kernel-only namespace `pages/<pid>` of the process's tenant: no agent can name
  * it (mem_* refuse `pages/…`), and operators can search it (`GET /v1/memory/search?namespace=pages/<pid>`).
- * A page's memory id is `page-<seq>`; its metadata holds its step and seq.
+ * A page is indexed line by line (`page-<seq>-<n>`, metadata {step, seq, chunk}): a fact buried in a
+ * long tool result gets a vector of its own instead of being averaged away with the filler.
  *
  * These functions only talk to the memory service; they do not decide what is resident. The caller
  * (src/process/context-manager.ts) decides which pages to evict and which recalled steps to page in.
@@ -30,7 +31,7 @@ export interface PageOwner {
 export interface SwappedPage {
   readonly seq: number;
   readonly step: number;
-  /** The page's text (pageText of its body); the first PAGE_TEXT_CHARS are embedded and stored. */
+  /** The page's text (pageText of its body); its first PAGE_TEXT_CHARS are chunked, embedded and stored. */
   readonly text: string;
 }
 
@@ -41,57 +42,100 @@ export interface RecalledPage {
   readonly score: number;
 }
 
-/** Characters of a page that are embedded (the same excerpt the lexical index uses). */
-export const PAGE_TEXT_CHARS = 2000;
+/** Characters of a page that are indexed (the lexical index reads 16,000; tool results are capped near this). */
+export const PAGE_TEXT_CHARS = 8000;
+/** A chunk is a line, up to this many characters (a longer line is cut at a space). */
+export const CHUNK_CHARS = 200;
+/** Chunks indexed per page at most. */
+export const MAX_CHUNKS = 64;
 
 export function pageScope(owner: PageOwner): MemoryScope {
   return { tenant: owner.tenant, namespace: pagesNamespace(owner.pid) };
 }
 
-export const pageMemoryId = (seq: number): string => `page-${seq}`;
+export const chunkMemoryId = (seq: number, chunk: number): string => `page-${seq}-${chunk}`;
 
-/** Cut to a character count, then to the byte limit, without splitting a surrogate pair. */
-function excerpt(text: string): string {
-  let s = Array.from(text.slice(0, PAGE_TEXT_CHARS + 1)).slice(0, PAGE_TEXT_CHARS).join('');
+/** Cut to at most `max` bytes of UTF-8 without splitting a character. */
+function clampBytes(text: string, max: number): string {
   const enc = new TextEncoder();
-  while (enc.encode(s).byteLength > MAX_TEXT_BYTES) s = Array.from(s).slice(0, -64).join('');
-  return s;
+  if (enc.encode(text).byteLength <= max) return text;
+  let s = Array.from(text);
+  while (enc.encode(s.join('')).byteLength > max) s = s.slice(0, -64);
+  return s.join('');
 }
 
 /**
- * Embed pages that were just swapped out and index them in `pages/<pid>`, in one batched embedding
- * call (cached by content hash, so a page evicted again costs no second call). Writing a page that is
- * already indexed replaces it. Pages with no text are skipped.
+ * Split a page's text into chunks: one per line (a sentence encoder compares sentences; a fact in a
+ * log file is one line among many), a line longer than `size` cut at the last space before it. Lines of
+ * fewer than three words ("status: 200", a path, a tool's name) say nothing about meaning and make
+ * every result of one tool look alike: they are left out. At most MAX_CHUNKS per page.
  */
-export async function embedAndIndexSwappedPages(memory: MemoryService, owner: PageOwner, pages: readonly SwappedPage[]): Promise<void> {
-  const items = pages
-    .filter((p) => p.text.trim() !== '')
-    .map((p) => ({ id: pageMemoryId(p.seq), text: excerpt(p.text), metadata: { step: p.step, seq: p.seq } }));
+export function chunkText(text: string, size = CHUNK_CHARS): string[] {
+  const chunks: string[] = [];
+  for (const raw of text.slice(0, PAGE_TEXT_CHARS).split('\n')) {
+    let line = raw.trim();
+    while (line !== '') {
+      let piece = line;
+      if (line.length > size) {
+        const cut = line.lastIndexOf(' ', size);
+        piece = line.slice(0, cut > size / 2 ? cut : size);
+      }
+      line = line.slice(piece.length).trim();
+      if (piece.split(/\s+/).filter((w) => /\p{L}{2}/u.test(w)).length >= 3) chunks.push(clampBytes(piece, MAX_TEXT_BYTES));
+      if (chunks.length >= MAX_CHUNKS) return chunks;
+    }
+  }
+  return chunks;
+}
+
+/**
+ * Embed pages that were just swapped out and index them in `pages/<pid>`, chunk by chunk, in one
+ * batched embedding call (cached by content hash, so a chunk seen before costs no second call). Writing
+ * a page again replaces its chunks. Returns how many chunks each page has in the index.
+ */
+export async function embedAndIndexSwappedPages(memory: MemoryService, owner: PageOwner, pages: readonly SwappedPage[]): Promise<{ seq: number; chunks: number }[]> {
+  const chunked = pages.map((p) => ({ page: p, chunks: chunkText(p.text) }));
+  const items = chunked.flatMap(({ page, chunks }) => chunks.map((text, n) => ({ id: chunkMemoryId(page.seq, n), text, metadata: { step: page.step, seq: page.seq, chunk: n } })));
   await memory.write(pageScope(owner), items);
-}
-
-/** One page: `embedAndIndexSwappedPages` for a single page. */
-export function embedAndIndexSwappedPage(memory: MemoryService, owner: PageOwner, page: SwappedPage): Promise<void> {
-  return embedAndIndexSwappedPages(memory, owner, [page]);
+  return chunked.map(({ page, chunks }) => ({ seq: page.seq, chunks: chunks.length }));
 }
 
 /**
- * The indexed pages most similar to `query`, best first: at most `k` (1–20, Vectorize's cap), and only
- * those scoring at least `minScore` (default 0). Pages indexed once stay indexed after they are paged
- * back in, so the caller drops the hits that are resident now. Several pages of one step may match:
- * group by `step` to page steps in.
+ * The indexed chunks most similar to `query`, best first: at most `k` (1–20, Vectorize's cap with
+ * metadata). Pages indexed once stay indexed, so the caller drops hits on steps that are in the prompt
+ * now. Several chunks of one step may match: group by `step`.
  */
-export async function recallSimilar(memory: MemoryService, owner: PageOwner, query: string, k: number, minScore = 0): Promise<RecalledPage[]> {
+export async function recallSimilar(memory: MemoryService, owner: PageOwner, query: string, k: number, minScore = -1): Promise<RecalledPage[]> {
   if (query.trim() === '') return [];
   const topK = Math.max(1, Math.min(MAX_TOP_K, Math.floor(k)));
-  const found = await memory.search(pageScope(owner), { query: query.slice(0, 8000), top_k: topK });
+  const found = await memory.search(pageScope(owner), { query: query.slice(0, PAGE_TEXT_CHARS), top_k: topK });
   return found.results
     .filter((m) => m.score >= minScore && typeof m.metadata.seq === 'number' && typeof m.metadata.step === 'number')
     .map((m) => ({ seq: m.metadata.seq as number, step: m.metadata.step as number, score: m.score }));
 }
 
-/** Remove pages from the index (e.g. when the process's storage is released). Returns the seqs that were indexed. */
-export async function forgetPages(memory: MemoryService, owner: PageOwner, seqs: readonly number[]): Promise<number[]> {
-  const gone = await memory.delete(pageScope(owner), seqs.map(pageMemoryId));
-  return gone.map((id) => Number(id.slice('page-'.length)));
+/**
+ * The steps whose chunks are most similar to a query, best first (a step scores as its best chunk):
+ * at most `steps` of them. Hits without step metadata are ignored.
+ */
+export function topSteps(hits: readonly { score: number; metadata: Readonly<Record<string, unknown>> }[], steps: number): { step: number; score: number }[] {
+  const best = new Map<number, number>();
+  for (const h of hits) {
+    const step = h.metadata.step;
+    if (typeof step !== 'number') continue;
+    if (h.score > (best.get(step) ?? -2)) best.set(step, h.score);
+  }
+  return [...best.entries()]
+    .map(([step, score]) => ({ step, score }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, steps);
+}
+
+/** Remove pages' chunks from the index (e.g. when the process's storage is released). Returns the seqs that had chunks indexed. */
+export async function forgetPages(memory: MemoryService, owner: PageOwner, pages: readonly { seq: number; chunks: number }[]): Promise<number[]> {
+  const gone = await memory.delete(
+    pageScope(owner),
+    pages.flatMap((p) => Array.from({ length: p.chunks }, (_, n) => chunkMemoryId(p.seq, n))),
+  );
+  return [...new Set(gone.map((id) => Number(id.split('-')[1])))];
 }

@@ -91,6 +91,13 @@ export class MemoryService {
     return { results, embedding: { model: this.embedder.model, lexical: this.embedder.lexical }, store: this.store.kind };
   }
 
+  /** Several queries in one scope: one batched embedding call, then one store query each (in parallel). */
+  async searchMany(scope: MemoryScope, queries: readonly string[], topK: number): Promise<MemoryMatch[][]> {
+    if (queries.length === 0) return [];
+    const vectors = await this.embedder.embed(queries);
+    return Promise.all(vectors.map((vector) => this.store.query(scope, { vector, top_k: topK, model: this.embedder.model })));
+  }
+
   delete(scope: MemoryScope, ids: readonly string[]): Promise<string[]> {
     return this.store.delete(scope, ids);
   }

@@ -10,9 +10,17 @@
  *    down to the low-water mark, in one batch, so the next steps append to a stable prefix.
  * 3. The prompt: resident pages in order, with one stub per run of steps a compaction swapped out.
  * Faults and compactions are recorded in the event log.
+ *
+ * Recall by meaning (`vectorRecall`, run before `prepareContext` where long-term memory is
+ * configured): pages swapped out by a compaction are chunked, embedded and indexed in `pages/<pid>`;
+ * the newest input is searched against them, and steps it singles out (src/memory/recall.ts
+ * `standoutSteps`) are faulted in like lexically relevant ones, so a question worded differently
+ * from the page that answers it still finds it (with a semantic embedder).
  */
 import { type PageBody, pageText } from '../kernel/context.ts';
-import { DEFAULT_PAGER, type LexicalIndex, type SwappedRun, groupSteps, keywords, plan, scoreGroup, stubText, swappedRuns, workingSetTokens } from '../kernel/pager.ts';
+import { DEFAULT_PAGER, type LexicalIndex, agreeingSteps, type SwappedRun, groupSteps, keywords, plan, scoreGroup, stubText, swappedRuns, workingSetTokens } from '../kernel/pager.ts';
+import { type PageOwner, chunkText, embedAndIndexSwappedPages, pageScope, topSteps } from '../memory/recall.ts';
+import type { MemoryService } from '../memory/service.ts';
 import type { PageMetaRow, PageRow } from './store.ts';
 
 export type ContextPage = PageBody & { readonly step: number };
@@ -29,6 +37,9 @@ export interface ContextHost {
     touchSteps(steps: readonly number[], now: number): void;
     rebatchSwapped(batch: number): void;
     recalledSteps(): Set<number>;
+    unembeddedSwapped(limit: number): PageRow[];
+    markEmbedded(pages: readonly { seq: number; chunks: number }[]): void;
+    newestStep(): number;
     transaction<T>(fn: () => T): T;
   };
   index(): LexicalIndex;
@@ -112,7 +123,12 @@ function stubFor(rt: ContextHost, meta: readonly PageMetaRow[], run: SwappedRun)
   return text;
 }
 
-export function prepareContext(rt: ContextHost, budget: number, currentStep: number): { pages: ContextPage[]; tokens: number } {
+/**
+ * The prompt's pages for the next LLM call, after faulting in and compacting as the pager decides.
+ * `similar`: swapped steps vector search found similar to the newest input (vectorRecall); those
+ * lexical search ranks high too are faulted in (pager.ts agreeingSteps).
+ */
+export function prepareContext(rt: ContextHost, budget: number, currentStep: number, similar: ReadonlyMap<number, number> = new Map()): { pages: ContextPage[]; tokens: number } {
   // Fast path: everything resident and within budget — nothing to fault in, nothing to evict.
   const totals = rt.store.pageTotals();
   if (!totals.swapped && totals.tokens <= budget) {
@@ -121,14 +137,22 @@ export function prepareContext(rt: ContextHost, budget: number, currentStep: num
   let meta = rt.store.pageMeta();
   const relevance = relevanceToNewest(rt, meta);
   const cfg = { ...DEFAULT_PAGER, budget };
-  const p = plan(meta, cfg, currentStep, relevance, rt.store.recalledSteps());
+  const semantic = agreeingSteps(similar, relevance, meta.at(-1)?.step ?? 0, cfg);
+  const p = plan(meta, cfg, currentStep, relevance, rt.store.recalledSteps(), semantic);
   if (p.recall.length > 0 || p.evict.length > 0) {
     const before = workingSetTokens(groupSteps(meta, currentStep, cfg.recent_steps));
     const newest = meta.at(-1)?.step ?? 0;
     rt.store.transaction(() => {
       if (p.recall.length > 0) {
         recallSteps(rt, p.recall, newest);
-        rt.emit('page_fault', { reason: 'auto', steps: p.recall, into_step: newest, relevance: p.recall.map((s) => Math.round((relevance.get(s) ?? 0) * 100) / 100) });
+        const bySimilarity = p.recall.filter((s) => semantic.has(s));
+        rt.emit('page_fault', {
+          reason: 'auto',
+          steps: p.recall,
+          into_step: newest,
+          relevance: p.recall.map((s) => Math.round((relevance.get(s) ?? 0) * 100) / 100),
+          ...(bySimilarity.length > 0 ? { by_similarity: bySimilarity.map((s) => ({ step: s, score: Math.round((semantic.get(s) ?? 0) * 1000) / 1000 })) } : {}),
+        });
       }
       if (p.evict.length > 0) {
         rt.store.setResident(p.evict, false, rt.now, p.batch);
@@ -153,6 +177,95 @@ export function prepareContext(rt: ContextHost, budget: number, currentStep: num
     }
   }
   return { pages, tokens: workingSetTokens(groups) };
+}
+
+// --- recall by meaning -----------------------------------------------------------------------------
+
+/** The prose in a JSON value: its strings (with their own line breaks), and `key: value` for numbers and booleans. */
+function prose(value: unknown, key: string, out: string[], depth = 0): void {
+  if (depth > 8 || value === null || value === undefined) return;
+  if (typeof value === 'string') out.push(value);
+  else if (typeof value === 'number' || typeof value === 'boolean') out.push(`${key}: ${value}`);
+  else if (Array.isArray(value)) for (const v of value) prose(v, key, out, depth + 1);
+  else if (typeof value === 'object') for (const [k, v] of Object.entries(value)) prose(v, k, out, depth + 1);
+}
+
+/**
+ * A page as it is embedded: a tool result's JSON flattened to its text (a log file's lines become
+ * lines again, not one long escaped string with braces and quotes that every result shares); other
+ * pages as the model reads them.
+ */
+export function embeddingText(body: PageBody): string {
+  if (body.kind !== 'result') return pageText(body);
+  const out: string[] = [body.name];
+  prose(body.result.ok ? body.result.value : body.result.error, 'value', out);
+  return out.join('\n');
+}
+
+/** Swapped pages embedded per step at most (a major compaction can swap out hundreds; the rest wait a step). */
+export const EMBED_PAGES_PER_STEP = 256;
+/** Lines of the newest input searched (a long tool result is searched by its first lines). */
+export const QUERY_CHUNKS = 4;
+/** Per line searched, this many most similar steps are candidates. */
+export const VECTOR_TOP_STEPS = 3;
+
+export interface VectorRecallOptions {
+  readonly memory: MemoryService;
+  readonly owner: PageOwner;
+  /** Lines of the newest input searched (default QUERY_CHUNKS). */
+  readonly queryLines?: number;
+  /** Candidate steps per line (default VECTOR_TOP_STEPS). */
+  readonly topSteps?: number;
+}
+
+/**
+ * Index the pages compactions swapped out since the last call, then search the newest input, line by
+ * line, against every indexed page; returns the swapped steps (not the task, not already recalled)
+ * among the VECTOR_TOP_STEPS most similar to some line, step → similarity. `prepareContext` faults in
+ * those of them that lexical search ranks high too (pager.ts `agreeingSteps`).
+ *
+ * Never throws: if the embedder or the store fails, the step goes on with lexical relevance alone and
+ * the failure is in the event log (`vector_recall_error`); unindexed pages are tried again next step.
+ */
+export async function vectorRecall(rt: ContextHost, opts: VectorRecallOptions): Promise<Map<number, number>> {
+  if (!rt.store.pageTotals().swapped) return new Map();
+  const found = new Map<number, number>();
+  let phase = 'index';
+  try {
+    const pending = rt.store.unembeddedSwapped(EMBED_PAGES_PER_STEP);
+    if (pending.length > 0) {
+      const indexed = await embedAndIndexSwappedPages(
+        opts.memory,
+        opts.owner,
+        pending.map((r) => ({ seq: r.seq, step: r.step, text: embeddingText(r.body as PageBody) })),
+      );
+      rt.store.transaction(() => {
+        rt.store.markEmbedded(indexed);
+        rt.emit('pages_indexed', { pages: indexed.length, chunks: indexed.reduce((n, p) => n + p.chunks, 0), steps: [...new Set(pending.map((r) => r.step))] });
+      });
+    }
+    phase = 'search';
+    const newest = rt.store.newestStep();
+    const input = rt.store
+      .pagesOfSteps([newest])
+      .filter((r) => r.kind !== 'assistant' && r.kind !== 'recall')
+      .map((r) => embeddingText(r.body as PageBody))
+      .join('\n');
+    const queries = chunkText(input).slice(0, opts.queryLines ?? QUERY_CHUNKS);
+    if (queries.length === 0) return found;
+    const results = await opts.memory.searchMany(pageScope(opts.owner), queries, 20);
+    const swapped = new Set(rt.store.pageMeta().filter((p) => !p.resident).map((p) => p.step));
+    const recalled = rt.store.recalledSteps();
+    for (const hits of results) {
+      for (const hit of topSteps(hits, opts.topSteps ?? VECTOR_TOP_STEPS)) {
+        if (hit.step === 0 || hit.step >= newest || !swapped.has(hit.step) || recalled.has(hit.step)) continue;
+        found.set(hit.step, Math.max(found.get(hit.step) ?? -1, hit.score));
+      }
+    }
+  } catch (e) {
+    rt.emit('vector_recall_error', { phase, error: e instanceof Error ? e.message : String(e) });
+  }
+  return found;
 }
 
 /** The page table as the API shows it. */

@@ -24,7 +24,7 @@ import { type LlmEnv, createProvider } from '../llm/index.ts';
 import type { Script } from '../llm/scripted.ts';
 import type { LlmProvider, LlmResponse, LlmToolCall, ToolMode } from '../llm/types.ts';
 import type { MemoryService } from '../memory/service.ts';
-import { prepareContext, recallSteps, searchSwapped } from './context-manager.ts';
+import { prepareContext, recallSteps, searchSwapped, vectorRecall } from './context-manager.ts';
 import { type Directive, HANDLERS, type SyscallContext } from './handlers.ts';
 import type { ToolHost } from '../tools/host.ts';
 import type { ProcessRuntime } from './runtime.ts';
@@ -64,6 +64,12 @@ export interface StepDeps {
    * error then fails the call, not the object); without it they fail with ENOSYS.
    */
   readonly memory?: () => MemoryService;
+  /**
+   * Recall by meaning into the context (context-manager.ts vectorRecall): swapped-out pages are
+   * indexed in long-term memory and the newest input is searched against them before each prompt.
+   * Needs `memory`; CONTEXT_VECTOR_RECALL = "off" turns it off.
+   */
+  readonly vectorRecall?: boolean;
   /** JIT tools (src/tools/host.ts): registered tools join the tool list and can be called by name. */
   readonly tools?: ToolHost;
 }
@@ -148,6 +154,20 @@ export class StepLoop {
     return p.value;
   }
 
+  /** Swapped steps the newest input singles out by meaning (none without long-term memory or with vector recall off). */
+  async #similarSwappedSteps(pcb: Pcb): Promise<Map<number, number>> {
+    const deps = this.#deps;
+    if (!deps.memory || deps.vectorRecall === false || !this.#rt.store.pageTotals().swapped) return new Map();
+    let memory: MemoryService;
+    try {
+      memory = deps.memory();
+    } catch (e) {
+      this.#rt.emit('vector_recall_error', { phase: 'configure', error: e instanceof Error ? e.message : String(e) });
+      return new Map();
+    }
+    return vectorRecall(this.#rt, { memory, owner: { tenant: pcb.tenant, pid: pcb.pid } });
+  }
+
   /** Ask the LLM for the next step and journal its answer. Returns the step number, or null if the process was killed meanwhile. */
   async #think(): Promise<number | null> {
     const rt = this.#rt;
@@ -155,9 +175,10 @@ export class StepLoop {
     const image = this.#image();
     const started = rt.now;
     let response: LlmResponse;
+    const semantic = await this.#similarSwappedSteps(pcb);
     for (;;) {
       const floor = rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0;
-      const { pages, tokens } = prepareContext(rt, pcb.max_context_tokens, pcb.usage.steps + 1);
+      const { pages, tokens } = prepareContext(rt, pcb.max_context_tokens, pcb.usage.steps + 1, semantic);
       const request = { ...buildRequest({ system_prompt: image.system_prompt, tool_mode: image.tool_mode, model: pcb.model.model, pages, floor_step: floor, extra_tools: this.#deps.tools?.specs() ?? [] }), step: pcb.usage.steps + 1 };
       const slices = this.#deps.slices;
       if (slices && (await slices.admit(rt, pcb, tokens + slices.promptOverhead(image.system_prompt))) === 'stop') return null;

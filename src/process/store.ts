@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INT
 CREATE TABLE IF NOT EXISTS pages (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, step INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,
   tokens INTEGER NOT NULL DEFAULT 0, importance REAL NOT NULL DEFAULT 0.5, pinned INTEGER NOT NULL DEFAULT 0, resident INTEGER NOT NULL DEFAULT 1,
-  access_count INTEGER NOT NULL DEFAULT 0, last_access INTEGER NOT NULL DEFAULT 0, excerpt TEXT NOT NULL DEFAULT '', batch INTEGER NOT NULL DEFAULT 0);
+  access_count INTEGER NOT NULL DEFAULT 0, last_access INTEGER NOT NULL DEFAULT 0, excerpt TEXT NOT NULL DEFAULT '', batch INTEGER NOT NULL DEFAULT 0,
+  chunks INTEGER);
 CREATE INDEX IF NOT EXISTS pages_by_step ON pages (step);
 CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (
@@ -103,10 +104,14 @@ export class ProcessStore {
     this.#sql = storage.sql;
     this.#sql.exec(SCHEMA);
     // Objects created before pages recorded their compaction batch get the column (once).
-    try {
-      this.#sql.exec('SELECT batch FROM pages LIMIT 0');
-    } catch {
-      this.#sql.exec('ALTER TABLE pages ADD COLUMN batch INTEGER NOT NULL DEFAULT 0');
+    // The same for `chunks`: how many chunks of a swapped-out page are in the vector index of
+    // pages/<pid> (NULL: not indexed yet).
+    for (const [column, type] of [['batch', 'INTEGER NOT NULL DEFAULT 0'], ['chunks', 'INTEGER']] as const) {
+      try {
+        this.#sql.exec(`SELECT ${column} FROM pages LIMIT 0`);
+      } catch {
+        this.#sql.exec(`ALTER TABLE pages ADD COLUMN ${column} ${type}`);
+      }
     }
   }
 
@@ -253,6 +258,29 @@ export class ProcessStore {
       .exec<{ seq: number; step: number; kind: string; body: string }>(`SELECT seq, step, kind, body FROM pages WHERE step IN (${steps.map(() => '?').join(', ')}) ORDER BY seq`, ...steps)
       .toArray()
       .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: this.#bodies.get(r.seq) ?? (JSON.parse(r.body) as unknown) }));
+  }
+
+  /** The newest step that has pages (0 when only the task is there). */
+  newestStep(): number {
+    return this.#sql.exec<{ step: number | null }>('SELECT MAX(step) AS step FROM pages').one().step ?? 0;
+  }
+
+  /** Swapped-out pages not yet in the vector index (recall copies are not indexed: their originals are), oldest first. */
+  unembeddedSwapped(limit: number): PageRow[] {
+    return this.#sql
+      .exec<{ seq: number; step: number; kind: string; body: string }>("SELECT seq, step, kind, body FROM pages WHERE resident = 0 AND chunks IS NULL AND kind != 'recall' ORDER BY seq LIMIT ?", limit)
+      .toArray()
+      .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: this.#bodies.get(r.seq) ?? (JSON.parse(r.body) as unknown) }));
+  }
+
+  /** Record that pages are in the vector index, with how many chunks each. */
+  markEmbedded(pages: readonly { seq: number; chunks: number }[]): void {
+    for (const p of pages) this.#sql.exec('UPDATE pages SET chunks = ? WHERE seq = ?', p.chunks, p.seq);
+  }
+
+  /** Pages with chunks in the vector index (to delete them when the process is removed). */
+  embeddedPages(): { seq: number; chunks: number }[] {
+    return this.#sql.exec<{ seq: number; chunks: number }>('SELECT seq, chunks FROM pages WHERE chunks > 0 ORDER BY seq').toArray();
   }
 
   /** A major compaction: every swapped page joins `batch`, so adjacent runs merge. */

@@ -8,6 +8,8 @@
  *   node scripts/bench/context/run.mjs --variants     # + page_in limit 10, pager overrides, noisy queries (~8 min)
  *   node scripts/bench/context/run.mjs --turns 400 --facts 10 --min-gap 100    # smoke run (< 30 s)
  *   node scripts/bench/context/run.mjs --seed 7 --budget 16000 --jobs 1 --out /tmp/ctx.json
+ *   node scripts/bench/context/run.mjs --paraphrase   # recall by meaning, before/after, on paraphrased questions
+ *                                                     # (first run ~15 min: the semantic embedder runs on CPU; then cached)
  *
  * It bundles ./sim.ts (which imports the kernel's own prepareContext, pager, buildRequest and
  * tokenizer from src/, unchanged) with esbuild's JS API into a temp dir, then replays the session once
@@ -27,7 +29,7 @@ import { build } from 'esbuild';
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 function parseArgs(argv) {
-  const o = { turns: 2000, facts: 50, budget: 8000, seed: 1, minGap: 300, summaryTokens: 1500, variants: false, jobs: Math.min(2, os.availableParallelism()), out: path.join(here, 'results.json') };
+  const o = { turns: 2000, facts: 50, budget: 8000, seed: 1, minGap: 300, summaryTokens: 1500, variants: false, paraphrase: false, jobs: Math.min(2, os.availableParallelism()), out: path.join(here, 'results.json') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = () => {
@@ -42,11 +44,12 @@ function parseArgs(argv) {
     else if (a === '--min-gap') o.minGap = num();
     else if (a === '--summary-tokens') o.summaryTokens = num();
     else if (a === '--variants') o.variants = true;
+    else if (a === '--paraphrase') o.paraphrase = true;
     else if (a === '--jobs') o.jobs = num();
     else if (a === '--out') o.out = path.resolve(argv[++i]);
     else if (a === '--report') o.report = path.resolve(argv[++i]);
     else if (a === '--help' || a === '-h') {
-      console.log('usage: run.mjs [--turns 2000] [--facts 50] [--budget 8000] [--seed 1] [--min-gap 300] [--summary-tokens 1500] [--variants] [--jobs N] [--out file] | --report results.json');
+      console.log('usage: run.mjs [--turns 2000] [--facts 50] [--budget 8000] [--seed 1] [--min-gap 300] [--summary-tokens 1500] [--variants | --paraphrase] [--jobs N] [--out file] | --report results.json');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -60,7 +63,7 @@ async function runAll(opts) {
   let results;
   try {
     const outfile = path.join(tmp, 'sim.mjs');
-    await build({ entryPoints: [path.join(here, 'sim.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, logLevel: 'warning' });
+    await build({ entryPoints: [path.join(here, 'sim.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, logLevel: 'warning', external: ['@energetic-ai/*'] });
     const workerFile = path.join(tmp, 'worker.mjs');
     writeFileSync(
       workerFile,
@@ -68,15 +71,15 @@ async function runAll(opts) {
         "import { parentPort, workerData } from 'node:worker_threads';",
         "import { runJob } from './sim.mjs';",
         "const log = (line) => parentPort.postMessage({ log: line });",
-        "parentPort.postMessage({ result: runJob({ ...workerData.opts, log }, workerData.job) });",
+        "parentPort.postMessage({ result: await runJob({ ...workerData.opts, log }, workerData.job) });",
       ].join('\n'),
     );
     const sim = await import(pathToFileURL(outfile).href);
-    const simOpts = { turns: opts.turns, facts: opts.facts, budget: opts.budget, seed: opts.seed, minGap: opts.minGap, summaryTokens: opts.summaryTokens };
+    const simOpts = { turns: opts.turns, facts: opts.facts, budget: opts.budget, seed: opts.seed, minGap: opts.minGap, summaryTokens: opts.summaryTokens, embeddingCache: path.join(here, '.embeddings') };
     const log = (line) => process.stderr.write(`${line}\n`);
     workload = sim.describeWorkload({ ...simOpts, log });
     log(`workload: ${JSON.stringify(workload)}`);
-    const all = sim.jobs(opts.variants);
+    const all = opts.paraphrase ? sim.paraphraseJobs() : sim.jobs(opts.variants);
     // Each job replays the whole session on its own (fresh pager state, same workload); run them on a pool
     // of worker threads, longest (the kernel runs) first.
     results = new Array(all.length);
@@ -138,10 +141,11 @@ for (const s of [...strategies, ...variants]) {
     reasons[key] = (reasons[key] ?? 0) + 1;
   }
   const rel = (s.queries_detail ?? []).map((q) => q.relevance).sort((a, b) => a - b);
+  const vr = s.vector_recall ? `vector recall (${s.vector_recall.embedder}) faulted in ${s.vector_recall.faulted_steps} steps of kind ${JSON.stringify(s.vector_recall.faulted_step_kinds)}; ` : '';
   console.log(`- ${s.strategy}: ${s.compactions} compactions, ${s.fault_steps} steps with auto faults (${s.faulted_steps} steps faulted in; by newest input ${JSON.stringify(s.faults_by_newest_input)}); ` +
     `stubs per prompt median ${s.stubs_per_prompt.median} (max ${s.stubs_per_prompt.max}), largest stub ${s.max_stub_tokens} tokens vs STUB_TOKENS ${s.planned_stub_tokens}; ` +
     `${s.over_budget_prompts} prompts over budget, ${s.over_budget_only_because_of_stub_estimate} of them only because stubs cost more than the pager counts; ` +
-    `${s.page_in_limit ? `page_in brought the fact's step back ${s.page_in_brought_fact} times, ${s.page_in_fact_evicted_by_next_compaction} of them evicted again by the next prompt's compaction; page_in returned steps of kind ${JSON.stringify(s.page_in_returned_kinds)}; ` : ''}fact-step relevance to the query page median ${rel[rel.length >> 1] ?? 'n/a'} (max ${rel.at(-1) ?? 'n/a'}); prefix reuse by step kind ${JSON.stringify(s.reuse_by_step_kind)}; median prepareContext ${s.median_prepare_ms} ms; misses: ${JSON.stringify(reasons)}`);
+    vr + `${s.page_in_limit ? `page_in brought the fact's step back ${s.page_in_brought_fact} times, ${s.page_in_fact_evicted_by_next_compaction} of them evicted again by the next prompt's compaction; page_in returned steps of kind ${JSON.stringify(s.page_in_returned_kinds)}; ` : ''}fact-step relevance to the query page median ${rel[rel.length >> 1] ?? 'n/a'} (max ${rel.at(-1) ?? 'n/a'}); prefix reuse by step kind ${JSON.stringify(s.reuse_by_step_kind)}; median prepareContext ${s.median_prepare_ms} ms; misses: ${JSON.stringify(reasons)}`);
 }
 console.log(`\n${seconds} s (${opts.jobs} worker thread(s), ${doc.cpu}, Node ${doc.node}); JSON: ${path.relative(process.cwd(), out)}`);
 }

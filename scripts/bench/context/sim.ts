@@ -41,8 +41,10 @@ import { IMAGES } from '../../../src/kernel/images.ts';
 import { DEFAULT_PAGER, INDEX_CHARS, KIND_IMPORTANCE, LexicalIndex, type PagerConfig, STUB_TOKENS } from '../../../src/kernel/pager.ts';
 import { countTokens } from '../../../src/llm/tokens.ts';
 import type { ChatMessage } from '../../../src/llm/types.ts';
-import { type ContextHost, type ContextPage, prepareContext, recallSteps, relevanceByStep, searchSwapped } from '../../../src/process/context-manager.ts';
+import { type ContextHost, type ContextPage, prepareContext, recallSteps, relevanceByStep, searchSwapped, vectorRecall } from '../../../src/process/context-manager.ts';
+import type { MemoryService } from '../../../src/memory/service.ts';
 import { EXCERPT_CHARS, type PageMetaRow } from '../../../src/process/store.ts';
+import { type EmbedderKind, simMemory } from './vectors.ts';
 import { type Fact, type Turn, type Workload, generateWorkload } from './workload.ts';
 
 export interface BenchOptions {
@@ -53,6 +55,8 @@ export interface BenchOptions {
   readonly minGap: number;
   readonly summaryTokens: number;
   readonly log: (line: string) => void;
+  /** Where the semantic embedder caches vectors (vectors.ts). */
+  readonly embeddingCache?: string;
 }
 
 // --- an in-memory stand-in for the ProcessRuntime surface prepareContext uses -----------------------
@@ -70,6 +74,8 @@ interface Row {
   text: string;
   body: PageBody;
   batch: number;
+  /** Chunks in the vector index (null: not indexed). */
+  chunks: number | null;
 }
 
 /** The pages table of ProcessStore (the methods prepareContext calls), in memory: no SQLite, so its cost is not in the measured latency. */
@@ -133,6 +139,19 @@ class SimStore {
   pagesOfSteps(steps: readonly number[]): { seq: number; step: number; kind: string; body: unknown }[] {
     return steps.flatMap((s) => this.#byStep.get(s) ?? []).sort((a, b) => a.seq - b.seq).map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: r.body }));
   }
+  unembeddedSwapped(limit: number): { seq: number; step: number; kind: string; body: unknown }[] {
+    return this.rows
+      .filter((r) => !r.resident && r.chunks === null && r.kind !== 'recall')
+      .slice(0, limit)
+      .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: r.body }));
+  }
+  markEmbedded(pages: readonly { seq: number; chunks: number }[]): void {
+    const bySeq = new Map(pages.map((p) => [p.seq, p.chunks]));
+    for (const r of this.rows) if (bySeq.has(r.seq)) r.chunks = bySeq.get(r.seq) as number;
+  }
+  newestStep(): number {
+    return this.rows.at(-1)?.step ?? 0;
+  }
   stepResident(step: number): boolean {
     return (this.#byStep.get(step) ?? []).every((r) => r.resident);
   }
@@ -154,7 +173,7 @@ class SimRuntime {
   addPage(step: number, body: PageBody): void {
     const text = pageText(body);
     const seq = ++this.#seq;
-    this.store.append({ seq, step, kind: body.kind, tokens: countTokens(text), importance: KIND_IMPORTANCE[body.kind] ?? 0.5, pinned: false, resident: true, access_count: 0, last_access: this.now, text: text.slice(0, EXCERPT_CHARS), body, batch: 0 });
+    this.store.append({ seq, step, kind: body.kind, tokens: countTokens(text), importance: KIND_IMPORTANCE[body.kind] ?? 0.5, pinned: false, resident: true, access_count: 0, last_access: this.now, text: text.slice(0, EXCERPT_CHARS), body, batch: 0, chunks: null });
     if (body.kind !== 'recall') this.#index.add(seq, text.slice(0, INDEX_CHARS));
   }
   index(): LexicalIndex {
@@ -326,9 +345,13 @@ export type StrategyResult = ReturnType<Meter['result']>;
 
 const hasFact = (msgs: readonly Msg[], fact: Fact) => msgs.some((m) => m.text.includes(fact.sentence));
 
+/** Tuning knobs for recall by meaning (defaults: the kernel's): BENCH_VECTOR='{"queryLines":8,"topSteps":5}'; pager fields through BENCH_PAGER='{"similar_lexical_top":5}'. */
+const VECTOR_TUNING = JSON.parse(process.env.BENCH_VECTOR ?? '{}') as { queryLines?: number; topSteps?: number };
+Object.assign(DEFAULT_PAGER, JSON.parse(process.env.BENCH_PAGER ?? '{}'));
+
 // --- strategy 1: the kernel pager ---------------------------------------------------------------------
 
-function runKernel(w: Workload, o: BenchOptions, cfg: { pageInLimit: number; label: string }): StrategyResult {
+async function runKernel(w: Workload, o: BenchOptions, cfg: { pageInLimit: number; label: string; memory?: MemoryService }): Promise<StrategyResult> {
   const rt = new SimRuntime();
   const sim: ContextHost = rt;
   const m = new Meter(o.budget);
@@ -353,16 +376,28 @@ function runKernel(w: Workload, o: BenchOptions, cfg: { pageInLimit: number; lab
   let pageInFound = 0;
   let pageInUndone = 0;
   const returnedKinds: Record<string, number> = {};
+  /** Steps faulted in because vector search singled them out, and what they were. */
+  let vectorFaults = 0;
+  const vectorFaultKinds: Record<string, number> = {};
 
   /** Prepare the prompt for `step` exactly as StepEngine.#think does, timing it; returns the messages. */
-  const prepare = (): { msgs: Msg[]; pages: ContextPage[]; faulted: number[] } => {
+  const prepare = async (): Promise<{ msgs: Msg[]; pages: ContextPage[]; faulted: number[] }> => {
     rt.now += 1000;
     const before = rt.events.length;
+    // Recall by meaning, as StepLoop.#think runs it before prepareContext (not in the timed part: its
+    // cost is the embedder's and the store's, measured by scripts/bench/memory).
+    const semantic = cfg.memory ? await vectorRecall(sim, { memory: cfg.memory, owner: { tenant: 'bench', pid: 'p' }, ...VECTOR_TUNING }) : new Map<number, number>();
+    const vectorError = rt.events.slice(before).find((e) => e.type === 'vector_recall_error');
+    if (vectorError) throw new Error(`vector recall failed: ${JSON.stringify(vectorError.data)}`);
     const t0 = performance.now();
-    const { pages, tokens: pagerTokens } = prepareContext(sim, o.budget, step);
+    const { pages, tokens: pagerTokens } = prepareContext(sim, o.budget, step, semantic);
     const t2 = performance.now();
     const evs = rt.events.slice(before);
     const fault = evs.find((e) => e.type === 'page_fault');
+    for (const b of (fault?.data as { by_similarity?: { step: number }[] } | undefined)?.by_similarity ?? []) {
+      vectorFaults += 1;
+      vectorFaultKinds[kindOfStep.get(b.step) ?? '?'] = (vectorFaultKinds[kindOfStep.get(b.step) ?? '?'] ?? 0) + 1;
+    }
     const compaction = evs.some((e) => e.type === 'compaction');
     const faultedSteps = fault ? ((fault.data as { steps: number[] }).steps ?? []) : [];
     if (fault) {
@@ -402,7 +437,7 @@ function runKernel(w: Workload, o: BenchOptions, cfg: { pageInLimit: number; lab
     const pending = turn.turn > 1 ? w.turns[turn.turn - 2]?.queryOf : undefined;
     const pendingFact = pending === undefined ? undefined : w.facts[pending];
     const wasResident = pendingFact ? residentBefore(pendingFact) : false;
-    const { msgs, faulted } = prepare();
+    const { msgs, faulted } = await prepare();
     if (pendingFact) {
       // The prompt the model answers the question from (the query turn's result is the newest input).
       m.queries += 1;
@@ -440,7 +475,7 @@ function runKernel(w: Workload, o: BenchOptions, cfg: { pageInLimit: number; lab
           m.extraTurns += 1;
           kindOfStep.set(step, 'page_in');
           step += 1;
-          const again = prepare();
+          const again = await prepare();
           const ok = hasFact(again.msgs, pendingFact);
           if (ok) m.explicitHits += 1;
           const factRank = found.findIndex(([s]) => s === factStep) + 1;
@@ -471,6 +506,7 @@ function runKernel(w: Workload, o: BenchOptions, cfg: { pageInLimit: number; lab
     median_stub_excess_when_over: median(overStubExcess),
     stubs_per_prompt: { median: median(stubCounts), max: Math.max(0, ...stubCounts) },
     max_pager_tokens: maxPagerTokens,
+    ...(cfg.memory ? { vector_recall: { embedder: cfg.memory.embedder.model, lexical: cfg.memory.embedder.lexical, faulted_steps: vectorFaults, faulted_step_kinds: vectorFaultKinds } } : {}),
     ...(cfg.pageInLimit ? { recall_with_page_in: Math.round(((m.hits + m.explicitHits) / m.queries) * 1e4) / 1e4, page_in_turns: m.extraTurns, page_in_hits: m.explicitHits, page_in_limit: cfg.pageInLimit, page_in_brought_fact: pageInFound, page_in_fact_evicted_by_next_compaction: pageInUndone, page_in_returned_kinds: returnedKinds } : {}),
     max_stub_tokens: maxStub,
     planned_stub_tokens: STUB_TOKENS,
@@ -581,11 +617,40 @@ function runBaseline(w: Workload, o: BenchOptions, mode: 'window' | 'summary' | 
 // --- the run ---------------------------------------------------------------------------------------
 
 export type Job =
-  | { readonly kind: 'kernel'; readonly label: string; readonly pageInLimit: number; readonly override?: Partial<Omit<PagerConfig, 'budget'>>; readonly noisy?: boolean; readonly distractors?: boolean; readonly variant: boolean }
+  | {
+      readonly kind: 'kernel';
+      readonly label: string;
+      readonly pageInLimit: number;
+      readonly override?: Partial<Omit<PagerConfig, 'budget'>>;
+      readonly noisy?: boolean;
+      readonly distractors?: boolean;
+      /** Paraphrased questions (workload.ts). */
+      readonly paraphrase?: boolean;
+      /** Recall by meaning with this embedder (vectors.ts). */
+      readonly vector?: EmbedderKind;
+      readonly variant: boolean;
+    }
   | { readonly kind: 'baseline'; readonly label: string; readonly mode: 'window' | 'summary' | 'summary-oracle'; readonly variant: boolean };
 
 /** Pager parameter overrides tried as labelled variants (src/ is not changed; DEFAULT_PAGER is patched in this bundle only). */
 export const OVERRIDES: readonly Partial<Omit<PagerConfig, 'budget'>>[] = [{ fault_threshold: 0.25 }, { fault_threshold: 0.5 }, { fault_threshold: 0.5, low_water: 0.4 }];
+
+/**
+ * Recall by meaning, before and after, on paraphrased questions (and on the plain ones, to see what it
+ * costs there): the kernel pager without vector recall, with the lexical embedding, with a semantic one.
+ */
+export function paraphraseJobs(): Job[] {
+  const out: Job[] = [];
+  for (const paraphrase of [true, false]) {
+    const q = paraphrase ? 'paraphrased questions' : 'plain questions';
+    for (const vector of [undefined, 'lexical', 'semantic'] as const) {
+      const how = vector === undefined ? 'lexical paging only' : vector === 'lexical' ? '+ vector recall, lexical embedding' : '+ vector recall, semantic embedding (USE)';
+      out.push({ kind: 'kernel', label: `${q}: kernel pager, ${how}`, pageInLimit: 0, paraphrase, ...(vector ? { vector } : {}), variant: false });
+      out.push({ kind: 'kernel', label: `${q}: kernel pager + page_in, ${how}`, pageInLimit: 3, paraphrase, ...(vector ? { vector } : {}), variant: true });
+    }
+  }
+  return out;
+}
 
 /** The jobs of a run, longest first; `variants` adds page_in with limit 10, the parameter overrides and the noisy-query workload. */
 export function jobs(variants: boolean): Job[] {
@@ -611,11 +676,11 @@ export function jobs(variants: boolean): Job[] {
 }
 
 const workloads = new Map<string, Workload>();
-function workloadFor(o: BenchOptions, noisy = false, distractors = true): Workload {
-  const key = `${o.turns}/${o.facts}/${o.seed}/${o.minGap}/${noisy}/${distractors}`;
+function workloadFor(o: BenchOptions, noisy = false, distractors = true, paraphrase = false): Workload {
+  const key = `${o.turns}/${o.facts}/${o.seed}/${o.minGap}/${noisy}/${distractors}/${paraphrase}`;
   let w = workloads.get(key);
   if (!w) {
-    w = generateWorkload({ turns: o.turns, facts: o.facts, seed: o.seed, minGap: o.minGap, noisyQueries: noisy, distractors });
+    w = generateWorkload({ turns: o.turns, facts: o.facts, seed: o.seed, minGap: o.minGap, noisyQueries: noisy, distractors, paraphrase });
     workloads.set(key, w);
   }
   return w;
@@ -640,7 +705,7 @@ export function describeWorkload(o: BenchOptions): Record<string, unknown> {
   };
 }
 
-export function runJob(o: BenchOptions, job: Job): StrategyResult & { seconds: number; variant: boolean } {
+export async function runJob(o: BenchOptions, job: Job): Promise<StrategyResult & { seconds: number; variant: boolean }> {
   const t = performance.now();
   let r: StrategyResult;
   if (job.kind === 'baseline') r = runBaseline(workloadFor(o), o, job.mode, job.label);
@@ -649,7 +714,8 @@ export function runJob(o: BenchOptions, job: Job): StrategyResult & { seconds: n
     const saved = { ...DEFAULT_PAGER };
     Object.assign(mutable, job.override ?? {});
     try {
-      r = runKernel(workloadFor(o, job.noisy, job.distractors), o, { pageInLimit: job.pageInLimit, label: job.label });
+      const memory = job.vector ? simMemory(job.vector, o.embeddingCache ?? '.embeddings') : undefined;
+      r = await runKernel(workloadFor(o, job.noisy, job.distractors, job.paraphrase), o, { pageInLimit: job.pageInLimit, label: job.label, ...(memory ? { memory } : {}) });
     } finally {
       Object.assign(mutable, saved);
     }

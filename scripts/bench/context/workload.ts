@@ -16,7 +16,8 @@
  * Sensitivity workloads: `noisyQueries` puts the question inside a ticket that also carries ~150–250
  * tokens of attached log lines; `distractors: false` drops the filler log lines that mention the
  * facts' kinds of entities (by default half of the filler log lines mention a vault, a locker, a
- * rack, a port, a project's token, a customer's invoice …).
+ * rack, a port, a project's token, a customer's invoice …); `paraphrase` rewords every question so it
+ * shares only the entity's name with its fact (the same turns, facts and answers otherwise).
  */
 import type { PageBody } from '../../../src/kernel/context.ts';
 import { countTokens } from '../../../src/llm/tokens.ts';
@@ -55,6 +56,11 @@ export interface WorkloadOptions {
   readonly noisyQueries?: boolean;
   /** Filler log lines that mention the facts' kinds of entities (vaults, lockers, racks, ports …); default true. */
   readonly distractors?: boolean;
+  /**
+   * Paraphrased questions: the same facts, asked in other words that share only the entity's name with
+   * the fact ("What combination unlocks vault 17?" for "the access code for vault 17 is 4431").
+   */
+  readonly paraphrase?: boolean;
 }
 
 // --- randomness ----------------------------------------------------------------------------------
@@ -276,8 +282,10 @@ interface FactDraft {
 }
 
 /** Fact sentences and their questions; entities are distinct across facts (each question has one answer). */
-function draftFacts(r: Rand, n: number): FactDraft[] {
+function draftFacts(r: Rand, n: number, paraphrase: boolean): FactDraft[] {
   const f = new Filler(r);
+  // Paraphrased questions keep the entity's name and reword the rest (no other content word of the fact).
+  const ask = (plain: string[], reworded: string[]) => r.pick(paraphrase ? reworded : plain);
   const vaults = r.shuffle(Array.from({ length: 90 }, (_, i) => i + 10));
   const lockers = r.shuffle(Array.from({ length: 900 }, (_, i) => i + 100));
   const services = r.shuffle(SERVICES);
@@ -293,44 +301,44 @@ function draftFacts(r: Rand, n: number): FactDraft[] {
   const templates: (() => FactDraft)[] = [
     () => {
       const v = take(vaults);
-      return { template: 'vault', sentence: `Ops note: the access code for vault ${v} is ${r.int(1000, 9999)}.`, question: r.pick([`Which access code opens vault ${v}?`, `What is the access code for vault ${v}?`, `I need the code to open vault ${v}. What is it?`]) };
+      return { template: 'vault', sentence: `Ops note: the access code for vault ${v} is ${r.int(1000, 9999)}.`, question: ask([`Which access code opens vault ${v}?`, `What is the access code for vault ${v}?`, `I need the code to open vault ${v}. What is it?`], [`What combination unlocks vault ${v}?`, `How do I get into vault ${v}: which digits do I punch in?`, `Tell me the PIN that gets vault ${v} open.`]) };
     },
     () => {
       const h = take(hosts);
-      return { template: 'rack', sentence: `Server ${h} was moved to rack ${r.pick('ABCDEFGH'.split(''))}${r.int(1, 40)} in hall ${r.int(1, 6)}.`, question: r.pick([`Which rack is server ${h} in since the move?`, `Where was server ${h} moved to (rack and hall)?`, `Server ${h}: which rack is it in now?`]) };
+      return { template: 'rack', sentence: `Server ${h} was moved to rack ${r.pick('ABCDEFGH'.split(''))}${r.int(1, 40)} in hall ${r.int(1, 6)}.`, question: ask([`Which rack is server ${h} in since the move?`, `Where was server ${h} moved to (rack and hall)?`, `Server ${h}: which rack is it in now?`], [`Where does machine ${h} live now after the relocation?`, `${h} got relocated; what is its new location?`, `Which cabinet slot and building area house box ${h} these days?`]) };
     },
     () => {
       const p = take(projects);
-      return { template: 'token', sentence: `The deploy token for project ${p} expires on 2026-${r.pad(r.int(1, 12))}-${r.pad(r.int(1, 28))}.`, question: r.pick([`When does the deploy token of project ${p} expire?`, `What is the expiry date of the ${p} deploy token?`, `Until when is the deploy token for ${p} valid?`]) };
+      return { template: 'token', sentence: `The deploy token for project ${p} expires on 2026-${r.pad(r.int(1, 12))}-${r.pad(r.int(1, 28))}.`, question: ask([`When does the deploy token of project ${p} expire?`, `What is the expiry date of the ${p} deploy token?`, `Until when is the deploy token for ${p} valid?`], [`Until what date will the ${p} release credential keep working?`, `When does the ${p} shipping key run out?`, `How long does the ${p} publish secret stay good?`]) };
     },
     () => {
       const c = take(people);
-      return { template: 'currency', sentence: `Customer ${c} wants invoices in ${r.pick(CURRENCIES)} from now on.`, question: r.pick([`Which currency should invoices for customer ${c} use?`, `In what currency does ${c} want to be invoiced?`, `Customer ${c}: which invoice currency?`]) };
+      return { template: 'currency', sentence: `Customer ${c} wants invoices in ${r.pick(CURRENCIES)} from now on.`, question: ask([`Which currency should invoices for customer ${c} use?`, `In what currency does ${c} want to be invoiced?`, `Customer ${c}: which invoice currency?`], [`What money should ${c} be billed in?`, `Which denomination does ${c} pay us in now?`, `How should we price the bills we send ${c}?`]) };
     },
     () => {
       const s = take(services);
-      return { template: 'oncall', sentence: `${f.person()} is the on-call engineer for the ${s} service this week.`, question: r.pick([`Who is the on-call engineer for ${s} this week?`, `Who is on call for the ${s} service?`, `Which engineer covers ${s} on-call this week?`]) };
+      return { template: 'oncall', sentence: `${f.person()} is the on-call engineer for the ${s} service this week.`, question: ask([`Who is the on-call engineer for ${s} this week?`, `Who is on call for the ${s} service?`, `Which engineer covers ${s} on-call this week?`], [`Who carries the pager for ${s} at the moment?`, `If ${s} breaks tonight, whom do I wake up?`, `Who answers ${s} emergencies right now?`]) };
     },
     () => {
       const s = take(services);
-      return { template: 'port', sentence: `The ${s} staging database listens on port ${r.int(20000, 60000)}.`, question: r.pick([`What port does the staging database of ${s} listen on?`, `Which port is the ${s} staging database on?`, `On which port can I reach the ${s} staging database?`]) };
+      return { template: 'port', sentence: `The ${s} staging database listens on port ${r.int(20000, 60000)}.`, question: ask([`What port does the staging database of ${s} listen on?`, `Which port is the ${s} staging database on?`, `On which port can I reach the ${s} staging database?`], [`How do I connect to the pre-production DB of ${s}: what is the socket number?`, `Which number should my client dial for the ${s} test data store?`, `What TCP endpoint number serves the preprod DB of ${s}?`]) };
     },
     () => {
       const p = take(people);
-      return { template: 'room', sentence: `The migration review with ${p} is booked in room ${r.int(100, 699)} on ${r.pick(DAYS)}.`, question: r.pick([`Which room is the migration review with ${p} booked in?`, `Where is the migration review with ${p}?`, `What room did we book for the review with ${p}?`]) };
+      return { template: 'room', sentence: `The migration review with ${p} is booked in room ${r.int(100, 699)} on ${r.pick(DAYS)}.`, question: ask([`Which room is the migration review with ${p} booked in?`, `Where is the migration review with ${p}?`, `What room did we book for the review with ${p}?`], [`Where do we meet ${p} to go over the move?`, `Which meeting space is reserved for the ${p} session about moving?`, `Where is the ${p} walkthrough happening?`]) };
     },
     () => {
       const p = take(projects);
-      return { template: 'budget', sentence: `Finance approved a budget of ${r.int(5, 95) * 1000} EUR for the ${p} rollout.`, question: r.pick([`How much budget did finance approve for the ${p} rollout?`, `What is the approved budget for the ${p} rollout?`, `How much can we spend on the ${p} rollout?`]) };
+      return { template: 'budget', sentence: `Finance approved a budget of ${r.int(5, 95) * 1000} EUR for the ${p} rollout.`, question: ask([`How much budget did finance approve for the ${p} rollout?`, `What is the approved budget for the ${p} rollout?`, `How much can we spend on the ${p} rollout?`], [`How much money did accounting sign off for launching ${p}?`, `What is the spending cap for the ${p} launch?`, `How many euros were granted to ship ${p}?`]) };
     },
     () => {
       const l = take(lockers);
-      return { template: 'locker', sentence: `The spare key for locker ${l} is kept in drawer ${r.int(1, 9)} of the ${r.pick(COLOURS)} cabinet.`, question: r.pick([`Where is the spare key for locker ${l} kept?`, `Which drawer has the spare key for locker ${l}?`, `Where do we keep the spare key of locker ${l}?`]) };
+      return { template: 'locker', sentence: `The spare key for locker ${l} is kept in drawer ${r.int(1, 9)} of the ${r.pick(COLOURS)} cabinet.`, question: ask([`Where is the spare key for locker ${l} kept?`, `Which drawer has the spare key for locker ${l}?`, `Where do we keep the spare key of locker ${l}?`], [`Where is the duplicate opener for locker ${l} stashed?`, `I lost my way into locker ${l}; where is the backup?`, `Locker ${l}: where can I find the reserve copy?`]) };
     },
     () => {
       const lib = take(libs);
       const s = take(services);
-      return { template: 'version', sentence: `Pin ${lib} to version ${r.int(1, 5)}.${r.int(0, 30)}.${r.int(0, 9)}; newer releases break the ${s} exporter.`, question: r.pick([`Which version of ${lib} should be pinned for the ${s} exporter?`, `What ${lib} version does the ${s} exporter need?`, `Which ${lib} release is safe for the ${s} exporter?`]) };
+      return { template: 'version', sentence: `Pin ${lib} to version ${r.int(1, 5)}.${r.int(0, 30)}.${r.int(0, 9)}; newer releases break the ${s} exporter.`, question: ask([`Which version of ${lib} should be pinned for the ${s} exporter?`, `What ${lib} version does the ${s} exporter need?`, `Which ${lib} release is safe for the ${s} exporter?`], [`Which ${lib} build is compatible with the ${s} exporter?`, `What ${lib} should we lock to so the ${s} exporter keeps working?`, `Up to which ${lib} number is the ${s} exporter fine?`]) };
     },
   ];
   return Array.from({ length: n }, (_, i) => (templates[i % templates.length] as () => FactDraft)());
@@ -373,7 +381,7 @@ export const TASK_TEXT = [
 export function generateWorkload(o: WorkloadOptions): Workload {
   const r = new Rand(prng(o.seed));
   const f = new Filler(r, o.distractors ?? true);
-  const drafts = draftFacts(r, o.facts);
+  const drafts = draftFacts(r, o.facts, o.paraphrase ?? false);
   // Fact turns in the first ~70% of the session, each query ≥ minGap turns later; every turn holds at most one of them.
   const used = new Set<number>();
   const lastQuery = o.turns - 2; // leave room after a query for the answer (and an explicit page_in)
