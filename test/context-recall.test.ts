@@ -7,12 +7,12 @@
 import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import type { PageBody } from '../src/kernel/context.ts';
-import { DEFAULT_PAGER, agreeingSteps } from '../src/kernel/pager.ts';
-import { LexicalEmbedder } from '../src/memory/embeddings.ts';
+import { DEFAULT_PAGER, LexicalIndex, agreeingSteps } from '../src/kernel/pager.ts';
+import { type Embedder, LexicalEmbedder, normalize } from '../src/memory/embeddings.ts';
 import { CHUNK_CHARS, MAX_CHUNKS, chunkText, topSteps } from '../src/memory/recall.ts';
 import { MemoryService } from '../src/memory/service.ts';
 import type { MemoryMatch, MemoryQuery, MemoryRecord, MemoryScope, VectorMemory } from '../src/memory/types.ts';
-import { type ContextHost, embeddingText, vectorRecall } from '../src/process/context-manager.ts';
+import { type ContextHost, embeddingText, findSwapped, vectorRecall } from '../src/process/context-manager.ts';
 import type { PageRow } from '../src/process/store.ts';
 import { api, eventsOf, runUntil, spawn } from './support/helpers.ts';
 
@@ -59,6 +59,8 @@ function host(pages: { step: number; text: string; resident: boolean }[]): Conte
   const unsupported = () => {
     throw new Error('not used by vectorRecall');
   };
+  const index = new LexicalIndex();
+  for (const r of rows) index.add(r.seq, (r.body as { text: string }).text);
   return {
     events,
     chunks,
@@ -79,7 +81,7 @@ function host(pages: { step: number; text: string; resident: boolean }[]): Conte
       newestStep: () => Math.max(...rows.map((r) => r.step)),
       transaction: (fn) => fn(),
     },
-    index: unsupported,
+    index: () => index,
     addPage: unsupported,
     emit: (type, data) => void events.push({ type, data }),
   };
@@ -140,6 +142,50 @@ describe('vectorRecall', () => {
     store.failing = false;
     expect([...(await vectorRecall(rt, { memory, owner: { tenant: 't', pid: 'p' } })).keys()]).toContain(1);
     expect(rt.chunks.size).toBe(2);
+  });
+});
+
+/** A toy semantic embedder: words map to concepts, so synonyms land on the same dimension. */
+class ConceptEmbedder implements Embedder {
+  readonly model = 'concepts';
+  readonly lexical = false;
+  readonly maxBatch = 100;
+  static readonly CONCEPTS: Record<string, number> = { access: 0, combination: 0, pin: 0, code: 0, vault: 1, safe: 1, strongbox: 1, deploy: 2, release: 2, ship: 2, started: 3, began: 3 };
+  async embed(texts: readonly string[]): Promise<Float32Array[]> {
+    return texts.map((t) => {
+      const v = new Float32Array(8);
+      v[7] = 0.05;
+      for (const w of t.toLowerCase().match(/[a-z]+/g) ?? []) {
+        const c = ConceptEmbedder.CONCEPTS[w];
+        if (c !== undefined) v[c] = (v[c] as number) + 1;
+      }
+      return normalize(v);
+    });
+  }
+}
+
+describe('page_in by meaning', () => {
+  const pages = [
+    { step: 0, text: 'Task: keep notes.', resident: true },
+    { step: 1, text: 'Ops note: the access code for vault 17 is 4431.', resident: false },
+    { step: 2, text: 'Deploy of bluefin to staging started by Ann Lee.', resident: false },
+    { step: 3, text: 'Deploy of kestrel to production started by Bo Chen.', resident: false },
+    { step: 4, text: 'An ordinary step.', resident: true },
+  ];
+
+  it('finds a page worded differently from the query, and ranks a page both searches find first', async () => {
+    const rt = host(pages);
+    const memory = new MemoryService(new ArrayStore(), new ConceptEmbedder());
+    const vector = { memory, owner: { tenant: 't', pid: 'p' } };
+    await vectorRecall(rt, vector);
+    // No word in common with step 1: lexical search finds nothing, vector search finds it.
+    expect(await findSwapped(rt, 'which combination opens the strongbox', 5, 3)).toEqual([]);
+    expect((await findSwapped(rt, 'which combination opens the strongbox', 5, 3, vector))[0]).toBe(1);
+    // Both find "bluefin release began"-ish step 2 (lexically by name, by meaning with step 3): step 2 first.
+    expect((await findSwapped(rt, 'when did the bluefin release begin', 5, 3, vector))[0]).toBe(2);
+    // Limits and bounds: at most `limit`, only steps before `before`.
+    expect((await findSwapped(rt, 'deploy started', 5, 1, vector)).length).toBe(1);
+    expect(await findSwapped(rt, 'which combination opens the strongbox', 1, 3, vector)).toEqual([]);
   });
 });
 

@@ -268,6 +268,46 @@ export async function vectorRecall(rt: ContextHost, opts: VectorRecallOptions): 
   return found;
 }
 
+/** Lexical matches below this relevance are not page_in results. */
+export const PAGE_IN_MIN_RELEVANCE = 0.1;
+
+/**
+ * page_in by query: swapped steps before `before` (not the task, not already recalled) that match the
+ * query, best first, at most `limit`. Lexical matches (relevance ≥ PAGE_IN_MIN_RELEVANCE) and, with
+ * long-term memory and a semantic embedder, the steps most similar by meaning, merged by reciprocal
+ * rank: a step both find comes first, and a query worded differently from the page still finds it.
+ * (Nearest neighbours have no calibrated cut-off: with a semantic embedder a query always finds its
+ * nearest steps, however far.) If vector search fails, the lexical matches alone (and a
+ * `vector_recall_error` event).
+ */
+export async function findSwapped(rt: ContextHost, query: string, before: number, limit: number, vector?: VectorRecallOptions): Promise<number[]> {
+  const lexical = searchSwapped(rt, query, before)
+    .filter((h) => h.score >= PAGE_IN_MIN_RELEVANCE)
+    .map((h) => h.step);
+  let similar: number[] = [];
+  // The lexical embedding would only repeat the lexical search, with every near miss as a result.
+  if (vector && !vector.memory.embedder.lexical && query.trim() !== '' && rt.store.pageTotals().swapped) {
+    try {
+      const [hits = []] = await vector.memory.searchMany(pageScope(vector.owner), [query.slice(0, 2000)], 20);
+      const swapped = new Set(rt.store.pageMeta().filter((p) => !p.resident).map((p) => p.step));
+      const recalled = rt.store.recalledSteps();
+      similar = topSteps(hits, 20)
+        .map((h) => h.step)
+        .filter((step) => step > 0 && step < before && swapped.has(step) && !recalled.has(step))
+        .slice(0, limit);
+    } catch (e) {
+      rt.emit('vector_recall_error', { phase: 'page_in', error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  // Reciprocal rank fusion (k = 5: with lists this short, rank 1 should count clearly more than rank 3).
+  const fused = new Map<number, number>();
+  for (const list of [lexical, similar]) list.forEach((step, i) => fused.set(step, (fused.get(step) ?? 0) + 1 / (5 + i + 1)));
+  return [...fused.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, limit)
+    .map(([step]) => step);
+}
+
 /** The page table as the API shows it. */
 export function pageTable(rt: ContextHost, budget: number, currentStep: number) {
   const meta = rt.store.pageMeta();

@@ -47,8 +47,8 @@ export interface SyscallContext {
   fetch(request: Request): Promise<Response>;
   /** Whether another request (a redirect hop) may go out without asking: null if so, else why not. */
   mayFetch(url: string, method: string): string | null;
-  /** Swapped-out steps whose pages match a query, best first (for page_in). */
-  searchSwapped(query: string): { step: number; score: number }[];
+  /** Swapped-out steps whose pages match a query (by words, and by meaning where memory is configured), best first, at most `limit` (for page_in). */
+  findSwapped(query: string, limit: number): Promise<number[]>;
   /** Append copies of swapped steps to the current step (a page fault). Part of the commit. */
   recall(steps: readonly number[]): { step: number; pages: number }[];
   /** Where a step's pages are: in the prompt, swapped out, swapped out with a copy recalled, or no such step. */
@@ -146,7 +146,7 @@ export const HANDLERS: Handlers = {
     return { kind: 'ask', needed: args.capability, reason: args.reason };
   },
 
-  page_in: (args, ctx) => {
+  page_in: async (args, ctx) => {
     let steps: number[];
     if (args.step !== undefined) {
       const state = ctx.stepState(args.step);
@@ -155,11 +155,7 @@ export const HANDLERS: Handlers = {
       if (state !== 'swapped') return result({ recalled_steps: [], already_in_context: [args.step] });
       steps = [args.step];
     } else {
-      steps = ctx
-        .searchSwapped(args.query ?? '')
-        .filter((h) => h.score >= 0.1)
-        .slice(0, args.limit ?? 3)
-        .map((h) => h.step);
+      steps = await ctx.findSwapped(args.query ?? '', args.limit ?? 3);
       if (steps.length === 0) throw new KernelError('ENOENT', `no paged-out step matches "${(args.query ?? '').slice(0, 80)}"`);
     }
     // The steps' content comes back after this step's results, so the prompt before it stays as it was.

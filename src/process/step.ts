@@ -24,7 +24,7 @@ import { type LlmEnv, createProvider } from '../llm/index.ts';
 import type { Script } from '../llm/scripted.ts';
 import type { LlmProvider, LlmResponse, LlmToolCall, ToolMode } from '../llm/types.ts';
 import type { MemoryService } from '../memory/service.ts';
-import { prepareContext, recallSteps, searchSwapped, vectorRecall } from './context-manager.ts';
+import { type VectorRecallOptions, findSwapped, prepareContext, recallSteps, vectorRecall } from './context-manager.ts';
 import { type Directive, HANDLERS, type SyscallContext } from './handlers.ts';
 import type { ToolHost } from '../tools/host.ts';
 import type { ProcessRuntime } from './runtime.ts';
@@ -154,18 +154,23 @@ export class StepLoop {
     return p.value;
   }
 
-  /** Swapped steps the newest input singles out by meaning (none without long-term memory or with vector recall off). */
-  async #similarSwappedSteps(pcb: Pcb): Promise<Map<number, number>> {
+  /** Long-term memory for recall by meaning, or undefined (none configured, vector recall off, or a configuration error: logged). */
+  #vectorOptions(pcb: Pcb): VectorRecallOptions | undefined {
     const deps = this.#deps;
-    if (!deps.memory || deps.vectorRecall === false || !this.#rt.store.pageTotals().swapped) return new Map();
-    let memory: MemoryService;
+    if (!deps.memory || deps.vectorRecall === false) return undefined;
     try {
-      memory = deps.memory();
+      return { memory: deps.memory(), owner: { tenant: pcb.tenant, pid: pcb.pid } };
     } catch (e) {
       this.#rt.emit('vector_recall_error', { phase: 'configure', error: e instanceof Error ? e.message : String(e) });
-      return new Map();
+      return undefined;
     }
-    return vectorRecall(this.#rt, { memory, owner: { tenant: pcb.tenant, pid: pcb.pid } });
+  }
+
+  /** Swapped steps similar to the newest input by meaning (none without long-term memory or with vector recall off). */
+  async #similarSwappedSteps(pcb: Pcb): Promise<Map<number, number>> {
+    if (!this.#rt.store.pageTotals().swapped) return new Map();
+    const opts = this.#vectorOptions(pcb);
+    return opts ? vectorRecall(this.#rt, opts) : new Map();
   }
 
   /** Ask the LLM for the next step and journal its answer. Returns the step number, or null if the process was killed meanwhile. */
@@ -332,7 +337,7 @@ export class StepLoop {
         if (rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0)) return 'untrusted content is in the context; fetch the new URL yourself (it will ask for approval)';
         return null;
       },
-      searchSwapped: (query: string) => searchSwapped(rt, query, rt.mustPcb().usage.steps),
+      findSwapped: (query: string, limit: number) => findSwapped(rt, query, rt.mustPcb().usage.steps, limit, this.#vectorOptions(pcb)),
       recall: (steps: readonly number[]) => recallSteps(rt, steps, row.step),
       stepState: (step: number) => {
         const pages = rt.store.pagesOfSteps([step]);

@@ -253,7 +253,7 @@ export class ToolHost {
       // Tools reach only fs_* and net_fetch (TOOL_SYSCALLS); the process's mailbox and context are not theirs.
       mailbox: rt.mailbox,
       db: rt.deps.db,
-      searchSwapped: () => [],
+      findSwapped: async () => [],
       recall: () => [],
       stepState: () => 'unknown',
       knownSteps: () => new Set<number>(),

@@ -41,7 +41,7 @@ import { IMAGES } from '../../../src/kernel/images.ts';
 import { DEFAULT_PAGER, INDEX_CHARS, KIND_IMPORTANCE, LexicalIndex, type PagerConfig, STUB_TOKENS } from '../../../src/kernel/pager.ts';
 import { countTokens } from '../../../src/llm/tokens.ts';
 import type { ChatMessage } from '../../../src/llm/types.ts';
-import { type ContextHost, type ContextPage, prepareContext, recallSteps, relevanceByStep, searchSwapped, vectorRecall } from '../../../src/process/context-manager.ts';
+import { type ContextHost, type ContextPage, findSwapped, prepareContext, recallSteps, relevanceByStep, searchSwapped, vectorRecall } from '../../../src/process/context-manager.ts';
 import type { MemoryService } from '../../../src/memory/service.ts';
 import { EXCERPT_CHARS, type PageMetaRow } from '../../../src/process/store.ts';
 import { type EmbedderKind, simMemory } from './vectors.ts';
@@ -466,10 +466,11 @@ async function runKernel(w: Workload, o: BenchOptions, cfg: { pageInLimit: numbe
           const query = pendingFact.question;
           const args = cfg.pageInLimit === 3 ? { query } : { query, limit: cfg.pageInLimit };
           rt.addPage(step, { kind: 'assistant', text: 'That detail is in a paged-out step; bringing it back.', tool_calls: [{ id: call_id, name: 'page_in', args }] });
-          // As the page_in handler (src/process/handlers.ts + StepLoop's searchSwapped): swapped steps relevant
-          // to the query with 0 < step < current, best first, score >= 0.1, at most `limit` (default 3), recalled.
+          // As the page_in handler (src/process/handlers.ts + context-manager's findSwapped): swapped steps
+          // with 0 < step < current matching the query lexically (score >= 0.1) and, with vector recall, by
+          // meaning, merged by reciprocal rank, at most `limit` (default 3), recalled. `found` (lexical) is for diagnostics.
           const found = searchSwapped(sim, query, step).map((h) => [h.step, h.score] as const);
-          const steps = found.filter(([, sc]) => sc >= 0.1).slice(0, cfg.pageInLimit).map(([s]) => s);
+          const steps = await findSwapped(sim, query, step, cfg.pageInLimit, cfg.memory ? { memory: cfg.memory, owner: { tenant: 'bench', pid: 'p' } } : undefined);
           rt.store.transaction(() => recallSteps(sim, steps, step));
           rt.addPage(step, { kind: 'result', call_id, name: 'page_in', via: 'native', result: steps.length ? { ok: true, value: { recalled_steps: steps } } : { ok: false, error: { code: 'ENOENT', message: `no paged-out step matches "${query.slice(0, 80)}"` } } });
           m.extraTurns += 1;
