@@ -12,7 +12,7 @@ import { type Embedder, LexicalEmbedder, normalize } from '../src/memory/embeddi
 import { CHUNK_CHARS, MAX_CHUNKS, chunkText, topSteps } from '../src/memory/recall.ts';
 import { MemoryService } from '../src/memory/service.ts';
 import type { MemoryMatch, MemoryQuery, MemoryRecord, MemoryScope, VectorMemory } from '../src/memory/types.ts';
-import { type ContextHost, embeddingText, findSwapped, vectorRecall } from '../src/process/context-manager.ts';
+import { type ContextHost, EMBED_CHUNKS_PER_STEP, embeddingText, findSwapped, vectorRecall } from '../src/process/context-manager.ts';
 import type { PageRow } from '../src/process/store.ts';
 import { api, eventsOf, runUntil, spawn } from './support/helpers.ts';
 
@@ -129,6 +129,18 @@ describe('vectorRecall', () => {
     rt.events.length = 0;
     await vectorRecall(rt, { memory, owner: { tenant: 't', pid: 'p' } });
     expect(rt.events.filter((e) => e.type === 'pages_indexed')).toEqual([]);
+  });
+
+  it('embeds at most EMBED_CHUNKS_PER_STEP chunks per step; the rest follow on later steps', async () => {
+    const big = Array.from({ length: 100 }, (_, i) => `log line number ${i} of a long result`).join('\n');
+    const many = [{ step: 0, text: 'Task: keep notes.', resident: true }, ...Array.from({ length: 10 }, (_, i) => ({ step: i + 1, text: big, resident: false })), { step: 11, text: 'the newest input here', resident: true }];
+    const rt = host(many);
+    const memory = new MemoryService(new ArrayStore(), new LexicalEmbedder());
+    await vectorRecall(rt, { memory, owner: { tenant: 't', pid: 'p' } });
+    expect(rt.chunks.size).toBe(Math.floor(EMBED_CHUNKS_PER_STEP / MAX_CHUNKS));
+    await vectorRecall(rt, { memory, owner: { tenant: 't', pid: 'p' } });
+    expect(rt.chunks.size).toBe(10);
+    expect([...rt.chunks.values()].every((n) => n === MAX_CHUNKS)).toBe(true);
   });
 
   it('a failing store leaves paging lexical for this step and retries the pages next time', async () => {

@@ -202,8 +202,12 @@ export function embeddingText(body: PageBody): string {
   return out.join('\n');
 }
 
-/** Swapped pages embedded per step at most (a major compaction can swap out hundreds; the rest wait a step). */
-export const EMBED_PAGES_PER_STEP = 256;
+/**
+ * Chunks embedded per step at most (whole pages; at least one): a major compaction can swap out
+ * hundreds of pages, and embedding calls and store writes count against the invocation's subrequests.
+ * The rest wait for the next step.
+ */
+export const EMBED_CHUNKS_PER_STEP = 500;
 /** Lines of the newest input searched (a long tool result is searched by its first lines). */
 export const QUERY_CHUNKS = 4;
 /** Per line searched, this many most similar steps are candidates. */
@@ -232,7 +236,13 @@ export async function vectorRecall(rt: ContextHost, opts: VectorRecallOptions): 
   const found = new Map<number, number>();
   let phase = 'index';
   try {
-    const pending = rt.store.unembeddedSwapped(EMBED_PAGES_PER_STEP);
+    const pending: PageRow[] = [];
+    let chunks = 0;
+    for (const row of rt.store.unembeddedSwapped(64)) {
+      chunks += chunkText(embeddingText(row.body as PageBody)).length;
+      if (pending.length > 0 && chunks > EMBED_CHUNKS_PER_STEP) break;
+      pending.push(row);
+    }
     if (pending.length > 0) {
       const indexed = await embedAndIndexSwappedPages(
         opts.memory,
