@@ -317,20 +317,31 @@ export class AgentProcess extends DurableObject<Env> {
     const pcb = own.value;
     if (isInit(this.#rt)) return fail('EPERM', 'init cannot be removed: it adopts and reaps orphaned processes', { pid: pcb.pid });
     if (pcb.state !== 'zombie' && pcb.state !== 'terminated') this.#rt.signal('SIGKILL', by);
-    this.#rt.store.transaction(() => this.#rt.audit('lifecycle', 'remove', 'ok', null, { by }));
+    // Its swapped-out pages' vectors (pages/<pid>) go with it. Best effort: a store that cannot be
+    // reached must not keep a process from being removed; what is left is in the audit record.
+    const indexed = this.#rt.store.embeddedPages();
+    let forgot: Record<string, unknown> | null = null;
+    if (indexed.length > 0) {
+      const chunks = indexed.reduce((n, p) => n + p.chunks, 0);
+      try {
+        await forgetPages(this.#memoryService(), { tenant: pcb.tenant, pid: pcb.pid }, indexed);
+        forgot = { namespace: `pages/${pcb.pid}`, chunks };
+      } catch (e) {
+        forgot = { namespace: `pages/${pcb.pid}`, chunks, error: e instanceof Error ? e.message : String(e) };
+      }
+    }
+    this.#rt.store.transaction(() => {
+      this.#rt.audit('lifecycle', 'remove', 'ok', null, { by });
+      if (forgot) {
+        this.#rt.audit('memory', 'forget_pages', forgot.error ? 'error' : 'ok', forgot.error ? 'EIO' : null, forgot);
+        // Retrying a removal (EAGAIN below) does not delete or audit them again.
+        this.#rt.store.markEmbedded(indexed.map((p) => ({ seq: p.seq, chunks: 0 })));
+      }
+    });
     await this.#rt.flush();
     if (this.#rt.store.outboxSize() > 0) {
       await this.#rt.rearm();
       return fail('EAGAIN', 'the process has deliveries that could not be made yet (its parent or D1 is unreachable); retry shortly', { pid: pcb.pid });
-    }
-    // Its swapped-out pages' vectors (pages/<pid>) go with it.
-    const indexed = this.#rt.store.embeddedPages();
-    if (indexed.length > 0) {
-      try {
-        await forgetPages(this.#memoryService(), { tenant: pcb.tenant, pid: pcb.pid }, indexed);
-      } catch (e) {
-        return fail('EAGAIN', `the process's context pages could not be removed from the vector index yet (${e instanceof Error ? e.message : String(e)}); retry shortly`, { pid: pcb.pid });
-      }
     }
     const s = deleteProcessRow(pcb.pid);
     await this.env.DB.prepare(s.sql).bind(...s.params).run();

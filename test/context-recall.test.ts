@@ -228,5 +228,9 @@ describe('recall by meaning in a running process', () => {
     // Removing the process removes its page vectors.
     expect((await api('DELETE', `/v1/processes/${pid}`)).status).toBe(200);
     expect((await search()).body.results).toEqual([]);
+    const audit = await api<{ rows: { kind: string; action: string; pid: string; outcome: string; detail: Record<string, unknown> }[] }>('GET', '/v1/audit?limit=1000');
+    const forgot = audit.body.rows.filter((r) => r.kind === 'memory' && r.action === 'forget_pages' && r.pid === pid);
+    expect(forgot).toEqual([expect.objectContaining({ outcome: 'ok', detail: expect.objectContaining({ namespace: `pages/${pid}` }) })]);
+    expect(forgot[0]?.detail.chunks as number).toBeGreaterThan(0);
   });
 });

@@ -131,11 +131,16 @@ export function topSteps(hits: readonly { score: number; metadata: Readonly<Reco
     .slice(0, steps);
 }
 
-/** Remove pages' chunks from the index (e.g. when the process's storage is released). Returns the seqs that had chunks indexed. */
-export async function forgetPages(memory: MemoryService, owner: PageOwner, pages: readonly { seq: number; chunks: number }[]): Promise<number[]> {
-  const gone = await memory.delete(
-    pageScope(owner),
-    pages.flatMap((p) => Array.from({ length: p.chunks }, (_, n) => chunkMemoryId(p.seq, n))),
-  );
-  return [...new Set(gone.map((id) => Number(id.split('-')[1])))];
+/** Ids per delete call when forgetting pages. */
+export const FORGET_BATCH = 100;
+
+/**
+ * Remove pages' chunks from the index (when the process is removed), FORGET_BATCH ids per call.
+ * Returns how many chunks were deleted.
+ */
+export async function forgetPages(memory: MemoryService, owner: PageOwner, pages: readonly { seq: number; chunks: number }[]): Promise<number> {
+  const ids = pages.flatMap((p) => Array.from({ length: p.chunks }, (_, n) => chunkMemoryId(p.seq, n)));
+  let deleted = 0;
+  for (let i = 0; i < ids.length; i += FORGET_BATCH) deleted += (await memory.delete(pageScope(owner), ids.slice(i, i + FORGET_BATCH))).length;
+  return deleted;
 }
