@@ -185,7 +185,7 @@ describe('page_in by meaning', () => {
     { step: 4, text: 'An ordinary step.', resident: true },
   ];
 
-  it('finds a page worded differently from the query, and ranks a page both searches find first', async () => {
+  it('finds a page worded differently from the query; lexical matches come first', async () => {
     const rt = host(pages);
     const memory = new MemoryService(new ArrayStore(), new ConceptEmbedder());
     const vector = { memory, owner: { tenant: 't', pid: 'p' } };
@@ -193,8 +193,9 @@ describe('page_in by meaning', () => {
     // No word in common with step 1: lexical search finds nothing, vector search finds it.
     expect(await findSwapped(rt, 'which combination opens the strongbox', 5, 3)).toEqual([]);
     expect((await findSwapped(rt, 'which combination opens the strongbox', 5, 3, vector))[0]).toBe(1);
-    // Both find "bluefin release began"-ish step 2 (lexically by name, by meaning with step 3): step 2 first.
-    expect((await findSwapped(rt, 'when did the bluefin release begin', 5, 3, vector))[0]).toBe(2);
+    // Lexical matches come first, the nearest by meaning fill the rest.
+    expect(await findSwapped(rt, 'when did the bluefin release begin', 5, 3)).toEqual([2]);
+    expect(await findSwapped(rt, 'when did the bluefin release begin', 5, 3, vector)).toEqual([2, 3, 1]);
     // Limits and bounds: at most `limit`, only steps before `before`.
     expect((await findSwapped(rt, 'deploy started', 5, 1, vector)).length).toBe(1);
     expect(await findSwapped(rt, 'which combination opens the strongbox', 1, 3, vector)).toEqual([]);
