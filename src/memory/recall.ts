@@ -14,10 +14,11 @@
  * @example
  *   // In the process: the service is StepDeps.memory() (durable/agent-process.ts builds it).
  *   const owner = { tenant: pcb.tenant, pid: pcb.pid };
- *   // After a compaction evicted steps 12–15 (one batched embedding call for all their pages):
- *   await embedAndIndexSwappedPages(memory, owner, evicted.map((p) => ({ seq: p.seq, step: p.step, text: p.text })));
- *   // Before building the prompt: swapped steps similar to the newest input, best first.
- *   const hits = await recallSimilar(memory, owner, newestInput, 5); // [{ seq, step, score }]
+ *   // After a compaction evicted steps 12–15 (one batched embedding call, at most 500 chunks):
+ *   const indexed = await embedAndIndexSwappedPages(memory, owner, evicted, 500); // [{ seq, step, chunks }]
+ *   // Before building the prompt: the steps most similar to a line of the newest input.
+ *   const [hits = []] = await memory.searchMany(pageScope(owner), [line], 20);
+ *   const steps = topSteps(hits, 3); // [{ step, score }]
  */
 import { MAX_TEXT_BYTES, MAX_TOP_K, pagesNamespace } from '../kernel/memory.ts';
 import type { MemoryService } from './service.ts';
@@ -90,28 +91,22 @@ export function chunkText(text: string, size = CHUNK_CHARS): string[] {
 
 /**
  * Embed pages that were just swapped out and index them in `pages/<pid>`, chunk by chunk, in one
- * batched embedding call (cached by content hash, so a chunk seen before costs no second call). Writing
- * a page again replaces its chunks. Returns how many chunks each page has in the index.
+ * batched embedding call (cached by content hash, so a chunk seen before costs no second call).
+ * Whole pages, in order, while their chunks fit `maxChunks` (the first page always goes). Writing a
+ * page again replaces its chunks. Returns the pages indexed, with how many chunks each has.
  */
-export async function embedAndIndexSwappedPages(memory: MemoryService, owner: PageOwner, pages: readonly SwappedPage[]): Promise<{ seq: number; chunks: number }[]> {
-  const chunked = pages.map((p) => ({ page: p, chunks: chunkText(p.text) }));
-  const items = chunked.flatMap(({ page, chunks }) => chunks.map((text, n) => ({ id: chunkMemoryId(page.seq, n), text, metadata: { step: page.step, seq: page.seq, chunk: n } })));
+export async function embedAndIndexSwappedPages(memory: MemoryService, owner: PageOwner, pages: readonly SwappedPage[], maxChunks = Infinity): Promise<{ seq: number; step: number; chunks: number }[]> {
+  const taken: { page: SwappedPage; chunks: string[] }[] = [];
+  let total = 0;
+  for (const page of pages) {
+    const chunks = chunkText(page.text);
+    if (taken.length > 0 && total + chunks.length > maxChunks) break;
+    taken.push({ page, chunks });
+    total += chunks.length;
+  }
+  const items = taken.flatMap(({ page, chunks }) => chunks.map((text, n) => ({ id: chunkMemoryId(page.seq, n), text, metadata: { step: page.step, seq: page.seq, chunk: n } })));
   await memory.write(pageScope(owner), items);
-  return chunked.map(({ page, chunks }) => ({ seq: page.seq, chunks: chunks.length }));
-}
-
-/**
- * The indexed chunks most similar to `query`, best first: at most `k` (1–20, Vectorize's cap with
- * metadata). Pages indexed once stay indexed, so the caller drops hits on steps that are in the prompt
- * now. Several chunks of one step may match: group by `step`.
- */
-export async function recallSimilar(memory: MemoryService, owner: PageOwner, query: string, k: number, minScore = -1): Promise<RecalledPage[]> {
-  if (query.trim() === '') return [];
-  const topK = Math.max(1, Math.min(MAX_TOP_K, Math.floor(k)));
-  const found = await memory.search(pageScope(owner), { query: query.slice(0, PAGE_TEXT_CHARS), top_k: topK });
-  return found.results
-    .filter((m) => m.score >= minScore && typeof m.metadata.seq === 'number' && typeof m.metadata.step === 'number')
-    .map((m) => ({ seq: m.metadata.seq as number, step: m.metadata.step as number, score: m.score }));
+  return taken.map(({ page, chunks }) => ({ seq: page.seq, step: page.step, chunks: chunks.length }));
 }
 
 /**

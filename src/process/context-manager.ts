@@ -58,16 +58,18 @@ export function relevanceByStep(rt: Pick<ContextHost, 'index'>, meta: readonly P
   return out;
 }
 
-/**
- * Swapped steps (not the task, not already recalled) that match a query, best first: what `page_in`
- * may bring back.
- */
-export function searchSwapped(rt: Pick<ContextHost, 'index' | 'store'>, query: string, before: number): { step: number; score: number }[] {
-  const meta = rt.store.pageMeta();
+/** Which steps page_in may bring back: swapped, before `before`, not the task, not already recalled. */
+function pageable(rt: Pick<ContextHost, 'store'>, meta: readonly PageMetaRow[], before: number): (step: number) => boolean {
   const swapped = new Set(meta.filter((p) => !p.resident).map((p) => p.step));
   const recalled = rt.store.recalledSteps();
+  return (step) => step > 0 && step < before && swapped.has(step) && !recalled.has(step);
+}
+
+/** Swapped steps (as `pageable`) that match a query lexically, best first. */
+export function searchSwapped(rt: Pick<ContextHost, 'index' | 'store'>, query: string, before: number, meta: readonly PageMetaRow[] = rt.store.pageMeta()): { step: number; score: number }[] {
+  const ok = pageable(rt, meta, before);
   return [...relevanceByStep(rt, meta, query).entries()]
-    .filter(([step]) => step > 0 && step < before && swapped.has(step) && !recalled.has(step))
+    .filter(([step]) => ok(step))
     .sort((a, b) => b[1] - a[1])
     .map(([step, score]) => ({ step, score }));
 }
@@ -224,9 +226,9 @@ export interface VectorRecallOptions {
 
 /**
  * Index the pages compactions swapped out since the last call, then search the newest input, line by
- * line, against every indexed page; returns the swapped steps (not the task, not already recalled)
- * among the VECTOR_TOP_STEPS most similar to some line, step → similarity. `prepareContext` faults in
- * those of them that lexical search ranks high too (pager.ts `agreeingSteps`).
+ * line, against every indexed page; returns the steps among the VECTOR_TOP_STEPS most similar to
+ * some line, step → similarity. `prepareContext` faults in those of them that are swapped out and
+ * that lexical search ranks high too (pager.ts `agreeingSteps`, then `plan`).
  *
  * Never throws: if the embedder or the store fails, the step goes on with lexical relevance alone and
  * the failure is in the event log (`vector_recall_error`); unindexed pages are tried again next step.
@@ -236,22 +238,17 @@ export async function vectorRecall(rt: ContextHost, opts: VectorRecallOptions): 
   const found = new Map<number, number>();
   let phase = 'index';
   try {
-    const pending: PageRow[] = [];
-    let chunks = 0;
-    for (const row of rt.store.unembeddedSwapped(64)) {
-      chunks += chunkText(embeddingText(row.body as PageBody)).length;
-      if (pending.length > 0 && chunks > EMBED_CHUNKS_PER_STEP) break;
-      pending.push(row);
-    }
+    const pending = rt.store.unembeddedSwapped(64);
     if (pending.length > 0) {
       const indexed = await embedAndIndexSwappedPages(
         opts.memory,
         opts.owner,
         pending.map((r) => ({ seq: r.seq, step: r.step, text: embeddingText(r.body as PageBody) })),
+        EMBED_CHUNKS_PER_STEP,
       );
       rt.store.transaction(() => {
         rt.store.markEmbedded(indexed);
-        rt.emit('pages_indexed', { pages: indexed.length, chunks: indexed.reduce((n, p) => n + p.chunks, 0), steps: [...new Set(pending.map((r) => r.step))] });
+        rt.emit('pages_indexed', { pages: indexed.length, chunks: indexed.reduce((n, p) => n + p.chunks, 0), steps: [...new Set(indexed.map((p) => p.step))] });
       });
     }
     phase = 'search';
@@ -264,13 +261,9 @@ export async function vectorRecall(rt: ContextHost, opts: VectorRecallOptions): 
     const queries = chunkText(input).slice(0, opts.queryLines ?? QUERY_CHUNKS);
     if (queries.length === 0) return found;
     const results = await opts.memory.searchMany(pageScope(opts.owner), queries, 20);
-    const swapped = new Set(rt.store.pageMeta().filter((p) => !p.resident).map((p) => p.step));
-    const recalled = rt.store.recalledSteps();
+    // Which of these may be faulted in (swapped, not recalled, not the task) is the pager's decision.
     for (const hits of results) {
-      for (const hit of topSteps(hits, opts.topSteps ?? VECTOR_TOP_STEPS)) {
-        if (hit.step === 0 || hit.step >= newest || !swapped.has(hit.step) || recalled.has(hit.step)) continue;
-        found.set(hit.step, Math.max(found.get(hit.step) ?? -1, hit.score));
-      }
+      for (const hit of topSteps(hits, opts.topSteps ?? VECTOR_TOP_STEPS)) found.set(hit.step, Math.max(found.get(hit.step) ?? -1, hit.score));
     }
   } catch (e) {
     rt.emit('vector_recall_error', { phase, error: e instanceof Error ? e.message : String(e) });
@@ -291,19 +284,19 @@ export const PAGE_IN_MIN_RELEVANCE = 0.1;
  * `vector_recall_error` event).
  */
 export async function findSwapped(rt: ContextHost, query: string, before: number, limit: number, vector?: VectorRecallOptions): Promise<number[]> {
-  const lexical = searchSwapped(rt, query, before)
+  const meta = rt.store.pageMeta();
+  const lexical = searchSwapped(rt, query, before, meta)
     .filter((h) => h.score >= PAGE_IN_MIN_RELEVANCE)
     .map((h) => h.step);
   let similar: number[] = [];
   // The lexical embedding would only repeat the lexical search, with every near miss as a result.
-  if (vector && !vector.memory.embedder.lexical && query.trim() !== '' && rt.store.pageTotals().swapped) {
+  if (vector && !vector.memory.embedder.lexical && query.trim() !== '' && meta.some((p) => !p.resident)) {
     try {
       const [hits = []] = await vector.memory.searchMany(pageScope(vector.owner), [query.slice(0, 2000)], 20);
-      const swapped = new Set(rt.store.pageMeta().filter((p) => !p.resident).map((p) => p.step));
-      const recalled = rt.store.recalledSteps();
+      const ok = pageable(rt, meta, before);
       similar = topSteps(hits, 20)
         .map((h) => h.step)
-        .filter((step) => step > 0 && step < before && swapped.has(step) && !recalled.has(step))
+        .filter(ok)
         .slice(0, limit);
     } catch (e) {
       rt.emit('vector_recall_error', { phase: 'page_in', error: e instanceof Error ? e.message : String(e) });

@@ -58,8 +58,8 @@ export interface SyscallContext {
   readonly memory?: MemoryAccess;
   /** JIT tools (src/tools): absent where the deployment has no Worker Loader. */
   readonly tools?: ToolHost;
-  /** Whether untrusted content is in the working set (tools then run without network grants). */
-  tainted?(): boolean;
+  /** Whether untrusted content is in the working set (memories written then are labelled; tools run without network grants). */
+  tainted(): boolean;
 }
 
 export type Handlers = { readonly [N in SyscallName]: (args: SyscallArgs<N>, ctx: SyscallContext) => Promise<Directive> | Directive };

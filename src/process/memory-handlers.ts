@@ -21,8 +21,6 @@ import type { Directive, SyscallContext } from './handlers.ts';
 export interface MemoryAccess {
   /** The service (built on first use; throws KernelError if the deployment's configuration is wrong). */
   service(): MemoryService;
-  /** Whether untrusted content is in the working set now. */
-  tainted(): boolean;
   /** Put a `memory` audit record in the outbox (call it inside the result's commit). */
   audit(action: 'write' | 'delete', detail: Record<string, unknown>): void;
 }
@@ -46,7 +44,7 @@ export const MEMORY_HANDLERS = {
     if (!text.ok) throw KernelError.fromValue(text.error);
     const { scope, visible } = scopeOf(ctx, args.namespace);
     const id = await memoryId(ctx.pcb.pid, ctx.callKey);
-    const untrusted = mem.tainted();
+    const untrusted = ctx.tainted();
     const service = mem.service();
     await service.write(scope, [{ id, text: text.value, ...(args.metadata ? { metadata: args.metadata } : {}), untrusted }]);
     const bytes = new TextEncoder().encode(text.value).byteLength;

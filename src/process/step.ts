@@ -154,6 +154,11 @@ export class StepLoop {
     return p.value;
   }
 
+  /** Whether untrusted content is in the working set (above the context floor). */
+  #tainted(): boolean {
+    return this.#rt.store.tainted(this.#rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0);
+  }
+
   /** Long-term memory for recall by meaning, or undefined (none configured, vector recall off, or a configuration error: logged). */
   #vectorOptions(pcb: Pcb): VectorRecallOptions | undefined {
     const deps = this.#deps;
@@ -168,7 +173,6 @@ export class StepLoop {
 
   /** Swapped steps similar to the newest input by meaning (none without long-term memory or with vector recall off). */
   async #similarSwappedSteps(pcb: Pcb): Promise<Map<number, number>> {
-    if (!this.#rt.store.pageTotals().swapped) return new Map();
     const opts = this.#vectorOptions(pcb);
     return opts ? vectorRecall(this.#rt, opts) : new Map();
   }
@@ -319,7 +323,7 @@ export class StepLoop {
       callKey: `${row.step}.${row.idx}`,
       spawnChild: async (args: SyscallArgs<'spawn'>, callKey: string) => {
         const pid = await childPid(pcb.pid, callKey);
-        const tainted = rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0);
+        const tainted = this.#tainted();
         // Record the child before it exists, so an exit it reports at once is never lost.
         rt.store.addChild(pid, args.name, callKey, rt.now);
         try {
@@ -334,7 +338,7 @@ export class StepLoop {
         if (!req) return 'not a fetchable URL';
         const d = decide(rt.mustPcb().capabilities, req, rt.now);
         if (d.decision !== 'allow') return `it needs "${describeRequirement(req)}" without asking`;
-        if (rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0)) return 'untrusted content is in the context; fetch the new URL yourself (it will ask for approval)';
+        if (this.#tainted()) return 'untrusted content is in the context; fetch the new URL yourself (it will ask for approval)';
         return null;
       },
       findSwapped: (query: string, limit: number) => findSwapped(rt, query, rt.mustPcb().usage.steps, limit, this.#vectorOptions(pcb)),
@@ -354,13 +358,12 @@ export class StepLoop {
         ? {
             memory: {
               service: deps.memory,
-              tainted: () => rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0),
               audit: (action: 'write' | 'delete', detail: Record<string, unknown>) => rt.audit('memory', action, 'ok', null, { ...detail, step: row.step, idx: row.idx }),
             },
           }
         : {}),
       ...(deps.tools ? { tools: deps.tools } : {}),
-      tainted: () => rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0),
+      tainted: () => this.#tainted(),
     };
   }
 
@@ -452,7 +455,7 @@ export class StepLoop {
     }
     const asked = decisions.find((d) => d.decision === 'ask');
     if (asked && asked.decision === 'ask') return { kind: 'ask', needed: asked.needed, reason: `policy marks "${asked.needed}" as ask` };
-    if (isHighRisk(call) && rt.store.tainted(rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0)) {
+    if (isHighRisk(call) && this.#tainted()) {
       return { kind: 'ask', needed: reqs[0] ? describeRequirement(reqs[0]) : call.name, reason: 'untrusted content is in the context, and this call is high-risk' };
     }
     const limited = decisions.find((d) => d.decision === 'allow' && typeof pcb.capabilities[d.grant]?.uses === 'number');

@@ -18,7 +18,7 @@ export const TOOL_HANDLERS = {
     return { kind: 'result', value: { ...p.value, note: 'compiled; it is in your tool list from the next step' }, commit: p.commit };
   },
   tool_call: async (args: SyscallArgs<'tool_call'>, ctx: SyscallContext): Promise<Directive> => {
-    const value = await host(ctx).call(ctx.pcb, args.name, args.args, ctx.tainted?.() ?? false);
+    const value = await host(ctx).call(ctx.pcb, args.name, args.args, ctx.tainted());
     return { kind: 'result', value };
   },
 };

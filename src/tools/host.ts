@@ -51,6 +51,8 @@ export interface ToolLimits {
 interface InFlight {
   readonly tool: string;
   readonly grants: Grant[];
+  /** Whether the caller's working set held untrusted content when it called (then `grants` has no net:). */
+  readonly tainted: boolean;
   subrequests: number;
   network: number;
 }
@@ -155,7 +157,7 @@ export class ToolHost {
     const grants = toolGrants(pcb.capabilities, tainted);
     const slot = await this.#acquire();
     const token = crypto.randomUUID();
-    const inflight: InFlight = { tool: name, grants, subrequests: 0, network: 0 };
+    const inflight: InFlight = { tool: name, grants, tainted, subrequests: 0, network: 0 };
     this.#inflight.set(token, inflight);
     let poisoned = false;
     try {
@@ -257,6 +259,7 @@ export class ToolHost {
       recall: () => [],
       stepState: () => 'unknown',
       knownSteps: () => new Set<number>(),
+      tainted: () => call.tainted,
     };
     try {
       const handler = HANDLERS[name as ToolSyscall] as (a: SyscallArgs<ToolSyscall>, c: SyscallContext) => ReturnType<(typeof HANDLERS)[ToolSyscall]>;
