@@ -20,7 +20,7 @@
  *   const [hits = []] = await memory.searchMany(pageScope(owner), [line], 20);
  *   const steps = topSteps(hits, 3); // [{ step, score }]
  */
-import { MAX_TEXT_BYTES, MAX_TOP_K, pagesNamespace } from '../kernel/memory.ts';
+import { MAX_TEXT_BYTES, pagesNamespace } from '../kernel/memory.ts';
 import type { MemoryService } from './service.ts';
 import type { MemoryScope } from './types.ts';
 
@@ -34,13 +34,6 @@ export interface SwappedPage {
   readonly step: number;
   /** The page's text (pageText of its body); its first PAGE_TEXT_CHARS are chunked, embedded and stored. */
   readonly text: string;
-}
-
-export interface RecalledPage {
-  readonly seq: number;
-  readonly step: number;
-  /** Cosine similarity in [-1, 1]; higher is closer. */
-  readonly score: number;
 }
 
 /** Characters of a page that are indexed (the lexical index reads 16,000; tool results are capped near this). */
