@@ -13,17 +13,12 @@
  * Options: --top N (rows per table, default 30), --save file.cpuprofile (open in Chrome DevTools).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
-process.env.WRANGLER_SEND_METRICS ??= 'false';
-const { unstable_DevEnv } = await import('wrangler');
+import { migrationsSql, startBenchWorker } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
 const args = process.argv.slice(2);
 const flag = (name, def) => (args.includes(name) ? args[args.indexOf(name) + 1] : def);
 const [what = 'step', nArg = '200'] = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
@@ -32,20 +27,8 @@ const top = Number(flag('--top', 30));
 const token = `bench-${randomBytes(16).toString('hex')}`;
 const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
 
-const stateDir = mkdtempSync(path.join(os.tmpdir(), 'agentos-profile-'));
-process.once('exit', () => rmSync(stateDir, { recursive: true, force: true }));
-const devEnv = new unstable_DevEnv();
-const started = new Promise((resolve, reject) => {
-  devEnv.on('reloadComplete', (ev) => ev?.proxyData?.userWorkerUrl && resolve(ev.proxyData.userWorkerUrl));
-  devEnv.on('error', (ev) => reject(new Error(`the bench Worker did not start: ${ev?.reason ?? ev}`)));
-});
-const worker = await devEnv.startWorker({
-  config: path.join(here, 'wrangler.bench.toml'),
-  bindings: { AGENTOS_ADMIN_TOKEN: { type: 'secret_text', value: token } },
-  dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: { hostname: '127.0.0.1', port: 0 }, watch: false, logLevel: 'warn', persist: stateDir },
-});
-const u = await started;
-const base = `${u.protocol}//${u.hostname}:${u.port}`;
+const bench = await startBenchWorker({ config: path.join(here, 'wrangler.bench.toml'), name: 'profile', bindings: { AGENTOS_ADMIN_TOKEN: { type: 'secret_text', value: token } }, inspector: true });
+const { base, worker } = bench;
 const inspector = new URL(String(await worker.inspectorUrl));
 
 async function post(p, body) {
@@ -74,8 +57,7 @@ const workloads = { step: () => kernelRun(n), bare: () => post(`/bench/bare?step
 if (!workloads[what]) throw new Error(`workload must be one of ${Object.keys(workloads).join(', ')}`);
 
 try {
-  const md = path.join(root, 'migrations');
-  await post('/bench/setup', readdirSync(md).filter((f) => f.endsWith('.sql')).sort().map((f) => readFileSync(path.join(md, f), 'utf8')).join(';\n'));
+  await post('/bench/setup', migrationsSql());
   await workloads[what](); // warm-up, not profiled
 
   // The inspector proxy checks the Origin header; Node's WebSocket accepts headers as an option.
@@ -123,5 +105,5 @@ try {
   console.log(`${what} ${n}: wall ${wall.toFixed(0)} ms, sampled ${(total / 1000).toFixed(0)} ms (line numbers are in the bundled worker.js)`);
   console.log(`\n--- self time\n${table(self)}\n\n--- inclusive time\n${table(incl)}`);
 } finally {
-  await worker.dispose();
+  await bench.stop();
 }

@@ -21,18 +21,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
-process.env.WRANGLER_SEND_METRICS ??= 'false';
-const { unstable_DevEnv } = await import('wrangler');
+import { ROOT as root, migrationsSql, startBenchWorker } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
 /** The bootstrap admin token of this run's bench Worker (the secret AGENTOS_ADMIN_TOKEN). */
 const token = `bench-${randomBytes(16).toString('hex')}`;
 const auth = { authorization: `Bearer ${token}` };
@@ -491,53 +487,30 @@ async function writePartial(results) {
 
 // --- main -----------------------------------------------------------------------------------------------
 const t00 = performance.now();
-const stateDir = mkdtempSync(path.join(opts.stateParent, 'agentos-bench-'));
 const llm = await startLlmServer();
 const llmUrl = `http://127.0.0.1:${llm.address().port}/v1`;
-let worker;
+let bench;
 let cleaned = false;
 async function cleanup() {
   if (cleaned) return;
   cleaned = true;
-  await worker?.dispose().catch(() => {});
+  await bench?.stop();
   llm.closeAllConnections?.();
   await new Promise((r) => llm.close(r));
-  rmSync(stateDir, { recursive: true, force: true });
 }
-// Interrupted: still stop workerd and remove the state dir (also on exit, in case a handler of wrangler's exits first).
+// Interrupted: still stop workerd and remove the state dir (lib.mjs also removes it at exit).
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.once(sig, () => {
     setTimeout(() => process.exit(130), 5000).unref();
     void cleanup().finally(() => process.exit(130));
   });
 }
-process.once('exit', () => rmSync(stateDir, { recursive: true, force: true }));
 
 try {
-  // unstable_startWorker(options) is `new DevEnv().startWorker(options)`; building the DevEnv here
-  // lets us hear its events: reloadComplete carries the user Worker's own address (wrangler puts a
-  // proxy Worker, in a second workerd, in front of it in dev; we bypass that hop, as production
-  // traffic does not take it), and error reports a build failure instead of a request that hangs.
-  const devEnv = new unstable_DevEnv();
-  const started = new Promise((resolve, reject) => {
-    devEnv.on('reloadComplete', (ev) => {
-      const u = ev?.proxyData?.userWorkerUrl;
-      if (u) resolve(`${u.protocol}//${u.hostname}:${u.port}`);
-    });
-    devEnv.on('error', (ev) => reject(new Error(`the bench Worker did not start: ${ev?.reason ?? ev?.message ?? ev}`)));
-    setTimeout(() => reject(new Error('the bench Worker did not start within 120 s')), 120_000).unref();
-  });
-  worker = await devEnv.startWorker({
-    config: path.join(here, 'wrangler.bench.toml'),
-    bindings: { AGENTOS_ADMIN_TOKEN: { type: 'secret_text', value: token } },
-    dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: false, watch: false, logLevel: 'warn', persist: stateDir },
-  });
-  const base = await started;
-  console.error(`bench worker: ${base}; LLM server: ${llmUrl}; state: ${stateDir}`);
-  // The D1 schema: every migration, in order (what `wrangler d1 migrations apply` would run).
-  const migrationsDir = path.join(root, 'migrations');
-  const migrations = readdirSync(migrationsDir).filter((n) => n.endsWith('.sql')).sort();
-  await post(`${base}/bench/setup`, migrations.map((n) => readFileSync(path.join(migrationsDir, n), 'utf8')).join(';\n'));
+  bench = await startBenchWorker({ config: path.join(here, 'wrangler.bench.toml'), name: 'bench', bindings: { AGENTOS_ADMIN_TOKEN: { type: 'secret_text', value: token } }, stateParent: opts.stateParent });
+  const { base } = bench;
+  console.error(`bench worker: ${base}; LLM server: ${llmUrl}; state: ${bench.stateDir}`);
+  await post(`${base}/bench/setup`, migrationsSql());
 
   const results = {
     meta: {

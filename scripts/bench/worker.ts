@@ -29,6 +29,7 @@ import type { ChatMessage, LlmProvider, LlmRequest } from '../../src/llm/types.t
 import { ProcessRuntime } from '../../src/process/runtime.ts';
 import { SLICE_STEPS, type StepDeps } from '../../src/process/step.ts';
 import { type EventRow, type PageRow, ProcessStore } from '../../src/process/store.ts';
+import { applySchema } from './schema.ts';
 
 export { AgentProcess };
 export { AuditChain } from '../../durable/audit-chain.ts';
@@ -414,17 +415,6 @@ function variantEnv(env: BenchEnv, name: string): BenchEnv | null {
   return binding ? { ...env, AGENT_PROCESS: env[binding] as Env['AGENT_PROCESS'] } : null;
 }
 
-/** Statements of a migration file: comments dropped, split on semicolons. */
-function statements(sql: string): string[] {
-  return sql
-    .split('\n')
-    .map((l) => l.replace(/--.*$/, ''))
-    .join('\n')
-    .split(';')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-}
-
 const int = (v: string | null, def: number): number => (v !== null && /^\d+$/.test(v) ? Number(v) : def);
 
 async function spawnInside(env: BenchEnv, ctx: ExecutionContext, n: number, concurrency: number, body: string, authorization: string): Promise<number> {
@@ -447,9 +437,7 @@ async function bench(request: Request, env: BenchEnv, ctx: ExecutionContext, url
   switch (url.pathname) {
     case '/bench/setup': {
       // The body: the project's migrations/*.sql, concatenated in order by run.mjs.
-      const stmts = statements(await request.text());
-      await env.DB.batch(stmts.map((s) => env.DB.prepare(s)));
-      return Response.json({ statements: stmts.length });
+      return applySchema(env.DB, request);
     }
     case '/bench/bare': {
       const stub = env.BARE_LOOP.get(env.BARE_LOOP.newUniqueId());

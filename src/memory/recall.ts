@@ -32,7 +32,7 @@ export interface PageOwner {
 export interface SwappedPage {
   readonly seq: number;
   readonly step: number;
-  /** The page's text (pageText of its body); its first PAGE_TEXT_CHARS are chunked, embedded and stored. */
+  /** The page as it is embedded (context-manager.ts embeddingText); its first PAGE_TEXT_CHARS are chunked. */
   readonly text: string;
 }
 

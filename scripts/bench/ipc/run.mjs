@@ -13,17 +13,12 @@
  * the local Queue; latency = recipient arrival − send, as the recipient records them).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
-process.env.WRANGLER_SEND_METRICS ??= 'false';
-const { unstable_DevEnv } = await import('wrangler');
+import { migrationsSql, pct, startBenchWorker } from '../lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../../..');
 const o = { pairs: 16, msgs: 200, rounds: 3, queueMsgs: 50 };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
@@ -36,38 +31,22 @@ for (let i = 0; i < argv.length; i++) {
   else throw new Error(`unknown argument ${a}`);
 }
 
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-};
 const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 
-const stateDir = mkdtempSync(path.join(os.tmpdir(), 'agentos-bench-ipc-'));
-let worker;
+const bench = await startBenchWorker({
+  config: path.join(here, 'wrangler.toml'),
+  name: 'bench-ipc',
+  bindings: { AGENTOS_ADMIN_TOKEN: { type: 'secret_text', value: `bench-${randomBytes(8).toString('hex')}` } },
+});
 try {
-  const devEnv = new unstable_DevEnv();
-  const started = new Promise((resolve, reject) => {
-    devEnv.on('reloadComplete', (ev) => {
-      const u = ev?.proxyData?.userWorkerUrl;
-      if (u) resolve(`${u.protocol}//${u.hostname}:${u.port}`);
-    });
-    devEnv.on('error', (ev) => reject(new Error(`the bench Worker did not start: ${ev?.reason ?? ev?.message ?? ev}`)));
-    setTimeout(() => reject(new Error('the bench Worker did not start within 120 s')), 120_000).unref();
-  });
-  worker = await devEnv.startWorker({
-    config: path.join(here, 'wrangler.toml'),
-    bindings: { AGENTOS_ADMIN_TOKEN: { type: 'secret_text', value: `bench-${randomBytes(8).toString('hex')}` } },
-    dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: false, watch: false, logLevel: 'warn', persist: stateDir },
-  });
-  const base = await started;
+  const { base } = bench;
   const post = async (p, body) => {
     const r = await fetch(`${base}${p}`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
     const t = await r.text();
     if (!r.ok) throw new Error(`${p} → ${r.status}: ${t.slice(0, 300)}`);
     return JSON.parse(t);
   };
-  const migrations = readdirSync(path.join(root, 'migrations')).filter((n) => n.endsWith('.sql')).sort();
-  await post('/setup', migrations.map((n) => readFileSync(path.join(root, 'migrations', n), 'utf8')).join(';\n'));
+  await post('/setup', migrationsSql());
   const { pairs } = await post(`/pairs?n=${o.pairs}`, '');
   console.error(`worker ${base}; ${pairs.length} pairs`);
   // Warm up every object and code path.
@@ -111,6 +90,5 @@ try {
   row('send, 50 messages per commit (latency per commit)', arms.send50);
   console.log(`| send through the Queue (arrival − send) | ${f(pct(queueDelays, 50), 0)} | ${f(pct(queueDelays, 99), 0)} | ${f(pct(queueDelays, 50) / rpcP50, 0)}× | ${f((pairs.length * o.queueMsgs / queueMs) * 1000, 0)} |`);
 } finally {
-  await worker?.dispose?.().catch(() => {});
-  rmSync(stateDir, { recursive: true, force: true });
+  await bench.stop();
 }

@@ -18,6 +18,7 @@ import { randomPid, resolveSpawn } from '../../../src/kernel/spawn.ts';
 import { consumeIpcBatch } from '../../../src/ipc/consumer.ts';
 import { createTransport, type TransportMode } from '../../../src/ipc/transport.ts';
 import { ProcessRuntime } from '../../../src/process/runtime.ts';
+import { applySchema } from '../schema.ts';
 
 export { AuditChain } from '../../../durable/audit-chain.ts';
 
@@ -107,25 +108,13 @@ export class IpcSender extends DurableObject<BenchEnv> {
 
 const int = (v: string | null, def: number): number => (v !== null && /^\d+$/.test(v) ? Number(v) : def);
 
-function statements(sql: string): string[] {
-  return sql
-    .split('\n')
-    .map((l) => l.replace(/--.*$/, ''))
-    .join('\n')
-    .split(';')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-}
-
 export default {
   async fetch(request: Request, env: BenchEnv): Promise<Response> {
     const url = new URL(request.url);
     const q = url.searchParams;
     switch (url.pathname) {
       case '/setup': {
-        const stmts = statements(await request.text());
-        await env.DB.batch(stmts.map((s) => env.DB.prepare(s)));
-        return Response.json({ statements: stmts.length });
+        return applySchema(env.DB, request);
       }
       case '/pairs': {
         // Spawn `n` recipients (parked asleep) and `n` senders.

@@ -17,14 +17,11 @@
  * Prints a markdown table; writes JSON to scripts/bench/memory/results/latest.json.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
-process.env.WRANGLER_SEND_METRICS ??= 'false';
-const { unstable_DevEnv } = await import('wrangler');
+import { pct, startBenchWorker } from '../lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
@@ -60,10 +57,6 @@ function vectorFor(seed) {
   return v;
 }
 
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
 const f = (x, d = 1) => (x === undefined || x === null ? '—' : x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }));
 const querySeed = (j) => 1_000_000_000 + j;
 
@@ -121,30 +114,11 @@ async function measureStore(base, index, n) {
   return { index, n, in_worker_ms: pct(per, 50), insert_ms: insertMs, insert_per_s: (n / insertMs) * 1000, query_p50: pct(lat, 50), query_p95: pct(lat, 95), filtered_p50: pct(flat, 50), answers, samples: lat };
 }
 
-const stateDir = mkdtempSync(path.join(os.tmpdir(), 'agentos-membench-'));
-let worker;
-const cleanup = async () => {
-  await worker?.dispose().catch(() => {});
-  rmSync(stateDir, { recursive: true, force: true });
-};
-process.once('exit', () => rmSync(stateDir, { recursive: true, force: true }));
 const t00 = performance.now();
+const bench = await startBenchWorker({ config: path.join(here, 'wrangler.bench.toml'), name: 'membench' });
 try {
-  const devEnv = new unstable_DevEnv();
-  const started = new Promise((resolve, reject) => {
-    devEnv.on('reloadComplete', (ev) => {
-      const u = ev?.proxyData?.userWorkerUrl;
-      if (u) resolve(`${u.protocol}//${u.hostname}:${u.port}`);
-    });
-    devEnv.on('error', (ev) => reject(new Error(`the bench Worker did not start: ${ev?.reason ?? ev?.message ?? ev}`)));
-    setTimeout(() => reject(new Error('the bench Worker did not start within 120 s')), 120_000).unref();
-  });
-  worker = await devEnv.startWorker({
-    config: path.join(here, 'wrangler.bench.toml'),
-    dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: false, watch: false, logLevel: 'warn', persist: stateDir },
-  });
-  const base = await started;
-  console.error(`bench worker: ${base}; state: ${stateDir}`);
+  const { base } = bench;
+  console.error(`bench worker: ${base}; state: ${bench.stateDir}`);
 
   const floor = [];
   for (let j = 0; j < 30; j++) {
@@ -195,5 +169,5 @@ try {
   writeFileSync(opts.out, `${JSON.stringify({ meta, opts, floor_p50: floorP50, rows }, null, 2)}\n`);
   console.error(`wrote ${path.relative(process.cwd(), opts.out)}`);
 } finally {
-  await cleanup();
+  await bench.stop();
 }

@@ -29,18 +29,13 @@
  * busy machine, so the direct arm's agents start at the same offsets as the kernel arm's did.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
-process.env.WRANGLER_SEND_METRICS ??= 'false';
-const { unstable_DevEnv } = await import('wrangler');
+import { migrationsSql, startBenchWorker } from '../lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../../..');
 const token = `bench-${randomBytes(16).toString('hex')}`;
 const auth = { authorization: `Bearer ${token}` };
 const log = (s) => process.stderr.write(`${s}\n`);
@@ -311,36 +306,24 @@ const url = `http://127.0.0.1:${port}/v1`;
 const pool = `openai:bench@127.0.0.1:${port}`;
 // The provider's limits as its documentation states them; a burst of 0.3 s of rate (scaled) stays inside its 10 s windows.
 const poolConfig = { rpm: opts.rpm, tpm: opts.tpm, burst_seconds: 0.3 / opts.scale, aging_seconds: 60 / opts.scale };
-const stateDir = mkdtempSync(path.join(os.tmpdir(), 'agentos-sched-bench-'));
-let worker = null;
+let bench = null;
 const cleanup = async () => {
-  await worker?.dispose().catch(() => {});
+  await bench?.stop();
   provider.server.closeAllConnections?.();
   await new Promise((r) => provider.server.close(r));
-  rmSync(stateDir, { recursive: true, force: true });
 };
 for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => void cleanup().finally(() => process.exit(130)));
 
 try {
   log(`options: ${JSON.stringify({ ...opts, out: undefined })}`);
   log(`provider: ${url}; limits ${windowReqs()} requests and ${windowToks()} tokens per ${(WINDOW_S / opts.scale).toFixed(2)} s sliding window (= ${opts.rpm} rpm, ${opts.tpm} tpm; time scaled ${opts.scale}×)`);
-  const devEnv = new unstable_DevEnv();
-  const started = new Promise((resolve, reject) => {
-    devEnv.on('reloadComplete', (ev) => {
-      const u = ev?.proxyData?.userWorkerUrl;
-      if (u) resolve(`${u.protocol}//${u.hostname}:${u.port}`);
-    });
-    devEnv.on('error', (ev) => reject(new Error(`the bench Worker did not start: ${ev?.reason ?? ev?.message ?? ev}`)));
-    setTimeout(() => reject(new Error('the bench Worker did not start within 120 s')), 120_000).unref();
-  });
-  worker = await devEnv.startWorker({
+  bench = await startBenchWorker({
     config: path.join(here, 'wrangler.toml'),
+    name: 'sched-bench',
     bindings: { AGENTOS_ADMIN_TOKEN: { type: 'secret_text', value: token }, SCHEDULER_POOLS: { type: 'plain_text', value: JSON.stringify({ [pool]: poolConfig }) } },
-    dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: false, watch: false, logLevel: 'warn', persist: stateDir },
   });
-  const base = await started;
-  const migrations = readdirSync(path.join(root, 'migrations')).filter((n) => n.endsWith('.sql')).sort();
-  const setup = await fetch(`${base}/bench/setup`, { method: 'POST', headers: auth, body: migrations.map((n) => readFileSync(path.join(root, 'migrations', n), 'utf8')).join(';\n') });
+  const { base } = bench;
+  const setup = await fetch(`${base}/bench/setup`, { method: 'POST', headers: auth, body: migrationsSql() });
   if (!setup.ok) throw new Error(`setup → ${setup.status} ${await setup.text()}`);
   log(`bench worker: ${base}; pool ${pool} ${JSON.stringify(poolConfig)}`);
 

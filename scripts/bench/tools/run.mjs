@@ -15,13 +15,12 @@
  * TypeScript's `transpileModule`, and the median time each takes to strip the types of the 5 KB tool.
  * Prints markdown; writes JSON to scripts/bench/tools/results/latest.json.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { startBenchWorker } from '../lib.mjs';
 
-process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
-process.env.WRANGLER_SEND_METRICS ??= 'false';
 const here = import.meta.dirname;
 const root = path.resolve(here, '../../..');
 
@@ -72,23 +71,9 @@ async function compilers() {
 
 // --- part 1 -----------------------------------------------------------------------------------------
 async function calls() {
-  const { unstable_DevEnv } = await import('wrangler');
-  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'agentos-bench-tools-'));
-  const devEnv = new unstable_DevEnv();
-  const started = new Promise((resolve, reject) => {
-    devEnv.on('reloadComplete', (ev) => {
-      const u = ev?.proxyData?.userWorkerUrl;
-      if (u) resolve(`${u.protocol}//${u.hostname}:${u.port}`);
-    });
-    devEnv.on('error', (ev) => reject(new Error(`the bench Worker did not start: ${ev?.reason ?? ev?.message ?? ev}`)));
-    setTimeout(() => reject(new Error('the bench Worker did not start within 120 s')), 120_000).unref();
-  });
-  const worker = await devEnv.startWorker({
-    config: path.join(here, 'wrangler.toml'),
-    dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: false, watch: false, logLevel: 'warn', persist: stateDir },
-  });
+  const bench = await startBenchWorker({ config: path.join(here, 'wrangler.toml'), name: 'bench-tools' });
   try {
-    const base = await started;
+    const { base } = bench;
     let seq = 0;
     const hit = async (kind, n) => {
       const t = performance.now();
@@ -115,8 +100,7 @@ async function calls() {
     }
     return { per_call_ms: Object.fromEntries(Object.entries(samples).map(([k, xs]) => [k, median(xs)])), samples, cold_tool: sizes, check };
   } finally {
-    await worker.dispose().catch(() => {});
-    rmSync(stateDir, { recursive: true, force: true });
+    await bench.stop();
   }
 }
 
