@@ -22,10 +22,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pct, startBenchWorker } from '../lib.mjs';
+import { DIMS, vectorFor } from './vectors.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
-const DIMS = 384;
 
 const opts = { sizes: [1000, 10000, 100000], queries: 50, k: 10, streamUpTo: 10000, out: path.join(here, 'results/latest.json') };
 for (let i = 2; i < process.argv.length; i++) {
@@ -38,24 +38,6 @@ for (let i = 2; i < process.argv.length; i++) {
   else throw new Error(`unknown argument ${a}; usage: run.mjs [--sizes 1000,10000,100000] [--queries 50] [--stream-up-to 10000] [--out file]`);
 }
 
-/** Identical to vectorFor() in worker.ts. */
-function vectorFor(seed) {
-  let a = seed >>> 0;
-  const v = new Float32Array(DIMS);
-  let s = 0;
-  for (let i = 0; i < DIMS; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const x = ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-    v[i] = x;
-    s += x * x;
-  }
-  const inv = 1 / Math.sqrt(s);
-  for (let i = 0; i < DIMS; i++) v[i] *= inv;
-  return v;
-}
 
 const f = (x, d = 1) => (x === undefined || x === null ? '—' : x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }));
 const querySeed = (j) => 1_000_000_000 + j;

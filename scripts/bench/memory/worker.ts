@@ -12,6 +12,7 @@
  */
 import { MemoryIndex } from '../../../durable/memory-index.ts';
 import type { MemoryRecord } from '../../../src/memory/types.ts';
+import { vectorFor } from './vectors.ts';
 
 export { MemoryIndex };
 
@@ -26,28 +27,9 @@ interface BenchEnv extends Env {
   readonly STREAM_INDEX: DurableObjectNamespace<StreamingMemoryIndex>;
 }
 
-const DIMS = 384;
 const TENANT = 'bench';
 const MODEL = 'bench-model';
 
-/** mulberry32 → a unit vector; identical to vectorFor() in run.mjs. */
-export function vectorFor(seed: number): Float32Array {
-  let a = seed >>> 0;
-  const v = new Float32Array(DIMS);
-  let s = 0;
-  for (let i = 0; i < DIMS; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const x = ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-    v[i] = x;
-    s += x * x;
-  }
-  const inv = 1 / Math.sqrt(s);
-  for (let i = 0; i < DIMS; i++) v[i] = (v[i] as number) * inv;
-  return v;
-}
 
 export default {
   async fetch(request: Request, env: BenchEnv): Promise<Response> {
