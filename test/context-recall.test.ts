@@ -6,13 +6,13 @@
  */
 import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import type { PageBody } from '../src/kernel/context.ts';
+import { type PageBody, embeddingText } from '../src/kernel/context.ts';
 import { DEFAULT_PAGER, LexicalIndex, agreeingSteps } from '../src/kernel/pager.ts';
 import { type Embedder, LexicalEmbedder, normalize } from '../src/memory/embeddings.ts';
 import { CHUNK_CHARS, MAX_CHUNKS, chunkText, topSteps } from '../src/memory/recall.ts';
 import { MemoryService } from '../src/memory/service.ts';
 import type { MemoryMatch, MemoryQuery, MemoryRecord, MemoryScope, VectorMemory } from '../src/memory/types.ts';
-import { type ContextHost, EMBED_CHUNKS_PER_STEP, embeddingText, findSwapped, vectorRecall } from '../src/process/context-manager.ts';
+import { type ContextHost, EMBED_CHUNKS_PER_STEP, findSwapped, vectorRecall } from '../src/process/context-manager.ts';
 import type { PageRow } from '../src/process/store.ts';
 import { api, eventsOf, runUntil, spawn } from './support/helpers.ts';
 

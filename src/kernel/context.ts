@@ -48,6 +48,27 @@ export function pageText(page: PageBody): string {
   }
 }
 
+/** The prose in a JSON value: its strings (with their own line breaks), and `key: value` for numbers and booleans. */
+function prose(value: unknown, key: string, out: string[], depth = 0): void {
+  if (depth > 8 || value === null || value === undefined) return;
+  if (typeof value === 'string') out.push(value);
+  else if (typeof value === 'number' || typeof value === 'boolean') out.push(`${key}: ${value}`);
+  else if (Array.isArray(value)) for (const v of value) prose(v, key, out, depth + 1);
+  else if (typeof value === 'object') for (const [k, v] of Object.entries(value)) prose(v, k, out, depth + 1);
+}
+
+/**
+ * A page as it is embedded: a tool result's JSON flattened to its text (a log file's lines become
+ * lines again, not one long escaped string with braces and quotes that every result shares); other
+ * pages as the model reads them.
+ */
+export function embeddingText(body: PageBody): string {
+  if (body.kind !== 'result') return pageText(body);
+  const out: string[] = [body.name];
+  prose(body.result.ok ? body.result.value : body.result.error, 'value', out);
+  return out.join('\n');
+}
+
 /** How a recall page reads: which step it brings back, then that step's pages as the model read them. */
 export function recallText(fromStep: number, text: string): string {
   return `[kernel] page fault: step ${fromStep}, paged out earlier, is back (it stays where it was; this is a copy):\n${text}`;

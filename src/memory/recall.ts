@@ -32,7 +32,7 @@ export interface PageOwner {
 export interface SwappedPage {
   readonly seq: number;
   readonly step: number;
-  /** The page as it is embedded (context-manager.ts embeddingText); its first PAGE_TEXT_CHARS are chunked. */
+  /** The page as it is embedded (kernel/context.ts embeddingText); its first PAGE_TEXT_CHARS are chunked. */
   readonly text: string;
 }
 

@@ -17,7 +17,7 @@
  * `standoutSteps`) are faulted in like lexically relevant ones, so a question worded differently
  * from the page that answers it still finds it (with a semantic embedder).
  */
-import { type PageBody, pageText } from '../kernel/context.ts';
+import { type PageBody, embeddingText, pageText } from '../kernel/context.ts';
 import { DEFAULT_PAGER, type LexicalIndex, agreeingSteps, type SwappedRun, groupSteps, keywords, plan, scoreGroup, stubText, swappedRuns, workingSetTokens } from '../kernel/pager.ts';
 import { type PageOwner, chunkText, embedAndIndexSwappedPages, pageScope, topSteps } from '../memory/recall.ts';
 import type { MemoryService } from '../memory/service.ts';
@@ -182,27 +182,6 @@ export function prepareContext(rt: ContextHost, budget: number, currentStep: num
 }
 
 // --- recall by meaning -----------------------------------------------------------------------------
-
-/** The prose in a JSON value: its strings (with their own line breaks), and `key: value` for numbers and booleans. */
-function prose(value: unknown, key: string, out: string[], depth = 0): void {
-  if (depth > 8 || value === null || value === undefined) return;
-  if (typeof value === 'string') out.push(value);
-  else if (typeof value === 'number' || typeof value === 'boolean') out.push(`${key}: ${value}`);
-  else if (Array.isArray(value)) for (const v of value) prose(v, key, out, depth + 1);
-  else if (typeof value === 'object') for (const [k, v] of Object.entries(value)) prose(v, k, out, depth + 1);
-}
-
-/**
- * A page as it is embedded: a tool result's JSON flattened to its text (a log file's lines become
- * lines again, not one long escaped string with braces and quotes that every result shares); other
- * pages as the model reads them.
- */
-export function embeddingText(body: PageBody): string {
-  if (body.kind !== 'result') return pageText(body);
-  const out: string[] = [body.name];
-  prose(body.result.ok ? body.result.value : body.result.error, 'value', out);
-  return out.join('\n');
-}
 
 /**
  * Chunks embedded per step at most (whole pages; at least one): a major compaction can swap out
