@@ -18,7 +18,7 @@ import { checkModel } from '../llm/index.ts';
 import { deadLetterOf, listDeadLetters, recordDeadLetters } from '../ipc/dead-letters.ts';
 import { authenticate, roleAtLeast, safeEqual } from './auth.ts';
 import { E, intParam, unwrap } from './common.ts';
-import type { ApiRegistry } from './registry.ts';
+import { type ApiRegistry, readCapped } from './registry.ts';
 
 const HookNameSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a hook name is 1-63 lowercase letters, digits, "_" or "-"');
 export const SIGNATURE_HEADER = 'x-agentos-signature';
@@ -51,31 +51,6 @@ async function hmacHex(secret: string, body: Uint8Array): Promise<string> {
   const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const mac = await crypto.subtle.sign('HMAC', key, body);
   return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-/** Read a raw body with a cap (E2BIG past it). */
-async function readRaw(request: Request, limit: number): Promise<Uint8Array> {
-  const reader = request.body?.getReader();
-  if (!reader) return new Uint8Array(0);
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      throw new KernelError('E2BIG', `the payload exceeds ${limit} bytes (one message); send a reference to larger data instead`, { limit });
-    }
-    parts.push(value);
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }
 
 /** Deliver one outside message into a mailbox now. An undeliverable one is dead-lettered and reported. */
@@ -211,7 +186,7 @@ export function registerIpc(api: ApiRegistry): void {
     async ({ params, c }) => {
       const hook = HookNameSchema.safeParse(params.name).success ? await c.env.DB.prepare('SELECT * FROM webhooks WHERE name = ?').bind(params.name).first<HookRow>() : null;
       if (!hook) throw new KernelError('ENOENT', `no hook named "${params.name.slice(0, 64)}"`);
-      const raw = await readRaw(c.req.raw, MAX_MESSAGE_BYTES - 4096);
+      const raw = await readCapped(c.req.raw, MAX_MESSAGE_BYTES - 4096, `the payload exceeds ${MAX_MESSAGE_BYTES - 4096} bytes (one message); send a reference to larger data instead`);
       if (hook.secret !== null) {
         const presented = (c.req.header(SIGNATURE_HEADER) ?? '').trim().toLowerCase();
         const expected = `sha256=${await hmacHex(hook.secret, raw)}`;

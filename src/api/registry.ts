@@ -46,14 +46,15 @@ function invalid(where: string, error: z.ZodError): KernelError {
   });
 }
 
-/** Read a JSON body with a size cap. */
-export async function readJson(request: Request, limit = MAX_BODY_BYTES): Promise<unknown> {
+/**
+ * Read a body of at most `limit` bytes (E2BIG past it, said as `tooBig`); an absent body is empty.
+ * The declared content-length is checked first, then the bytes as they arrive.
+ */
+export async function readCapped(request: Request, limit: number, tooBig = `request body exceeds the limit of ${limit} bytes`): Promise<Uint8Array> {
   const declared = Number(request.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(declared) && declared > limit) {
-    throw new KernelError('E2BIG', `request body is ${declared} bytes; the limit is ${limit}`, { limit });
-  }
+  if (Number.isFinite(declared) && declared > limit) throw new KernelError('E2BIG', `${tooBig} (${declared} bytes declared)`, { limit });
   const reader = request.body?.getReader();
-  if (!reader) throw new KernelError('EINVAL', 'request body is required (JSON)');
+  if (!reader) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
@@ -62,7 +63,7 @@ export async function readJson(request: Request, limit = MAX_BODY_BYTES): Promis
     size += value.byteLength;
     if (size > limit) {
       await reader.cancel();
-      throw new KernelError('E2BIG', `request body exceeds the limit of ${limit} bytes`, { limit });
+      throw new KernelError('E2BIG', tooBig, { limit });
     }
     chunks.push(value);
   }
@@ -72,6 +73,13 @@ export async function readJson(request: Request, limit = MAX_BODY_BYTES): Promis
     bytes.set(c, at);
     at += c.byteLength;
   }
+  return bytes;
+}
+
+/** Read a JSON body with a size cap. */
+export async function readJson(request: Request, limit = MAX_BODY_BYTES): Promise<unknown> {
+  if (!request.body) throw new KernelError('EINVAL', 'request body is required (JSON)');
+  const bytes = await readCapped(request, limit);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
