@@ -33,6 +33,7 @@ import { type BrokerProps, ToolHost, type ToolLimits } from '../src/tools/host.t
 import { imageToolsAtSpawn } from '../src/tools/images.ts';
 import type { ToolRow } from '../src/tools/store.ts';
 import { ToolStore } from '../src/tools/store.ts';
+import { notifyPipeline } from '../workflows/notify.ts';
 
 /**
  * The RPC surface of a process, as callers see it. Declared explicitly because the generated stub
@@ -125,6 +126,7 @@ export class AgentProcess extends DurableObject<Env> {
         onFallback: (to, count, why) => this.#rt.emit('ipc_fallback', { to, count, why }),
       }),
       termGraceMs: Math.max(0, Number(env.SIGTERM_GRACE_SECONDS ?? 30) || 0) * 1000,
+      notifyExit: (notice) => notifyPipeline(env.PIPELINES, notice),
     });
     this.toolHost = new ToolHost(this.#rt, new ToolStore(ctx.storage.sql), this.toolBindings(), this.toolLimits());
     this.#loop = new StepLoop(this.#rt, this.stepDeps());

@@ -10,6 +10,8 @@ export { AgentProcess } from '../durable/agent-process.ts';
 export { AuditChain } from '../durable/audit-chain.ts';
 export { LlmScheduler } from '../durable/scheduler.ts';
 export { MemoryIndex } from '../durable/memory-index.ts';
+// Pipelines: a Workflow per run, spawning processes stage by stage (workflows/pipeline.ts).
+export { PipelineWorkflow } from '../workflows/pipeline.ts';
 // JIT tools: the syscall broker and the egress proxy a tool isolate is bound to (src/tools/broker.ts).
 export { ToolBroker, ToolEgress } from './tools/broker.ts';
 

@@ -20,6 +20,7 @@ import { registerScheduler } from './scheduler.ts';
 import { registerIpc } from './ipc.ts';
 import { registerMemory } from './memory.ts';
 import { registerToolRoutes } from './tools.ts';
+import { registerPipelines } from './pipelines.ts';
 
 export const VERSION = '0.1.0';
 
@@ -234,6 +235,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
   registerIpc(api);
   registerMemory(api);
   registerToolRoutes(api);
+  registerPipelines(api);
 
   const doc = api.openapi({ title: 'AgentOS on Workers', version: VERSION, description: 'Agent processes as Durable Objects, driven by typed syscalls.' }, ErrorSchema);
   app.get('/openapi.json', (c) => c.json(doc));

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { auditChain } from '../../durable/audit-chain.ts';
 import { processStub } from '../../durable/agent-process.ts';
+import { decideGate } from '../../workflows/control.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { TenantSchema } from '../kernel/pcb.ts';
 import { E, intParam, unwrap } from './common.ts';
@@ -37,10 +38,11 @@ const ApprovalSchema = z.object({
   expires_at: z.number(),
   decided_at: z.number().nullable(),
   decided_by: z.string().nullable(),
+  pipeline: z.string().nullable().describe('set for a pipeline\'s human gate (the run\'s id); pid is then empty'),
 });
 type ApprovalRow = z.infer<typeof ApprovalSchema> & { args_hash: string; tenant: string };
 
-const APPROVAL_COLUMNS = 'id, tenant, pid, step, idx, syscall, args, args_hash, capability, reason, status, grant_kind, note, created_at, expires_at, decided_at, decided_by';
+const APPROVAL_COLUMNS = 'id, tenant, pid, step, idx, syscall, args, args_hash, capability, reason, status, grant_kind, note, created_at, expires_at, decided_at, decided_by, pipeline';
 
 async function approval(db: D1Database, tenant: string, id: string): Promise<ApprovalRow> {
   const row = await db.prepare(`SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE id = ? AND tenant = ?`).bind(id, tenant).first<ApprovalRow & { args: string }>();
@@ -95,6 +97,10 @@ export function registerGovernance(api: ApiRegistry): void {
       const row = await approval(c.env.DB, principal.tenant, params.id);
       if (row.status !== 'pending') throw new KernelError('ESTATE', `approval ${row.id} is already ${row.status}`, { status: row.status });
       if (row.expires_at <= Date.now()) throw new KernelError('ESTATE', `approval ${row.id} has expired`, { status: 'expired' });
+      if (row.pipeline) {
+        await decideGate(c.env, { id: row.id, tenant: principal.tenant, pipeline: row.pipeline, decision: body.decision, note: body.note, by: `api:${principal.token_id}` });
+        return c.json(publicApproval(await approval(c.env.DB, principal.tenant, params.id)));
+      }
       unwrap(
         await processStub(c.env, row.pid).decideApproval({
           id: row.id,

@@ -19,6 +19,7 @@ import { deadLetterOf, listDeadLetters, recordDeadLetters } from '../ipc/dead-le
 import { authenticate, roleAtLeast, safeEqual } from './auth.ts';
 import { E, intParam, unwrap } from './common.ts';
 import { type ApiRegistry, readCapped } from './registry.ts';
+import { SpecNameSchema, startNamed } from './pipelines.ts';
 
 const HookNameSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a hook name is 1-63 lowercase letters, digits, "_" or "-"');
 export const SIGNATURE_HEADER = 'x-agentos-signature';
@@ -37,10 +38,11 @@ const MessageBody = z
 const HookRouteSchema = z.discriminatedUnion('action', [
   z.object({ name: HookNameSchema, action: z.literal('deliver'), pid: PidSchema, secret: z.string().min(16).max(256).optional() }).strict(),
   z.object({ name: HookNameSchema, action: z.literal('spawn'), image: z.string().refine((i) => IMAGE_NAMES.includes(i), `one of: ${IMAGE_NAMES.join(', ')}`), secret: z.string().min(16).max(256).optional() }).strict(),
+  z.object({ name: HookNameSchema, action: z.literal('pipeline'), pipeline: SpecNameSchema.describe('a stored spec (PUT /v1/pipeline-specs/:name): the payload is its input'), secret: z.string().min(16).max(256).optional() }).strict(),
 ]);
 
-type HookRow = { name: string; tenant: string; action: 'deliver' | 'spawn'; pid: string | null; image: string | null; secret: string | null; created_at: number; created_by: string };
-const publicHook = (r: HookRow) => ({ name: r.name, action: r.action, pid: r.pid, image: r.image, signed: r.secret !== null, created_at: r.created_at, created_by: r.created_by });
+type HookRow = { name: string; tenant: string; action: 'deliver' | 'spawn' | 'pipeline'; pid: string | null; image: string | null; pipeline: string | null; secret: string | null; created_at: number; created_by: string };
+const publicHook = (r: HookRow) => ({ name: r.name, action: r.action, pid: r.pid, image: r.image, pipeline: r.pipeline, signed: r.secret !== null, created_at: r.created_at, created_by: r.created_by });
 
 function pidOf(raw: string): string {
   if (!PID_PATTERN.test(raw)) throw new KernelError('ENOENT', `no process with pid "${raw.slice(0, 64)}"`, { pid: raw.slice(0, 64) });
@@ -130,7 +132,7 @@ export function registerIpc(api: ApiRegistry): void {
     {
       method: 'post',
       path: '/v1/hooks',
-      summary: 'Create or replace a webhook route: deliver to a mailbox, or spawn from an image',
+      summary: 'Create or replace a webhook route: deliver to a mailbox, spawn from an image, or start a pipeline',
       tag: 'ipc',
       role: 'operator',
       body: HookRouteSchema,
@@ -145,12 +147,13 @@ export function registerIpc(api: ApiRegistry): void {
         action: body.action,
         pid: body.action === 'deliver' ? body.pid : null,
         image: body.action === 'spawn' ? body.image : null,
+        pipeline: body.action === 'pipeline' ? body.pipeline : null,
         secret: body.secret ?? null,
         created_at: Date.now(),
         created_by: principal.token_id,
       };
-      await c.env.DB.prepare('INSERT OR REPLACE INTO webhooks (name, tenant, action, pid, image, secret, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .bind(row.name, row.tenant, row.action, row.pid, row.image, row.secret, row.created_at, row.created_by)
+      await c.env.DB.prepare('INSERT OR REPLACE INTO webhooks (name, tenant, action, pid, image, pipeline, secret, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .bind(row.name, row.tenant, row.action, row.pid, row.image, row.pipeline, row.secret, row.created_at, row.created_by)
         .run();
       return c.json(publicHook(row), 201);
     },
@@ -207,6 +210,11 @@ export function registerIpc(api: ApiRegistry): void {
       if (hook.action === 'deliver') {
         const m = outsideMessage(hook.tenant, `hook:${hook.name}`, hook.pid ?? '', `hook:${hook.name}:${delivery}`, payload);
         return c.json({ hook: hook.name, ...(await deliverOutside(c.env, m)) }, 202);
+      }
+      // pipeline: the payload is the run's input, untrusted; the same delivery starts one run.
+      if (hook.action === 'pipeline') {
+        const run = await startNamed(c.env, hook.tenant, hook.pipeline ?? '', payload, `hook:${hook.name}`, { key: `hook/${hook.name}/${delivery}`, untrusted: true });
+        return c.json({ hook: hook.name, pipeline: run.id, status: run.status }, 202);
       }
       // spawn: the payload is the new process's task, marked untrusted; the same delivery spawns once.
       const pid = await childPid(`hook/${hook.name}`, delivery);

@@ -13,7 +13,7 @@ import { type Principal, type Role, authenticate, roleAtLeast } from './auth.ts'
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-type Method = 'get' | 'post' | 'delete';
+type Method = 'get' | 'post' | 'put' | 'delete';
 
 export interface RouteDef<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {
   readonly method: Method;

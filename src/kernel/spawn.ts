@@ -55,6 +55,14 @@ export interface SpawnSpec {
   readonly spawn_key: string;
   /** The ancestors, parent first, with their token budgets: the scheduler charges a child's usage to them too. */
   readonly lineage?: readonly { readonly pid: Pid; readonly max_tokens: number }[];
+  /** Who learns of this process's exit besides its parent: a pipeline instance waiting on it (workflows/). */
+  readonly exit_notify?: ExitNotify;
+}
+
+/** A pipeline instance (its Workflow instance id) and the event type its exit is sent as. */
+export interface ExitNotify {
+  readonly pipeline: string;
+  readonly event: string;
 }
 
 export interface SpawnContext {

@@ -20,7 +20,7 @@ import { callHash } from '../kernel/policy.ts';
 import { type ErrorValue, KernelError, type Result, fail, ok, toErrorValue } from '../kernel/errors.ts';
 import { type ExitStatus, LIVE_STATES, type Pcb, type Signal, ZERO_USAGE } from '../kernel/pcb.ts';
 import { preview } from '../kernel/preview.ts';
-import type { SpawnSpec } from '../kernel/spawn.ts';
+import type { ExitNotify, SpawnSpec } from '../kernel/spawn.ts';
 import { type TransitionEvent, transition } from '../kernel/state.ts';
 import type { SyscallResult } from '../kernel/syscalls.ts';
 import { MAX_FAULTS, armable, due, earliest, faultBackoffMs } from '../kernel/timers.ts';
@@ -65,7 +65,13 @@ export interface RuntimeDeps {
   readonly ipc?: IpcTransport;
   /** SIGTERM's grace period (default 30 s). */
   readonly termGraceMs?: number;
+  /** Tells a pipeline instance that a process it waits on has exited (workflows/notify.ts). */
+  readonly notifyExit?: (message: ExitNotice) => Promise<void>;
 }
+
+/** What a process's exit tells the pipeline that spawned it: the pipeline re-reads the PCB for the rest. */
+export type ExitNotice = ExitNotify & { readonly pid: string; readonly code: ExitStatus['code'] };
+const EXIT_NOTIFY = 'exit_notify';
 
 /** Meta keys. */
 const FAULTS = 'faults';
@@ -80,7 +86,8 @@ export type OutboxMessage =
   | { readonly kind: 'sched_release'; readonly pool: string; readonly shard: number; readonly shards: number; readonly ticket: string; readonly outcome: Outcome }
   | { readonly kind: 'ipc'; readonly message: WireMessage }
   | { readonly kind: 'signal'; readonly pid: string; readonly signal: Signal; readonly from: string; readonly cascade: boolean }
-  | { readonly kind: 'orphan'; readonly child: string; readonly name: string; readonly tenant: string; readonly parent: string };
+  | { readonly kind: 'orphan'; readonly child: string; readonly name: string; readonly tenant: string; readonly parent: string }
+  | ({ readonly kind: 'exit_notify' } & ExitNotice);
 
 function untrustedSource(argsJson: string): string {
   try {
@@ -231,6 +238,7 @@ export class ProcessRuntime {
       this.save(pcb);
       this.store.setMeta('spawn_key', spec.spawn_key);
       if (spec.lineage) this.store.setMeta('lineage', spec.lineage);
+      if (spec.exit_notify) this.store.setMeta(EXIT_NOTIFY, spec.exit_notify);
       this.store.setMeta('image', { system_prompt: spec.system_prompt, tool_mode: spec.tool_mode, script: spec.script });
       this.addPage(0, { kind: 'task', text: spec.task, ...(spec.untrusted_task ? { untrusted: true, source: 'parent context' } : {}) });
       this.emit('spawned', { pid: spec.pid, ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model, priority: spec.priority, quotas: spec.quotas });
@@ -327,6 +335,8 @@ export class ProcessRuntime {
     this.send({ kind: 'd1', statement: { sql: 'DELETE FROM subscriptions WHERE tenant = ? AND pid = ?', params: [pcb.tenant, pcb.pid] } });
     if (pcb.ppid) this.send({ kind: 'child_exited', parent: pcb.ppid, child: pcb.pid, exit: status });
     else this.apply({ type: 'reap' });
+    const notify = this.store.getMeta<ExitNotify>(EXIT_NOTIFY);
+    if (notify) this.send({ kind: 'exit_notify', ...notify, pid: pcb.pid, code: status.code });
   }
 
   /** A child reports its exit. Returns whether the child should reap itself now. */
@@ -712,6 +722,9 @@ export class ProcessRuntime {
         await this.deps.process(message.child).reparent(init, message.parent);
         return;
       }
+      case 'exit_notify':
+        await this.deps.notifyExit?.(message);
+        return;
       case 'd1':
       case 'audit':
       case 'ipc':
