@@ -38,7 +38,7 @@ export default defineConfig(async () => {
     test: {
       globalSetup: ['./test/support/global-setup.ts'],
       setupFiles: ['./test/support/apply-migrations.ts'],
-      include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
+      include: ['test/**/*.test.ts', 'src/**/*.test.ts', 'workflows/**/*.test.ts'],
       testTimeout: 20_000,
     },
   };

@@ -6,6 +6,8 @@
  */
 import { env, introspectWorkflow } from 'cloudflare:test';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import researchReview from '../workflows/examples/research-review.json';
+import triage from '../workflows/examples/triage.json';
 import { api, pcbOf, tick } from './support/helpers.ts';
 
 type Task = { item: number; attempt: number; pid: string; status: string; exit_code: string | null; result: unknown; error: { code: string; message: string } | null };
@@ -78,5 +80,229 @@ describe('pipelines', () => {
     expect((await pcbOf(research)).task).toBe('research tides');
     // One process per stage, each spawned once.
     expect(v.stages.map((s) => s.tasks.length)).toEqual([1, 1, 1]);
+  });
+
+  it('fans out over 20 items with at most 5 processes alive, and fans in the results in item order', async () => {
+    const items = Array.from({ length: 20 }, (_, i) => `t${i}`);
+    const { id, instance } = await start({
+      input: { items },
+      spec: {
+        stages: [
+          { name: 'work', for_each: 'input.items', concurrency: 5, task: 'work on {{item}} (#{{index}})', script: exits('done {{item}}') },
+          { name: 'merge', needs: ['work'], task: 'merge {{stages.work.result}}', script: exits('{{stages.work.result}}') },
+        ],
+      },
+    });
+    // Five spawn at once; the sixth waits for a lane.
+    for (let i = 0; i < 5; i++) await instance.waitForStepResult({ name: `spawn:work:${i}:1` });
+    const liveNow = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM pipeline_tasks WHERE pipeline = ? AND stage = 'work' AND status = 'running'").bind(id).first<{ n: number }>())?.n ?? 0;
+    let most = await liveNow();
+    expect(most).toBe(5);
+    for (let i = 0; i < 20; i++) {
+      await runTask(instance, 'work', i);
+      most = Math.max(most, await liveNow());
+      const alive = await env.DB.prepare("SELECT COUNT(*) AS n FROM processes WHERE name LIKE ? AND state NOT IN ('zombie', 'terminated')").bind(`${id}/work[%`).first<{ n: number }>();
+      expect(alive?.n ?? 0).toBeLessThanOrEqual(5);
+    }
+    expect(most).toBe(5);
+    await runTask(instance, 'merge');
+    await instance.waitForStatus('complete');
+    const v = await view(id);
+    expect(v.stages[0]?.result).toEqual(items.map((t) => `done ${t}`));
+    expect(JSON.parse(v.stages[1]?.result as string)).toEqual(items.map((t) => `done ${t}`));
+    expect(v.stages[0]?.tasks.map((t) => t.item)).toEqual(items.map((_, i) => i));
+  });
+
+  it('a human gate: approved through /v1/approvals, the pipeline goes on; denied, it fails and later stages are skipped', async () => {
+    const spec = {
+      stages: [
+        { name: 'draft', task: 'draft', script: exits('the draft') },
+        { name: 'review', type: 'approval', needs: ['draft'], prompt: 'publish "{{stages.draft.result}}"?', timeout_seconds: 3600 },
+        { name: 'publish', needs: ['review', 'draft'], task: 'publish {{stages.draft.result}} ({{stages.review.result.note}})', script: exits('published') },
+      ],
+    };
+    for (const decision of ['approve', 'deny'] as const) {
+      const { id, instance } = await start({ spec });
+      await runTask(instance, 'draft');
+      const opened = (await instance.waitForStepResult({ name: 'gate:review:open' })) as { value: { approval_id: string } };
+      const approvalId = opened.value.approval_id;
+      const pending = await api<{ approvals: { id: string; pipeline: string | null; reason: string }[] }>('GET', '/v1/approvals');
+      const gate = pending.body.approvals.find((a) => a.id === approvalId);
+      expect(gate?.pipeline).toBe(id);
+      expect(gate?.reason).toBe('publish "the draft"?');
+      expect((await view(id)).stages[1]?.status).toBe('waiting');
+      const decided = await api<{ status: string }>('POST', `/v1/approvals/${approvalId}`, { decision, note: 'looks right' });
+      expect(decided.status).toBe(200);
+      expect(decided.body.status).toBe(decision === 'approve' ? 'approved' : 'denied');
+      // A second decision is refused.
+      expect((await api('POST', `/v1/approvals/${approvalId}`, { decision })).status).toBe(409);
+      if (decision === 'approve') {
+        const pid = await runTask(instance, 'publish');
+        await instance.waitForStatus('complete');
+        expect((await pcbOf(pid)).task).toBe('publish the draft (looks right)');
+        expect((await view(id)).status).toBe('complete');
+      } else {
+        await instance.waitForStatus('complete');
+        const v = await view(id);
+        expect(v.status).toBe('failed');
+        expect(v.error?.code).toBe('EPERM');
+        expect(v.stages.map((s) => s.status)).toEqual(['complete', 'denied', 'skipped']);
+        expect(v.stages[2]?.tasks).toEqual([]);
+      }
+    }
+  });
+
+  it('a failing stage is retried with backoff, then fails with a clear status', async () => {
+    const { id, instance } = await start({
+      spec: { stages: [{ name: 'flaky', task: 'fail', retries: { limit: 2, delay_seconds: 30 }, script: [{ tool_calls: [{ name: 'exit', args: { code: 3, result: 'broken' } }] }] }] },
+    });
+    const pids = [await runTask(instance, 'flaky', 0, 1), await runTask(instance, 'flaky', 0, 2), await runTask(instance, 'flaky', 0, 3)];
+    expect(new Set(pids).size).toBe(3);
+    await instance.waitForStatus('complete');
+    const v = await view(id);
+    expect(v.status).toBe('failed');
+    expect(v.stages[0]?.status).toBe('failed');
+    expect(v.stages[0]?.tasks.map((t) => [t.attempt, t.status, t.exit_code])).toEqual([
+      [1, 'failed', '3'],
+      [2, 'failed', '3'],
+      [3, 'failed', '3'],
+    ]);
+    expect(v.error?.message).toContain('stage "flaky" failed');
+    expect(v.error?.message).toContain('exited with 3');
+  });
+
+  it('a Workflow restarted in the middle of a stage spawns no second process and completes', async () => {
+    const { id, instance } = await start({ spec: { stages: [{ name: 'slow', task: 'work', script: exits('ok') }, { name: 'after', needs: ['slow'], task: 'then', script: exits('then') }] } });
+    const first = (await instance.waitForStepResult({ name: 'spawn:slow:0:1' })) as { pid: string };
+    await (await env.PIPELINES.get(id)).restart();
+    const pid = await runTask(instance, 'slow');
+    expect(pid).toBe(first.pid);
+    await runTask(instance, 'after');
+    await instance.waitForStatus('complete');
+    const v = await view(id);
+    expect(v.status).toBe('complete');
+    expect(v.stages[0]?.tasks.map((t) => t.pid)).toEqual([first.pid]);
+    const spawned = await env.DB.prepare('SELECT COUNT(*) AS n FROM processes WHERE name = ?').bind(`${id}/slow`).first<{ n: number }>();
+    expect(spawned?.n).toBe(1);
+  });
+
+  it('a lost exit event is recovered by re-reading the process', async () => {
+    await introspector.modifyAll(async (m) => {
+      await m.forceEventTimeout({ name: 'exit:solo:0:1:0' });
+    });
+    const { id, instance } = await start({ spec: { stages: [{ name: 'solo', task: 'work', script: exits('found anyway') }] } });
+    await runTask(instance, 'solo');
+    await instance.waitForStepResult({ name: 'check:solo:0:1:0' });
+    await instance.waitForStatus('complete');
+    expect((await view(id)).stages[0]?.result).toBe('found anyway');
+  });
+
+  it('cancel ends every live process of the run and starts no new one', async () => {
+    const sleeper = [{ tool_calls: [{ name: 'sleep', args: { seconds: 3600 } }] }, { tool_calls: [{ name: 'exit', args: { code: 0 } }] }];
+    const { id, instance } = await start({ input: { xs: [1, 2, 3, 4, 5] }, spec: { stages: [{ name: 'nap', for_each: 'input.xs', concurrency: 3, task: 'nap {{item}}', script: sleeper }] } });
+    const pids: string[] = [];
+    for (let i = 0; i < 3; i++) pids.push(((await instance.waitForStepResult({ name: `spawn:nap:${i}:1` })) as { pid: string }).pid);
+    for (const pid of pids) await tick(pid); // each is asleep now
+    const r = await api<View>('POST', `/v1/pipelines/${id}/cancel`);
+    expect(r.status).toBe(200);
+    expect(r.body.status).toBe('cancelled');
+    for (const pid of pids) {
+      for (let i = 0; i < 10 && (await pcbOf(pid)).state !== 'terminated'; i++) await tick(pid);
+      expect((await pcbOf(pid)).state).toBe('terminated');
+    }
+    const v = await view(id);
+    expect(v.stages[0]?.tasks.length).toBe(3);
+    expect(v.stages[0]?.tasks.every((t) => t.status === 'cancelled')).toBe(true);
+    expect((await api('POST', `/v1/pipelines/${id}/cancel`)).status).toBe(409);
+  });
+
+  it('another tenant sees nothing of a pipeline', async () => {
+    const { id } = await start({ spec: { stages: [{ name: 'a', task: 'x', script: exits('x') }] } });
+    const other = { authorization: `Bearer ${(await api<{ token: string }>('POST', '/v1/tokens', { tenant: 'other-co', role: 'operator', name: 'o' })).body.token}` };
+    expect((await api('GET', `/v1/pipelines/${id}`, undefined, other)).status).toBe(404);
+    expect((await api('POST', `/v1/pipelines/${id}/cancel`, undefined, other)).status).toBe(404);
+    expect((await api<{ pipelines: unknown[] }>('GET', '/v1/pipelines', undefined, other)).body.pipelines).toEqual([]);
+    expect((await api<{ specs: unknown[] }>('GET', '/v1/pipeline-specs', undefined, other)).body.specs).toEqual([]);
+    const mine = await api<{ pipelines: { id: string }[] }>('GET', '/v1/pipelines');
+    expect(mine.body.pipelines.map((p) => p.id)).toContain(id);
+  });
+
+  it('a malformed spec is a 400 with the zod issues, never a 500', async () => {
+    const bad: [unknown, string][] = [
+      [{ spec: { stages: [] } }, 'stages'],
+      [{ spec: { stages: [{ name: 'a', task: 'x', needs: ['b'] }, { name: 'b', task: 'y', needs: ['a'] }] } }, 'cycle'],
+      [{ spec: { stages: [{ name: 'a', task: 'x', needs: ['ghost'] }] } }, 'ghost'],
+      [{ spec: { stages: [{ name: 'a', task: '{{stages.b.result}}' }, { name: 'b', task: 'y' }] } }, 'does not need'],
+      [{ spec: { stages: [{ name: 'a', task: 'hello {{item}}' }] } }, 'for_each'],
+      [{ spec: { stages: [{ name: 'a', task: '{{nonsense.x}}' }] } }, 'a path starts with'],
+      [{ spec: { stages: [{ name: 'A b', task: 'x' }] } }, 'stage name'],
+      [{ spec: { stages: [{ name: 'a', task: 'x', image: 'no-such-image' }] } }, 'unknown image'],
+      [{ spec: { stages: [{ name: 'a', type: 'approval' }] } }, 'prompt'],
+      [{ spec: { stages: [{ name: 'a', task: 'x' }] }, name: 'both' }, 'exactly one'],
+      ['{"spec": ', 'not valid JSON'],
+    ];
+    for (const [body, needle] of bad) {
+      const r = await api<{ error: { code: string; message: string; details?: { issues?: unknown[] } } }>('POST', '/v1/pipelines', body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.body.error.code).toBe('EINVAL');
+      expect(r.body.error.message, JSON.stringify(r.body)).toContain(needle);
+      if (typeof body !== 'string') expect(r.body.error.details?.issues?.length).toBeGreaterThan(0);
+    }
+    const put = await api<{ error: { details: { issues: { path: string[] }[] } } }>('PUT', '/v1/pipeline-specs/broken', { stages: [{ name: 'a', task: 'x', needs: ['a'] }] });
+    expect(put.status).toBe(400);
+    expect(put.body.error.details.issues[0]?.path).toEqual(['stages', '0', 'needs', '0']);
+  });
+
+  it('a named spec runs by name, and a webhook route starts it with the payload as input', async () => {
+    const stored = await api<{ version: number }>('PUT', '/v1/pipeline-specs/greet', { stages: [{ name: 'hello', task: 'greet {{input.who}}', script: exits('hello {{input.who}}') }] });
+    expect(stored.status).toBe(200);
+    expect(stored.body.version).toBe(1);
+    expect((await api<{ version: number }>('PUT', '/v1/pipeline-specs/greet', { stages: [{ name: 'hello', task: 'greet {{input.who}}', script: exits('hello {{input.who}}') }] })).body.version).toBe(2);
+    expect((await api('POST', '/v1/pipelines', { name: 'nope', input: {} })).status).toBe(404);
+    const hook = await api('POST', '/v1/hooks', { name: 'greeter', action: 'pipeline', pipeline: 'greet' });
+    expect(hook.status).toBe(201);
+    const fired = await api<{ pipeline: string }>('POST', '/v1/hooks/greeter', { who: 'ada' }, { 'x-agentos-delivery': 'd-1' });
+    expect(fired.status).toBe(202);
+    // The same delivery starts the same run, once.
+    expect((await api<{ pipeline: string }>('POST', '/v1/hooks/greeter', { who: 'ada' }, { 'x-agentos-delivery': 'd-1' })).body.pipeline).toBe(fired.body.pipeline);
+    const [instance] = await introspector.get();
+    if (!instance) throw new Error('no instance');
+    const pid = await runTask(instance, 'hello');
+    await instance.waitForStatus('complete');
+    const v = await view(fired.body.pipeline);
+    expect(v.stages[0]?.result).toBe('hello ada');
+    expect((await pcbOf(pid)).task).toBe('greet ada');
+  });
+
+  it('ships two example pipelines that run on the scripted model as documented', async () => {
+    {
+      const { id, instance } = await start(researchReview);
+      await runTask(instance, 'research');
+      for (let i = 0; i < 3; i++) await runTask(instance, 'write', i);
+      await runTask(instance, 'edit');
+      const opened = (await instance.waitForStepResult({ name: 'gate:review:open' })) as { value: { approval_id: string } };
+      expect((await api('POST', `/v1/approvals/${opened.value.approval_id}`, { decision: 'approve', note: 'ship it' })).status).toBe(200);
+      await runTask(instance, 'publish');
+      await instance.waitForStatus('complete');
+      const v = await view(id);
+      expect(v.status).toBe('complete');
+      expect(v.stages.map((s) => s.status)).toEqual(['complete', 'complete', 'complete', 'complete', 'complete']);
+      expect(v.stages[2]?.result).toContain('# tides\n');
+      expect(v.stages[4]?.result).toBe('published: tides');
+    }
+    {
+      const { id, instance } = await start(triage);
+      await runTask(instance, 'classify');
+      await runTask(instance, 'fix');
+      await instance.waitForStatus('complete');
+      const v = await view(id);
+      expect(v.status).toBe('complete');
+      expect(v.stages.map((s) => [s.name, s.status])).toEqual([
+        ['classify', 'complete'],
+        ['fix', 'complete'],
+        ['answer', 'skipped'],
+      ]);
+      expect((await pcbOf(v.stages[1]?.tasks[0]?.pid ?? '')).priority).toBe(10);
+    }
   });
 });

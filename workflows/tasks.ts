@@ -75,7 +75,8 @@ export function stageRequest(p: PipelineParams, stage: ProcessStage, name: strin
     ...(stage.quotas ? { quotas: stage.quotas } : {}),
     ...(stage.max_context_tokens ? { max_context_tokens: stage.max_context_tokens } : {}),
     ...(stage.tool_mode ? { tool_mode: stage.tool_mode } : {}),
-    ...(stage.capabilities ? { capabilities: stage.capabilities } : {}),
+    // A stage without its own grants holds the pipeline's (never its image's wider defaults).
+    ...((stage.capabilities ?? p.spec.capabilities) ? { capabilities: stage.capabilities ?? p.spec.capabilities } : {}),
     ...(script ? { script } : {}),
   };
 }
