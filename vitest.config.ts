@@ -1,8 +1,11 @@
 import path from 'node:path';
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
+import { buildConsole } from './scripts/build-console.mjs';
 
 export default defineConfig(async () => {
+  // wrangler.toml's [assets] directory must exist before the Worker starts: build the console (~0.2 s).
+  await buildConsole({ quiet: true });
   const migrations = await readD1Migrations(path.join(import.meta.dirname, 'migrations'));
   return {
     plugins: [

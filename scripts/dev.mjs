@@ -6,8 +6,11 @@
 // uses the documented token `dev-admin-token` (never used in production: there it is a secret).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { buildConsole } from './build-console.mjs';
 
 const DEV_TOKEN = 'dev-admin-token';
+// The web console's files (wrangler.toml [assets]); served at /console/.
+await buildConsole();
 const wrangler = 'wrangler';
 // `d1 migrations apply` asks for confirmation on a terminal; CI=true answers yes.
 const migrate = spawnSync(wrangler, ['d1', 'migrations', 'apply', 'DB', '--local'], {
@@ -18,6 +21,10 @@ if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 
 const devVars = existsSync('.dev.vars') ? readFileSync('.dev.vars', 'utf8') : '';
 const tokenArgs = /^\s*AGENTOS_ADMIN_TOKEN\s*=/m.test(devVars) ? [] : ['--var', `AGENTOS_ADMIN_TOKEN:${DEV_TOKEN}`];
+const args = process.argv.slice(2);
+const portAt = args.findIndex((a) => a === '--port' || a.startsWith('--port='));
+const port = portAt < 0 ? 8787 : (args[portAt].split('=')[1] ?? args[portAt + 1]);
+console.log(`[agentos] web console: http://127.0.0.1:${port}/console/  (sign in with an API token)`);
 if (tokenArgs.length) console.log(`[agentos] API token for local development: ${DEV_TOKEN}  (set AGENTOS_ADMIN_TOKEN in .dev.vars to change it)`);
 
 const dev = spawn(wrangler, ['dev', '--ip', '127.0.0.1', ...tokenArgs, ...process.argv.slice(2)], { stdio: 'inherit' });

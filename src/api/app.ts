@@ -13,6 +13,7 @@ import { PID_PATTERN, PcbSchema, ProcessStateSchema, SignalSchema, TenantSchema 
 import { SpawnRequestSchema, randomPid, resolveSpawn } from '../kernel/spawn.ts';
 import { checkModel } from '../llm/index.ts';
 import { listProcesses } from '../process/table.ts';
+import { processTableStream } from './process-feed.ts';
 import { E, ErrorSchema, errorResponse, intParam, unwrap } from './common.ts';
 import { ApiRegistry } from './registry.ts';
 import { registerGovernance, tenantFor } from './governance.ts';
@@ -98,7 +99,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
     {
       method: 'get',
       path: '/v1/processes',
-      summary: 'List processes (ps), newest first',
+      summary: 'List processes (ps), newest first; with Accept: text/event-stream, that page live (snapshot, then changed/removed rows)',
       tag: 'processes',
       role: 'reader',
       query: z.object({
@@ -109,7 +110,11 @@ export function createApp(): Hono<{ Bindings: Env }> {
       }),
       responses: { 200: { description: 'a page of the process table', schema: z.object({ processes: z.array(ProcessRowSchema), next_cursor: z.string().nullable() }) }, 400: E('bad query') },
     },
-    async ({ query, c, principal }) => c.json(await listProcesses(c.env.DB, { ...query, tenant: principal.tenant })),
+    async ({ query, c, principal }) => {
+      const q = { ...query, tenant: principal.tenant };
+      if ((c.req.header('accept') ?? '').includes('text/event-stream')) return processTableStream(c.env.DB, q, c.req.raw.signal);
+      return c.json(await listProcesses(c.env.DB, q));
+    },
   );
 
   api.route(
@@ -236,6 +241,11 @@ export function createApp(): Hono<{ Bindings: Env }> {
   registerMemory(api);
   registerToolRoutes(api);
   registerPipelines(api);
+
+  // The console's files are served by the assets binding before the Worker runs (wrangler.toml
+  // run_worker_first excludes /console/*); the bare /console reaches the Worker, and the assets
+  // answer it with their redirect to /console/.
+  app.get('/console', (c) => c.env.ASSETS.fetch(c.req.raw));
 
   const doc = api.openapi({ title: 'AgentOS on Workers', version: VERSION, description: 'Agent processes as Durable Objects, driven by typed syscalls.' }, ErrorSchema);
   app.get('/openapi.json', (c) => c.json(doc));

@@ -50,6 +50,12 @@ async function approval(db: D1Database, tenant: string, id: string): Promise<App
   return { ...row, args: JSON.parse(row.args) as unknown };
 }
 
+const PrincipalSchema = z.object({
+  tenant: z.string(),
+  role: z.enum(ROLES),
+  token_id: z.string().describe('"bootstrap" for AGENTOS_ADMIN_TOKEN, else the id of an API token (never its secret)'),
+});
+
 const publicApproval = ({ args_hash: _h, tenant: _t, ...rest }: ApprovalRow) => rest;
 
 export function registerGovernance(api: ApiRegistry): void {
@@ -114,6 +120,18 @@ export function registerGovernance(api: ApiRegistry): void {
       );
       return c.json(publicApproval(await approval(c.env.DB, principal.tenant, params.id)));
     },
+  );
+
+  api.route(
+    {
+      method: 'get',
+      path: '/v1/whoami',
+      summary: 'Who the bearer token is: its tenant, role and token id (clients show or hide actions by role)',
+      tag: 'tokens',
+      role: 'reader',
+      responses: { 200: { description: 'the calling principal', schema: PrincipalSchema }, 401: E('missing or invalid token') },
+    },
+    ({ c, principal }) => c.json(PrincipalSchema.parse(principal)),
   );
 
   const TokenSchema = z.object({ id: z.string(), tenant: z.string(), role: z.enum(ROLES), name: z.string(), created_at: z.number(), created_by: z.string(), revoked_at: z.number().nullable() });

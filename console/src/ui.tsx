@@ -1,0 +1,74 @@
+/** Small shared pieces: state badges, times, JSON, errors, and buttons that follow the role. */
+import type { ComponentChildren } from 'preact';
+import { useState } from 'preact/hooks';
+import { describe } from './api.ts';
+import { may, useSession } from './session.ts';
+import type { Role } from './types.ts';
+
+export const StateBadge = ({ state }: { state: string }) => <span class={`badge state-${state}`}>{state}</span>;
+
+export const Time = ({ at }: { at: number | null | undefined }) =>
+  at ? <time dateTime={new Date(at).toISOString()} title={new Date(at).toISOString()}>{new Date(at).toLocaleTimeString()}</time> : <span>—</span>;
+
+export const Json = ({ value, label }: { value: unknown; label?: string }) => (
+  <pre class="json" aria-label={label} tabIndex={0}>
+    {JSON.stringify(value, null, 2)}
+  </pre>
+);
+
+export const ErrorNote = ({ error }: { error: string | null }) => (error ? <p class="error" role="alert">{error}</p> : null);
+
+export const RoleNote = ({ role }: { role: Role }) => {
+  const s = useSession();
+  return may(s, role) ? null : (
+    <p class="role-note" id={`needs-${role}`}>
+      Your token is a {s.principal.role}: these actions need the {role} role, so they are disabled.
+    </p>
+  );
+};
+
+/**
+ * A button for an action that needs `role`: disabled (and saying why) for a token below it. While
+ * `run` is in flight it is disabled too (and when `disabled`: the action makes no sense now); its
+ * error is shown next to it.
+ */
+export function ActionButton(props: { role: Role; run: () => Promise<unknown>; children: ComponentChildren; variant?: 'danger' | 'primary'; label?: string; disabled?: boolean }) {
+  const s = useSession();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const allowed = may(s, props.role);
+  return (
+    <span class="action">
+      <button
+        type="button"
+        class={props.variant ?? ''}
+        disabled={!allowed || busy || props.disabled}
+        aria-label={props.label}
+        title={allowed ? undefined : `needs the ${props.role} role`}
+        onClick={async () => {
+          setBusy(true);
+          setError(null);
+          try {
+            await props.run();
+          } catch (e) {
+            setError(describe(e));
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        {props.children}
+      </button>
+      {error ? <span class="error" role="alert">{error}</span> : null}
+    </span>
+  );
+}
+
+export const Section = ({ title, children, id }: { title: string; children: ComponentChildren; id?: string }) => (
+  <section class="card" aria-labelledby={id ? `${id}-h` : undefined}>
+    <h2 id={id ? `${id}-h` : undefined}>{title}</h2>
+    {children}
+  </section>
+);
+
+export const fmt = (n: number): string => n.toLocaleString('en-US');
