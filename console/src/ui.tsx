@@ -7,8 +7,17 @@ import type { Role } from './types.ts';
 
 export const StateBadge = ({ state }: { state: string }) => <span class={`badge state-${state}`}>{state}</span>;
 
-export const Time = ({ at }: { at: number | null | undefined }) =>
-  at ? <time dateTime={new Date(at).toISOString()} title={new Date(at).toISOString()}>{new Date(at).toLocaleTimeString()}</time> : <span>—</span>;
+/** A time of day, with the date when it is not today (an approval expires tomorrow). */
+export const Time = ({ at }: { at: number | null | undefined }) => {
+  if (!at) return <span>—</span>;
+  const d = new Date(at);
+  const today = d.toDateString() === new Date().toDateString();
+  return (
+    <time dateTime={d.toISOString()} title={d.toISOString()}>
+      {today ? d.toLocaleTimeString() : d.toLocaleString()}
+    </time>
+  );
+};
 
 export const Json = ({ value, label }: { value: unknown; label?: string }) => (
   <pre class="json" aria-label={label} tabIndex={0}>

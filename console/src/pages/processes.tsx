@@ -130,10 +130,10 @@ function Table({ rows }: { rows: ProcessRow[] }) {
           <tr>
             <th scope="col">Name</th>
             <th scope="col">State</th>
-            <th scope="col">Image</th>
-            <th scope="col">Priority</th>
+            <th scope="col" class="wide">Image</th>
+            <th scope="col" class="wide">Priority</th>
             <th scope="col">Exit</th>
-            <th scope="col">Parent</th>
+            <th scope="col" class="wide">Parent</th>
             <th scope="col">Updated</th>
           </tr>
         </thead>
@@ -147,10 +147,10 @@ function Table({ rows }: { rows: ProcessRow[] }) {
               <td>
                 <StateBadge state={r.state} />
               </td>
-              <td>{r.image}</td>
-              <td>{r.priority}</td>
+              <td class="wide">{r.image}</td>
+              <td class="wide">{r.priority}</td>
               <td>{r.exit_code ?? ''}</td>
-              <td>{r.ppid ? <a href={`#/p/${r.ppid}`}>{r.ppid.slice(0, 9)}…</a> : ''}</td>
+              <td class="wide">{r.ppid ? <a href={`#/p/${r.ppid}`}>{r.ppid.slice(0, 9)}…</a> : ''}</td>
               <td>
                 <Time at={r.updated_at} />
               </td>
