@@ -130,8 +130,8 @@ export class AgentProcess extends DurableObject<Env> {
     });
     this.toolHost = new ToolHost(this.#rt, new ToolStore(ctx.storage.sql), this.toolBindings(), this.toolLimits());
     this.#loop = new StepLoop(this.#rt, this.stepDeps());
-    // Re-arm on every wake-up: an object restarted after eviction or a deploy resumes its timers.
-    void ctx.blockConcurrencyWhile(() => this.#rt.rearm());
+    // A new instance means the old one is gone: a step it left open resumes now, and every timer is re-armed.
+    void ctx.blockConcurrencyWhile(() => this.#rt.recover());
   }
 
   /** The Worker Loader and the broker/egress entrypoints bound through ctx.exports (null without a LOADER binding). */

@@ -9,6 +9,11 @@ import { api, eventsOf, fileOf, pcbOf, runUntil, spawn, stubOf, tick } from './s
 
 type AuditRow = { action: string; outcome: string; code: string | null; kind: string };
 
+/** When the process's alarm is set for (a fresh instance of the object is created to answer, as after a restart). */
+async function alarmAt(pid: string): Promise<number | null> {
+  return runInDurableObject(stubOf(pid), (_instance, state) => state.storage.getAlarm());
+}
+
 async function hangCount(key: string): Promise<number> {
   const r = await fetch(`${env.TEST_SERVER}/count/${key}`);
   return ((await r.json()) as { count: number }).count;
@@ -46,9 +51,11 @@ describe('a step killed mid-syscall', () => {
     const { pid } = await spawn({ name: 'crashy', task: 'survive', image: 'default', model: { provider: 'scripted', model: 'scripted' }, capabilities: ['fs:/**:rw', 'net:127.0.0.1'], script: script(key, 'GET') });
     await crashDuringFetch(pid, key);
 
-    // The object restarted: its constructor re-armed the step's lease, so the alarm is there to resume.
+    // The object restarted: the new instance knows the old one is gone, so the step resumes now, not
+    // when its lease (STEP_LEASE_MS) runs out, and one alarm run finishes it.
+    expect(await alarmAt(pid)).toBeLessThanOrEqual(Date.now());
     expect(await tick(pid)).toBe(true);
-    const done = await runUntil(pid, ['terminated']);
+    const done = await pcbOf(pid);
     expect(done.state).toBe('terminated');
     expect(done.exit?.code).toBe(0);
 
@@ -72,6 +79,36 @@ describe('a step killed mid-syscall', () => {
     expect(fetchResult?.data).toMatchObject({ ok: false, error: { code: 'EINTR' } });
     expect(await fileOf(pid, 'a.txt')).toBe('A');
     expect(await fileOf(pid, 'b.txt')).toBe('B');
+  });
+});
+
+describe('a new instance of a process', () => {
+  it('resumes a step interrupted in the middle of an LLM call at once, not when the step lease expires', async () => {
+    const model = `crash-llm-${crypto.randomUUID()}`;
+    const answer = { body: { id: 'c1', object: 'chat.completion', created: 0, model, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'survived' } }], usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 } } };
+    await fetch(`${env.TEST_SERVER}/llm/scenario`, { method: 'POST', body: JSON.stringify({ model, responses: [{ hang: true }, answer] }) });
+    const { pid } = await spawn({ name: 'llm-crash', task: 't', model: { provider: 'openai', model } });
+    const run = runDurableObjectAlarm(stubOf(pid)).catch((e: unknown) => `aborted: ${String(e)}`);
+    await (await fetch(`${env.TEST_SERVER}/llm/hanging/${model}`)).text();
+    await abortAllDurableObjects();
+    expect(await run).toMatch(/^aborted/);
+
+    expect(await alarmAt(pid)).toBeLessThanOrEqual(Date.now());
+    expect(await tick(pid)).toBe(true);
+    const done = await pcbOf(pid);
+    expect(done.exit).toMatchObject({ code: 0, result: 'survived' });
+    expect(done.usage.llm_calls).toBe(1); // the lost call had no answer journaled: counted once
+  });
+
+  it('does not touch the timers of a process that was not mid-step', async () => {
+    const { pid } = await spawn({ name: 'sleeper', task: 't', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: [{ tool_calls: [{ name: 'sleep', args: { seconds: 3600 } }] }, { tool_calls: [{ name: 'exit', args: { code: 0 } }] }] });
+    expect(await tick(pid)).toBe(true);
+    expect((await pcbOf(pid)).state).toBe('sleeping');
+    const before = await alarmAt(pid);
+    await abortAllDurableObjects();
+    const after = await alarmAt(pid);
+    expect(after).toBe(before);
+    expect(after).toBeGreaterThan(Date.now() + 3000 * 1000);
   });
 });
 

@@ -502,6 +502,22 @@ export class ProcessRuntime {
 
   // --- timers and the alarm --------------------------------------------------------------------------
 
+  /**
+   * A fresh instance of this object starts. A Durable Object runs in one place at a time, so a new
+   * instance proves its predecessor is gone: a step it left `running` is dead, and resumes now (the
+   * next alarm yields it and dispatches the journal's open entries), not when its `run` lease
+   * would have expired. Exactly-once still comes from the journal. Then the alarm is re-armed, so
+   * a restart never loses a schedule.
+   */
+  async recover(): Promise<void> {
+    const pcb = this.pcb();
+    if (pcb?.state === 'running') {
+      const run = this.store.timers().find((t) => t.kind === 'run');
+      if (!run || run.fire_at > this.now) this.store.setTimer('run', this.now);
+    }
+    await this.rearm();
+  }
+
   /** Point the alarm at the earliest timer the current state can act on. */
   async rearm(): Promise<void> {
     const pcb = this.pcb();
