@@ -22,12 +22,14 @@ export interface ChartProps {
   readonly categories?: readonly string[];
   readonly height?: number;
   readonly yLabel?: string;
+  /** For a time axis: show at least this many seconds, ending at the newest point (one sample is not a chart). */
+  readonly minSpanSeconds?: number;
 }
 
 export function Chart(props: ChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
-  const { series, bars, categories, height = 200, yLabel } = props;
+  const { series, bars, categories, height = 200, yLabel, minSpanSeconds = 0 } = props;
   const shape = `${series.map((s) => s.label).join('|')}|${bars ? 'b' : 'l'}|${categories?.join(',') ?? ''}`;
   useEffect(() => {
     const el = box.current;
@@ -35,7 +37,21 @@ export function Chart(props: ChartProps) {
     const opts: uPlot.Options = {
       width: Math.max(200, el.clientWidth),
       height,
-      scales: { x: { time: !categories, ...(categories ? { range: [-0.5, categories.length - 0.5] as uPlot.Range.MinMax } : {}) } },
+      scales: {
+        x: categories
+          ? { time: false, range: [-0.5, categories.length - 0.5] as uPlot.Range.MinMax }
+          : {
+              time: true,
+              // From the data, not from min/max: uPlot widens a single point's range to a day first.
+              range: (u, min, max): uPlot.Range.MinMax => {
+                const xs = u.data[0];
+                const lo = xs[0];
+                const hi = xs[xs.length - 1];
+                if (!minSpanSeconds || lo === undefined || hi === undefined) return [min, max];
+                return hi - lo < minSpanSeconds ? [hi - minSpanSeconds, hi] : [lo, hi];
+              },
+            },
+      },
       axes: [categories ? { values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? (categories[t] ?? '') : '')), splits: () => categories.map((_, i) => i) } : {}, { label: yLabel ?? '', size: 60 }],
       series: [
         {},
@@ -61,7 +77,7 @@ export function Chart(props: ChartProps) {
     };
     // Re-created only when the chart's shape changes; data goes through setData below.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [shape, height]);
+  }, [shape, height, minSpanSeconds]);
   useEffect(() => {
     plot.current?.setData(props.data);
   }, [props.data]);

@@ -47,6 +47,7 @@ function Pool({ p, history }: { p: PoolStats; history: Sample[] }) {
             data={queue}
             yLabel="calls"
             height={180}
+            minSpanSeconds={600}
           />
         </div>
         <div>
