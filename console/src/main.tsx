@@ -4,7 +4,7 @@
  * no server route is needed; the token never appears there.
  */
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { describe } from './api.ts';
 import { ApprovalsPage } from './pages/approvals.tsx';
 import { AuditPage } from './pages/audit.tsx';
@@ -78,6 +78,15 @@ function Login({ onSignedIn }: { onSignedIn: (s: Session) => void }) {
 
 function Frame({ session, onSignOut }: { session: Session; onSignOut: () => void }) {
   const route = useRoute();
+  // After a navigation, focus moves to the page (a screen reader announces it; Tab starts there).
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    document.getElementById('main')?.focus();
+  }, [route.page, route.page === 'process' ? route.pid : '']);
   return (
     <SessionContext.Provider value={session}>
       <a class="skip" href="#main">

@@ -25,6 +25,9 @@ export const Json = ({ value, label }: { value: unknown; label?: string }) => (
   </pre>
 );
 
+/** What a panel says before its first answer arrives. */
+export const Loading = ({ when }: { when: boolean }) => (when ? <p class="hint">Loading…</p> : null);
+
 export const ErrorNote = ({ error }: { error: string | null }) => (error ? <p class="error" role="alert">{error}</p> : null);
 
 export const RoleNote = ({ role }: { role: Role }) => {

@@ -6,14 +6,15 @@
 import { useState } from 'preact/hooks';
 import { call, qs } from '../api.ts';
 import { useGet } from '../hooks.ts';
-import { useSession } from '../session.ts';
+import { may, useSession } from '../session.ts';
 import type { Approval } from '../types.ts';
 import { ActionButton, ErrorNote, Json, RoleNote, Time } from '../ui.tsx';
 
 const STATUSES = ['pending', 'approved', 'denied', 'expired'] as const;
 
 function ApprovalCard({ a, onDecided }: { a: Approval; onDecided: () => void }) {
-  const { token } = useSession();
+  const session = useSession();
+  const { token } = session;
   const [note, setNote] = useState('');
   const decide = (decision: 'approve' | 'deny', grant: 'once' | 'always') => async () => {
     await call(token, 'POST', `/v1/approvals/${encodeURIComponent(a.id)}`, { decision, grant, note });
@@ -57,7 +58,7 @@ function ApprovalCard({ a, onDecided }: { a: Approval; onDecided: () => void }) 
         {a.status === 'pending' ? (
           <div class="buttons">
             <label for={noteId}>Note (optional)</label>
-            <input id={noteId} value={note} maxLength={2000} onInput={(e) => setNote(e.currentTarget.value)} />
+            <input id={noteId} value={note} maxLength={2000} disabled={!may(session, 'operator')} onInput={(e) => setNote(e.currentTarget.value)} />
             <ActionButton role="operator" variant="primary" run={decide('approve', 'once')}>
               Approve once
             </ActionButton>

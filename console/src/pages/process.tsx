@@ -10,7 +10,7 @@ import { Chart } from '../chart.tsx';
 import { useGet, useStream } from '../hooks.ts';
 import { useSession } from '../session.ts';
 import { type ContextView, type FileView, LIVE, type MailboxView, type Pcb, type ProcessEvent, type ProcessRow, type Signal } from '../types.ts';
-import { ActionButton, ErrorNote, Json, RoleNote, Section, StateBadge, Time, fmt } from '../ui.tsx';
+import { ActionButton, ErrorNote, Json, Loading, RoleNote, Section, StateBadge, Time, fmt } from '../ui.tsx';
 
 const MAX_SHOWN_EVENTS = 500;
 
@@ -52,7 +52,18 @@ function PcbPanel({ pcb }: { pcb: Pcb }) {
         <dt>State</dt>
         <dd data-testid="pcb-state">
           <StateBadge state={pcb.state} />
-          {pcb.wait ? <span> waiting for {pcb.wait.reason}{pcb.wait.approval_id ? ` (${pcb.wait.approval_id})` : ''}</span> : null}
+          {pcb.wait ? (
+            <span>
+              {' '}
+              waiting for {pcb.wait.reason}
+              {pcb.wait.approval_id ? (
+                <>
+                  {' '}
+                  (<a href="#/approvals">{pcb.wait.approval_id}</a>)
+                </>
+              ) : null}
+            </span>
+          ) : null}
         </dd>
         <dt>Pid</dt>
         <dd class="pid">{pcb.pid}</dd>
@@ -195,6 +206,8 @@ function summarize(e: ProcessEvent): string {
       return `${String(d.name)} needs ${JSON.stringify(d.needed)}`;
     case 'exit':
       return `code ${String(d.code)}: ${String(d.reason)}`;
+    case 'spawned':
+      return `${String(d.name)} from image ${String(d.image)}${d.ppid ? `, child of ${String(d.ppid)}` : ''}`;
     default:
       return JSON.stringify(d).slice(0, 160);
   }
@@ -280,6 +293,7 @@ function ContextPanel({ pid, rev }: { pid: string; rev: number }) {
   return (
     <Section title="Context" id="context">
       <ErrorNote error={ctx.error} />
+      <Loading when={!c && !ctx.error} />
       {c ? (
         <>
           <Meter label="Working set (tokens)" used={c.tokens} max={c.budget} />
@@ -338,6 +352,7 @@ function FilesPanel({ pid, rev }: { pid: string; rev: number }) {
       </p>
       <ErrorNote error={view.error && !view.error.startsWith('ENOENT') ? view.error : null} />
       {view.error?.startsWith('ENOENT') ? <p>No files.</p> : null}
+      <Loading when={!v && !view.error} />
       {v?.type === 'dir' ? (
         v.entries.length === 0 ? (
           <p>No files.</p>
@@ -369,6 +384,7 @@ function MailboxPanel({ pid, rev }: { pid: string; rev: number }) {
   return (
     <Section title="Mailbox" id="mailbox">
       <ErrorNote error={mb.error} />
+      <Loading when={!m && !mb.error} />
       {m ? (
         <>
           <p>
@@ -397,6 +413,7 @@ function ChildrenPanel({ pid, rev }: { pid: string; rev: number }) {
   return (
     <Section title="Children" id="children">
       <ErrorNote error={kids.error} />
+      <Loading when={!kids.data && !kids.error} />
       {kids.data?.processes.length ? (
         <ul>
           {kids.data.processes.map((k) => (
