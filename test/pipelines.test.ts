@@ -88,21 +88,30 @@ describe('pipelines', () => {
       input: { items },
       spec: {
         stages: [
-          { name: 'work', for_each: 'input.items', concurrency: 5, task: 'work on {{item}} (#{{index}})', script: exits('done {{item}}') },
+          // Each item sleeps an hour before it exits: it ends only when the test fires its alarm.
+          { name: 'work', for_each: 'input.items', concurrency: 5, task: 'work on {{item}} (#{{index}})', script: [{ tool_calls: [{ name: 'sleep', args: { seconds: 3600 } }] }, ...exits('done {{item}}')] },
           { name: 'merge', needs: ['work'], task: 'merge {{stages.work.result}}', script: exits('{{stages.work.result}}') },
         ],
       },
     });
     // Five spawn at once; the sixth waits for a lane.
     for (let i = 0; i < 5; i++) await instance.waitForStepResult({ name: `spawn:work:${i}:1` });
-    const liveNow = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM pipeline_tasks WHERE pipeline = ? AND stage = 'work' AND status = 'running'").bind(id).first<{ n: number }>())?.n ?? 0;
-    let most = await liveNow();
+    // Live processes of the stage, read from each process itself (its PCB). A live process's task
+    // row is always still running (it is collected after the exit), so those rows are the candidates.
+    const liveNow = async () => {
+      const { results } = await env.DB.prepare("SELECT pid FROM pipeline_tasks WHERE pipeline = ? AND stage = 'work' AND status = 'running'").bind(id).all<{ pid: string }>();
+      const states = await Promise.all(results.map(async (t) => (await pcbOf(t.pid)).state));
+      const spawned = (await env.DB.prepare('SELECT COUNT(*) AS n FROM pipeline_tasks WHERE pipeline = ?').bind(id).first<{ n: number }>())?.n ?? 0;
+      return { spawned, live: states.filter((s) => s !== 'zombie' && s !== 'terminated').length };
+    };
+    let most = (await liveNow()).live;
     expect(most).toBe(5);
+    expect((await liveNow()).spawned).toBe(5);
     for (let i = 0; i < 20; i++) {
       await runTask(instance, 'work', i);
-      most = Math.max(most, await liveNow());
-      const alive = await env.DB.prepare("SELECT COUNT(*) AS n FROM processes WHERE name LIKE ? AND state NOT IN ('zombie', 'terminated')").bind(`${id}/work[%`).first<{ n: number }>();
-      expect(alive?.n ?? 0).toBeLessThanOrEqual(5);
+      const now = await liveNow();
+      most = Math.max(most, now.live);
+      expect(now.live).toBeLessThanOrEqual(5);
     }
     expect(most).toBe(5);
     await runTask(instance, 'merge');
@@ -111,7 +120,7 @@ describe('pipelines', () => {
     expect(v.stages[0]?.result).toEqual(items.map((t) => `done ${t}`));
     expect(JSON.parse(v.stages[1]?.result as string)).toEqual(items.map((t) => `done ${t}`));
     expect(v.stages[0]?.tasks.map((t) => t.item)).toEqual(items.map((_, i) => i));
-  });
+  }, 60_000);
 
   it('a human gate: approved through /v1/approvals, the pipeline goes on; denied, it fails and later stages are skipped', async () => {
     const spec = {

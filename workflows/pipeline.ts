@@ -92,7 +92,9 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
   }
 
   async #stage(p: PipelineParams, id: string, stage: Stage, scope: Scope, step: WorkflowStep): Promise<StageOutcome> {
-    const begin = await durably(step, `stage:${stage.name}:begin`, async (): Promise<{ run: boolean; items: unknown[] | null; error: ErrorValue | null }> => {
+    // A stage with nothing to decide up front starts in its first step (its spawn, or its gate).
+    const decides = stage.when !== undefined || (stage.type === 'process' && stage.for_each !== undefined);
+    const begin = !decides ? { run: true, items: null, error: null } : await durably(step, `stage:${stage.name}:begin`, async (): Promise<{ run: boolean; items: unknown[] | null; error: ErrorValue | null }> => {
       const now = Date.now();
       const deref = derefFor(this.env, p.tenant);
       try {
@@ -123,25 +125,22 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
     if (begin.error) return { status: 'failed', error: begin.error };
     if (!begin.run) return { status: 'skipped', error: null };
     const outcome = stage.type === 'approval' ? await this.#gate(p, id, stage, scope, step) : await this.#processes(p, id, stage, scope, begin.items, step);
-    await durably(step, `stage:${stage.name}:end`, async () => {
-      await upsertStage(this.env.DB, id, stage.name, { status: outcome.status, now: Date.now(), ...(outcome.status === 'complete' ? { result: small(outcome.result) } : { error: outcome.error }) });
-      return null;
-    });
+    // A one-process stage and a gate record their end in their last step; a fan-out, once all items are in.
+    if (stage.type === 'process' && stage.for_each) {
+      await durably(step, `stage:${stage.name}:end`, async () => {
+        await upsertStage(this.env.DB, id, stage.name, { status: outcome.status, now: Date.now(), ...(outcome.status === 'complete' ? { result: stageResult(outcome.result) } : { error: outcome.error }) });
+        return null;
+      });
+    }
     return outcome;
   }
 
   async #processes(p: PipelineParams, id: string, stage: ProcessStage, scope: Scope, items: unknown[] | null, step: WorkflowStep): Promise<StageOutcome> {
     const count = items?.length ?? 1;
-    const results: Collected[] = new Array<Collected>(count);
-    let next = 0;
-    const lane = async () => {
-      while (next < count) {
-        const i = next++;
-        const itemScope: Scope = items ? { ...scope, item: { value: items[i], index: i } } : scope;
-        results[i] = await this.#task(p, id, stage, i, itemScope, step);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(stage.concurrency, count) }, lane));
+    const slots = new Slots(stage.concurrency);
+    const results = await Promise.all(
+      Array.from({ length: count }, (_, i) => this.#task(p, id, stage, i, items ? { ...scope, item: { value: items[i], index: i } } : scope, slots, step)),
+    );
     const failed = results.findIndex((r) => !r.ok);
     if (failed >= 0) {
       const r = results[failed] as Extract<Collected, { ok: false }>;
@@ -151,14 +150,22 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
     return { status: 'complete', result: items ? values : values[0] };
   }
 
-  /** One item: attempts with backoff; each attempt is spawn → wait for its exit → collect. */
-  async #task(p: PipelineParams, id: string, stage: ProcessStage, item: number, scope: Scope, step: WorkflowStep): Promise<Collected> {
+  /**
+   * One item: attempts with backoff; each attempt is spawn → wait for its exit → collect. An attempt
+   * holds a slot from its spawn until its process has exited, so at most `concurrency` processes of
+   * the stage are alive; the next item spawns while this one's result is being collected.
+   */
+  async #task(p: PipelineParams, id: string, stage: ProcessStage, item: number, scope: Scope, slots: Slots, step: WorkflowStep): Promise<Collected> {
     const key = `${stage.name}:${item}`;
     let last: Collected = { ok: false, error: { code: 'EFAULT', message: 'no attempt ran' }, cancelled: false };
     for (let attempt = 1; attempt <= stage.retries.limit + 1; attempt++) {
       const ids = { instance: id, stage: stage.name, item, attempt };
+      await slots.acquire();
       const spawned: Spawned = await durably(step, `spawn:${key}:${attempt}`, () => spawnTask(this.env, p, stage, ids, scope));
-      if ('error' in spawned) return { ok: false, error: spawned.error, cancelled: spawned.cancelled }; // cancelled, or a spec or grant problem: retrying cannot help
+      if ('error' in spawned) {
+        slots.release();
+        return { ok: false, error: spawned.error, cancelled: spawned.cancelled }; // cancelled, or a spec or grant problem: retrying cannot help
+      }
       const deadline = spawned.started_at + stage.timeout_seconds * 1000;
       let timedOut = false;
       if (!spawned.exited) {
@@ -180,7 +187,9 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
           }
         }
       }
-      last = await durably(step, `collect:${key}:${attempt}`, () => collectTask(this.env, p.tenant, stage, ids, spawned.pid, timedOut));
+      slots.release();
+      const lastAttempt = attempt === stage.retries.limit + 1;
+      last = await durably(step, `collect:${key}:${attempt}`, () => collectTask(this.env, p.tenant, stage, ids, spawned.pid, { timedOut, lastAttempt }));
       if (last.ok || last.cancelled) return last;
       if (attempt <= stage.retries.limit) await step.sleep(`backoff:${key}:${attempt}`, retryDelaySeconds(stage.retries, attempt + 1) * 1000);
     }
@@ -202,19 +211,48 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
       }
       const state = await durably(step, `gate:${stage.name}:check:${r}`, () => checkGate(this.env, approval_id));
       if (state.status === 'pending') continue;
-      await durably(step, `gate:${stage.name}:audit`, async () => {
+      const outcome: StageOutcome =
+        state.status === 'approved'
+          ? { status: 'complete', result: { decision: 'approve', note: state.note, by: state.by, approval_id } }
+          : state.status === 'denied'
+            ? { status: 'denied', error: { code: 'EPERM', message: `the gate was denied by ${state.by ?? 'a reviewer'}${state.note ? `: ${state.note}` : ''}`, details: { approval_id } } }
+            : { status: 'failed', error: { code: 'ETIMEDOUT', message: `nobody decided the gate within ${stage.timeout_seconds} s`, details: { approval_id } } };
+      await durably(step, `gate:${stage.name}:close`, async () => {
+        await upsertStage(this.env.DB, id, stage.name, { status: outcome.status, now: Date.now(), ...(outcome.status === 'complete' ? { result: outcome.result } : { error: outcome.error }) });
         await audit(this.env, p.tenant, id, 'gate', state.status === 'approved' ? 'approved' : state.status === 'denied' ? 'denied' : 'expired', null, { stage: stage.name, approval_id, ...state }, `gate:${stage.name}:${state.status}`);
         return null;
       });
-      if (state.status === 'approved') return { status: 'complete', result: { decision: 'approve', note: state.note, by: state.by, approval_id } };
-      if (state.status === 'denied') return { status: 'denied', error: { code: 'EPERM', message: `the gate was denied by ${state.by ?? 'a reviewer'}${state.note ? `: ${state.note}` : ''}`, details: { approval_id } } };
-      return { status: 'failed', error: { code: 'ETIMEDOUT', message: `nobody decided the gate within ${stage.timeout_seconds} s`, details: { approval_id } } };
+      return outcome;
     }
   }
 }
 
-/** A stage result as the stage row keeps it: inline if small, else only a note that the tasks hold it. */
-function small(result: unknown): unknown {
+/** A fan-out's result as its stage row keeps it: inline if small, else only a note that the tasks hold it. */
+function stageResult(result: unknown): unknown {
   const text = JSON.stringify(result) ?? 'null';
   return text.length <= 256 * 1024 ? result : { $ref: 'tasks', bytes: text.length };
+}
+
+/** A counting semaphore whose waiters are served in the order they came (item order, in a fan-out). */
+class Slots {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(n: number) {
+    this.#free = n;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#free++;
+  }
 }

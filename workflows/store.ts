@@ -74,24 +74,45 @@ export async function setPipelineStatus(db: D1Database, id: string, status: Pipe
   return r.meta.changes > 0;
 }
 
-export async function upsertStage(db: D1Database, pipeline: string, stage: string, s: { status: StageStatus; now: number; items?: number | null; approval_id?: string | null; result?: unknown; error?: ErrorValue | null }): Promise<void> {
+export interface StageUpdate {
+  readonly status: StageStatus;
+  readonly now: number;
+  readonly items?: number | null;
+  readonly approval_id?: string | null;
+  readonly result?: unknown;
+  readonly error?: ErrorValue | null;
+}
+
+export function stageStatement(db: D1Database, pipeline: string, stage: string, s: StageUpdate): D1PreparedStatement {
   const ended = s.status === 'running' || s.status === 'waiting' || s.status === 'pending' ? null : s.now;
-  await db
+  return db
     .prepare(
       `INSERT INTO pipeline_stages (pipeline, stage, status, items, approval_id, result, error, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (pipeline, stage) DO UPDATE SET status = excluded.status, items = COALESCE(excluded.items, items), approval_id = COALESCE(excluded.approval_id, approval_id),
          result = excluded.result, error = excluded.error, ended_at = excluded.ended_at`,
     )
-    .bind(pipeline, stage, s.status, s.items ?? null, s.approval_id ?? null, json(s.result), json(s.error ?? undefined), s.now, ended)
-    .run();
+    .bind(pipeline, stage, s.status, s.items ?? null, s.approval_id ?? null, json(s.result), json(s.error ?? undefined), s.now, ended);
 }
 
-/** The task row a spawn writes before it spawns: cancel lists it, so no process escapes a cancel. */
-export async function insertTask(db: D1Database, pipeline: string, t: { stage: string; item: number; attempt: number; pid: string; now: number }): Promise<void> {
-  await db
-    .prepare("INSERT OR IGNORE INTO pipeline_tasks (pipeline, stage, item, attempt, pid, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)")
-    .bind(pipeline, t.stage, t.item, t.attempt, t.pid, t.now)
-    .run();
+export async function upsertStage(db: D1Database, pipeline: string, stage: string, s: StageUpdate): Promise<void> {
+  await stageStatement(db, pipeline, stage, s).run();
+}
+
+/**
+ * The task row a spawn writes before it spawns (cancel lists it, so no process escapes a cancel),
+ * unless the run has been cancelled; with the run's status read in the same round trip.
+ */
+export async function insertTaskUnlessCancelled(db: D1Database, pipeline: string, t: { stage: string; item: number; attempt: number; pid: string; now: number }, also: D1PreparedStatement[] = []): Promise<PipelineStatus | null> {
+  const [, ...rest] = await db.batch([
+    db
+      .prepare(
+        "INSERT OR IGNORE INTO pipeline_tasks (pipeline, stage, item, attempt, pid, status, started_at) SELECT ?, ?, ?, ?, ?, 'running', ? WHERE EXISTS (SELECT 1 FROM pipelines WHERE id = ? AND status != 'cancelled')",
+      )
+      .bind(pipeline, t.stage, t.item, t.attempt, t.pid, t.now, pipeline),
+    ...also,
+    db.prepare('SELECT status FROM pipelines WHERE id = ?').bind(pipeline),
+  ]);
+  return ((rest.at(-1)?.results ?? [])[0] as { status: PipelineStatus } | undefined)?.status ?? null;
 }
 
 export async function endTask(db: D1Database, pipeline: string, t: { stage: string; item: number; attempt: number; status: TaskStatus; exit_code: string | null; result?: unknown; error?: ErrorValue | null; now: number }): Promise<void> {

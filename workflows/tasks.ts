@@ -22,7 +22,7 @@ import { type SpawnRequest, type SpawnSpec, childPid, resolveSpawn } from '../sr
 import { checkModel } from '../src/llm/index.ts';
 import type { Script } from '../src/llm/scripted.ts';
 import type { ApprovalStage, PipelineSpec, ProcessStage } from './spec.ts';
-import { endTask, insertTask, pipelineStatus, upsertStage } from './store.ts';
+import { endTask, insertTaskUnlessCancelled, pipelineStatus, stageStatement, upsertStage } from './store.ts';
 import { type ResultRef, type Scope, render, renderDeep } from './template.ts';
 
 /** Results larger than this (as JSON) travel by reference, far below the 1 MiB step-result cap. */
@@ -132,7 +132,6 @@ export interface TaskIds {
 export async function spawnTask(env: Env, p: PipelineParams, stage: ProcessStage, ids: TaskIds, scope: Scope): Promise<Spawned> {
   const pid = await taskPid(ids.instance, ids.stage, ids.item, ids.attempt);
   const now = Date.now();
-  if ((await pipelineStatus(env.DB, ids.instance)) === 'cancelled') return { pid, error: CANCELLED, cancelled: true };
   let request: SpawnRequest;
   try {
     const deref = derefFor(env, p.tenant);
@@ -146,7 +145,9 @@ export async function spawnTask(env: Env, p: PipelineParams, stage: ProcessStage
   if (request.task.length > 256 * 1024) return { pid, error: { code: 'E2BIG', message: `the rendered task is ${request.task.length} characters; the limit is 262144 (pass a smaller result, or a file)` }, cancelled: false };
   const spec = resolveStage(env, p, request, { pid, spawn_key: `pipeline/${ids.instance}/${ids.stage}/${ids.item}/${ids.attempt}`, pipeline: ids.instance }, now);
   if (!spec.ok) return { pid, error: spec.error, cancelled: false };
-  await insertTask(env.DB, ids.instance, { stage: ids.stage, item: ids.item, attempt: ids.attempt, pid, now });
+  const begins = !stage.for_each && ids.attempt === 1 ? [stageStatement(env.DB, ids.instance, ids.stage, { status: 'running', now, items: 1 })] : [];
+  const status = await insertTaskUnlessCancelled(env.DB, ids.instance, { stage: ids.stage, item: ids.item, attempt: ids.attempt, pid, now }, begins);
+  if (status === 'cancelled') return { pid, error: CANCELLED, cancelled: true };
   const pcb = await processStub(env, pid).spawn(spec.value);
   if (!pcb.ok) return { pid, error: pcb.error, cancelled: false };
   if ((await pipelineStatus(env.DB, ids.instance)) === 'cancelled') await processStub(env, pid).signal('SIGTERM', `pipeline:${ids.instance}`, null, true);
@@ -173,8 +174,12 @@ function failureCode(code: ExitStatus['code']): ErrorCode {
 
 export type Collected = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: ErrorValue; readonly cancelled: boolean };
 
-/** The process has exited: its result (inline or by reference) or why it failed; the task row ends. */
-export async function collectTask(env: Env, tenant: string, stage: ProcessStage, ids: TaskIds, pid: string, timedOut: boolean): Promise<Collected> {
+/**
+ * The process has exited: its result (inline or by reference) or why it failed; the task row ends.
+ * A one-process stage's end is recorded here too once it is final (no retry follows).
+ */
+export async function collectTask(env: Env, tenant: string, stage: ProcessStage, ids: TaskIds, pid: string, at: { timedOut: boolean; lastAttempt: boolean }): Promise<Collected> {
+  const timedOut = at.timedOut;
   const stub = processStub(env, pid);
   const pcb = await stub.info(tenant);
   const outcome = await (async (): Promise<({ ok: true; result: unknown } | { ok: false; error: ErrorValue }) & { exit_code: string | null }> => {
@@ -204,7 +209,11 @@ export async function collectTask(env: Env, tenant: string, stage: ProcessStage,
     ...(outcome.ok ? { result: outcome.result } : { error: outcome.error }),
     now: Date.now(),
   });
-  return outcome.ok ? { ok: true, result: outcome.result } : { ok: false, error: cancelled ? CANCELLED : outcome.error, cancelled };
+  const collected: Collected = outcome.ok ? { ok: true, result: outcome.result } : { ok: false, error: cancelled ? CANCELLED : outcome.error, cancelled };
+  if (!stage.for_each && (collected.ok || collected.cancelled || at.lastAttempt)) {
+    await upsertStage(env.DB, ids.instance, ids.stage, { status: collected.ok ? 'complete' : cancelled ? 'cancelled' : 'failed', now: Date.now(), ...(collected.ok ? { result: collected.result } : { error: collected.error }) });
+  }
+  return collected;
 }
 
 // --- human gates -----------------------------------------------------------------------------------

@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+/**
+ * Pipelines benchmark: what a pipeline costs over spawning and waiting on the same processes
+ * yourself, and how close a fan-out's makespan comes to the ideal, in one run.
+ *
+ *   node scripts/bench/pipelines/run.mjs                     # 3-stage chains × 3 rounds, 100-item fan-out
+ *   node scripts/bench/pipelines/run.mjs --stages 5 --rounds 5 --items 100 --concurrency 10 --work 1
+ *   node scripts/bench/pipelines/run.mjs --quick
+ *
+ * Starts scripts/bench/pipelines/worker.ts (the kernel Worker plus /setup and /wait) through
+ * wrangler's DevEnv with fresh temp state. Arms, alternated per round, each with two kinds of
+ * process (scripted model): `bare` exits at once; `work` sleeps --work seconds (an alarm) first,
+ * standing in for an agent that does something.
+ *   direct    the floor: POST /v1/processes, wait for it to terminate, then the next, k times
+ *   pipeline  one POST /v1/pipelines of a k-stage chain (each stage needs the one before), wait for the run
+ * Per-stage overhead = pipeline time / direct time for the same k processes.
+ * Fan-out: one stage over --items items at --concurrency, each process sleeping --work s. Ideal =
+ * sum of the processes' own times (spawned → terminated, from the process table) / concurrency.
+ */
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { migrationsSql, pct, startBenchWorker } from '../lib.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const o = { stages: 3, rounds: 3, items: 100, concurrency: 10, work: 1 };
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i];
+  if (a === '--stages') o.stages = Number(argv[++i]);
+  else if (a === '--rounds') o.rounds = Number(argv[++i]);
+  else if (a === '--items') o.items = Number(argv[++i]);
+  else if (a === '--concurrency') o.concurrency = Number(argv[++i]);
+  else if (a === '--work') o.work = Number(argv[++i]);
+  else if (a === '--quick') Object.assign(o, { stages: 2, rounds: 1, items: 20, concurrency: 5 });
+  else throw new Error(`unknown argument ${a}`);
+}
+const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+const token = `bench-${randomBytes(8).toString('hex')}`;
+const bench = await startBenchWorker({ config: path.join(here, 'wrangler.toml'), name: 'bench-pipelines', bindings: { AGENTOS_ADMIN_TOKEN: { type: 'secret_text', value: token } } });
+
+const script = (kind) => [...(kind === 'work' ? [{ tool_calls: [{ name: 'sleep', args: { seconds: o.work } }] }] : []), { tool_calls: [{ name: 'exit', args: { code: 0, result: 'done' } }] }];
+
+try {
+  const { base } = bench;
+  const call = async (method, p, body) => {
+    const r = await fetch(`${base}${p}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }) });
+    const t = await r.text();
+    if (!r.ok) throw new Error(`${method} ${p} → ${r.status}: ${t.slice(0, 300)}`);
+    return JSON.parse(t);
+  };
+  await call('POST', '/setup', migrationsSql());
+
+  const direct = async (kind, k) => {
+    const t0 = performance.now();
+    for (let i = 0; i < k; i++) {
+      const pcb = await call('POST', '/v1/processes', { name: `direct-${i}`, task: 'work', model: { provider: 'scripted', model: 'scripted' }, script: script(kind) });
+      await call('GET', `/wait?pid=${pcb.pid}`);
+    }
+    return performance.now() - t0;
+  };
+  const chain = (kind, k) => ({
+    stages: Array.from({ length: k }, (_, i) => ({ name: `s${i}`, ...(i ? { needs: [`s${i - 1}`] } : {}), task: 'work', script: script(kind) })),
+  });
+  const pipeline = async (spec) => {
+    const t0 = performance.now();
+    const { id } = await call('POST', '/v1/pipelines', { spec, input: {} });
+    const run = await call('GET', `/wait?id=${id}`);
+    if (run.status !== 'complete') throw new Error(`pipeline ${id} ended ${run.status}`);
+    return { ms: performance.now() - t0, run };
+  };
+
+  // Warm up every object and code path once.
+  await direct('bare', 1);
+  await pipeline(chain('bare', 1));
+
+  const arms = { bare: { direct: [], pipeline: [] }, work: { direct: [], pipeline: [] } };
+  for (let r = 0; r < o.rounds; r++) {
+    for (const kind of ['bare', 'work']) {
+      const order = r % 2 ? ['pipeline', 'direct'] : ['direct', 'pipeline'];
+      for (const arm of order) arms[kind][arm].push(arm === 'direct' ? await direct(kind, o.stages) : (await pipeline(chain(kind, o.stages))).ms);
+    }
+    console.error(`round ${r + 1}/${o.rounds} done`);
+  }
+
+  const items = Array.from({ length: o.items }, (_, i) => i);
+  const t0 = performance.now();
+  const { id } = await call('POST', '/v1/pipelines', { spec: { stages: [{ name: 'fan', for_each: 'input.items', concurrency: o.concurrency, task: 'item {{item}}', script: script('work') }] }, input: { items } });
+  const run = await call('GET', `/wait?id=${id}`);
+  const wall = performance.now() - t0;
+  const procMs = run.tasks.map((t) => t.exited_at - t.spawned_at);
+  const ideal = procMs.reduce((a, b) => a + b, 0) / o.concurrency;
+  const makespan = run.ended_at - run.created_at;
+  const fanLine = `fan-out ${o.items} items × concurrency ${o.concurrency} (each sleeps ${o.work} s): makespan ${f(makespan / 1000)} s (client ${f(wall / 1000)} s), ideal ${f(ideal / 1000)} s = ${f(procMs.reduce((a, b) => a + b, 0) / 1000)} s of process time / ${o.concurrency} → ${f(makespan / ideal)}× (process p50 ${f(pct(procMs, 50))} ms, p99 ${f(pct(procMs, 99))} ms; ${run.tasks.length} tasks, status ${run.status})`;
+
+  const med = (xs) => pct(xs, 50);
+  console.log(`pipelines bench: ${o.stages}-stage chains, ${o.rounds} rounds, ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  for (const kind of ['bare', 'work']) {
+    const d = med(arms[kind].direct);
+    const p = med(arms[kind].pipeline);
+    console.log(
+      `  ${kind === 'bare' ? 'bare (exit at once)' : `work (sleep ${o.work} s)`}: direct ${f(d)} ms (${f(d / o.stages)} ms/stage), pipeline ${f(p)} ms (${f(p / o.stages)} ms/stage) → ${f(p / d)}× per stage; +${f((p - d) / o.stages)} ms/stage  [direct ${arms[kind].direct.map((x) => f(x, 0)).join(' ')}; pipeline ${arms[kind].pipeline.map((x) => f(x, 0)).join(' ')}]`,
+    );
+  }
+  console.log(`  ${fanLine}`);
+} finally {
+  await bench.stop();
+}
