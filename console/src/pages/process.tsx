@@ -10,6 +10,7 @@ import { Chart } from '../chart.tsx';
 import { useGet, useStream } from '../hooks.ts';
 import { useSession } from '../session.ts';
 import { type ContextView, type FileView, LIVE, type MailboxView, type Pcb, type ProcessEvent, type ProcessRow, type Signal } from '../types.ts';
+import { usageOf } from './tokens.tsx';
 import { ActionButton, ErrorNote, Json, Loading, RoleNote, Section, StateBadge, Time, fmt } from '../ui.tsx';
 
 const MAX_SHOWN_EVENTS = 500;
@@ -247,12 +248,12 @@ function TokensChart({ events }: { events: ProcessEvent[] }) {
   const data = useMemo(() => {
     const buckets = new Map<number, [number, number]>();
     for (const e of events) {
-      if (e.type !== 'llm_call') continue;
-      const u = (e.data as { usage?: { prompt_tokens?: number; completion_tokens?: number } }).usage;
+      const u = usageOf(e);
+      if (!u) continue;
       const minute = Math.floor(e.at / 60_000) * 60;
       const b = buckets.get(minute) ?? [0, 0];
-      b[0] += u?.prompt_tokens ?? 0;
-      b[1] += u?.completion_tokens ?? 0;
+      b[0] += u.prompt;
+      b[1] += u.completion;
       buckets.set(minute, b);
     }
     // Every minute from the first call to the last (quiet minutes are zero), one either side, at

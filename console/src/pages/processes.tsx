@@ -9,6 +9,7 @@ import { useGet, useStream } from '../hooks.ts';
 import { may, useSession } from '../session.ts';
 import { type Image, type Pcb, type ProcessRow, STATES } from '../types.ts';
 import { ErrorNote, RoleNote, Section, StateBadge, Time } from '../ui.tsx';
+import { TokensByProcess } from './tokens.tsx';
 
 const PAGE = 200;
 
@@ -198,6 +199,7 @@ export function ProcessesPage() {
     <>
       <h1>Processes</h1>
       <SpawnForm />
+      <TokensByProcess rows={rows} />
       <Section title="Process table" id="ps">
         <div class="toolbar" role="group" aria-label="Filters">
           <label>
