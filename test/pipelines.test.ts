@@ -80,6 +80,9 @@ describe('pipelines', () => {
     expect((await pcbOf(research)).task).toBe('research tides');
     // One process per stage, each spawned once.
     expect(v.stages.map((s) => s.tasks.length)).toEqual([1, 1, 1]);
+    // The run is in the tenant's audit chain, under its id.
+    const audit = await api<{ rows: { pid: string; action: string }[] }>('GET', '/v1/audit?limit=1000');
+    expect(audit.body.rows.filter((r) => r.pid === id).map((r) => r.action)).toEqual(['pipeline_start', 'pipeline_end']);
   });
 
   it('fans out over 20 items with at most 5 processes alive, and fans in the results in item order', async () => {
@@ -314,4 +317,25 @@ describe('pipelines', () => {
       expect((await pcbOf(v.stages[1]?.tasks[0]?.pid ?? '')).priority).toBe(10);
     }
   });
+
+  it('passes a result over 64 KiB by reference to its file or exit status, and templates read through it', async () => {
+    const big = 'x'.repeat(66_000); // just over INLINE_RESULT_BYTES (64 KiB)
+    const { id, instance } = await start({
+      spec: {
+        stages: [
+          { name: 'file', task: 'write', result_file: 'big.txt', script: [{ tool_calls: [{ name: 'fs_write', args: { path: 'big.txt', content: big } }] }, ...exits('see big.txt')] },
+          { name: 'exit', task: 'exit big', script: [{ tool_calls: [{ name: 'exit', args: { code: 0, result: { text: big.replaceAll('x', 'y') } } }] }] },
+          { name: 'read', needs: ['file', 'exit'], task: '{{stages.file.result}}|{{stages.exit.result.text}}', script: exits('read') },
+        ],
+      },
+    });
+    const filePid = await runTask(instance, 'file');
+    const exitPid = await runTask(instance, 'exit');
+    const reader = await runTask(instance, 'read');
+    await instance.waitForStatus('complete');
+    const v = await view(id);
+    expect(v.stages[0]?.result).toEqual({ $ref: 'file', pid: filePid, path: '/big.txt', bytes: 66_000 });
+    expect(v.stages[1]?.result).toMatchObject({ $ref: 'exit', pid: exitPid });
+    expect((await pcbOf(reader)).task).toBe(`${big}|${big.replaceAll('x', 'y')}`);
+  }, 60_000);
 });

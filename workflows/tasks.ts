@@ -47,9 +47,13 @@ export function taskPid(instance: string, stage: string, item: number, attempt: 
 export const exitEvent = (pid: string): string => `exit-${pid}`;
 export const gateEvent = (approvalId: string): string => `gate-${approvalId}`;
 
-export function audit(env: Env, tenant: string, pipeline: string, action: string, outcome: AuditRecord['outcome'], code: string | null, detail: unknown, key: string): Promise<unknown> {
-  // The id is derived from what is recorded, so a replayed step appends nothing new.
-  return auditChain(env, tenant).append(tenant, [{ id: `${pipeline}:${key}`, tenant, pid: pipeline, at: Date.now(), kind: 'lifecycle', action: `pipeline_${action}`, outcome, code, detail }]);
+/**
+ * Append a pipeline record to the tenant's audit chain. `subject` is a run's id (or, for a stored
+ * spec, `spec:<tenant>/<name>`): audit ids are unique across tenants, and this one is derived from
+ * what is recorded, so a replayed step appends nothing new.
+ */
+export function audit(env: Env, tenant: string, subject: string, action: string, outcome: AuditRecord['outcome'], code: string | null, detail: unknown, key: string): Promise<unknown> {
+  return auditChain(env, tenant).append(tenant, [{ id: `${subject}:${key}`, tenant, pid: subject, at: Date.now(), kind: 'lifecycle', action: `pipeline_${action}`, outcome, code, detail }]);
 }
 
 /** The grants every stage is attenuated from (null: each image's own, as for an API spawn). */

@@ -157,7 +157,7 @@ export function registerPipelines(api: ApiRegistry): void {
         .bind(principal.tenant, params.name, JSON.stringify(body), now, by)
         .first<{ version: number }>();
       const version = row?.version ?? 1;
-      await audit(c.env, principal.tenant, `spec:${params.name}`, 'spec_put', 'ok', null, { name: params.name, version, by }, `v${version}`);
+      await audit(c.env, principal.tenant, `spec:${principal.tenant}/${params.name}`, 'spec_put', 'ok', null, { name: params.name, version, by }, `v${version}`);
       return c.json({ name: params.name, version, spec: body, updated_at: now, updated_by: by });
     },
   );
