@@ -10,12 +10,14 @@
  *   GET  /page?body=…     → a page with the given body (injected instructions)
  *   GET  /redirect?to=…   → 302 to the given URL
  *   GET  /count/<key>     → how many requests /hang/<key> or /sink/<key> has received
+ *   GET  /text/<kind>?bytes=N → about N bytes of hostile or ordinary text (./hostile-text.ts)
  *   /llm/…                → the fake LLM service (./fake-llm.ts)
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TestProject } from 'vitest/node';
 import { createFakeLlm } from './fake-llm.ts';
+import { hostileText, type TextKind } from './hostile-text.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -72,6 +74,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
         // A web page whose body is given in the query: how tests serve injected instructions.
         res.writeHead(200, { 'content-type': 'text/html' });
         res.end(url.searchParams.get('body') ?? '');
+      } else if (route === 'text') {
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(hostileText(key as TextKind, Number(url.searchParams.get('bytes') ?? 0)));
       } else if (route === 'count') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ count: counts.get(key) ?? 0 }));
