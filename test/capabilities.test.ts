@@ -78,6 +78,25 @@ describe('capability checks', () => {
       { cap: 'net:evil.example:GET', effect: 'deny' },
     ]);
   });
+
+  it('a modest parent spawns without listing grants: the child inherits what it holds of its image', async () => {
+    const { pid } = await spawn({
+      name: 'parent',
+      task: 't',
+      model: scripted,
+      capabilities: ['fs:/**:rw', 'spawn:max=2'],
+      script: [turn(call('spawn', { name: 'kid', task: 'x', image: 'idle' }), call('spawn', { name: 'worker', task: 'x' }), call('exit', { code: 0 }))],
+    });
+    await runUntil(pid, ['terminated', 'zombie']);
+    const [kid, worker] = await results(pid);
+    expect(kid?.ok).toBe(true);
+    expect(worker?.ok).toBe(true);
+    expect((await pcbOf(String(kid?.result?.pid))).capabilities).toEqual([]);
+    expect((await pcbOf(String(worker?.result?.pid))).capabilities).toEqual([
+      { cap: 'fs:/**:rw', effect: 'allow' },
+      { cap: 'spawn:max=2', effect: 'allow' },
+    ]);
+  });
 });
 
 describe('human approval', () => {

@@ -342,3 +342,42 @@ export function attenuate(parent: readonly Grant[], requested: readonly Grant[],
   for (const d of parent.filter((g) => (g.effect === 'deny' || g.effect === 'ask') && live(g, now))) if (!out.some((g) => g.cap === d.cap && g.effect === d.effect)) out.push(d);
   return ok(out);
 }
+
+/**
+ * What a child gets when its spawner lists no capabilities: what its parent holds, narrowed to what
+ * its image declares. For each grant the image declares, the child gets it as declared when a live
+ * allow grant of the parent covers it, and otherwise each of the parent's narrower grants it covers
+ * (a parent with `spawn:max=2` spawning an image that declares `spawn:max=16` passes on
+ * `spawn:max=2`). Grants that merely overlap are left out, so the result never exceeds either side;
+ * use-limited grants are never handed on (copies would multiply their uses). The result is then
+ * attenuated like any request, which also passes down the parent's deny and ask grants.
+ * @example inheritGrants(['fs:/**:rw', 'spawn:max=2'], ['fs:/**:rw', 'spawn:max=16', 'proc:signal'], now)
+ *          // → fs:/**:rw, spawn:max=2
+ */
+export function inheritGrants(parent: readonly Grant[], declared: readonly Grant[], now: number): Grant[] {
+  const held = parent
+    .filter((g) => g.effect === 'allow' && live(g, now) && (g.uses === null || g.uses === undefined))
+    .flatMap((g) => {
+      const cap = parseCapability(g.cap);
+      return cap.ok ? [{ grant: g, cap: cap.value }] : [];
+    });
+  const out: Grant[] = [];
+  const add = (g: Grant) => {
+    if (!out.some((o) => o.cap === g.cap && o.effect === g.effect)) out.push(g);
+  };
+  for (const want of declared) {
+    const wantCap = parseCapability(want.cap);
+    if (!wantCap.ok) continue;
+    if (want.effect === 'deny') {
+      add(want);
+      continue;
+    }
+    const cover = held.find((h) => covers(h.cap, wantCap.value));
+    if (cover) {
+      add(typeof cover.grant.expires_at === 'number' ? { ...want, expires_at: Math.min(cover.grant.expires_at, want.expires_at ?? Infinity) } : want);
+      continue;
+    }
+    for (const narrower of held.filter((h) => covers(wantCap.value, h.cap))) add({ cap: narrower.grant.cap, effect: want.effect, ...(typeof narrower.grant.expires_at === 'number' ? { expires_at: narrower.grant.expires_at } : {}) });
+  }
+  return out;
+}

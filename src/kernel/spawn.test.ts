@@ -108,6 +108,35 @@ describe('resolveSpawn', () => {
     if (!tooMuch.ok) expect(tooMuch.error).toMatchObject({ code: 'EPERM', details: { capability: 'fs:/**:rw' } });
     expect(resolveSpawn({ name: 'x', task: 't', capabilities: ['fs:nope'] }, ctx()).ok).toBe(false);
   });
+
+  it('a child spawned without capabilities inherits what its parent holds, narrowed to what its image declares', () => {
+    const modest = [
+      { cap: 'fs:/**:rw', effect: 'allow' as const },
+      { cap: 'spawn:max=2', effect: 'allow' as const },
+    ];
+    // The default image declares spawn:max=16, which this parent does not hold: it passes on its own.
+    expect(resolved({ name: 'x', task: 't' }, ctx({ parent_grants: modest })).capabilities).toEqual(modest);
+    const narrow = [
+      { cap: 'fs:/work/**:r', effect: 'allow' as const, expires_at: 5_000 },
+      { cap: 'net:api.example.com:GET', effect: 'allow' as const },
+      { cap: 'proc:signal', effect: 'allow' as const, uses: 3 },
+      { cap: 'net:evil.example', effect: 'deny' as const },
+      { cap: 'ipc:send:pid/*', effect: 'ask' as const },
+    ];
+    // Net is not in the image; a use-limited grant is never copied; denies and asks pass down.
+    expect(resolved({ name: 'x', task: 't' }, ctx({ parent_grants: narrow, now: 1_000 })).capabilities).toEqual([
+      { cap: 'fs:/work/**:r', effect: 'allow', expires_at: 5_000 },
+      { cap: 'net:evil.example', effect: 'deny' },
+      { cap: 'ipc:send:pid/*', effect: 'ask' },
+    ]);
+    // An expired parent grant gives nothing; an image that declares nothing gets nothing but restrictions.
+    expect(resolved({ name: 'x', task: 't' }, ctx({ parent_grants: narrow, now: 6_000 })).capabilities.map((g) => g.cap)).toEqual(['net:evil.example', 'ipc:send:pid/*']);
+    expect(resolved({ name: 'x', task: 't', image: 'idle' }, ctx({ parent_grants: modest })).capabilities).toEqual([]);
+    // Listing capabilities still asks for exactly those, and more than the parent holds is EPERM.
+    const r = resolveSpawn({ name: 'x', task: 't', capabilities: ['spawn:max=16'] }, ctx({ parent_grants: modest }));
+    if (r.ok) throw new Error('expected EPERM');
+    expect(r.error).toMatchObject({ code: 'EPERM', details: { capability: 'spawn:max=16' } });
+  });
 });
 
 describe('SpawnRequestSchema', () => {

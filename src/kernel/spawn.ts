@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { type Script, ScriptSchema } from '../llm/scripted.ts';
 import type { ToolMode } from '../llm/types.ts';
-import { type Grant, GrantInputSchema, attenuate, normalizeGrant } from './capabilities.ts';
+import { type Grant, GrantInputSchema, attenuate, inheritGrants, normalizeGrant } from './capabilities.ts';
 import { type Result, fail, ok } from './errors.ts';
 import { IMAGES, IMAGE_NAMES } from './images.ts';
 import { ContextTokensSchema, DEFAULT_CONTEXT_TOKENS, DEFAULT_QUOTAS, type ModelRef, ModelRefSchema, PRIORITY_DEFAULT, type Pid, PrioritySchema, type Quotas, QuotasSchema } from './pcb.ts';
@@ -29,7 +29,7 @@ export const SpawnRequestSchema = z
       .array(GrantInputSchema)
       .max(64)
       .optional()
-      .describe('grants: "fs:/**:rw" or {cap, effect: allow|deny|ask, expires_at?, uses?}; default: what the image declares'),
+      .describe('grants: "fs:/**:rw" or {cap, effect: allow|deny|ask, expires_at?, uses?}; default: what the image declares (for a child: what its parent holds of that)'),
   })
   .strict();
 export type SpawnRequest = z.infer<typeof SpawnRequestSchema>;
@@ -93,12 +93,15 @@ export function resolveSpawn(req: SpawnRequest, ctx: SpawnContext): Result<Spawn
   if (req.script !== undefined && model.provider !== 'scripted') {
     return fail('EINVAL', `a script only applies to the scripted provider, not "${model.provider}"`);
   }
-  const requested: Grant[] = [];
+  let requested: Grant[] = [];
   for (const input of req.capabilities ?? image.capabilities) {
     const g = normalizeGrant(input);
     if (!g.ok) return g;
     requested.push(g.value);
   }
+  // Listing no capabilities means "what I hold, as far as the image needs it", not the image's
+  // defaults, which a modest parent would not hold (docs/syscalls.md).
+  if (req.capabilities === undefined && ctx.parent_grants) requested = inheritGrants(ctx.parent_grants, requested, ctx.now ?? 0);
   let capabilities = requested;
   if (ctx.parent_grants) {
     const attenuated = attenuate(ctx.parent_grants, requested, ctx.now ?? 0);

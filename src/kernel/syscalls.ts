@@ -73,7 +73,7 @@ export const SYSCALLS = {
           .array(z.string().min(3).max(512))
           .max(64)
           .optional()
-          .describe('capabilities for the child, each covered by one of yours; default: what its image declares'),
+          .describe('capabilities for the child, each covered by one of yours; default: what you hold of what its image declares'),
       })
       .strict(),
     replay: 'idempotent',
