@@ -338,4 +338,23 @@ describe('pipelines', () => {
     expect(v.stages[1]?.result).toMatchObject({ $ref: 'exit', pid: exitPid });
     expect((await pcbOf(reader)).task).toBe(`${big}|${big.replaceAll('x', 'y')}`);
   }, 60_000);
+
+  it('a run whose step fails past its retries ends failed and stops what it started', async () => {
+    await introspector.modifyAll(async (m) => {
+      await m.disableRetryDelays();
+      await m.mockStepError({ name: 'spawn:broken:0:1' }, new Error('D1 is unreachable'));
+    });
+    const sleeper = [{ tool_calls: [{ name: 'sleep', args: { seconds: 3600 } }] }, ...exits('late')];
+    const { id, instance } = await start({ spec: { stages: [{ name: 'nap', task: 'nap', script: sleeper }, { name: 'broken', task: 'x', script: exits('x') }] } });
+    const { pid } = (await instance.waitForStepResult({ name: 'spawn:nap:0:1' })) as { pid: string };
+    await instance.waitForStatus('errored');
+    const v = await view(id);
+    expect(v.status).toBe('failed');
+    expect(v.error?.code).toBe('EFAULT');
+    expect(v.error?.message).toContain('D1 is unreachable');
+    for (let i = 0; i < 10 && (await pcbOf(pid)).state !== 'terminated'; i++) await tick(pid);
+    const pcb = await pcbOf(pid);
+    expect(pcb.state).toBe('terminated');
+    expect(v.stages[0]?.tasks[0]?.status).toBe('cancelled');
+  });
 });

@@ -165,6 +165,19 @@ export async function viewPipeline(env: Env, tenant: string, id: string): Promis
   };
 }
 
+/** SIGTERM (cascade) to every live process of a run; their tasks end as cancelled. */
+export async function stopLiveTasks(env: Env, tenant: string, id: string): Promise<{ signalled: string[]; errors: ErrorValue[] }> {
+  const signalled: string[] = [];
+  const errors: ErrorValue[] = [];
+  for (const t of await liveTasks(env.DB, id)) {
+    const r = await processStub(env, t.pid).signal('SIGTERM', `pipeline:${id}`, tenant, true);
+    if (r.ok || r.error.code === 'ESTATE' || r.error.code === 'ENOENT') signalled.push(t.pid);
+    else errors.push(r.error);
+    await env.DB.prepare("UPDATE pipeline_tasks SET status = 'cancelled', ended_at = ? WHERE pipeline = ? AND pid = ? AND status = 'running'").bind(Date.now(), id, t.pid).run();
+  }
+  return { signalled, errors };
+}
+
 /** Cancel a run: no new process starts, the instance stops, every live process gets SIGTERM (cascade). */
 export async function cancelPipeline(env: Env, tenant: string, id: string, by: string): Promise<{ id: string; signalled: string[]; errors: ErrorValue[] }> {
   const found = PIPELINE_ID.test(id) ? await env.DB.prepare('SELECT status FROM pipelines WHERE id = ? AND tenant = ?').bind(id, tenant).first<{ status: PipelineStatus }>() : null;
@@ -176,14 +189,7 @@ export async function cancelPipeline(env: Env, tenant: string, id: string, by: s
   } catch {
     // already over: nothing to stop
   }
-  const signalled: string[] = [];
-  const errors: ErrorValue[] = [];
-  for (const t of await liveTasks(env.DB, id)) {
-    const r = await processStub(env, t.pid).signal('SIGTERM', `pipeline:${id}`, tenant, true);
-    if (r.ok || r.error.code === 'ESTATE' || r.error.code === 'ENOENT') signalled.push(t.pid);
-    else errors.push(r.error);
-    await env.DB.prepare("UPDATE pipeline_tasks SET status = 'cancelled', ended_at = ? WHERE pipeline = ? AND pid = ? AND status = 'running'").bind(Date.now(), id, t.pid).run();
-  }
+  const { signalled, errors } = await stopLiveTasks(env, tenant, id);
   await env.DB.batch([
     env.DB.prepare("UPDATE pipeline_stages SET status = 'cancelled', ended_at = ? WHERE pipeline = ? AND status IN ('pending', 'running', 'waiting')").bind(Date.now(), id),
     env.DB.prepare("UPDATE approvals SET status = 'expired', decided_at = ?, note = 'the pipeline was cancelled' WHERE pipeline = ? AND status = 'pending'").bind(Date.now(), id),

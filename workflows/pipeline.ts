@@ -21,6 +21,7 @@ import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from 'cloud
 import { type ErrorValue, KernelError, toErrorValue } from '../src/kernel/errors.ts';
 import { type ApprovalStage, MAX_FAN_OUT, type ProcessStage, type Stage, conditionHolds, retryDelaySeconds, topologicalOrder } from './spec.ts';
 import { setPipelineStatus, upsertStage } from './store.ts';
+import { stopLiveTasks } from './control.ts';
 import { type Collected, type PipelineParams, type Spawned, audit, checkGate, checkTask, collectTask, derefFor, exitEvent, gateEvent, openGate, spawnTask } from './tasks.ts';
 import { type Scope, parsePath, resolvePath } from './template.ts';
 
@@ -38,9 +39,14 @@ function durably<T>(step: WorkflowStep, name: string, fn: () => Promise<T>): Pro
   return step.do(name, IO, fn as () => Promise<null>) as Promise<T>;
 }
 
-/** How long one wait for an event lasts before the process or the gate is re-read (a lost event). */
-function recheckMs(env: Env): number {
-  return Math.max(1, Number(env.PIPELINE_RECHECK_SECONDS) || 300) * 1000;
+/**
+ * How long the r-th wait for an event lasts before the process or the gate is re-read (a lost
+ * event): PIPELINE_RECHECK_SECONDS, doubling per wait up to 12 times that, so a stage that runs
+ * for days costs a few dozen steps a day, not hundreds (10,000 steps per instance).
+ */
+function recheckMs(env: Env, r: number): number {
+  const base = Math.max(1, Number(env.PIPELINE_RECHECK_SECONDS) || 300) * 1000;
+  return Math.min(base * 2 ** Math.min(r, 4), base * 12);
 }
 
 export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
@@ -56,9 +62,27 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
       await setPipelineStatus(this.env.DB, id, 'running', Date.now());
       return null;
     });
+    try {
+      return await this.#stages(p, id, order.value, step);
+    } catch (e) {
+      // A step failed past its own retries (D1 or an object unreachable for minutes): the run ends
+      // failed, and what it started is stopped rather than left running unwatched. Then the engine
+      // records the instance as errored.
+      const error: ErrorValue = { code: 'EFAULT', message: `the run failed: ${toErrorValue(e).message}` };
+      await durably(step, 'pipeline:abort', async () => {
+        await setPipelineStatus(this.env.DB, id, 'failed', Date.now(), error);
+        const stopped = await stopLiveTasks(this.env, p.tenant, id);
+        await audit(this.env, p.tenant, id, 'end', 'error', 'EFAULT', { status: 'failed', error, ...stopped }, 'end');
+        return null;
+      });
+      throw e;
+    }
+  }
+
+  async #stages(p: PipelineParams, id: string, stages: readonly Stage[], step: WorkflowStep): Promise<{ status: string; error: ErrorValue | null }> {
     const results = new Map<string, unknown>();
     const outcomes = new Map<string, Promise<StageOutcome>>();
-    for (const stage of order.value) {
+    for (const stage of stages) {
       outcomes.set(
         stage.name,
         (async () => {
@@ -72,8 +96,8 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
         })(),
       );
     }
-    const all = await Promise.all(order.value.map((s) => outcomes.get(s.name) as Promise<StageOutcome>));
-    const bad = order.value.map((s, i) => ({ s, o: all[i] as StageOutcome })).find(({ o }) => o.status === 'failed' || o.status === 'denied' || o.status === 'cancelled');
+    const all = await Promise.all(stages.map((s) => outcomes.get(s.name) as Promise<StageOutcome>));
+    const bad = stages.map((s, i) => ({ s, o: all[i] as StageOutcome })).find(({ o }) => o.status === 'failed' || o.status === 'denied' || o.status === 'cancelled');
     const error: ErrorValue | null = bad && bad.o.status !== 'complete' ? { code: bad.o.error?.code ?? 'EFAULT', message: `stage "${bad.s.name}" ${bad.o.status}: ${bad.o.error?.message ?? ''}`, details: { stage: bad.s.name } } : null;
     const status = error ? 'failed' : 'complete';
     await durably(step, 'pipeline:end', async () => {
@@ -173,7 +197,7 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
           const left = deadline - Date.now();
           if (left > 0) {
             try {
-              await step.waitForEvent(`exit:${key}:${attempt}:${r}`, { type: exitEvent(spawned.pid), timeout: Math.min(left, recheckMs(this.env)) });
+              await step.waitForEvent(`exit:${key}:${attempt}:${r}`, { type: exitEvent(spawned.pid), timeout: Math.min(left, recheckMs(this.env, r)) });
               break;
             } catch {
               // no event before the timeout: the process is re-read below
@@ -204,7 +228,7 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
       const left = expires_at - Date.now();
       if (left > 0) {
         try {
-          await step.waitForEvent(`gate:${stage.name}:${r}`, { type: gateEvent(approval_id), timeout: Math.min(left, recheckMs(this.env)) });
+          await step.waitForEvent(`gate:${stage.name}:${r}`, { type: gateEvent(approval_id), timeout: Math.min(left, recheckMs(this.env, r)) });
         } catch {
           // no decision before the timeout: the approval is re-read below
         }
