@@ -12,83 +12,27 @@ import { normalizePath } from '../src/kernel/paths.ts';
 import { type ExitStatus, type Pcb, type Signal } from '../src/kernel/pcb.ts';
 import { type SpawnRequest, type SpawnSpec, remainingQuotas, resolveSpawn } from '../src/kernel/spawn.ts';
 import { checkModel } from '../src/llm/index.ts';
-import { auditChain } from './audit-chain.ts';
 import { pageTable } from '../src/process/context-manager.ts';
-import type { DirEntry } from '../src/process/fs.ts';
 import { ProcessRuntime } from '../src/process/runtime.ts';
 import { StepLoop, type StepDeps } from '../src/process/step.ts';
 import type { EventRow } from '../src/process/store.ts';
+import type { ApprovalDecision, FileView, MailboxView, PageTableView, ProcessApi, Served, ToolDefinitionView } from '../src/rpc/contracts.ts';
+import { TENANT_HEADER } from '../src/rpc/contracts.ts';
+import { auditChain, processStub, schedulerStub } from '../src/rpc/stubs.ts';
 import { deleteProcessRow } from '../src/process/table.ts';
 import { LINEAGE, SliceClient } from '../src/process/slice.ts';
-import type { LineageEntry } from '../src/kernel/scheduler.ts';
-import { poolsFromEnv, schedulerStub } from './scheduler.ts';
+import { type LineageEntry, poolsFromEnv } from '../src/kernel/scheduler.ts';
 import type { WireMessage } from '../src/kernel/ipc.ts';
 import { createTransport, parseMode } from '../src/ipc/transport.ts';
-import type { DeliveryOutcome, MailboxMessage } from '../src/process/mailbox.ts';
+import type { DeliveryOutcome } from '../src/process/mailbox.ts';
 import { adopt, createInit, initChildExited, initPid, isInit, reparent } from '../src/process/init.ts';
 import { SqlEmbeddingCache } from '../src/memory/embeddings.ts';
 import { type MemoryService, memoryService } from '../src/memory/service.ts';
 import { forgetPages } from '../src/memory/recall.ts';
 import { type BrokerProps, ToolHost, type ToolLimits } from '../src/tools/host.ts';
 import { imageToolsAtSpawn } from '../src/tools/images.ts';
-import type { ToolRow } from '../src/tools/store.ts';
 import { ToolStore } from '../src/tools/store.ts';
 import { notifyPipeline } from '../workflows/notify.ts';
-
-/**
- * The RPC surface of a process, as callers see it. Declared explicitly because the generated stub
- * type maps `unknown` fields (exit results, error details) to `never`.
- */
-export interface ProcessApi {
-  spawn(spec: SpawnSpec): Promise<Result<Pcb>>;
-  info(tenant: string): Promise<Result<Pcb>>;
-  signal(sig: Signal, from: string, tenant: string | null, cascade?: boolean): Promise<Result<Pcb>>;
-  deliverMessages(messages: WireMessage[]): Promise<DeliveryOutcome[]>;
-  mailbox(tenant: string, status: 'queued' | 'received' | 'all', limit: number, before: number | null): Promise<Result<MailboxView>>;
-  adopt(tenant: string, child: string, name: string, from: string): Promise<Result<{ pid: string }>>;
-  reparent(init: string, oldParent: string): Promise<void>;
-  events(after: number, limit: number, tenant: string): Promise<Result<{ events: EventRow[]; next_after: number }>>;
-  readPath(path: string, tenant: string): Promise<Result<FileView>>;
-  context(tenant: string): Promise<Result<ReturnType<typeof pageTable>>>;
-  decideApproval(input: ApprovalDecision): Promise<Result<Pcb>>;
-  childExited(child: string, exit: ExitStatus): Promise<{ reap: boolean }>;
-  reap(by: string): Promise<Result<Pcb>>;
-  remove(by: string, tenant: string): Promise<Result<{ pid: string; exit: ExitStatus | null }>>;
-  schedulerWake(ticket: string): Promise<{ wanted: boolean }>;
-  fetch(request: Request): Promise<Response>;
-  toolSyscall(token: string, name: string, args: unknown): Promise<Result<unknown>>;
-  toolEgress(token: string, url: string, method: string): Promise<Result<null>>;
-  listTools(tenant: string): Promise<Result<ToolDefinitionView[]>>;
-}
-
-export interface MailboxView {
-  readonly pid: string;
-  readonly queued: number;
-  readonly held: number;
-  readonly messages: (MailboxMessage & { seq: number; status: string; received_at: number | null })[];
-  readonly next_before: number | null;
-}
-/** A registered tool as the API shows it (with its source, for publishing into an image). */
-export type ToolDefinitionView = ToolRow & { readonly source: string };
-
-export interface ApprovalDecision {
-  readonly id: string;
-  readonly tenant: string;
-  readonly args_hash: string;
-  readonly decision: 'approve' | 'deny';
-  readonly grant: 'once' | 'always';
-  readonly note: string;
-  readonly by: string;
-}
-
-/** The header the Worker uses to tell a process's fetch handler which tenant is asking. */
-export const TENANT_HEADER = 'x-agentos-tenant';
-
-export function processStub(env: Env, pid: string): ProcessApi {
-  return env.AGENT_PROCESS.get(env.AGENT_PROCESS.idFromName(pid)) as unknown as ProcessApi;
-}
-
-export type FileView = { readonly type: 'file'; readonly path: string; readonly content: string; readonly size: number } | { readonly type: 'dir'; readonly path: string; readonly entries: DirEntry[] };
 
 const encoder = new TextEncoder();
 
@@ -96,7 +40,7 @@ function sse(event: EventRow): Uint8Array {
   return encoder.encode(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
 }
 
-export class AgentProcess extends DurableObject<Env> {
+export class AgentProcess extends DurableObject<Env> implements Served<ProcessApi> {
   readonly #rt: ProcessRuntime;
   readonly #loop: StepLoop;
   readonly #slices: SliceClient;
@@ -113,7 +57,7 @@ export class AgentProcess extends DurableObject<Env> {
       db: env.DB,
       process: (pid) => processStub(env, pid),
       auditChain: (tenant) => auditChain(env, tenant),
-      now: () => Date.now(),
+      now: () => this.clock(),
       random: Math.random,
       onEvent: (e) => this.#broadcast(e),
       scheduler: (pool, shard) => schedulerStub(env, pool, shard),
@@ -122,7 +66,7 @@ export class AgentProcess extends DurableObject<Env> {
         rpc: (to, messages) => processStub(env, to).deliverMessages(messages),
         queue: env.IPC_QUEUE as Queue<WireMessage> | undefined,
         db: env.DB,
-        now: () => Date.now(),
+        now: () => this.clock(),
         onFallback: (to, count, why) => this.#rt.emit('ipc_fallback', { to, count, why }),
       }),
       termGraceMs: Math.max(0, Number(env.SIGTERM_GRACE_SECONDS ?? 30) || 0) * 1000,
@@ -132,6 +76,11 @@ export class AgentProcess extends DurableObject<Env> {
     this.#loop = new StepLoop(this.#rt, this.stepDeps());
     // A new instance means the old one is gone: a step it left open resumes now, and every timer is re-armed.
     void ctx.blockConcurrencyWhile(() => this.#rt.recover());
+  }
+
+  /** The wall clock every decision of this process reads, injected into the runtime (tests and benchmarks override it). */
+  protected clock(): number {
+    return Date.now();
   }
 
   /** The Worker Loader and the broker/egress entrypoints bound through ctx.exports (null without a LOADER binding). */
@@ -174,9 +123,9 @@ export class AgentProcess extends DurableObject<Env> {
           spawn_key: `${parent.pid}/${spawnKey}`,
           default_model: { provider: env.LLM_PROVIDER, model: env.LLM_MODEL },
           parent_grants: parent.capabilities,
-          parent_remaining: remainingQuotas(parent, Date.now()),
+          parent_remaining: remainingQuotas(parent, this.clock()),
           untrusted,
-          now: Date.now(),
+          now: this.clock(),
           priority: parent.priority,
           model: parent.model,
         });
@@ -269,7 +218,7 @@ export class AgentProcess extends DurableObject<Env> {
   }
 
   /** The working set and the page table. */
-  context(tenant: string): Result<ReturnType<typeof pageTable>> {
+  context(tenant: string): Result<PageTableView> {
     const own = this.#own(tenant);
     if (!own.ok) return own;
     return ok(pageTable(this.#rt, own.value.max_context_tokens, own.value.usage.steps + 1));

@@ -10,32 +10,11 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import { type AuditRecord, GENESIS, boundRecord, chainContent, chainHash, chainPage } from '../src/audit/audit.ts';
+import type { AuditChainApi, ChainHead, Served, VerifyReport } from '../src/rpc/contracts.ts';
 
-interface Head {
-  readonly seq: number;
-  readonly hash: string;
-}
-
-export interface VerifyReport {
-  readonly ok: boolean;
-  readonly tenant: string;
-  readonly rows: number;
-  readonly head: Head | null;
-  readonly first_broken: { readonly chain_seq: number; readonly id: string | null; readonly reason: string } | null;
-}
-
-export interface AuditChainApi {
-  append(tenant: string, records: AuditRecord[]): Promise<{ appended: number }>;
-  verify(tenant: string): Promise<VerifyReport>;
-}
-
-export function auditChain(env: Env, tenant: string): AuditChainApi {
-  return env.AUDIT_CHAIN.get(env.AUDIT_CHAIN.idFromName(tenant)) as unknown as AuditChainApi;
-}
-
-export class AuditChain extends DurableObject<Env> {
+export class AuditChain extends DurableObject<Env> implements Served<AuditChainApi> {
   #queue: Promise<unknown> = Promise.resolve();
-  #head: Head | null | undefined;
+  #head: ChainHead | null | undefined;
 
   /** Append records in order; ids already in the log are skipped (redelivery is harmless). */
   append(tenant: string, records: AuditRecord[]): Promise<{ appended: number }> {
@@ -46,10 +25,10 @@ export class AuditChain extends DurableObject<Env> {
     return run;
   }
 
-  async #headFor(tenant: string): Promise<Head | null> {
+  async #headFor(tenant: string): Promise<ChainHead | null> {
     if (this.#head !== undefined) return this.#head;
-    const anchor = (await this.ctx.storage.get<Head>('anchor')) ?? null;
-    const row = await this.env.DB.prepare('SELECT chain_seq AS seq, hash FROM audit WHERE tenant = ? AND chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1').bind(tenant).first<Head>();
+    const anchor = (await this.ctx.storage.get<ChainHead>('anchor')) ?? null;
+    const row = await this.env.DB.prepare('SELECT chain_seq AS seq, hash FROM audit WHERE tenant = ? AND chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1').bind(tenant).first<ChainHead>();
     // D1 ahead of the anchor: an append committed before its anchor was saved. Behind: rows were cut.
     this.#head = row && (!anchor || row.seq > anchor.seq) ? row : anchor;
     return this.#head;
@@ -100,11 +79,11 @@ export class AuditChain extends DurableObject<Env> {
   /** Recompute the tenant's chain from D1 and compare it with the anchor. */
   async verify(tenant: string): Promise<VerifyReport> {
     await this.#queue;
-    const anchor = (await this.ctx.storage.get<Head>('anchor')) ?? null;
+    const anchor = (await this.ctx.storage.get<ChainHead>('anchor')) ?? null;
     let prev = GENESIS;
     let expected = 1;
     let count = 0;
-    let last: Head | null = null;
+    let last: ChainHead | null = null;
     const broken = (chain_seq: number, id: string | null, reason: string): VerifyReport => ({ ok: false, tenant, rows: count, head: anchor, first_broken: { chain_seq, id, reason } });
     for (;;) {
       const page = await chainPage(this.env.DB, tenant, last?.seq ?? 0, 500);

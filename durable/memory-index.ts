@@ -4,7 +4,8 @@
  * binding is configured: `wrangler dev` and the tests. A thin shell: the index logic is in src/memory.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { CACHE_MAX_VECTORS, EmbeddedIndex, type MemoryIndexApi } from '../src/memory/embedded.ts';
+import { CACHE_MAX_VECTORS, EmbeddedIndex } from '../src/memory/embedded.ts';
+import type { MemoryIndexApi } from '../src/rpc/contracts.ts';
 import type { MemoryMatch, MemoryQuery, MemoryRecord, MemoryScope } from '../src/memory/types.ts';
 
 export class MemoryIndex extends DurableObject<Env> implements MemoryIndexApi {

@@ -39,75 +39,11 @@ import {
   pick,
   quantileOf,
   release,
+  poolsFromEnv,
   waitBucket,
 } from '../src/kernel/scheduler.ts';
-import { processStub } from './agent-process.ts';
-
-export interface AcquireRequest {
-  readonly pool: string;
-  readonly shard: number;
-  readonly shards: number;
-  readonly ticket: string;
-  readonly pid: string;
-  readonly tenant: string;
-  readonly priority: number;
-  readonly est_tokens: number;
-  readonly lineage: readonly LineageEntry[];
-  /** If the ticket must wait but can be granted within this many ms, answer then instead of at once (saves a park and a wake). */
-  readonly hold_ms?: number;
-}
-
-export type AcquireResult =
-  | { readonly status: 'granted'; readonly lease_until: number; readonly waited_ms: number; readonly class: number }
-  | { readonly status: 'queued'; readonly position: number; readonly higher_waiting: number; readonly blocked_by: string | null; readonly eta: number | null }
-  | { readonly status: 'denied'; readonly pid: string; readonly used: number; readonly max_tokens: number }
-  | { readonly status: 'expired' | 'released' | 'unscheduled' };
-
-export interface ReleaseRequest {
-  readonly pool: string;
-  readonly shard: number;
-  readonly shards: number;
-  readonly ticket: string;
-  readonly outcome: Outcome;
-}
-
-export interface ClassWaits {
-  readonly granted: number;
-  readonly mean_ms: number | null;
-  readonly p50_ms: number | null;
-  readonly p95_ms: number | null;
-  readonly max_ms: number;
-}
-
-export interface ShardStats {
-  readonly pool: string;
-  readonly shard: number;
-  readonly config: PoolConfig | null;
-  readonly queue_length: number;
-  readonly in_flight: number;
-  readonly tokens_per_min: number;
-  readonly requests_per_min: number;
-  readonly granted: number;
-  readonly released: number;
-  readonly expired: number;
-  readonly denied: number;
-  readonly abandoned: number;
-  readonly rate_limited: number;
-  readonly paused_until: number | null;
-  readonly rate_factor: number;
-  readonly est_ratio: number;
-  readonly waits: Readonly<Record<string, ClassWaits>>;
-}
-
-export interface SchedulerApi {
-  acquire(req: AcquireRequest): Promise<AcquireResult>;
-  release(req: ReleaseRequest): Promise<{ ok: true }>;
-  stats(pool: string, shard: number): Promise<ShardStats>;
-}
-
-export function schedulerStub(env: Env, pool: string, shard: number): SchedulerApi {
-  return env.SCHEDULER.get(env.SCHEDULER.idFromName(`${pool}#${shard}`)) as unknown as SchedulerApi;
-}
+import type { AcquireRequest, AcquireResult, ClassWaits, ReleaseRequest, SchedulerApi, Served, ShardStats } from '../src/rpc/contracts.ts';
+import { processStub } from '../src/rpc/stubs.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tickets (
@@ -166,23 +102,7 @@ const MAX_WAKE_ATTEMPTS = 10;
 /** A held acquire that was answered directly still gets a wake this much later, unless its slice comes back first (a reply can be lost). */
 const HELD_WAKE_DELAY_MS = 10_000;
 
-let parsedFrom: string | undefined;
-let parsedPools: Record<string, PoolConfig> | Error = {};
-
-/** SCHEDULER_POOLS, parsed once per isolate. An invalid value is an Error that every scheduled call reports. */
-export function poolsFromEnv(raw: string | undefined): Record<string, PoolConfig> | Error {
-  if (raw === parsedFrom) return parsedPools;
-  parsedFrom = raw;
-  try {
-    const r = PoolsConfigSchema.safeParse(raw === undefined || raw.trim() === '' ? {} : JSON.parse(raw));
-    parsedPools = r.success ? r.data : new Error(`SCHEDULER_POOLS is invalid: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  } catch (e) {
-    parsedPools = new Error(`SCHEDULER_POOLS is not valid JSON: ${(e as Error).message}`);
-  }
-  return parsedPools;
-}
-
-export class LlmScheduler extends DurableObject<Env> {
+export class LlmScheduler extends DurableObject<Env> implements Served<SchedulerApi> {
   readonly #sql: SqlStorage;
   #clock = 0;
   #alarmAt: number | null | undefined;
@@ -206,9 +126,14 @@ export class LlmScheduler extends DurableObject<Env> {
     this.#sql.exec('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, JSON.stringify(value));
   }
 
-  /** The shard's clock: real time, never earlier than a time already acted on. */
+  /** The wall clock this shard reads (tests and benchmarks override it); every decision goes through #now. */
+  protected clock(): number {
+    return Date.now();
+  }
+
+  /** The shard's clock: the injected wall clock, never earlier than a time already acted on. */
   #now(atLeast = 0): number {
-    this.#clock = Math.max(this.#clock, Date.now(), atLeast);
+    this.#clock = Math.max(this.#clock, this.clock(), atLeast);
     return this.#clock;
   }
 
@@ -238,7 +163,7 @@ export class LlmScheduler extends DurableObject<Env> {
     // Listed for GET /v1/scheduler; best effort, retried on the next call until it lands.
     this.ctx.waitUntil(
       this.env.DB.prepare('INSERT OR IGNORE INTO scheduler_pools (pool, shards, created_at) VALUES (?, ?, ?)')
-        .bind(pool, shards, Date.now())
+        .bind(pool, shards, this.#now())
         .run()
         .then(() => this.#put('listed', true))
         .catch(() => {}),
@@ -557,7 +482,7 @@ export class LlmScheduler extends DurableObject<Env> {
     if (pool === undefined) return;
     this.ctx.waitUntil(
       this.env.DB.prepare('INSERT OR IGNORE INTO scheduler_pools (pool, shards, created_at) VALUES (?, ?, ?)')
-        .bind(pool, this.#get<number>('shards') ?? 1, Date.now())
+        .bind(pool, this.#get<number>('shards') ?? 1, this.#now())
         .run()
         .then(() => this.#put('listed', true))
         .catch(() => {}),

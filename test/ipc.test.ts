@@ -5,7 +5,7 @@
  */
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import worker from '../src/index.ts';
+import worker from '../worker/index.ts';
 import type { WireMessage } from '../src/kernel/ipc.ts';
 import { api, eventsOf, pcbOf, runUntil, spawn, tick } from './support/helpers.ts';
 

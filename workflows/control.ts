@@ -8,7 +8,7 @@
  * Cancel: the row becomes `cancelled` first (spawn steps re-read it, see ./tasks.ts), the instance
  * is terminated, then every live task's process is sent SIGTERM with cascade.
  */
-import { processStub } from '../durable/agent-process.ts';
+import { processStub } from '../src/rpc/stubs.ts';
 import { type ErrorValue, KernelError, toErrorValue } from '../src/kernel/errors.ts';
 import { randomPid } from '../src/kernel/spawn.ts';
 import { sha256Hex } from '../src/kernel/policy.ts';

@@ -1,13 +1,13 @@
 /**
  * A process's exit reaches the pipeline waiting on it as a Workflow event (`exit-<pid>`), sent from
- * the process's outbox after the exit is committed (src/process/runtime.ts, `exit_notify`).
+ * the process's outbox after the exit is committed (src/process/lifecycle.ts and outbox.ts, `exit_notify`).
  *
  * The event only saves time: a stage that hears nothing re-reads the process itself after
  * PIPELINE_RECHECK_SECONDS (workflows/pipeline.ts), so an event that cannot be delivered because
  * the instance has ended (complete, errored, terminated by a cancel) or is gone is dropped rather
  * than retried for ever; any other failure is thrown, and the outbox retries it with backoff.
  */
-import type { ExitNotice } from '../src/process/runtime.ts';
+import type { ExitNotice } from '../src/process/core.ts';
 
 const OVER = new Set(['complete', 'errored', 'terminated']);
 

@@ -4,15 +4,14 @@
  * or replayed step), and each is written to be harmless when it does:
  *
  *  - a task's pid is derived from (instance, stage, item, attempt) and its spawn key from the same,
- *    so spawning again returns the process already spawned (src/process/runtime.ts `spawn`);
+ *    so spawning again returns the process already spawned (src/process/lifecycle.ts `spawn`);
  *  - the task row is written before the spawn and the run's status re-read after it, so a cancel
  *    that lands in between still finds the process (workflows/cancel.ts);
  *  - the result a step returns stays small: a result over INLINE_RESULT_BYTES is returned as a
  *    reference to where it lives (the process's file or exit status), read back when a template
  *    needs it (./template.ts).
  */
-import { auditChain } from '../durable/audit-chain.ts';
-import { processStub } from '../durable/agent-process.ts';
+import { auditChain, processStub } from '../src/rpc/stubs.ts';
 import type { AuditRecord } from '../src/audit/audit.ts';
 import { type Grant, normalizeGrant } from '../src/kernel/capabilities.ts';
 import { ERROR_CODES, type ErrorCode, type ErrorValue, KernelError, type Result, ok, toErrorValue } from '../src/kernel/errors.ts';

@@ -5,7 +5,8 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { TENANT_HEADER, processStub } from '../../durable/agent-process.ts';
+import { TENANT_HEADER } from '../rpc/contracts.ts';
+import { processStub } from '../rpc/stubs.ts';
 import { queryAudit } from '../audit/audit.ts';
 import { KernelError, toErrorValue } from '../kernel/errors.ts';
 import { IMAGES } from '../kernel/images.ts';

@@ -10,7 +10,7 @@
  * 429 (ERATE) for the rest of the minute, even with a valid token, so guessing does not pay. Every failure
  * is audited in the `system` tenant's chain.
  */
-import { auditChain } from '../../durable/audit-chain.ts';
+import { auditChain } from '../rpc/stubs.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { sha256Hex } from '../kernel/policy.ts';
 

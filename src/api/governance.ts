@@ -3,8 +3,7 @@
  * scoped to the caller's tenant; only admins may name another tenant (for tokens and audit).
  */
 import { z } from 'zod';
-import { auditChain } from '../../durable/audit-chain.ts';
-import { processStub } from '../../durable/agent-process.ts';
+import { auditChain, processStub } from '../rpc/stubs.ts';
 import { decideGate } from '../../workflows/control.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { TenantSchema } from '../kernel/pcb.ts';

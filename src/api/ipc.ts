@@ -8,7 +8,7 @@
  * 401 and nothing is delivered. A route without a secret needs an operator token of its tenant.
  */
 import { z } from 'zod';
-import { processStub } from '../../durable/agent-process.ts';
+import { processStub } from '../rpc/stubs.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { CorrelationIdSchema, MAX_MESSAGE_BYTES, type WireMessage, checkSize } from '../kernel/ipc.ts';
 import { IMAGE_NAMES } from '../kernel/images.ts';

@@ -6,7 +6,7 @@
  * tenant's chain, as kind `memory`.
  */
 import { z } from 'zod';
-import { auditChain } from '../../durable/audit-chain.ts';
+import { auditChain } from '../rpc/stubs.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { DEFAULT_TOP_K, FilterSchema, MAX_TOP_K, StoredNamespaceSchema } from '../kernel/memory.ts';
 import { TenantSchema } from '../kernel/pcb.ts';

@@ -4,7 +4,9 @@
  * object has served (listed in D1 by the object itself); each pool's shards are asked in parallel.
  */
 import { z } from 'zod';
-import { type ShardStats, poolsFromEnv, schedulerStub } from '../../durable/scheduler.ts';
+import { poolsFromEnv } from '../kernel/scheduler.ts';
+import type { ShardStats } from '../rpc/contracts.ts';
+import { schedulerStub } from '../rpc/stubs.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { PRIORITY_CLASSES, type PoolConfig, shardsOf } from '../kernel/scheduler.ts';
 import { E } from './common.ts';

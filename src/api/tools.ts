@@ -3,7 +3,7 @@
  * restorable) so that processes spawned from the image inherit them. See docs/tools.md.
  */
 import { z } from 'zod';
-import { processStub } from '../../durable/agent-process.ts';
+import { processStub } from '../rpc/stubs.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { PID_PATTERN } from '../kernel/pcb.ts';
 import { publishTools, restoreTools, toolVersions } from '../tools/images.ts';

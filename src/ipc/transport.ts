@@ -15,7 +15,7 @@
  */
 import type { WireMessage } from '../kernel/ipc.ts';
 import type { DeliveryOutcome } from '../process/mailbox.ts';
-import type { IpcTransport } from '../process/runtime.ts';
+import type { IpcTransport } from '../process/core.ts';
 import { deadLetterOf, recordDeadLetters } from './dead-letters.ts';
 
 export type TransportMode = 'direct' | 'queue';

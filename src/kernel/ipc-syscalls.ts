@@ -9,13 +9,9 @@
 import { z } from 'zod';
 import { CorrelationIdSchema, TopicSchema } from './ipc.ts';
 import { PidSchema } from './pcb.ts';
-import type { SyscallSpec } from './syscalls.ts';
+import { spec } from './syscall-spec.ts';
 
 const MAX_RECV_SECONDS = 366 * 24 * 3600;
-
-function spec<A extends z.ZodType>(s: SyscallSpec<A>): SyscallSpec<A> {
-  return s;
-}
 
 export const IPC_SYSCALLS = {
   send: spec({

@@ -401,3 +401,19 @@ export function quantileOf(histogram: readonly number[], q: number): number | nu
   }
   return Infinity;
 }
+
+let parsedFrom: string | undefined;
+let parsedPools: Record<string, PoolConfig> | Error = {};
+
+/** SCHEDULER_POOLS, parsed once per isolate. An invalid value is an Error that every scheduled call reports. */
+export function poolsFromEnv(raw: string | undefined): Record<string, PoolConfig> | Error {
+  if (raw === parsedFrom) return parsedPools;
+  parsedFrom = raw;
+  try {
+    const r = PoolsConfigSchema.safeParse(raw === undefined || raw.trim() === '' ? {} : JSON.parse(raw));
+    parsedPools = r.success ? r.data : new Error(`SCHEDULER_POOLS is invalid: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  } catch (e) {
+    parsedPools = new Error(`SCHEDULER_POOLS is not valid JSON: ${(e as Error).message}`);
+  }
+  return parsedPools;
+}

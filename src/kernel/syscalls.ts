@@ -18,16 +18,11 @@ import { type ErrorValue, type Result, fail, ok } from './errors.ts';
 import { IPC_SYSCALLS } from './ipc-syscalls.ts';
 import { PidSchema, PrioritySchema, SignalSchema } from './pcb.ts';
 import { FilterSchema, MAX_TEXT_BYTES, MAX_TOP_K, MetadataSchema, NamespaceSchema } from './memory.ts';
+import { type ReplayClass, type SyscallSpec, spec } from './syscall-spec.ts';
 import { ToolCallArgs, ToolRegisterArgs } from './tools.ts';
 
-export type ReplayClass = 'atomic' | 'idempotent' | 'unsafe';
+export type { ReplayClass, SyscallSpec };
 
-export interface SyscallSpec<A extends z.ZodType = z.ZodType> {
-  readonly name: string;
-  readonly description: string;
-  readonly args: A;
-  readonly replay: ReplayClass | ((args: z.infer<A>) => ReplayClass);
-}
 
 const MAX_SLEEP_SECONDS = 366 * 24 * 3600;
 export const MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -36,10 +31,6 @@ export const MAX_FETCH_TIMEOUT_SECONDS = 60;
 
 const name = z.string().min(1).max(128);
 const path = z.string().min(1).max(1024).describe('a path in the process filesystem, e.g. "notes/todo.md"');
-
-function spec<A extends z.ZodType>(s: SyscallSpec<A>): SyscallSpec<A> {
-  return s;
-}
 
 export const SYSCALLS = {
   exit: spec({

@@ -14,7 +14,7 @@
  * isolate) it streams rows from SQLite. docs/BENCHMARKS.md measures both and where they stop being fast
  * enough; docs/memory.md says when production must use Vectorize.
  */
-import type { MemoryIndex } from '../../durable/memory-index.ts';
+import type { MemoryIndexApi } from '../rpc/contracts.ts';
 import { EMBEDDING_DIMS, type Metadata, matchesFilter } from '../kernel/memory.ts';
 import type { MemoryMatch, MemoryQuery, MemoryRecord, MemoryScope, VectorMemory } from './types.ts';
 
@@ -248,14 +248,6 @@ export class EmbeddedIndex {
   }
 }
 
-/** The RPC surface of a MemoryIndex object. */
-export interface MemoryIndexApi {
-  upsert(scope: MemoryScope, records: readonly MemoryRecord[]): Promise<void>;
-  query(scope: MemoryScope, query: MemoryQuery): Promise<MemoryMatch[]>;
-  remove(scope: MemoryScope, ids: readonly string[]): Promise<string[]>;
-  count(scope: MemoryScope): Promise<number>;
-}
-
 /** The name of the object that holds a scope. */
 export function indexName(scope: MemoryScope): string {
   return JSON.stringify([scope.tenant, scope.namespace]);
@@ -264,9 +256,9 @@ export function indexName(scope: MemoryScope): string {
 /** VectorMemory over MemoryIndex objects: one per (tenant, namespace). */
 export class EmbeddedMemory implements VectorMemory {
   readonly kind = 'embedded' as const;
-  readonly #ns: DurableObjectNamespace<MemoryIndex>;
+  readonly #ns: Env['MEMORY_INDEX'];
 
-  constructor(ns: DurableObjectNamespace<MemoryIndex>) {
+  constructor(ns: Env['MEMORY_INDEX']) {
     this.#ns = ns;
   }
 

@@ -9,7 +9,6 @@
 import { DEFAULT_TOP_K, type Filter, type Metadata } from '../kernel/memory.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { sha256Hex } from '../kernel/policy.ts';
-import type { MemoryIndex } from '../../durable/memory-index.ts';
 import { EmbeddedMemory } from './embedded.ts';
 import { type Embedder, type EmbeddingCache, type EmbeddingEnv, createEmbedder } from './embeddings.ts';
 import type { MemoryMatch, MemoryScope, VectorMemory } from './types.ts';
@@ -17,7 +16,7 @@ import { type VectorizeBinding, VectorizeMemory } from './vectorize.ts';
 
 export interface MemoryEnv extends EmbeddingEnv {
   readonly VECTORIZE?: VectorizeBinding;
-  readonly MEMORY_INDEX?: DurableObjectNamespace<MemoryIndex>;
+  readonly MEMORY_INDEX?: Env['MEMORY_INDEX'];
 }
 
 export interface MemoryItem {

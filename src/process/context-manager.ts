@@ -22,6 +22,7 @@ import { DEFAULT_PAGER, type LexicalIndex, agreeingSteps, type SwappedRun, group
 import { type PageOwner, chunkText, embedAndIndexSwappedPages, pageScope, topSteps } from '../memory/recall.ts';
 import type { MemoryService } from '../memory/service.ts';
 import type { PageMetaRow, PageRow } from './store.ts';
+import type { PageTableView } from '../rpc/contracts.ts';
 
 export type ContextPage = PageBody & { readonly step: number };
 
@@ -288,7 +289,7 @@ export async function findSwapped(rt: ContextHost, query: string, before: number
 }
 
 /** The page table as the API shows it. */
-export function pageTable(rt: ContextHost, budget: number, currentStep: number) {
+export function pageTable(rt: ContextHost, budget: number, currentStep: number): PageTableView {
   const meta = rt.store.pageMeta();
   const groups = groupSteps(meta, currentStep, DEFAULT_PAGER.recent_steps);
   const recalled = rt.store.recalledSteps();

@@ -9,6 +9,9 @@
 import { KernelError } from '../kernel/errors.ts';
 import { dirPrefix } from '../kernel/paths.ts';
 import { MAX_FILE_BYTES } from '../kernel/syscalls.ts';
+import type { DirEntry } from '../rpc/contracts.ts';
+
+export type { DirEntry };
 
 export const CHUNK_CHARS = 256 * 1024;
 /** Total bytes one process may keep in files. */
@@ -37,11 +40,6 @@ export type FileInfo = {
   readonly updated_at: number;
 };
 
-export interface DirEntry {
-  readonly name: string;
-  readonly type: 'file' | 'dir';
-  readonly size?: number;
-}
 
 export class ProcessFs {
   readonly #sql: SqlStorage;

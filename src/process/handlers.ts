@@ -11,58 +11,12 @@
 import { parseCapability } from '../kernel/capabilities.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { normalizePath } from '../kernel/paths.ts';
-import type { ExitStatus, Pcb, Signal, Wait } from '../kernel/pcb.ts';
 import { MAX_FETCH_BYTES, type SyscallArgs, type SyscallName } from '../kernel/syscalls.ts';
 import { TOOL_HANDLERS } from '../tools/handlers.ts';
-import type { ToolHost } from '../tools/host.ts';
-import type { ProcessFs } from './fs.ts';
 import { IPC_HANDLERS } from './ipc-handlers.ts';
-import type { Mailbox } from './mailbox.ts';
-import { type MemoryAccess, MEMORY_HANDLERS } from './memory-handlers.ts';
-import type { ProcessStore } from './store.ts';
+import { MEMORY_HANDLERS } from './memory-handlers.ts';
+import type { Directive, Handlers } from './syscall-context.ts';
 
-export type Directive =
-  | { readonly kind: 'result'; readonly value: unknown; readonly commit?: () => void }
-  | { readonly kind: 'sleep'; readonly until: number }
-  | { readonly kind: 'block'; readonly wait: Wait; readonly deadline: number | null }
-  | { readonly kind: 'exit'; readonly status: ExitStatus }
-  | { readonly kind: 'yield' }
-  /** Needs a human decision: the process blocks until an operator approves or denies. */
-  | { readonly kind: 'ask'; readonly needed: string; readonly reason: string };
-
-/** What a handler may use. `commit` work in a `result` directive runs inside the journal's transaction. */
-export interface SyscallContext {
-  readonly pcb: Pcb;
-  readonly store: ProcessStore;
-  readonly fs: ProcessFs;
-  readonly now: number;
-  /** A key unique to this journal entry: idempotency key for effects on other objects. */
-  readonly callKey: string;
-  spawnChild(args: SyscallArgs<'spawn'>, callKey: string): Promise<{ pid: string }>;
-  signalChild(pid: string, signal: Signal, cascade?: boolean): Promise<{ delivered: boolean; state: string }>;
-  /** This process's mailbox (send, recv, publish). */
-  readonly mailbox: Mailbox;
-  /** D1: the topic registry (subscriptions). */
-  readonly db: D1Database;
-  fetch(request: Request): Promise<Response>;
-  /** Whether another request (a redirect hop) may go out without asking: null if so, else why not. */
-  mayFetch(url: string, method: string): string | null;
-  /** Swapped-out steps whose pages match a query (by words, and by meaning where memory is configured), best first, at most `limit` (for page_in). */
-  findSwapped(query: string, limit: number): Promise<number[]>;
-  /** Append copies of swapped steps to the current step (a page fault). Part of the commit. */
-  recall(steps: readonly number[]): { step: number; pages: number }[];
-  /** Where a step's pages are: in the prompt, swapped out, swapped out with a copy recalled, or no such step. */
-  stepState(step: number): 'resident' | 'swapped' | 'recalled' | 'unknown';
-  knownSteps(): Set<number>;
-  /** Long-term memory (mem_* syscalls); absent where the deployment configures none. */
-  readonly memory?: MemoryAccess;
-  /** JIT tools (src/tools): absent where the deployment has no Worker Loader. */
-  readonly tools?: ToolHost;
-  /** Whether untrusted content is in the working set (memories written then are labelled; tools run without network grants). */
-  tainted(): boolean;
-}
-
-export type Handlers = { readonly [N in SyscallName]: (args: SyscallArgs<N>, ctx: SyscallContext) => Promise<Directive> | Directive };
 
 /** Bytes of a fetched body the model sees in its context; the rest is only in save_to. */
 export const FETCH_CONTEXT_CHARS = 64 * 1024;

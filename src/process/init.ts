@@ -10,17 +10,17 @@
  */
 import { DEFAULT_QUOTAS, type ExitStatus, type Pcb, ZERO_USAGE } from '../kernel/pcb.ts';
 import { childPid } from '../kernel/spawn.ts';
-import type { ProcessRuntime } from './runtime.ts';
+import type { ProcessCore } from './core.ts';
 
 const INIT_META = 'init';
 
 /** The pid of a tenant's init process. */
 export const initPid = (tenant: string): Promise<string> => childPid('init', tenant);
 
-export const isInit = (rt: ProcessRuntime): boolean => rt.store.getMeta<boolean>(INIT_META) === true;
+export const isInit = (rt: ProcessCore): boolean => rt.store.getMeta<boolean>(INIT_META) === true;
 
 /** Create the init process in this (empty) object. */
-export function createInit(rt: ProcessRuntime, pid: string, tenant: string): Pcb {
+export function createInit(rt: ProcessCore, pid: string, tenant: string): Pcb {
   const now = rt.now;
   rt.store.transaction(() => {
     const pcb: Pcb = {
@@ -53,7 +53,7 @@ export function createInit(rt: ProcessRuntime, pid: string, tenant: string): Pcb
 }
 
 /** Take an orphan as a child (idempotent). */
-export function adopt(rt: ProcessRuntime, child: string, name: string, from: string): void {
+export function adopt(rt: ProcessCore, child: string, name: string, from: string): void {
   rt.store.transaction(() => {
     if (rt.store.child(child)) return;
     rt.store.addChild(child, name, `adopted/${child}`, rt.now);
@@ -62,7 +62,7 @@ export function adopt(rt: ProcessRuntime, child: string, name: string, from: str
 }
 
 /** An orphan exited: reap it now. */
-export function initChildExited(rt: ProcessRuntime, child: string, exit: ExitStatus): { reap: boolean } {
+export function initChildExited(rt: ProcessCore, child: string, exit: ExitStatus): { reap: boolean } {
   rt.store.transaction(() => {
     if (rt.store.child(child)?.status === 'live') {
       rt.store.setChildStatus(child, 'reaped', JSON.stringify(exit));
@@ -73,7 +73,7 @@ export function initChildExited(rt: ProcessRuntime, child: string, exit: ExitSta
 }
 
 /** This process's parent exited: init is its parent now (inside no commit; makes its own). */
-export function reparent(rt: ProcessRuntime, init: string, oldParent: string): void {
+export function reparent(rt: ProcessCore, init: string, oldParent: string): void {
   const pcb = rt.pcb();
   if (!pcb || pcb.ppid !== oldParent) return;
   rt.store.transaction(() => {

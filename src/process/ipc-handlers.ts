@@ -7,7 +7,7 @@
  */
 import { KernelError } from '../kernel/errors.ts';
 import type { IpcSyscallName } from '../kernel/ipc-syscalls.ts';
-import type { Directive, Handlers } from './handlers.ts';
+import type { Directive, Handlers } from './syscall-context.ts';
 import { recvFilterOf } from './mailbox.ts';
 
 /** Subscribers one publish reaches at most (one outbox row each). */

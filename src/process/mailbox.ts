@@ -11,7 +11,10 @@
  */
 import { type ExitStatus, LIVE_STATES, type Pcb } from '../kernel/pcb.ts';
 import { HOLD_TIMEOUT_MS, type RecvFilter, SIGCHLD, type WireMessage, arrival, checkSize, drain, matches, messageId } from '../kernel/ipc.ts';
-import type { ProcessRuntime } from './runtime.ts';
+import type { ProcessCore } from './core.ts';
+import type { DeliveryOutcome, DeliveryStatus, MailboxMessage } from '../rpc/contracts.ts';
+
+export type { DeliveryOutcome, DeliveryStatus, MailboxMessage };
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS mailbox (
@@ -25,27 +28,6 @@ CREATE TABLE IF NOT EXISTS ipc_skipped (channel TEXT NOT NULL, seq INTEGER NOT N
 CREATE TABLE IF NOT EXISTS ipc_out (recipient TEXT PRIMARY KEY, next INTEGER NOT NULL);
 `;
 
-/** What happened to one arriving message. `dead`: it can never be delivered here (dead-letter it). */
-export type DeliveryStatus = 'applied' | 'duplicate' | 'held' | 'retry' | 'dead';
-export interface DeliveryOutcome {
-  readonly id: string;
-  readonly status: DeliveryStatus;
-  readonly code?: 'ENOENT' | 'ESTATE';
-  readonly reason?: string;
-}
-
-/** A message as recv returns it (and the mailbox API lists it). */
-export interface MailboxMessage {
-  readonly id: string;
-  readonly from: string;
-  readonly topic: string | null;
-  readonly correlation_id: string | null;
-  readonly reply_to: string | null;
-  readonly body: unknown;
-  readonly sent_at: number;
-  readonly arrived_at: number;
-  readonly late?: boolean;
-}
 
 type MailRow = { seq: number; id: string; sender: string; topic: string | null; correlation_id: string | null; reply_to: string | null; body: string; bytes: number; sent_at: number; arrived_at: number; status: string; received_at: number | null; late: number };
 
@@ -62,10 +44,10 @@ const view = (r: MailRow): MailboxMessage => ({
 });
 
 export class Mailbox {
-  readonly #rt: ProcessRuntime;
+  readonly #rt: ProcessCore;
   #schemaReady = false;
 
-  constructor(runtime: ProcessRuntime) {
+  constructor(runtime: ProcessCore) {
     this.#rt = runtime;
   }
 

@@ -15,16 +15,9 @@ import { checkText, storedNamespace } from '../kernel/memory.ts';
 import type { SyscallArgs } from '../kernel/syscalls.ts';
 import { type MemoryService, memoryId, splitMetadata } from '../memory/service.ts';
 import type { MemoryScope } from '../memory/types.ts';
-import type { Directive, SyscallContext } from './handlers.ts';
+import type { Directive, MemoryAccess, SyscallContext } from './syscall-context.ts';
 
 /** What the memory syscalls need beyond the common context. */
-export interface MemoryAccess {
-  /** The service (built on first use; throws KernelError if the deployment's configuration is wrong). */
-  service(): MemoryService;
-  /** Put a `memory` audit record in the outbox (call it inside the result's commit). */
-  audit(action: 'write' | 'delete', detail: Record<string, unknown>): void;
-}
-
 function access(ctx: SyscallContext): MemoryAccess {
   if (!ctx.memory) throw new KernelError('ENOSYS', 'long-term memory is not configured in this deployment');
   return ctx.memory;

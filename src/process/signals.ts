@@ -7,7 +7,7 @@
  *
  * The pending termination lives in the process's meta, so it survives restarts.
  */
-import type { ProcessRuntime } from './runtime.ts';
+import type { ProcessCore } from './core.ts';
 
 export const TERM_PENDING = 'term_pending';
 export const DEFAULT_TERM_GRACE_MS = 30_000;
@@ -20,7 +20,7 @@ export interface TermState {
 }
 
 /** Record a SIGTERM (inside the caller's commit). A second SIGTERM changes nothing. */
-export function beginTermination(rt: ProcessRuntime, from: string, graceMs: number): void {
+export function beginTermination(rt: ProcessCore, from: string, graceMs: number): void {
   if (termState(rt)) return;
   const pcb = rt.mustPcb();
   const deadline = rt.now + graceMs;
@@ -35,7 +35,7 @@ export function beginTermination(rt: ProcessRuntime, from: string, graceMs: numb
   }
 }
 
-export function termState(rt: ProcessRuntime): TermState | null {
+export function termState(rt: ProcessCore): TermState | null {
   const v = rt.store.getMeta<TermState | string>(TERM_PENDING);
   if (v === undefined || v === null) return null;
   // Written by an older kernel as the sender's name: treat it as a termination with no clean-up left.
@@ -47,7 +47,7 @@ export function termState(rt: ProcessRuntime): TermState | null {
  * At a step boundary (before a new LLM call): null to go on, or who terminated the process if it
  * must end now. The first boundary after a SIGTERM hands out the clean-up step and its notice.
  */
-export function termAtStepBoundary(rt: ProcessRuntime): string | null {
+export function termAtStepBoundary(rt: ProcessCore): string | null {
   const term = termState(rt);
   if (!term) return null;
   if (term.cleanup || rt.now >= term.deadline) return term.from;
@@ -62,7 +62,7 @@ export function termAtStepBoundary(rt: ProcessRuntime): string | null {
 }
 
 /** Whether the grace period is over (checked between syscalls, so a long step cannot outlive it). */
-export function termOverdue(rt: ProcessRuntime): string | null {
+export function termOverdue(rt: ProcessCore): string | null {
   const term = termState(rt);
   return term && rt.now >= term.deadline ? term.from : null;
 }

@@ -11,6 +11,9 @@
 import type { PageInfo } from '../kernel/pager.ts';
 import type { Pcb } from '../kernel/pcb.ts';
 import type { Timer, TimerKind } from '../kernel/timers.ts';
+import type { EventRow } from '../rpc/contracts.ts';
+
+export type { EventRow };
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS pcb (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL);
@@ -46,13 +49,6 @@ export type JournalRow = {
   readonly status: JournalStatus;
   readonly result: string | null;
   readonly attempts: number;
-};
-
-export type EventRow = {
-  readonly seq: number;
-  readonly at: number;
-  readonly type: string;
-  readonly data: unknown;
 };
 
 export type PageRow = {

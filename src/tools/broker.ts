@@ -10,7 +10,7 @@
  * with the code in a header, and the harness's fetch wrapper throws `CODE: message` in the tool.
  */
 import { WorkerEntrypoint } from 'cloudflare:workers';
-import { processStub } from '../../durable/agent-process.ts';
+import { processStub } from '../rpc/stubs.ts';
 import { type Result, fail } from '../kernel/errors.ts';
 import { validateCall } from '../kernel/syscalls.ts';
 import { authorizeEgress, authorizeToolCall } from './authorize.ts';

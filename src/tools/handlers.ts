@@ -5,7 +5,7 @@
  */
 import { KernelError } from '../kernel/errors.ts';
 import type { SyscallArgs } from '../kernel/syscalls.ts';
-import type { Directive, SyscallContext } from '../process/handlers.ts';
+import type { Directive, SyscallContext } from '../process/syscall-context.ts';
 
 function host(ctx: SyscallContext) {
   if (!ctx.tools) throw new KernelError('ENOSYS', 'JIT tools are not available in this deployment');

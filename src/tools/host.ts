@@ -21,7 +21,8 @@ import type { Pcb } from '../kernel/pcb.ts';
 import { canonicalJson } from '../kernel/policy.ts';
 import { type SyscallArgs, type ToolSpec, isSyscallName, validateCall } from '../kernel/syscalls.ts';
 import { MAX_CONCURRENT_TOOL_CALLS, MAX_TOOLS, TICKS_PER_CPU_MS, TOOL_LIMITS } from '../kernel/tools.ts';
-import { HANDLERS, type SyscallContext } from '../process/handlers.ts';
+import { HANDLERS } from '../process/handlers.ts';
+import type { SyscallContext, ToolRunner } from '../process/syscall-context.ts';
 import type { ProcessRuntime } from '../process/runtime.ts';
 import { authorizeEgress, authorizeToolCall, mayReachNetwork, toolGrants } from './authorize.ts';
 import { compileTool } from './compile.ts';
@@ -86,7 +87,7 @@ function fnv1a(text: string): string {
   return h.toString(16).padStart(8, '0');
 }
 
-export class ToolHost {
+export class ToolHost implements ToolRunner {
   readonly store: ToolStore;
   readonly #rt: ProcessRuntime;
   readonly #bindings: ToolBindings | null;

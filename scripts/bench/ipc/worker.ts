@@ -11,8 +11,8 @@
  * touches nothing), measured in the same run.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { AgentProcess, processStub } from '../../../durable/agent-process.ts';
-import { auditChain } from '../../../durable/audit-chain.ts';
+import { AgentProcess } from '../../../durable/agent-process.ts';
+import { auditChain, processStub } from '../../../src/rpc/stubs.ts';
 import type { WireMessage } from '../../../src/kernel/ipc.ts';
 import { randomPid, resolveSpawn } from '../../../src/kernel/spawn.ts';
 import { consumeIpcBatch } from '../../../src/ipc/consumer.ts';

@@ -1,11 +1,11 @@
 /**
- * The scheduler benchmark's Worker: the kernel unchanged (src/index.ts), plus POST /bench/setup,
+ * The scheduler benchmark's Worker: the kernel unchanged (worker/index.ts), plus POST /bench/setup,
  * which applies the D1 schema sent by run.mjs (the project's migrations/*.sql, in order).
  */
-import kernel from '../../../src/index.ts';
+import kernel from '../../../worker/index.ts';
 import { applySchema } from '../schema.ts';
 
-export { AgentProcess, AuditChain, LlmScheduler } from '../../../src/index.ts';
+export { AgentProcess, AuditChain, LlmScheduler } from '../../../worker/index.ts';
 
 export default {
   async fetch(request, env, ctx) {
