@@ -300,6 +300,7 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
     for (const w of this.#streams) void w.close().catch(() => {});
     this.#streams.clear();
     await this.#rt.destroy();
+    this.toolHost.store.reset();
     return ok({ pid: pcb.pid, exit });
   }
 

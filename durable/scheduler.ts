@@ -44,7 +44,9 @@ import {
 } from '../src/kernel/scheduler.ts';
 import type { AcquireRequest, AcquireResult, ClassWaits, ReleaseRequest, SchedulerApi, Served, ShardStats } from '../src/rpc/contracts.ts';
 import { processStub } from '../src/rpc/stubs.ts';
+import { type Migration, migrate } from '../src/storage/migrations.ts';
 
+/** The shard's tables; their history (src/storage/migrations.ts). */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tickets (
   id TEXT PRIMARY KEY, pid TEXT NOT NULL, tenant TEXT NOT NULL, priority INTEGER NOT NULL, est_tokens INTEGER NOT NULL,
@@ -57,6 +59,8 @@ CREATE TABLE IF NOT EXISTS windows (tenant TEXT PRIMARY KEY, start INTEGER NOT N
 CREATE TABLE IF NOT EXISTS wakes (ticket TEXT PRIMARY KEY, pid TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
+
+const SCHEDULER_MIGRATIONS: readonly Migration[] = [{ version: 1, description: 'baseline: tickets, virtual times, subtree usage, tenant windows, wakes, kv', up: (sql) => sql.exec(SCHEMA) }];
 
 type TicketRow = {
   id: string;
@@ -112,7 +116,7 @@ export class LlmScheduler extends DurableObject<Env> implements Served<Scheduler
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#sql = ctx.storage.sql;
-    this.#sql.exec(SCHEMA);
+    migrate(ctx.storage, SCHEDULER_MIGRATIONS);
     this.#clock = this.#get<number>('clock') ?? 0;
   }
 

@@ -17,6 +17,7 @@
 import type { MemoryIndexApi } from '../rpc/contracts.ts';
 import { EMBEDDING_DIMS, type Metadata, matchesFilter } from '../kernel/memory.ts';
 import type { MemoryMatch, MemoryQuery, MemoryRecord, MemoryScope, VectorMemory } from './types.ts';
+import { type Migration, migrate } from '../storage/migrations.ts';
 
 /** Vectors per namespace kept in memory for scanning: 32,768 × 384 × 4 bytes = 48 MiB. */
 export const CACHE_MAX_VECTORS = 32_768;
@@ -32,6 +33,9 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS mem_vectors (
   created_at INTEGER NOT NULL,
   PRIMARY KEY (tenant, ns, id)
 ) WITHOUT ROWID`;
+
+/** A MemoryIndex object's tables; their history (src/storage/migrations.ts). */
+const MEMORY_INDEX_MIGRATIONS: readonly Migration[] = [{ version: 1, description: 'baseline: mem_vectors', up: (sql) => sql.exec(SCHEMA) }];
 
 /** The k best (highest score) of a stream of candidates, kept sorted best first. */
 export class TopK {
@@ -149,7 +153,7 @@ export class EmbeddedIndex {
     this.#sql = storage.sql;
     this.#cacheMax = cacheMaxVectors;
     this.#transaction = (fn) => storage.transactionSync(fn);
-    this.#sql.exec(SCHEMA);
+    migrate(storage, MEMORY_INDEX_MIGRATIONS);
   }
 
   #key(scope: MemoryScope): string {

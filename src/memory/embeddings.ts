@@ -18,6 +18,7 @@ import { EMBEDDING_DIMS } from '../kernel/memory.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { sha256Hex } from '../kernel/policy.ts';
 import type { AiBinding } from '../llm/workers-ai.ts';
+import { tableDdl } from '../process/schema.ts';
 
 export interface Embedder {
   /** Stored with every vector: search compares only vectors of the same model. */
@@ -222,7 +223,7 @@ export class SqlEmbeddingCache implements EmbeddingCache {
   ) {
     this.#sql = sql;
     this.#lru = new LruEmbeddingCache(Math.min(capacity, 1024));
-    sql.exec('CREATE TABLE IF NOT EXISTS mem_embedding_cache (key TEXT PRIMARY KEY, vec BLOB NOT NULL, at INTEGER NOT NULL)');
+    sql.exec(tableDdl(['mem_embedding_cache']));
   }
 
   get(key: string): Float32Array | undefined {

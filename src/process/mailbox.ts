@@ -13,20 +13,12 @@ import { type ExitStatus, LIVE_STATES, type Pcb } from '../kernel/pcb.ts';
 import { HOLD_TIMEOUT_MS, type RecvFilter, SIGCHLD, type WireMessage, arrival, checkSize, drain, matches, messageId } from '../kernel/ipc.ts';
 import type { ProcessCore } from './core.ts';
 import type { DeliveryOutcome, DeliveryStatus, MailboxMessage } from '../rpc/contracts.ts';
+import { lazyTables, tableDdl } from './schema.ts';
 
 export type { DeliveryOutcome, DeliveryStatus, MailboxMessage };
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS mailbox (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, sender TEXT NOT NULL, topic TEXT, correlation_id TEXT,
-  reply_to TEXT, body TEXT NOT NULL, bytes INTEGER NOT NULL, sent_at INTEGER NOT NULL, arrived_at INTEGER NOT NULL,
-  status TEXT NOT NULL, received_at INTEGER, late INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS mailbox_by_status ON mailbox (status, seq);
-CREATE TABLE IF NOT EXISTS ipc_in (channel TEXT PRIMARY KEY, next INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS ipc_held (channel TEXT NOT NULL, seq INTEGER NOT NULL, message TEXT NOT NULL, held_at INTEGER NOT NULL, PRIMARY KEY (channel, seq));
-CREATE TABLE IF NOT EXISTS ipc_skipped (channel TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (channel, seq));
-CREATE TABLE IF NOT EXISTS ipc_out (recipient TEXT PRIMARY KEY, next INTEGER NOT NULL);
-`;
+/** The mailbox's tables, created on first use (./schema.ts). */
+const SCHEMA = tableDdl(lazyTables('mailbox'));
 
 
 type MailRow = { seq: number; id: string; sender: string; topic: string | null; correlation_id: string | null; reply_to: string | null; body: string; bytes: number; sent_at: number; arrived_at: number; status: string; received_at: number | null; late: number };

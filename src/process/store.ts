@@ -1,10 +1,11 @@
 /**
  * A process's durable state, in its Durable Object's SQLite storage.
  *
- * Tables: the PCB (one row), the timer table (one row per purpose; the alarm always points at the
- * earliest), the event log, context pages, the step journal (write-ahead record of every LLM answer
- * and every syscall it asked for), children, the outbox (writes for D1 and calls to other objects,
- * committed with the state change that caused them and delivered afterwards), and key/value meta.
+ * Tables (described, with every other table of the process, in ./schema.ts): the PCB (one row),
+ * the timer table (one row per purpose; the alarm always points at the earliest), the event log,
+ * context pages, the step journal (write-ahead record of every LLM answer and every syscall it
+ * asked for), children, the outbox (writes for D1 and calls to other objects, committed with the
+ * state change that caused them and delivered afterwards), and key/value meta.
  * Every method is synchronous: DO SQLite commits writes made in one turn together, and
  * `transactionSync` makes multi-row changes atomic.
  */
@@ -12,29 +13,11 @@ import type { PageInfo } from '../kernel/pager.ts';
 import type { Pcb } from '../kernel/pcb.ts';
 import type { Timer, TimerKind } from '../kernel/timers.ts';
 import type { EventRow } from '../rpc/contracts.ts';
+import { migrate } from '../storage/migrations.ts';
+import { PROCESS_MIGRATIONS } from './schema.ts';
 
 export type { EventRow };
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS pcb (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS timers (kind TEXT PRIMARY KEY, fire_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS pages (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT, step INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,
-  tokens INTEGER NOT NULL DEFAULT 0, importance REAL NOT NULL DEFAULT 0.5, pinned INTEGER NOT NULL DEFAULT 0, resident INTEGER NOT NULL DEFAULT 1,
-  access_count INTEGER NOT NULL DEFAULT 0, last_access INTEGER NOT NULL DEFAULT 0, excerpt TEXT NOT NULL DEFAULT '', batch INTEGER NOT NULL DEFAULT 0,
-  chunks INTEGER);
-CREATE INDEX IF NOT EXISTS pages_by_step ON pages (step);
-CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS journal (
-  step INTEGER NOT NULL, idx INTEGER NOT NULL, call_id TEXT NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL,
-  status TEXT NOT NULL, result TEXT, attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (step, idx));
-CREATE TABLE IF NOT EXISTS children (pid TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, exit TEXT, spawn_key TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, chunks INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS file_chunks (path TEXT NOT NULL, idx INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (path, idx));
-`;
 
 /** Journal entry status: pending (accepted, not started), started (effect may be under way), blocked (waiting for a wake-up), done. */
 export type JournalStatus = 'pending' | 'started' | 'blocked' | 'done';
@@ -98,17 +81,8 @@ export class ProcessStore {
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
     this.#sql = storage.sql;
-    this.#sql.exec(SCHEMA);
-    // Objects created before pages recorded their compaction batch get the column (once).
-    // The same for `chunks`: how many chunks of a swapped-out page are in the vector index of
-    // pages/<pid> (NULL: not indexed yet).
-    for (const [column, type] of [['batch', 'INTEGER NOT NULL DEFAULT 0'], ['chunks', 'INTEGER']] as const) {
-      try {
-        this.#sql.exec(`SELECT ${column} FROM pages LIMIT 0`);
-      } catch {
-        this.#sql.exec(`ALTER TABLE pages ADD COLUMN ${column} ${type}`);
-      }
-    }
+    // The tables, at the version this code knows (./schema.ts); nothing is probed.
+    migrate(storage, PROCESS_MIGRATIONS);
   }
 
   transaction<T>(fn: () => T): T {
@@ -414,7 +388,7 @@ export class ProcessStore {
   async destroy(): Promise<void> {
     await this.#storage.deleteAlarm();
     await this.#storage.deleteAll();
-    this.#sql.exec(SCHEMA);
+    migrate(this.#storage, PROCESS_MIGRATIONS);
     this.#pcb = undefined;
     this.#meta = new Map();
     this.#bodies = new Map();

@@ -4,6 +4,8 @@
  * maps a name to a hash with its description and JSON Schema. Registering the same source under
  * two names stores it once; re-registering a name replaces its row (the version counts up).
  */
+import { lazyTables, tableDdl } from '../process/schema.ts';
+
 export interface ToolRow {
   readonly name: string;
   readonly description: string;
@@ -29,47 +31,69 @@ export interface ToolDefinition {
   readonly source: string;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS tool_code (hash TEXT PRIMARY KEY, source TEXT NOT NULL, js TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tools (name TEXT PRIMARY KEY, description TEXT NOT NULL, parameters TEXT NOT NULL, hash TEXT NOT NULL, version INTEGER NOT NULL, origin TEXT NOT NULL, updated_at INTEGER NOT NULL);
-`;
+/** The tool tables, created on first use (src/process/schema.ts). */
+const SCHEMA = tableDdl(lazyTables('tools'));
 
 type Row = { name: string; description: string; parameters: string; hash: string; version: number; origin: string; updated_at: number };
 
+/**
+ * Most processes never register a tool, so the tables are created by the first write, not at spawn.
+ * This object is its storage's only writer, so the tool list is kept in memory once read: the step
+ * loop asks for it every step and it changes only here.
+ */
 export class ToolStore {
   readonly #sql: SqlStorage;
-  #ready = false;
+  /** Whether the tables exist (undefined: not looked yet). */
+  #present: boolean | undefined;
+  /** Every tool, by name order (undefined: not read yet). */
+  #list: ToolRow[] | undefined;
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
   }
 
+  /**
+   * The tables, created if they are not there yet (for writes, which are rare). What reads know is
+   * forgotten, since the write's transaction may still roll the creation back.
+   */
   #db(): SqlStorage {
-    if (!this.#ready) {
-      this.#sql.exec(SCHEMA);
-      this.#ready = true;
-    }
+    this.#sql.exec(SCHEMA);
+    this.#present = undefined;
+    this.#list = undefined;
     return this.#sql;
   }
 
+  /** The tables for reading, or null if none was ever written. */
+  #readable(): SqlStorage | null {
+    this.#present ??= this.#sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tools'").toArray().length > 0;
+    return this.#present ? this.#sql : null;
+  }
+
+  /** The process's storage was released. */
+  reset(): void {
+    this.#present = undefined;
+    this.#list = undefined;
+  }
+
   list(): ToolRow[] {
-    return this.#db()
-      .exec<Row>('SELECT name, description, parameters, hash, version, origin, updated_at FROM tools ORDER BY name')
-      .toArray()
-      .map((r) => ({ ...r, parameters: JSON.parse(r.parameters) as Record<string, unknown> }));
+    this.#list ??=
+      this.#readable()
+        ?.exec<Row>('SELECT name, description, parameters, hash, version, origin, updated_at FROM tools ORDER BY name')
+        .toArray()
+        .map((r) => ({ ...r, parameters: JSON.parse(r.parameters) as Record<string, unknown> })) ?? [];
+    return this.#list;
   }
 
   get(name: string): ToolRow | null {
-    const r = this.#db().exec<Row>('SELECT name, description, parameters, hash, version, origin, updated_at FROM tools WHERE name = ?', name).toArray()[0];
-    return r ? { ...r, parameters: JSON.parse(r.parameters) as Record<string, unknown> } : null;
+    return this.list().find((t) => t.name === name) ?? null;
   }
 
   code(hash: string): ToolCode | null {
-    return this.#db().exec<{ hash: string; source: string; js: string }>('SELECT hash, source, js FROM tool_code WHERE hash = ?', hash).toArray()[0] ?? null;
+    return this.#readable()?.exec<{ hash: string; source: string; js: string }>('SELECT hash, source, js FROM tool_code WHERE hash = ?', hash).toArray()[0] ?? null;
   }
 
   hasCode(hash: string): boolean {
-    return this.#db().exec('SELECT 1 FROM tool_code WHERE hash = ?', hash).toArray().length > 0;
+    return (this.#readable()?.exec('SELECT 1 FROM tool_code WHERE hash = ?', hash).toArray().length ?? 0) > 0;
   }
 
   /** Store code (once per hash) and point `name` at it. Returns the name's new version. */
@@ -88,6 +112,8 @@ export class ToolStore {
       def.origin,
       now,
     );
+    this.#list = undefined;
+    this.#present = undefined;
     return version;
   }
 
@@ -97,6 +123,6 @@ export class ToolStore {
   }
 
   count(): number {
-    return this.#db().exec<{ n: number }>('SELECT COUNT(*) AS n FROM tools').one().n;
+    return this.list().length;
   }
 }

@@ -1,0 +1,105 @@
+/**
+ * Everything a process has, described once: every table of an AgentProcess's SQLite storage, what
+ * it holds, which module writes it, and whether it exists from spawn or is created on first use.
+ * A checkpoint copies exactly `PROCESS_TABLES` (plus the `schema_version` it was taken at), so
+ * nothing a process holds can be forgotten by it; a new table is added here or it does not exist.
+ *
+ * The history of this description is `PROCESS_MIGRATIONS`, applied by src/storage/migrations.ts.
+ * Version 1 is the schema every object opened by the kernel at 6401ad9 already has (that code added
+ * the `pages.batch` and `pages.chunks` columns on every start), so existing objects adopt it as is.
+ *
+ * Lazy tables (mailbox, IPC sequencing, JIT tools) are created by their module on first use from
+ * the DDL here, always at the latest shape: a migration that changes one must handle its absence.
+ */
+import type { Migration } from '../storage/migrations.ts';
+
+export interface TableSpec {
+  readonly name: string;
+  /** The module that writes it. */
+  readonly owner: 'store' | 'fs' | 'mailbox' | 'tools' | 'memory';
+  readonly holds: string;
+  /** CREATE TABLE (and its indexes), idempotent. */
+  readonly ddl: readonly string[];
+  /** Created on first use rather than at spawn (most processes never need it). */
+  readonly lazy: boolean;
+}
+
+export const PROCESS_TABLES: readonly TableSpec[] = [
+  { name: 'pcb', owner: 'store', lazy: false, holds: 'the process control block, one row (src/kernel/pcb.ts)', ddl: ['CREATE TABLE IF NOT EXISTS pcb (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL)'] },
+  { name: 'meta', owner: 'store', lazy: false, holds: 'per-process settings and counters by key (image, spawn key, lineage, audit and fault counters, context floor, approvals)', ddl: ['CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)'] },
+  { name: 'timers', owner: 'store', lazy: false, holds: 'one row per purpose (run, wake, wait_timeout, outbox, fault, term); the alarm points at the earliest', ddl: ['CREATE TABLE IF NOT EXISTS timers (kind TEXT PRIMARY KEY, fire_at INTEGER NOT NULL)'] },
+  { name: 'events', owner: 'store', lazy: false, holds: 'the event log served by /events', ddl: ['CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL)'] },
+  {
+    name: 'pages',
+    owner: 'store',
+    lazy: false,
+    holds: 'context pages (task, assistant turns, results, recalls) with their pager metadata',
+    ddl: [
+      `CREATE TABLE IF NOT EXISTS pages (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, step INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,
+  tokens INTEGER NOT NULL DEFAULT 0, importance REAL NOT NULL DEFAULT 0.5, pinned INTEGER NOT NULL DEFAULT 0, resident INTEGER NOT NULL DEFAULT 1,
+  access_count INTEGER NOT NULL DEFAULT 0, last_access INTEGER NOT NULL DEFAULT 0, excerpt TEXT NOT NULL DEFAULT '', batch INTEGER NOT NULL DEFAULT 0,
+  chunks INTEGER)`,
+      'CREATE INDEX IF NOT EXISTS pages_by_step ON pages (step)',
+    ],
+  },
+  { name: 'steps', owner: 'store', lazy: false, holds: 'the journal: one row per LLM answer', ddl: ['CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL)'] },
+  {
+    name: 'journal',
+    owner: 'store',
+    lazy: false,
+    holds: 'the journal: one row per syscall an answer asked for (pending → started → blocked → done)',
+    ddl: [
+      `CREATE TABLE IF NOT EXISTS journal (
+  step INTEGER NOT NULL, idx INTEGER NOT NULL, call_id TEXT NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL,
+  status TEXT NOT NULL, result TEXT, attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (step, idx))`,
+    ],
+  },
+  { name: 'children', owner: 'store', lazy: false, holds: 'spawned children and their exit status (live → exited → reaped)', ddl: ['CREATE TABLE IF NOT EXISTS children (pid TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, exit TEXT, spawn_key TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL)'] },
+  { name: 'outbox', owner: 'store', lazy: false, holds: 'effects on D1 and other objects, committed with their cause, to be delivered', ddl: ['CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0)'] },
+  { name: 'files', owner: 'fs', lazy: false, holds: 'the filesystem: one row per file', ddl: ['CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, chunks INTEGER NOT NULL, updated_at INTEGER NOT NULL)'] },
+  { name: 'file_chunks', owner: 'fs', lazy: false, holds: "files' contents in chunks under the 2 MB row limit", ddl: ['CREATE TABLE IF NOT EXISTS file_chunks (path TEXT NOT NULL, idx INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (path, idx))'] },
+  {
+    name: 'mailbox',
+    owner: 'mailbox',
+    lazy: true,
+    holds: 'received messages (queued → received)',
+    ddl: [
+      `CREATE TABLE IF NOT EXISTS mailbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, sender TEXT NOT NULL, topic TEXT, correlation_id TEXT, reply_to TEXT,
+  body TEXT NOT NULL, bytes INTEGER NOT NULL, sent_at INTEGER NOT NULL, arrived_at INTEGER NOT NULL,
+  status TEXT NOT NULL, received_at INTEGER, late INTEGER NOT NULL DEFAULT 0)`,
+      'CREATE INDEX IF NOT EXISTS mailbox_by_status ON mailbox (status, seq)',
+    ],
+  },
+  { name: 'ipc_in', owner: 'mailbox', lazy: true, holds: 'per sender channel: the next sequence number expected', ddl: ['CREATE TABLE IF NOT EXISTS ipc_in (channel TEXT PRIMARY KEY, next INTEGER NOT NULL)'] },
+  { name: 'ipc_held', owner: 'mailbox', lazy: true, holds: 'messages that arrived ahead of their turn', ddl: ['CREATE TABLE IF NOT EXISTS ipc_held (channel TEXT NOT NULL, seq INTEGER NOT NULL, message TEXT NOT NULL, held_at INTEGER NOT NULL, PRIMARY KEY (channel, seq))'] },
+  { name: 'ipc_skipped', owner: 'mailbox', lazy: true, holds: 'sequence numbers given up on (dead-lettered)', ddl: ['CREATE TABLE IF NOT EXISTS ipc_skipped (channel TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (channel, seq))'] },
+  { name: 'ipc_out', owner: 'mailbox', lazy: true, holds: 'per recipient: the next sequence number to send', ddl: ['CREATE TABLE IF NOT EXISTS ipc_out (recipient TEXT PRIMARY KEY, next INTEGER NOT NULL)'] },
+  { name: 'tool_code', owner: 'tools', lazy: true, holds: "JIT tools' source and compiled JavaScript, by hash", ddl: ['CREATE TABLE IF NOT EXISTS tool_code (hash TEXT PRIMARY KEY, source TEXT NOT NULL, js TEXT NOT NULL)'] },
+  { name: 'tools', owner: 'tools', lazy: true, holds: 'registered JIT tools by name', ddl: ['CREATE TABLE IF NOT EXISTS tools (name TEXT PRIMARY KEY, description TEXT NOT NULL, parameters TEXT NOT NULL, hash TEXT NOT NULL, version INTEGER NOT NULL, origin TEXT NOT NULL, updated_at INTEGER NOT NULL)'] },
+  { name: 'mem_embedding_cache', owner: 'memory', lazy: true, holds: 'a cache of embeddings (recomputable; a checkpoint may skip its rows)', ddl: ['CREATE TABLE IF NOT EXISTS mem_embedding_cache (key TEXT PRIMARY KEY, vec BLOB NOT NULL, at INTEGER NOT NULL)'] },
+];
+
+/** The DDL of some tables, in the order `PROCESS_TABLES` lists them. */
+export function tableDdl(names: readonly string[]): string {
+  return PROCESS_TABLES.filter((t) => names.includes(t.name))
+    .flatMap((t) => t.ddl)
+    .join(';\n');
+}
+
+/** Tables created at spawn. */
+export const EAGER_TABLES: readonly string[] = PROCESS_TABLES.filter((t) => !t.lazy).map((t) => t.name);
+
+/** Tables a module creates on first use. */
+export function lazyTables(owner: TableSpec['owner']): readonly string[] {
+  return PROCESS_TABLES.filter((t) => t.lazy && t.owner === owner).map((t) => t.name);
+}
+
+export const PROCESS_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'baseline: the tables created at spawn, as of 6401ad9 (pages with batch and chunks)',
+    up: (sql) => sql.exec(tableDdl(EAGER_TABLES)),
+  },
+];
