@@ -93,6 +93,22 @@ describe('migrate', () => {
     expect(out).toEqual({ error: true, version: 1, t2: 0 });
   });
 
+  it('version 2 moves approvals from two meta entries per request into their own table', async () => {
+    const out = await runInDurableObject(stub(), (_i, state) => {
+      const sql = state.storage.sql;
+      migrate(state.storage, PROCESS_MIGRATIONS.slice(0, 1));
+      // As the kernel at 6401ad9 stored a request and its index.
+      sql.exec("INSERT INTO meta (key, value) VALUES ('approval:3.1', ?), ('approval_index:ap_x', '\"3.1\"'), ('image', '{}')", JSON.stringify({ id: 'ap_x', status: 'pending', needed: 'net:example.com' }));
+      const version = migrate(state.storage, PROCESS_MIGRATIONS);
+      return {
+        version,
+        approvals: sql.exec('SELECT id, step, idx, needed, status FROM approvals').toArray(),
+        meta: sql.exec('SELECT key FROM meta ORDER BY key').toArray().map((r) => r.key),
+      };
+    });
+    expect(out).toEqual({ version: PROCESS_MIGRATIONS.length, approvals: [{ id: 'ap_x', step: 3, idx: 1, needed: 'net:example.com', status: 'pending' }], meta: ['image'] });
+  });
+
   it('refuses storage written by newer code, and a list that skips a version', async () => {
     const out = await runInDurableObject(stub(), (_i, state) => {
       migrate(state.storage, [step(1, 'CREATE TABLE t1 (a INTEGER)'), step(2, 'CREATE TABLE t2 (a INTEGER)')]);

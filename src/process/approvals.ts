@@ -19,18 +19,17 @@ import type { JournalRow } from './store.ts';
 export async function decideApproval(rt: ProcessCore, input: { id: string; tenant: string; args_hash: string; decision: 'approve' | 'deny'; grant: 'once' | 'always'; note: string; by: string }): Promise<Result<Pcb>> {
   const pcb = rt.pcb();
   if (!pcb || pcb.tenant !== input.tenant) return fail('ENOENT', 'no such process');
-  const key = rt.store.getMeta<string>(`approval_index:${input.id}`);
+  const approval = rt.store.approval(input.id);
   const entry = rt.store.blockedEntry();
-  if (!key || pcb.state !== 'waiting' || pcb.wait?.approval_id !== input.id || !entry || `${entry.step}.${entry.idx}` !== key) {
+  if (!approval || pcb.state !== 'waiting' || pcb.wait?.approval_id !== input.id || !entry || entry.step !== approval.step || entry.idx !== approval.idx) {
     return fail('ESTATE', `process ${pcb.pid} is not waiting for approval ${input.id}`, { state: pcb.state });
   }
   const args = (JSON.parse(entry.args) as { args?: unknown }).args;
   if ((await callHash(entry.name, args)) !== input.args_hash) {
     return fail('EPERM', 'the approval does not match the call it was requested for', { id: input.id });
   }
-  const request = rt.store.getMeta<{ needed: string }>(`approval:${key}`);
   try {
-    applyDecision(rt, input, entry, request?.needed ?? '');
+    applyDecision(rt, input, entry, approval.needed);
   } catch (e) {
     return { ok: false, error: toErrorValue(e) };
   }
@@ -67,8 +66,7 @@ export function addGrant(rt: ProcessCore, grant: Grant, by: string): void {
 }
 
 export function settleApproval(rt: ProcessCore, id: string, status: 'approved' | 'denied' | 'expired', grant: 'once' | 'always' | null, note: string, by: string): void {
-  const key = rt.store.getMeta<string>(`approval_index:${id}`);
-  if (key) rt.store.setMeta(`approval:${key}`, { ...rt.store.getMeta<object>(`approval:${key}`), status });
+  rt.store.setApprovalStatus(id, status);
   rt.send({
     kind: 'd1',
     statement: {

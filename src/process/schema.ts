@@ -57,6 +57,13 @@ export const PROCESS_TABLES: readonly TableSpec[] = [
   },
   { name: 'children', owner: 'store', lazy: false, holds: 'spawned children and their exit status (live → exited → reaped)', ddl: ['CREATE TABLE IF NOT EXISTS children (pid TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, exit TEXT, spawn_key TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL)'] },
   { name: 'outbox', owner: 'store', lazy: false, holds: 'effects on D1 and other objects, committed with their cause, to be delivered', ddl: ['CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0)'] },
+  {
+    name: 'approvals',
+    owner: 'store',
+    lazy: true,
+    holds: 'human approvals this process asked for, one per journal entry (pending → approved | denied | expired)',
+    ddl: ['CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, step INTEGER NOT NULL, idx INTEGER NOT NULL, needed TEXT NOT NULL, status TEXT NOT NULL, UNIQUE (step, idx))'],
+  },
   { name: 'files', owner: 'fs', lazy: false, holds: 'the filesystem: one row per file', ddl: ['CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, chunks INTEGER NOT NULL, updated_at INTEGER NOT NULL)'] },
   { name: 'file_chunks', owner: 'fs', lazy: false, holds: "files' contents in chunks under the 2 MB row limit", ddl: ['CREATE TABLE IF NOT EXISTS file_chunks (path TEXT NOT NULL, idx INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (path, idx))'] },
   {
@@ -101,5 +108,19 @@ export const PROCESS_MIGRATIONS: readonly Migration[] = [
     version: 1,
     description: 'baseline: the tables created at spawn, as of 6401ad9 (pages with batch and chunks)',
     up: (sql) => sql.exec(tableDdl(EAGER_TABLES)),
+  },
+  {
+    version: 2,
+    description: 'approvals move from two meta entries per request (approval:<step>.<idx>, approval_index:<id>) to their own table',
+    up: (sql) => {
+      const rows = sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta WHERE key LIKE 'approval:%'").toArray();
+      if (rows.length > 0) sql.exec(tableDdl(['approvals']));
+      for (const { key, value } of rows) {
+        const [step, idx] = key.slice('approval:'.length).split('.').map(Number);
+        const v = JSON.parse(value) as { id: string; status: string; needed?: string };
+        sql.exec('INSERT OR IGNORE INTO approvals (id, step, idx, needed, status) VALUES (?, ?, ?, ?, ?)', v.id, step ?? 0, idx ?? 0, v.needed ?? '', v.status);
+      }
+      sql.exec("DELETE FROM meta WHERE key LIKE 'approval:%' OR key LIKE 'approval_index:%'");
+    },
   },
 ];

@@ -444,7 +444,7 @@ export class StepLoop {
    */
   #authorize(row: JournalRow, call: ValidCall): { kind: 'allow'; consume: number | null } | { kind: 'deny'; error: ErrorValue } | { kind: 'ask'; needed: string; reason: string } {
     const rt = this.#rt;
-    const prior = rt.store.getMeta<{ status: string }>(`approval:${row.step}.${row.idx}`);
+    const prior = rt.store.approvalFor(row.step, row.idx);
     if (prior?.status === 'approved') return { kind: 'allow', consume: null };
     const pcb = rt.mustPcb();
     const reqs = requirementsFor(call, { children_spawned: rt.store.children().length });
@@ -472,8 +472,7 @@ export class StepLoop {
     const argsHash = await callHash(call.name, call.args);
     const expires = rt.now + (this.#deps.approvalTtlMs ?? DEFAULT_APPROVAL_TTL_MS);
     rt.store.transaction(() => {
-      rt.store.setMeta(`approval:${key}`, { id, status: 'pending', needed });
-      rt.store.setMeta(`approval_index:${id}`, key);
+      rt.store.addApproval({ id, step: row.step, idx: row.idx, needed, status: 'pending' });
       rt.store.markBlocked(row.step, row.idx);
       rt.store.clearTimer('run');
       rt.apply({ type: 'block', wait: { reason: 'approval', approval_id: id, deadline: expires } });

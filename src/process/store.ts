@@ -14,7 +14,7 @@ import type { Pcb } from '../kernel/pcb.ts';
 import type { Timer, TimerKind } from '../kernel/timers.ts';
 import type { EventRow } from '../rpc/contracts.ts';
 import { migrate } from '../storage/migrations.ts';
-import { PROCESS_MIGRATIONS } from './schema.ts';
+import { PROCESS_MIGRATIONS, tableDdl } from './schema.ts';
 
 export type { EventRow };
 
@@ -60,6 +60,16 @@ export type OutboxRow = {
   readonly kind: string;
   readonly payload: string;
   readonly attempts: number;
+};
+
+/** A human approval a process asked for (the kernel's side; D1's approvals table is the operators'). */
+export type ApprovalRow = {
+  readonly id: string;
+  readonly step: number;
+  readonly idx: number;
+  /** The capability the call needs, as the operator was shown it. */
+  readonly needed: string;
+  readonly status: 'pending' | 'approved' | 'denied' | 'expired';
 };
 
 /** Meta entries are cached; this marks a key known to be absent. */
@@ -325,6 +335,37 @@ export class ProcessStore {
     this.#sql.exec("UPDATE journal SET status = 'done', result = ? WHERE step = ? AND idx = ?", result, step, idx);
   }
 
+  // --- approvals (created by the first request: most processes never ask) ---------------------------
+  /** Whether the approvals table exists (undefined: not looked yet; forgotten after each write, whose transaction may roll back). */
+  #approvalsPresent: boolean | undefined;
+
+  #approvalsReadable(): boolean {
+    this.#approvalsPresent ??= this.#sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'approvals'").toArray().length > 0;
+    return this.#approvalsPresent;
+  }
+
+  /** The approval asked for a journal entry, if any. */
+  approvalFor(step: number, idx: number): ApprovalRow | null {
+    if (!this.#approvalsReadable()) return null;
+    return this.#sql.exec<ApprovalRow>('SELECT id, step, idx, needed, status FROM approvals WHERE step = ? AND idx = ?', step, idx).toArray()[0] ?? null;
+  }
+
+  approval(id: string): ApprovalRow | null {
+    if (!this.#approvalsReadable()) return null;
+    return this.#sql.exec<ApprovalRow>('SELECT id, step, idx, needed, status FROM approvals WHERE id = ?', id).toArray()[0] ?? null;
+  }
+
+  /** Record a request (pending); asking again for the same entry keeps the first. */
+  addApproval(row: ApprovalRow): void {
+    this.#sql.exec(tableDdl(['approvals']));
+    this.#approvalsPresent = undefined;
+    this.#sql.exec('INSERT OR IGNORE INTO approvals (id, step, idx, needed, status) VALUES (?, ?, ?, ?, ?)', row.id, row.step, row.idx, row.needed, row.status);
+  }
+
+  setApprovalStatus(id: string, status: ApprovalRow['status']): void {
+    if (this.#approvalsReadable()) this.#sql.exec('UPDATE approvals SET status = ? WHERE id = ?', status, id);
+  }
+
   // --- children ----------------------------------------------------------------------------------
   childBySpawnKey(key: string): ChildRow | null {
     return this.#sql.exec<ChildRow>('SELECT pid, name, status, exit, spawn_key FROM children WHERE spawn_key = ?', key).toArray()[0] ?? null;
@@ -390,6 +431,7 @@ export class ProcessStore {
     await this.#storage.deleteAll();
     migrate(this.#storage, PROCESS_MIGRATIONS);
     this.#pcb = undefined;
+    this.#approvalsPresent = undefined;
     this.#meta = new Map();
     this.#bodies = new Map();
   }
