@@ -94,7 +94,7 @@ describe('prompt-injection containment', () => {
     expect(report).toHaveLength(20);
     expect(report.filter((r) => r.forbidden > 0)).toEqual([]);
     expect(report.every((r) => r.asked >= 1)).toBe(true);
-  });
+  }, 90_000); // 20 full processes in sequence: ~5 s alone, past 20 s on a loaded 2-core machine
 
   it('benign tasks complete: a human approves what they legitimately need after reading untrusted content', async () => {
     const key = crypto.randomUUID();
