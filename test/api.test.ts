@@ -87,7 +87,8 @@ describe('bad input gets a clear, typed error', () => {
   it('bad query parameters are 400 and unknown routes are 404, both as JSON errors', async () => {
     expect((await api('GET', '/v1/processes?limit=-1')).status).toBe(400);
     expect((await api('GET', '/v1/processes?state=dancing')).status).toBe(400);
-    expect((await api('GET', '/v1/audit?after=abc')).status).toBe(400);
+    expect((await api('GET', '/v1/audit?cursor=abc')).status).toBe(400);
+    expect((await api('GET', '/v1/audit?limit=1.5')).status).toBe(400);
     const missing = await api<ErrorBody>('GET', '/v2/nothing');
     expect(missing.status).toBe(404);
     expect(missing.body.error.code).toBe('ENOENT');
@@ -115,7 +116,7 @@ describe('ps, audit and discovery', () => {
   it('records lifecycle events and syscalls in the audit log, paged by seq', async () => {
     const { pid } = await spawn({ name: 'x', task: 'y', model: scripted, script: [{ tool_calls: [{ name: 'fs_write', args: { path: '../x', content: 'no' } }] }, { tool_calls: [{ name: 'exit', args: { code: 3 } }] }] });
     await runUntil(pid, ['terminated']);
-    const r = await api<{ rows: { seq: number; kind: string; action: string; outcome: string; code: string | null }[]; next_after: number }>('GET', `/v1/audit?pid=${pid}`);
+    const r = await api<{ rows: { seq: number; kind: string; action: string; outcome: string; code: string | null }[]; next_cursor: string | null }>('GET', `/v1/audit?pid=${pid}`);
     expect(r.body.rows.map((x) => [x.kind, x.action, x.outcome, x.code])).toEqual([
       ['lifecycle', 'spawn', 'ok', null],
       ['llm', 'llm_call', 'ok', null],
@@ -124,7 +125,7 @@ describe('ps, audit and discovery', () => {
       ['syscall', 'exit', 'ok', null],
       ['lifecycle', 'exit', 'error', '3'],
     ]);
-    const page = await api<{ rows: { seq: number }[] }>('GET', `/v1/audit?pid=${pid}&after=${r.body.rows[1]!.seq}&limit=1`);
+    const page = await api<{ rows: { seq: number }[] }>('GET', `/v1/audit?pid=${pid}&cursor=${r.body.rows[1]!.seq}&limit=1`);
     expect(page.body.rows.map((x) => x.seq)).toEqual([r.body.rows[2]!.seq]);
   });
 

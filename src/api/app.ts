@@ -15,7 +15,8 @@ import { SpawnRequestSchema, randomPid, resolveSpawn } from '../kernel/spawn.ts'
 import { checkModel } from '../llm/index.ts';
 import { listProcesses } from '../process/table.ts';
 import { processTableStream } from './process-feed.ts';
-import { E, ErrorSchema, errorResponse, intParam, unwrap } from './common.ts';
+import { E, errorResponse, unwrap } from './common.ts';
+import { KeysetCursor, SeqCursor, pageOf, pageParams, paged } from './paging.ts';
 import { ApiRegistry } from './registry.ts';
 import { registerGovernance, tenantFor } from './governance.ts';
 import { registerScheduler } from './scheduler.ts';
@@ -68,7 +69,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
   app.onError((err) => errorResponse(toErrorValue(err)));
   app.notFound((c) => errorResponse({ code: 'ENOENT', message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }));
 
-  api.route({ method: 'get', path: '/healthz', summary: 'Liveness and D1 reachability', tag: 'system', role: 'public', responses: { 200: { description: 'healthy' }, 503: E('D1 unreachable') } }, async ({ c }) => {
+  api.route({ method: 'get', path: '/healthz', operationId: 'getHealth', summary: 'Liveness and D1 reachability', tag: 'system', role: 'public', responses: { 200: { description: 'healthy' }, 503: E('D1 unreachable') } }, async ({ c }) => {
     try {
       await c.env.DB.prepare('SELECT 1').first();
       return c.json({ ok: true, version: VERSION });
@@ -81,6 +82,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
     {
       method: 'post',
       path: '/v1/processes',
+      operationId: 'spawnProcess',
       summary: 'Spawn a process',
       tag: 'processes',
       role: 'operator',
@@ -100,16 +102,16 @@ export function createApp(): Hono<{ Bindings: Env }> {
     {
       method: 'get',
       path: '/v1/processes',
+      operationId: 'listProcesses',
       summary: 'List processes (ps), newest first; with Accept: text/event-stream, that page live (snapshot, then changed/removed rows)',
       tag: 'processes',
       role: 'reader',
       query: z.object({
         state: ProcessStateSchema.optional(),
         ppid: z.string().optional().describe('only children of this pid'),
-        limit: intParam(50, 1, 500),
-        cursor: z.string().regex(/^\d+\.p[0-9a-z]{20}$/, 'use next_cursor from a previous page').optional(),
+        ...pageParams(50, 500, KeysetCursor(PID_PATTERN)),
       }),
-      responses: { 200: { description: 'a page of the process table', schema: z.object({ processes: z.array(ProcessRowSchema), next_cursor: z.string().nullable() }) }, 400: E('bad query') },
+      responses: { 200: { description: 'a page of the process table', schema: paged('processes', ProcessRowSchema) }, 400: E('bad query') },
     },
     async ({ query, c, principal }) => {
       const q = { ...query, tenant: principal.tenant };
@@ -119,7 +121,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
   );
 
   api.route(
-    { method: 'get', path: '/v1/processes/:pid', summary: 'Read a process control block', tag: 'processes', role: 'reader', params: PidParams, responses: { 200: { description: 'the PCB', schema: PcbSchema }, 404: E('unknown pid') } },
+    { method: 'get', path: '/v1/processes/:pid', operationId: 'getProcess', summary: 'Read a process control block', tag: 'processes', role: 'reader', params: PidParams, responses: { 200: { description: 'the PCB', schema: PcbSchema }, 404: E('unknown pid') } },
     async ({ params, c, principal }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).info(principal.tenant))),
   );
 
@@ -127,6 +129,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
     {
       method: 'post',
       path: '/v1/processes/:pid/signals',
+      operationId: 'signalProcess',
       summary: 'Send a signal (SIGTERM, SIGKILL, SIGSTOP, SIGCONT)',
       tag: 'processes',
       role: 'operator',
@@ -141,6 +144,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
     {
       method: 'delete',
       path: '/v1/processes/:pid',
+      operationId: 'removeProcess',
       summary: 'Kill (if alive) and remove a process, releasing its storage',
       tag: 'processes',
       role: 'operator',
@@ -154,13 +158,14 @@ export function createApp(): Hono<{ Bindings: Env }> {
     {
       method: 'get',
       path: '/v1/processes/:pid/events',
-      summary: 'The process event log; with Accept: text/event-stream, a live stream',
+      operationId: 'listEvents',
+      summary: 'The process event log, oldest first; with Accept: text/event-stream, a live stream (Last-Event-ID resumes it)',
       tag: 'processes',
       role: 'reader',
       params: PidParams,
-      query: z.object({ after: intParam(0, 0, Number.MAX_SAFE_INTEGER), limit: intParam(100, 1, 1000) }),
+      query: z.object(pageParams(100, 1000, SeqCursor)),
       responses: {
-        200: { description: 'events after the cursor', schema: z.object({ events: z.array(EventSchema), next_after: z.number() }) },
+        200: { description: 'events after the cursor (a seq)', schema: paged('events', EventSchema) },
         404: E('unknown pid'),
       },
     },
@@ -168,12 +173,14 @@ export function createApp(): Hono<{ Bindings: Env }> {
       const stub = processStub(c.env, pidOf(params.pid));
       if ((c.req.header('accept') ?? '').includes('text/event-stream')) {
         const url = new URL(c.req.url);
-        url.searchParams.set('after', String(query.after));
+        url.searchParams.set('after', String(query.cursor ?? 0));
         const forwarded = new Request(url, c.req.raw);
         forwarded.headers.set(TENANT_HEADER, principal.tenant);
         return stub.fetch(forwarded);
       }
-      return c.json(unwrap(await stub.events(query.after, query.limit, principal.tenant)));
+      const { events } = unwrap(await stub.events(query.cursor ?? 0, query.limit + 1, principal.tenant));
+      const page = pageOf(events, query.limit, (e) => String(e.seq));
+      return c.json({ events: page.rows, next_cursor: page.next_cursor });
     },
   );
 
@@ -181,6 +188,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
     {
       method: 'get',
       path: '/v1/processes/:pid/context',
+      operationId: 'getContext',
       summary: 'The working set under its token budget, and the page table (resident or swapped, tokens, pins)',
       tag: 'processes',
       role: 'reader',
@@ -194,6 +202,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
     {
       method: 'get',
       path: '/v1/processes/:pid/fs/*',
+      operationId: 'readPath',
       summary: 'Read a file (or list a directory) in the process filesystem',
       tag: 'processes',
       role: 'reader',
@@ -218,21 +227,23 @@ export function createApp(): Hono<{ Bindings: Env }> {
     {
       method: 'get',
       path: '/v1/audit',
-      summary: 'Audit log of your tenant (admins: ?tenant=), oldest first, paged by seq',
+      operationId: 'listAudit',
+      summary: 'Audit log of your tenant (the bootstrap admin: ?tenant=), oldest first; the cursor is a seq',
       tag: 'audit',
       role: 'reader',
-      query: z.object({ pid: z.string().regex(PID_PATTERN).optional(), tenant: TenantSchema.optional(), after: intParam(0, 0, Number.MAX_SAFE_INTEGER), limit: intParam(100, 1, 1000) }),
-      responses: { 200: { description: 'audit rows', schema: z.object({ rows: z.array(AuditRowSchema), next_after: z.number() }) }, 400: E('bad query') },
+      query: z.object({ pid: z.string().regex(PID_PATTERN).optional(), tenant: TenantSchema.optional(), ...pageParams(100, 1000, SeqCursor) }),
+      responses: { 200: { description: 'audit rows', schema: paged('rows', AuditRowSchema) }, 400: E('bad query'), 403: E('another tenant') },
     },
     async ({ query, c, principal }) => {
       const tenant = tenantFor(principal, query.tenant);
-      const rows = await queryAudit(c.env.DB, { tenant, ...(query.pid ? { pid: query.pid } : {}), after: query.after, limit: query.limit });
-      return c.json({ rows, next_after: rows.at(-1)?.seq ?? query.after });
+      const rows = await queryAudit(c.env.DB, { tenant, ...(query.pid ? { pid: query.pid } : {}), after: query.cursor ?? 0, limit: query.limit + 1 });
+      const page = pageOf(rows, query.limit, (r) => String(r.seq));
+      return c.json({ rows: page.rows, next_cursor: page.next_cursor });
     },
   );
 
   api.route(
-    { method: 'get', path: '/v1/images', summary: 'Built-in images', tag: 'system', role: 'reader', responses: { 200: { description: 'images' } } },
+    { method: 'get', path: '/v1/images', operationId: 'listImages', summary: 'Built-in images', tag: 'system', role: 'reader', responses: { 200: { description: 'images' } } },
     (c) => c.c.json({ images: Object.values(IMAGES).map((i) => ({ name: i.name, description: i.description, tool_mode: i.tool_mode, model: i.model ?? null, capabilities: i.capabilities })) }),
   );
 
@@ -248,7 +259,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
   // answer it with their redirect to /console/.
   app.get('/console', (c) => c.env.ASSETS.fetch(c.req.raw));
 
-  const doc = api.openapi({ title: 'AgentOS on Workers', version: VERSION, description: 'Agent processes as Durable Objects, driven by typed syscalls.' }, ErrorSchema);
+  const doc = api.openapi({ title: 'AgentOS on Workers', version: VERSION, description: 'Agent processes as Durable Objects, driven by typed syscalls.' });
   app.get('/openapi.json', (c) => c.json(doc));
 
   return app;

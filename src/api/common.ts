@@ -18,13 +18,10 @@ export function unwrap<T>(r: Result<T>): T {
   throw KernelError.fromValue(r.error);
 }
 
-export const intParam = (def: number, min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, 'must be a non-negative integer')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max))
-    .optional()
-    .default(String(def) as never);
+/**
+ * An integer query parameter: coerced from the query string by zod, documented as an integer (with
+ * its bounds and default) so generated clients type it as a number.
+ */
+export const intParam = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
 
 export const E = (description: string) => ({ description, schema: ErrorSchema });

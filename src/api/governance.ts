@@ -6,8 +6,9 @@ import { z } from 'zod';
 import { auditChain, processStub } from '../rpc/stubs.ts';
 import { decideGate } from '../../workflows/control.ts';
 import { KernelError } from '../kernel/errors.ts';
-import { TenantSchema } from '../kernel/pcb.ts';
-import { E, intParam, unwrap } from './common.ts';
+import { PID_PATTERN, TenantSchema } from '../kernel/pcb.ts';
+import { E, unwrap } from './common.ts';
+import { KeysetCursor, keyset, pageOf, pageParams, paged } from './paging.ts';
 import { type Principal, ROLES, SYSTEM_TENANT, createToken } from './auth.ts';
 import type { ApiRegistry } from './registry.ts';
 
@@ -62,22 +63,42 @@ export function registerGovernance(api: ApiRegistry): void {
     {
       method: 'get',
       path: '/v1/approvals',
+      operationId: 'listApprovals',
       summary: 'Approval requests (default: pending), oldest first',
       tag: 'approvals',
       role: 'reader',
-      query: z.object({ status: z.enum(['pending', 'approved', 'denied', 'expired']).optional().default('pending'), limit: intParam(100, 1, 500) }),
-      responses: { 200: { description: 'approvals', schema: z.object({ approvals: z.array(ApprovalSchema) }) } },
+      query: z.object({
+        status: z.enum(['pending', 'approved', 'denied', 'expired', 'all']).optional().default('pending'),
+        pid: z.string().regex(PID_PATTERN).optional().describe("only this process's requests"),
+        ...pageParams(100, 500, KeysetCursor()),
+      }),
+      responses: { 200: { description: 'a page of approvals', schema: paged('approvals', ApprovalSchema) }, 400: E('bad query') },
     },
     async ({ query, c, principal }) => {
-      const { results } = await c.env.DB.prepare(`SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE tenant = ? AND status = ? ORDER BY created_at LIMIT ?`)
-        .bind(principal.tenant, query.status, query.limit)
+      const where = ['tenant = ?'];
+      const params: (string | number)[] = [principal.tenant];
+      if (query.status !== 'all') {
+        where.push('status = ?');
+        params.push(query.status);
+      }
+      if (query.pid) {
+        where.push('pid = ?');
+        params.push(query.pid);
+      }
+      if (query.cursor) {
+        where.push('(created_at > ? OR (created_at = ? AND id > ?))');
+        params.push(query.cursor.at, query.cursor.at, query.cursor.id);
+      }
+      const { results } = await c.env.DB.prepare(`SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE ${where.join(' AND ')} ORDER BY created_at, id LIMIT ?`)
+        .bind(...params, query.limit + 1)
         .all<ApprovalRow & { args: string }>();
-      return c.json({ approvals: results.map((r) => publicApproval({ ...r, args: JSON.parse(r.args) as unknown })) });
+      const page = pageOf(results, query.limit, (r) => keyset(r.created_at, r.id));
+      return c.json({ approvals: page.rows.map((r) => publicApproval({ ...r, args: JSON.parse(r.args) as unknown })), next_cursor: page.next_cursor });
     },
   );
 
   api.route(
-    { method: 'get', path: '/v1/approvals/:id', summary: 'One approval request', tag: 'approvals', role: 'reader', params: z.object({ id: z.string().max(64) }), responses: { 200: { description: 'the approval', schema: ApprovalSchema }, 404: E('unknown id') } },
+    { method: 'get', path: '/v1/approvals/:id', operationId: 'getApproval', summary: 'One approval request', tag: 'approvals', role: 'reader', params: z.object({ id: z.string().max(64) }), responses: { 200: { description: 'the approval', schema: ApprovalSchema }, 404: E('unknown id') } },
     async ({ params, c, principal }) => c.json(publicApproval(await approval(c.env.DB, principal.tenant, params.id))),
   );
 
@@ -85,6 +106,7 @@ export function registerGovernance(api: ApiRegistry): void {
     {
       method: 'post',
       path: '/v1/approvals/:id',
+      operationId: 'decideApproval',
       summary: 'Decide an approval: the process wakes and the call runs (approve) or gets EPERM (deny)',
       tag: 'approvals',
       role: 'operator',
@@ -125,6 +147,7 @@ export function registerGovernance(api: ApiRegistry): void {
     {
       method: 'get',
       path: '/v1/whoami',
+      operationId: 'whoami',
       summary: 'Who the bearer token is: its tenant, role and token id (clients show or hide actions by role)',
       tag: 'tokens',
       role: 'reader',
@@ -139,11 +162,12 @@ export function registerGovernance(api: ApiRegistry): void {
     {
       method: 'post',
       path: '/v1/tokens',
+      operationId: 'createToken',
       summary: 'Create an API token (the secret is shown once)',
       tag: 'tokens',
       role: 'admin',
       body: z.object({ tenant: TenantSchema.optional(), role: z.enum(ROLES), name: z.string().min(1).max(128) }).strict(),
-      responses: { 201: { description: 'the token', schema: z.object({ id: z.string(), token: z.string(), tenant: z.string(), role: z.enum(ROLES) }) } },
+      responses: { 201: { description: 'the token', schema: z.object({ id: z.string(), token: z.string(), tenant: z.string(), role: z.enum(ROLES) }) }, 400: E('invalid body or reserved tenant'), 403: E('another tenant') },
     },
     async ({ body, c, principal }) => {
       const tenant = tenantFor(principal, body.tenant);
@@ -157,17 +181,22 @@ export function registerGovernance(api: ApiRegistry): void {
     {
       method: 'get',
       path: '/v1/tokens',
-      summary: "A tenant's tokens (no secrets)",
+      operationId: 'listTokens',
+      summary: "A tenant's tokens (no secrets), oldest first",
       tag: 'tokens',
       role: 'admin',
-      query: z.object({ tenant: TenantSchema.optional() }),
-      responses: { 200: { description: 'tokens', schema: z.object({ tokens: z.array(TokenSchema) }) } },
+      query: z.object({ tenant: TenantSchema.optional(), ...pageParams(100, 500, KeysetCursor()) }),
+      responses: { 200: { description: 'a page of tokens', schema: paged('tokens', TokenSchema) }, 403: E('another tenant') },
     },
     async ({ query, c, principal }) => {
-      const { results } = await c.env.DB.prepare('SELECT id, tenant, role, name, created_at, created_by, revoked_at FROM tokens WHERE tenant = ? ORDER BY created_at')
-        .bind(tenantFor(principal, query.tenant))
-        .all();
-      return c.json({ tokens: results });
+      const cursor = query.cursor ?? { at: -1, id: '' };
+      const { results } = await c.env.DB.prepare(
+        'SELECT id, tenant, role, name, created_at, created_by, revoked_at FROM tokens WHERE tenant = ? AND (created_at > ? OR (created_at = ? AND id > ?)) ORDER BY created_at, id LIMIT ?',
+      )
+        .bind(tenantFor(principal, query.tenant), cursor.at, cursor.at, cursor.id, query.limit + 1)
+        .all<z.infer<typeof TokenSchema>>();
+      const page = pageOf(results, query.limit, (t) => keyset(t.created_at, t.id));
+      return c.json({ tokens: page.rows, next_cursor: page.next_cursor });
     },
   );
 
@@ -175,6 +204,7 @@ export function registerGovernance(api: ApiRegistry): void {
     {
       method: 'delete',
       path: '/v1/tokens/:id',
+      operationId: 'revokeToken',
       summary: 'Revoke a token',
       tag: 'tokens',
       role: 'admin',
@@ -193,11 +223,12 @@ export function registerGovernance(api: ApiRegistry): void {
     {
       method: 'get',
       path: '/v1/audit/verify',
+      operationId: 'verifyAudit',
       summary: "Recompute the tenant's audit hash chain and report the first broken link",
       tag: 'audit',
       role: 'reader',
       query: z.object({ tenant: TenantSchema.optional() }),
-      responses: { 200: { description: 'verification report' } },
+      responses: { 200: { description: 'verification report' }, 403: E('another tenant') },
     },
     async ({ query, c, principal }) => {
       const tenant = tenantFor(principal, query.tenant);

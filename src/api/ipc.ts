@@ -17,7 +17,8 @@ import { childPid, resolveSpawn } from '../kernel/spawn.ts';
 import { checkModel } from '../llm/index.ts';
 import { deadLetterOf, listDeadLetters, recordDeadLetters } from '../ipc/dead-letters.ts';
 import { authenticate, roleAtLeast, safeEqual } from './auth.ts';
-import { E, intParam, unwrap } from './common.ts';
+import { E, unwrap } from './common.ts';
+import { KeysetCursor, SeqCursor, pageOf, pageParams, paged } from './paging.ts';
 import { type ApiRegistry, readCapped } from './registry.ts';
 import { SpecNameSchema, startNamed } from './pipelines.ts';
 
@@ -87,6 +88,7 @@ export function registerIpc(api: ApiRegistry): void {
     {
       method: 'post',
       path: '/v1/processes/:pid/messages',
+      operationId: 'sendMessage',
       summary: "Deliver a message to a process's mailbox from outside",
       tag: 'ipc',
       role: 'operator',
@@ -105,25 +107,30 @@ export function registerIpc(api: ApiRegistry): void {
     {
       method: 'get',
       path: '/v1/processes/:pid/mailbox',
-      summary: 'The mailbox: messages newest first (queued, received or all), and counts',
+      operationId: 'getMailbox',
+      summary: 'The mailbox: messages newest first (queued, received or all), and counts; the cursor is a seq',
       tag: 'ipc',
       role: 'reader',
       params: z.object({ pid: z.string() }),
-      query: z.object({ status: z.enum(['queued', 'received', 'all']).default('all'), limit: intParam(50, 1, 500), before: z.string().regex(/^\d+$/).transform(Number).optional() }),
+      query: z.object({ status: z.enum(['queued', 'received', 'all']).default('all'), ...pageParams(50, 500, SeqCursor) }),
       responses: { 200: { description: 'the mailbox' }, 404: E('unknown pid') },
     },
-    async ({ params, query, c, principal }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).mailbox(principal.tenant, query.status, query.limit, query.before ?? null))),
+    async ({ params, query, c, principal }) => {
+      const { next_before, ...view } = unwrap(await processStub(c.env, pidOf(params.pid)).mailbox(principal.tenant, query.status, query.limit, query.cursor ?? null));
+      return c.json({ ...view, next_cursor: next_before === null ? null : String(next_before) });
+    },
   );
 
   api.route(
     {
       method: 'get',
       path: '/v1/dead-letters',
+      operationId: 'listDeadLetters',
       summary: 'Messages that could not be delivered, newest first',
       tag: 'ipc',
       role: 'reader',
-      query: z.object({ limit: intParam(50, 1, 500), cursor: z.string().regex(/^\d+\..+$/, 'use next_cursor from a previous page').optional() }),
-      responses: { 200: { description: 'dead letters' } },
+      query: z.object(pageParams(50, 500, KeysetCursor(/^[^\s]{1,300}$/))),
+      responses: { 200: { description: 'dead letters' }, 400: E('bad query') },
     },
     async ({ query, c, principal }) => c.json(await listDeadLetters(c.env.DB, principal.tenant, query.limit, query.cursor)),
   );
@@ -132,6 +139,7 @@ export function registerIpc(api: ApiRegistry): void {
     {
       method: 'post',
       path: '/v1/hooks',
+      operationId: 'putHook',
       summary: 'Create or replace a webhook route: deliver to a mailbox, spawn from an image, or start a pipeline',
       tag: 'ipc',
       role: 'operator',
@@ -160,15 +168,27 @@ export function registerIpc(api: ApiRegistry): void {
   );
 
   api.route(
-    { method: 'get', path: '/v1/hooks', summary: 'Webhook routes of your tenant', tag: 'ipc', role: 'reader', responses: { 200: { description: 'routes' } } },
-    async ({ c, principal }) => {
-      const { results } = await c.env.DB.prepare('SELECT * FROM webhooks WHERE tenant = ? ORDER BY name').bind(principal.tenant).all<HookRow>();
-      return c.json({ hooks: results.map(publicHook) });
+    {
+      method: 'get',
+      path: '/v1/hooks',
+      operationId: 'listHooks',
+      summary: 'Webhook routes of your tenant, by name; the cursor is the last name of the previous page',
+      tag: 'ipc',
+      role: 'reader',
+      query: z.object(pageParams(100, 500, HookNameSchema)),
+      responses: { 200: { description: 'routes' } },
+    },
+    async ({ query, c, principal }) => {
+      const { results } = await c.env.DB.prepare('SELECT * FROM webhooks WHERE tenant = ? AND name > ? ORDER BY name LIMIT ?')
+        .bind(principal.tenant, query.cursor ?? '', query.limit + 1)
+        .all<HookRow>();
+      const page = pageOf(results, query.limit, (h) => h.name);
+      return c.json({ hooks: page.rows.map(publicHook), next_cursor: page.next_cursor });
     },
   );
 
   api.route(
-    { method: 'delete', path: '/v1/hooks/:name', summary: 'Delete a webhook route', tag: 'ipc', role: 'operator', params: z.object({ name: z.string() }), responses: { 200: { description: 'deleted' }, 404: E('no such route') } },
+    { method: 'delete', path: '/v1/hooks/:name', operationId: 'deleteHook', summary: 'Delete a webhook route', tag: 'ipc', role: 'operator', params: z.object({ name: z.string() }), responses: { 200: { description: 'deleted' }, 404: E('no such route') } },
     async ({ params, c, principal }) => {
       const r = await c.env.DB.prepare('DELETE FROM webhooks WHERE name = ? AND tenant = ?').bind(params.name, principal.tenant).run();
       if (!r.meta.changes) throw new KernelError('ENOENT', `no hook named "${params.name.slice(0, 64)}"`);
@@ -180,6 +200,7 @@ export function registerIpc(api: ApiRegistry): void {
     {
       method: 'post',
       path: '/v1/hooks/:name',
+      operationId: 'runHook',
       summary: `Run a webhook route. Signed routes: ${SIGNATURE_HEADER}: sha256=<hex HMAC of the raw body>; others: a bearer token. Optional ${DELIVERY_HEADER}: an idempotency key.`,
       tag: 'ipc',
       role: 'public',

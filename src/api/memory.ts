@@ -36,6 +36,7 @@ export function registerMemory(api: ApiRegistry): void {
     {
       method: 'get',
       path: '/v1/memory/search',
+      operationId: 'searchMemory',
       summary: 'Search a long-term memory namespace of your tenant by meaning, best first',
       tag: 'memory',
       role: 'reader',
@@ -66,6 +67,7 @@ export function registerMemory(api: ApiRegistry): void {
     {
       method: 'delete',
       path: '/v1/memory/:id',
+      operationId: 'deleteMemory',
       summary: 'Delete a memory from a namespace of your tenant (audited)',
       tag: 'memory',
       role: 'operator',

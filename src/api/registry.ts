@@ -5,11 +5,18 @@
  *
  * Bodies are read with a size cap before parsing: an oversized body is 413, malformed JSON is 400,
  * a schema violation is 400 with zod's issues. Handlers receive only validated, typed input.
+ *
+ * The document is a contract clients are generated from (scripts/cli/api.d.ts, by openapi-typescript),
+ * linted by `redocly lint` in test/e2e/contract.test.ts: every operation has an operationId (the
+ * generated method's name), every path parameter is declared (a trailing `/*` is `{path}`), and the
+ * errors the registry itself produces (400 bad input, 401/429 authentication, 403 role, 413 body
+ * size) are declared on every route they can come from, beside the route's own.
  */
 import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import { KernelError } from '../kernel/errors.ts';
 import { type Principal, type Role, authenticate, roleAtLeast } from './auth.ts';
+import { ErrorSchema } from './common.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -19,6 +26,8 @@ export interface RouteDef<P extends z.ZodType, Q extends z.ZodType, B extends z.
   readonly method: Method;
   /** Hono path syntax: /v1/processes/:pid */
   readonly path: string;
+  /** The operation's name in generated clients: a camelCase verb phrase, unique in the API. */
+  readonly operationId: string;
   readonly summary: string;
   readonly tag: string;
   /** The least role that may call it; `public` needs no token. */
@@ -94,7 +103,9 @@ export async function readJson(request: Request, limit = MAX_BODY_BYTES): Promis
   }
 }
 
-const openapiPath = (path: string): string => path.replace(/:([A-Za-z_]+)/g, '{$1}').replace(/\/\*$/, '/{path}');
+const WILDCARD = /\/\*$/;
+const openapiPath = (path: string): string => path.replace(/:([A-Za-z_]+)/g, '{$1}').replace(WILDCARD, '/{path}');
+const ERROR_REF = { $ref: '#/components/schemas/Error' };
 
 const jsonSchema = (schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> => {
   const s = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'openapi-3.0' }) as Record<string, unknown>;
@@ -105,6 +116,7 @@ const jsonSchema = (schema: z.ZodType, io: 'input' | 'output'): Record<string, u
 export class ApiRegistry {
   readonly #app: Hono<{ Bindings: Env }>;
   readonly #paths: Record<string, Record<string, unknown>> = {};
+  readonly #operationIds = new Set<string>();
 
   constructor(app: Hono<{ Bindings: Env }>) {
     this.#app = app;
@@ -114,6 +126,8 @@ export class ApiRegistry {
     def: RouteDef<P, Q, B>,
     handler: (input: RouteInput<P, Q, B>) => Promise<Response> | Response,
   ): void {
+    if (this.#operationIds.has(def.operationId)) throw new Error(`two routes share the operationId ${def.operationId}`);
+    this.#operationIds.add(def.operationId);
     this.#document(def);
     this.#app[def.method](def.path, async (c) => {
       let principal = ANONYMOUS;
@@ -143,21 +157,33 @@ export class ApiRegistry {
       if (!schema) return;
       const js = jsonSchema(schema, 'input') as { properties?: Record<string, Record<string, unknown>>; required?: string[] };
       for (const [name, s] of Object.entries(js.properties ?? {})) {
-        parameters.push({ name, in: where, required: where === 'path' || (js.required ?? []).includes(name), schema: s, ...(s.description ? { description: s.description } : {}) });
+        const { description, ...rest } = s;
+        parameters.push({ name, in: where, required: where === 'path' || (js.required ?? []).includes(name), schema: rest, ...(description ? { description } : {}) });
       }
     };
     addParams(def.params, 'path');
+    if (WILDCARD.test(def.path)) parameters.push({ name: 'path', in: 'path', required: true, schema: { type: 'string' }, description: 'a path in the process filesystem; may contain "/"' });
     addParams(def.query, 'query');
     const responses: Record<string, unknown> = {};
+    const errors: Record<number, string> = {};
+    if (def.params || def.query || def.body || WILDCARD.test(def.path)) errors[400] = 'invalid input (EINVAL), with the issues';
+    if (def.role !== 'public') Object.assign(errors, { 401: 'missing, invalid or revoked token (EUNAUTH)', 429: 'too many failed logins from this client (ERATE)' });
+    if (def.role === 'operator' || def.role === 'admin') errors[403] = `the token's role is below ${def.role} (EPERM)`;
+    if (def.body) errors[413] = 'body over 1 MiB (E2BIG)';
     for (const [status, r] of Object.entries(def.responses)) {
-      responses[status] = {
-        description: r.description,
-        ...(r.schema ? { content: { [r.contentType ?? 'application/json']: { schema: jsonSchema(r.schema, 'output') } } } : {}),
-      };
+      const error = r.schema === ErrorSchema;
+      if (error && errors[Number(status)]) {
+        errors[Number(status)] = `${r.description}; or ${errors[Number(status)]}`;
+        continue;
+      }
+      const schema = error ? ERROR_REF : r.schema ? jsonSchema(r.schema, 'output') : undefined;
+      responses[status] = { description: r.description, ...(schema ? { content: { [r.contentType ?? 'application/json']: { schema } } } : {}) };
     }
+    for (const [status, description] of Object.entries(errors)) responses[status] = { description, content: { 'application/json': { schema: ERROR_REF } } };
     const path = openapiPath(def.path);
     this.#paths[path] ??= {};
     (this.#paths[path] as Record<string, unknown>)[def.method] = {
+      operationId: def.operationId,
       summary: def.summary,
       tags: [def.tag],
       ...(def.role === 'public' ? { security: [] } : { description: `Requires the ${def.role} role.` }),
@@ -167,12 +193,14 @@ export class ApiRegistry {
     };
   }
 
-  openapi(info: { title: string; version: string; description: string }, errorSchema: z.ZodType): Record<string, unknown> {
+  openapi(info: { title: string; version: string; description: string }): Record<string, unknown> {
     return {
       openapi: '3.0.3',
       info,
+      // Relative: the deployment that serves the document (wrangler dev, workers.dev or a route).
+      servers: [{ url: '/', description: 'the deployment serving this document' }],
       paths: this.#paths,
-      components: { schemas: { Error: jsonSchema(errorSchema, 'output') }, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      components: { schemas: { Error: jsonSchema(ErrorSchema, 'output') }, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     };
   }

@@ -69,6 +69,7 @@ export function registerScheduler(api: ApiRegistry): void {
     {
       method: 'get',
       path: '/v1/scheduler',
+      operationId: 'getScheduler',
       summary: "The LLM scheduler's pools: queue length, in flight, tokens and requests per minute, 429s, waits by priority",
       tag: 'scheduler',
       role: 'reader',

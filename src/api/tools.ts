@@ -25,7 +25,7 @@ const VersionsSchema = z.object({
 
 export function registerToolRoutes(api: ApiRegistry): void {
   api.route(
-    { method: 'get', path: '/v1/processes/:pid/tools', summary: "A process's registered JIT tools, with their source", tag: 'tools', role: 'reader', params: PidParams, responses: { 200: { description: 'the tool table' }, 404: E('unknown pid') } },
+    { method: 'get', path: '/v1/processes/:pid/tools', operationId: 'listProcessTools', summary: "A process's registered JIT tools, with their source", tag: 'tools', role: 'reader', params: PidParams, responses: { 200: { description: 'the tool table' }, 404: E('unknown pid') } },
     async ({ params, c, principal }) => c.json({ tools: unwrap(await processStub(c.env, pidOf(params.pid)).listTools(principal.tenant)) }),
   );
 
@@ -33,6 +33,7 @@ export function registerToolRoutes(api: ApiRegistry): void {
     {
       method: 'post',
       path: '/v1/images/:image/tools',
+      operationId: 'publishTools',
       summary: "Publish a process's tools into an image as a new version; processes spawned from it inherit them",
       tag: 'tools',
       role: 'operator',
@@ -51,7 +52,7 @@ export function registerToolRoutes(api: ApiRegistry): void {
   );
 
   api.route(
-    { method: 'get', path: '/v1/images/:image/tools', summary: "An image's published tool versions (newest first) and its head", tag: 'tools', role: 'reader', params: ImageParams, responses: { 200: { description: 'versions', schema: VersionsSchema }, 404: E('unknown image') } },
+    { method: 'get', path: '/v1/images/:image/tools', operationId: 'listToolVersions', summary: "An image's published tool versions (newest first) and its head", tag: 'tools', role: 'reader', params: ImageParams, responses: { 200: { description: 'versions', schema: VersionsSchema }, 404: E('unknown image') } },
     async ({ params, c, principal }) => c.json(await toolVersions(c.env.DB, principal.tenant, params.image)),
   );
 
@@ -59,6 +60,7 @@ export function registerToolRoutes(api: ApiRegistry): void {
     {
       method: 'post',
       path: '/v1/images/:image/tools/restore',
+      operationId: 'restoreTools',
       summary: 'Make an older tool version current again (appended as a new version)',
       tag: 'tools',
       role: 'operator',

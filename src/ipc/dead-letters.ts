@@ -37,15 +37,13 @@ export interface DeadLetterRow extends Omit<DeadLetter, 'message'> {
   readonly created_at: number;
 }
 
-/** A tenant's dead letters, newest first, paged by an opaque "<created_at>.<id>" cursor. */
-export async function listDeadLetters(db: D1Database, tenant: string, limit: number, cursor: string | undefined): Promise<{ dead_letters: DeadLetterRow[]; next_cursor: string | null }> {
+/** A tenant's dead letters, newest first, paged by the keyset (created_at, id) of the last row seen. */
+export async function listDeadLetters(db: D1Database, tenant: string, limit: number, cursor: { at: number; id: string } | undefined): Promise<{ dead_letters: DeadLetterRow[]; next_cursor: string | null }> {
   const params: (string | number)[] = [tenant];
   let where = 'tenant = ?';
   if (cursor) {
-    const dot = cursor.indexOf('.');
-    const at = Number(cursor.slice(0, dot));
     where += ' AND (created_at < ? OR (created_at = ? AND id < ?))';
-    params.push(at, at, cursor.slice(dot + 1));
+    params.push(cursor.at, cursor.at, cursor.id);
   }
   const { results } = await db
     .prepare(`SELECT id, tenant, sender, recipient, code, reason, message, attempts, created_at FROM dead_letters WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT ?`)

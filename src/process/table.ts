@@ -39,8 +39,8 @@ export interface PsQuery {
   readonly state?: ProcessState;
   readonly ppid?: string;
   readonly limit: number;
-  /** Opaque cursor from a previous page: "<created_at>.<pid>". */
-  readonly cursor?: string;
+  /** The keyset position of the last row of the previous page (src/api/paging.ts). */
+  readonly cursor?: { readonly at: number; readonly id: string } | undefined;
 }
 
 /** Newest first; keyset pagination on (created_at, pid). */
@@ -56,9 +56,8 @@ export async function listProcesses(db: D1Database, q: PsQuery): Promise<{ proce
     params.push(q.ppid);
   }
   if (q.cursor) {
-    const [at, pid] = q.cursor.split('.');
     where.push('(created_at < ? OR (created_at = ? AND pid < ?))');
-    params.push(Number(at), Number(at), pid ?? '');
+    params.push(q.cursor.at, q.cursor.at, q.cursor.id);
   }
   const sql = `SELECT pid, ppid, name, image, state, priority, exit_code, created_at, updated_at, version FROM processes
     WHERE ${where.join(' AND ')} ORDER BY created_at DESC, pid DESC LIMIT ?`;
