@@ -5,6 +5,7 @@
  *
  *   npm run gen:api            # start the kernel (wrangler dev, loopback), fetch the document, write the file
  *   npm run gen:api -- --check # fail if the committed file is stale
+ *   npm run gen:api -- --from http://127.0.0.1:8787   # from a kernel already running this code
  *
  * `npm test` checks freshness in test/e2e/contract.test.ts against the kernel the e2e tests run,
  * with apiTypes() below; this script is how to regenerate after changing a route's schemas.
@@ -29,8 +30,8 @@ export async function apiTypes(doc) {
 
 async function main() {
   const check = process.argv.includes('--check');
-  const token = `gen-${randomBytes(12).toString('hex')}`;
-  const kernel = await startKernel({ token, name: 'gen-api' });
+  const from = process.argv[process.argv.indexOf('--from') + 1];
+  const kernel = process.argv.includes('--from') && from ? { base: from.replace(/\/+$/, ''), stop: async () => {} } : await startKernel({ token: `gen-${randomBytes(12).toString('hex')}`, name: 'gen-api' });
   try {
     const doc = await (await fetch(`${kernel.base}/openapi.json`)).json();
     const text = await apiTypes(doc);

@@ -932,7 +932,22 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        first_broken: {
+                            chain_seq: number;
+                            id: string | null;
+                            reason: string;
+                        } | null;
+                        head: {
+                            hash: string;
+                            seq: number;
+                        } | null;
+                        ok: boolean;
+                        rows: number;
+                        tenant: string;
+                    };
+                };
             };
             /** @description invalid input (EINVAL), with the issues */
             400: {
@@ -2191,7 +2206,35 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        /** @description the working set's token budget */
+                        budget: number;
+                        steps: {
+                            batch: number;
+                            pages: {
+                                access_count: number;
+                                excerpt: string;
+                                importance: number;
+                                kind: string;
+                                last_access: number;
+                                pinned: boolean;
+                                seq: number;
+                                tokens: number;
+                            }[];
+                            protected: boolean;
+                            recalled: boolean;
+                            relevance: number;
+                            resident: boolean;
+                            score: number;
+                            step: number;
+                            tokens: number;
+                        }[];
+                        swapped_runs: unknown;
+                        /** @description tokens in the working set now */
+                        tokens: number;
+                    };
+                };
             };
             /** @description invalid input (EINVAL), with the issues */
             400: {
@@ -2316,12 +2359,30 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description a file or a directory listing */
+            /** @description a file or a directory listing (a file as text/plain with Accept: text/plain) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        content: string;
+                        path: string;
+                        size: number;
+                        /** @enum {string} */
+                        type: "file";
+                    } | {
+                        entries: {
+                            name: string;
+                            size?: number;
+                            /** @enum {string} */
+                            type: "file" | "dir";
+                        }[];
+                        path: string;
+                        /** @enum {string} */
+                        type: "dir";
+                    };
+                };
             };
             /** @description invalid path; or invalid input (EINVAL), with the issues */
             400: {
@@ -2458,7 +2519,13 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @enum {string} */
+                        status: "applied" | "duplicate" | "held";
+                    };
+                };
             };
             /** @description invalid input (EINVAL), with the issues */
             400: {
@@ -2994,7 +3061,12 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        id: string;
+                        revoked: boolean;
+                    };
+                };
             };
             /** @description invalid input (EINVAL), with the issues */
             400: {

@@ -49,6 +49,19 @@ const ProcessRowSchema = z.object({
   updated_at: z.number(),
   version: z.number(),
 });
+const PageSchema = z.object({ seq: z.number(), kind: z.string(), tokens: z.number(), importance: z.number(), pinned: z.boolean(), access_count: z.number(), last_access: z.number(), excerpt: z.string() });
+const ContextSchema = z.object({
+  budget: z.number().describe('the working set\'s token budget'),
+  tokens: z.number().describe('tokens in the working set now'),
+  steps: z.array(
+    z.object({ step: z.number(), resident: z.boolean(), recalled: z.boolean(), protected: z.boolean(), tokens: z.number(), batch: z.number(), relevance: z.number(), score: z.number(), pages: z.array(PageSchema) }),
+  ),
+  swapped_runs: z.unknown(),
+});
+const FileViewSchema = z.union([
+  z.object({ type: z.literal('file'), path: z.string(), content: z.string(), size: z.number() }),
+  z.object({ type: z.literal('dir'), path: z.string(), entries: z.array(z.object({ name: z.string(), type: z.enum(['file', 'dir']), size: z.number().optional() })) }),
+]);
 const AuditRowSchema = z.object({
   seq: z.number(),
   id: z.string(),
@@ -193,7 +206,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
       tag: 'processes',
       role: 'reader',
       params: PidParams,
-      responses: { 200: { description: 'the context' }, 404: E('unknown pid') },
+      responses: { 200: { description: 'the context', schema: ContextSchema }, 404: E('unknown pid') },
     },
     async ({ params, c, principal }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).context(principal.tenant))),
   );
@@ -207,7 +220,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
       tag: 'processes',
       role: 'reader',
       params: PidParams,
-      responses: { 200: { description: 'a file or a directory listing' }, 400: E('invalid path'), 403: E('path escapes the root'), 404: E('unknown pid or path') },
+      responses: { 200: { description: 'a file or a directory listing (a file as text/plain with Accept: text/plain)', schema: FileViewSchema }, 400: E('invalid path'), 403: E('path escapes the root'), 404: E('unknown pid or path') },
     },
     async ({ params, c, principal }) => {
       const prefix = `/v1/processes/${params.pid}/fs`;

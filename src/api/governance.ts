@@ -209,7 +209,7 @@ export function registerGovernance(api: ApiRegistry): void {
       tag: 'tokens',
       role: 'admin',
       params: z.object({ id: z.string().max(64) }),
-      responses: { 200: { description: 'revoked' }, 404: E('unknown token') },
+      responses: { 200: { description: 'revoked', schema: z.object({ id: z.string(), revoked: z.boolean() }) }, 404: E('unknown token') },
     },
     async ({ params, c, principal }) => {
       const row = await c.env.DB.prepare('SELECT tenant FROM tokens WHERE id = ?').bind(params.id).first<{ tenant: string }>();
@@ -228,7 +228,19 @@ export function registerGovernance(api: ApiRegistry): void {
       tag: 'audit',
       role: 'reader',
       query: z.object({ tenant: TenantSchema.optional() }),
-      responses: { 200: { description: 'verification report' }, 403: E('another tenant') },
+      responses: {
+        200: {
+          description: 'verification report',
+          schema: z.object({
+            ok: z.boolean(),
+            tenant: z.string(),
+            rows: z.number(),
+            head: z.object({ seq: z.number(), hash: z.string() }).nullable(),
+            first_broken: z.object({ chain_seq: z.number(), id: z.string().nullable(), reason: z.string() }).nullable(),
+          }),
+        },
+        403: E('another tenant'),
+      },
     },
     async ({ query, c, principal }) => {
       const tenant = tenantFor(principal, query.tenant);

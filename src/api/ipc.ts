@@ -94,7 +94,7 @@ export function registerIpc(api: ApiRegistry): void {
       role: 'operator',
       params: z.object({ pid: z.string() }),
       body: MessageBody,
-      responses: { 202: { description: 'in the mailbox (status applied, or duplicate for a repeated id)' }, 404: E('unknown pid (dead-lettered)'), 409: E('the process has exited (dead-lettered)'), 413: E('over 128 KB') },
+      responses: { 202: { description: 'in the mailbox (status applied, or duplicate for a repeated id)', schema: z.object({ id: z.string(), status: z.enum(['applied', 'duplicate', 'held']) }) }, 404: E('unknown pid (dead-lettered)'), 409: E('the process has exited (dead-lettered)'), 413: E('over 128 KB') },
     },
     async ({ params, body, c, principal }) => {
       const id = `api:${principal.tenant}:${body.id ?? crypto.randomUUID()}`;
