@@ -136,7 +136,7 @@ export interface paths {
         get: operations["listHooks"];
         put?: never;
         /**
-         * Create or replace a webhook route: deliver to a mailbox, or spawn from an image
+         * Create or replace a webhook route: deliver to a mailbox, spawn from an image, or start a pipeline
          * @description Requires the operator role.
          */
         post: operations["putHook"];
@@ -265,6 +265,110 @@ export interface paths {
         get: operations["searchMemory"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pipeline-specs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your tenant's named pipeline specs, by name
+         * @description Requires the reader role.
+         */
+        get: operations["listPipelineSpecs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pipeline-specs/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Store a named pipeline spec for your tenant (a new version each time)
+         * @description Requires the operator role.
+         */
+        put: operations["putPipelineSpec"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pipelines": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List pipeline runs, newest first
+         * @description Requires the reader role.
+         */
+        get: operations["listPipelines"];
+        put?: never;
+        /**
+         * Start a pipeline: a DAG of stages run as processes on a Cloudflare Workflow
+         * @description Requires the operator role.
+         */
+        post: operations["startPipeline"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pipelines/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A pipeline run: every stage and item, pids, timings, results, errors
+         * @description Requires the reader role.
+         */
+        get: operations["getPipeline"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pipelines/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a run: no new process starts, and every live process of it gets SIGTERM (cascade)
+         * @description Requires the operator role.
+         */
+        post: operations["cancelPipeline"];
         delete?: never;
         options?: never;
         head?: never;
@@ -607,6 +711,8 @@ export interface operations {
                             idx: number;
                             note: string | null;
                             pid: string;
+                            /** @description set for a pipeline's human gate (the run's id); pid is then empty */
+                            pipeline: string | null;
                             reason: string;
                             /** @enum {string} */
                             status: "pending" | "approved" | "denied" | "expired";
@@ -676,6 +782,8 @@ export interface operations {
                         idx: number;
                         note: string | null;
                         pid: string;
+                        /** @description set for a pipeline's human gate (the run's id); pid is then empty */
+                        pipeline: string | null;
                         reason: string;
                         /** @enum {string} */
                         status: "pending" | "approved" | "denied" | "expired";
@@ -766,6 +874,8 @@ export interface operations {
                         idx: number;
                         note: string | null;
                         pid: string;
+                        /** @description set for a pipeline's human gate (the run's id); pid is then empty */
+                        pipeline: string | null;
                         reason: string;
                         /** @enum {string} */
                         status: "pending" | "approved" | "denied" | "expired";
@@ -1107,6 +1217,13 @@ export interface operations {
                     action: "spawn";
                     image: string;
                     name: string;
+                    secret?: string;
+                } | {
+                    /** @enum {string} */
+                    action: "pipeline";
+                    name: string;
+                    /** @description a stored spec (PUT /v1/pipeline-specs/:name): the payload is its input */
+                    pipeline: string;
                     secret?: string;
                 };
             };
@@ -1704,6 +1821,814 @@ export interface operations {
             };
             /** @description another tenant */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listPipelineSpecs: {
+        parameters: {
+            query?: {
+                /** @description next_cursor from a previous page */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a page of specs */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        next_cursor: string | null;
+                        specs: {
+                            name: string;
+                            spec: unknown;
+                            updated_at: number;
+                            updated_by: string;
+                            version: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description bad query; or invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putPipelineSpec: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the pipeline's grants: every stage's are attenuated from these (default: each image's own) */
+                    capabilities?: (string | {
+                        approved?: boolean;
+                        cap: string;
+                        /**
+                         * @default allow
+                         * @enum {string}
+                         */
+                        effect?: "allow" | "deny" | "ask";
+                        /** @description epoch ms after which the grant no longer applies */
+                        expires_at?: number | null;
+                        /** @description how many times it may be used (1 = one-shot) */
+                        uses?: number | null;
+                    })[];
+                    description?: string;
+                    /** @description the stages' default model */
+                    model?: string | {
+                        /** Format: uri */
+                        base_url?: string;
+                        model: string;
+                        provider: string;
+                    };
+                    /** @description the stages' default priority */
+                    priority?: number;
+                    /** @description a ceiling for every process of the pipeline */
+                    quotas?: {
+                        /** @description LLM steps before the process ends with EQUOTA */
+                        max_steps?: number;
+                        /** @description prompt + completion tokens before EQUOTA */
+                        max_tokens?: number;
+                        /** @description seconds since spawn before EQUOTA */
+                        max_wall_seconds?: number;
+                    };
+                    stages: ({
+                        /** @description attenuated from the pipeline's capabilities */
+                        capabilities?: (string | {
+                            approved?: boolean;
+                            cap: string;
+                            /**
+                             * @default allow
+                             * @enum {string}
+                             */
+                            effect?: "allow" | "deny" | "ask";
+                            /** @description epoch ms after which the grant no longer applies */
+                            expires_at?: number | null;
+                            /** @description how many times it may be used (1 = one-shot) */
+                            uses?: number | null;
+                        })[];
+                        /**
+                         * @description with for_each: processes alive at once
+                         * @default 5
+                         */
+                        concurrency?: number;
+                        /** @description a list (input.x or stages.s.result…): one process per item */
+                        for_each?: string;
+                        image?: string;
+                        max_context_tokens?: number;
+                        model?: string | {
+                            /** Format: uri */
+                            base_url?: string;
+                            model: string;
+                            provider: string;
+                        };
+                        name: string;
+                        /**
+                         * @description stages that must complete first
+                         * @default []
+                         */
+                        needs?: string[];
+                        priority?: number;
+                        quotas?: {
+                            /** @description LLM steps before the process ends with EQUOTA */
+                            max_steps?: number;
+                            /** @description prompt + completion tokens before EQUOTA */
+                            max_tokens?: number;
+                            /** @description seconds since spawn before EQUOTA */
+                            max_wall_seconds?: number;
+                        };
+                        /** @description the stage's result is this file of the process's filesystem instead of its exit result */
+                        result_file?: string;
+                        /**
+                         * @default {
+                         *       "limit": 0,
+                         *       "delay_seconds": 10,
+                         *       "backoff": "exponential"
+                         *     }
+                         */
+                        retries?: {
+                            /**
+                             * @default exponential
+                             * @enum {string}
+                             */
+                            backoff?: "constant" | "linear" | "exponential";
+                            /** @default 10 */
+                            delay_seconds?: number;
+                            /** @description attempts after the first */
+                            limit: number;
+                        };
+                        /** @description scripted-provider turns; templates in its strings are rendered too */
+                        script?: {
+                            /** @description assistant text; may contain [SYS_CALL::…] blocks */
+                            text?: string;
+                            /** @description native tool calls, dispatched in order */
+                            tool_calls?: {
+                                args: unknown;
+                                name: string;
+                            }[];
+                        }[];
+                        /** @description the task template: {{input.x}}, {{stages.s.result}}, {{item}}, {{index}} */
+                        task: string;
+                        /**
+                         * @description per attempt: the process is killed after this
+                         * @default 86400
+                         */
+                        timeout_seconds?: number;
+                        /** @enum {string} */
+                        tool_mode?: "native" | "text";
+                        /** @enum {string} */
+                        type: "process";
+                        /** @description run the stage only if the value at path equals / does not equal / is in the given values; with none of them, if it is truthy */
+                        when?: {
+                            equals?: unknown;
+                            in?: unknown[];
+                            not_equals?: unknown;
+                            /** @description a dotted path: input.topics, stages.plan.result.items, item.title */
+                            path: string;
+                        };
+                    } | {
+                        name: string;
+                        /**
+                         * @description stages that must complete first
+                         * @default []
+                         */
+                        needs?: string[];
+                        /** @description what the reviewer is asked (a template) */
+                        prompt: string;
+                        /**
+                         * @description the gate expires (and the pipeline fails) after this
+                         * @default 86400
+                         */
+                        timeout_seconds?: number;
+                        /** @enum {string} */
+                        type: "approval";
+                        /** @description run the stage only if the value at path equals / does not equal / is in the given values; with none of them, if it is truthy */
+                        when?: {
+                            equals?: unknown;
+                            in?: unknown[];
+                            not_equals?: unknown;
+                            /** @description a dotted path: input.topics, stages.plan.result.items, item.title */
+                            path: string;
+                        };
+                    })[];
+                };
+            };
+        };
+        responses: {
+            /** @description the stored spec */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        spec: unknown;
+                        updated_at: number;
+                        updated_by: string;
+                        version: number;
+                    };
+                };
+            };
+            /** @description invalid spec (zod issues in details.issues); or invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role is below operator (EPERM) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description body over 1 MiB (E2BIG) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listPipelines: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+                status?: "queued" | "running" | "complete" | "failed" | "cancelled";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a page of runs */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        next_cursor: string | null;
+                        pipelines: {
+                            created_at: number;
+                            created_by: string;
+                            ended_at: number | null;
+                            error: unknown;
+                            id: string;
+                            name: string | null;
+                            /** @enum {string} */
+                            status: "queued" | "running" | "complete" | "failed" | "cancelled";
+                            updated_at: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description bad query; or invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    startPipeline: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description what {{input.…}} reads */
+                    input?: unknown;
+                    /** @description or the name of a stored spec (PUT /v1/pipeline-specs/:name) */
+                    name?: string;
+                    /** @description the pipeline, inline */
+                    spec?: {
+                        /** @description the pipeline's grants: every stage's are attenuated from these (default: each image's own) */
+                        capabilities?: (string | {
+                            approved?: boolean;
+                            cap: string;
+                            /**
+                             * @default allow
+                             * @enum {string}
+                             */
+                            effect?: "allow" | "deny" | "ask";
+                            /** @description epoch ms after which the grant no longer applies */
+                            expires_at?: number | null;
+                            /** @description how many times it may be used (1 = one-shot) */
+                            uses?: number | null;
+                        })[];
+                        description?: string;
+                        /** @description the stages' default model */
+                        model?: string | {
+                            /** Format: uri */
+                            base_url?: string;
+                            model: string;
+                            provider: string;
+                        };
+                        /** @description the stages' default priority */
+                        priority?: number;
+                        /** @description a ceiling for every process of the pipeline */
+                        quotas?: {
+                            /** @description LLM steps before the process ends with EQUOTA */
+                            max_steps?: number;
+                            /** @description prompt + completion tokens before EQUOTA */
+                            max_tokens?: number;
+                            /** @description seconds since spawn before EQUOTA */
+                            max_wall_seconds?: number;
+                        };
+                        stages: ({
+                            /** @description attenuated from the pipeline's capabilities */
+                            capabilities?: (string | {
+                                approved?: boolean;
+                                cap: string;
+                                /**
+                                 * @default allow
+                                 * @enum {string}
+                                 */
+                                effect?: "allow" | "deny" | "ask";
+                                /** @description epoch ms after which the grant no longer applies */
+                                expires_at?: number | null;
+                                /** @description how many times it may be used (1 = one-shot) */
+                                uses?: number | null;
+                            })[];
+                            /**
+                             * @description with for_each: processes alive at once
+                             * @default 5
+                             */
+                            concurrency?: number;
+                            /** @description a list (input.x or stages.s.result…): one process per item */
+                            for_each?: string;
+                            image?: string;
+                            max_context_tokens?: number;
+                            model?: string | {
+                                /** Format: uri */
+                                base_url?: string;
+                                model: string;
+                                provider: string;
+                            };
+                            name: string;
+                            /**
+                             * @description stages that must complete first
+                             * @default []
+                             */
+                            needs?: string[];
+                            priority?: number;
+                            quotas?: {
+                                /** @description LLM steps before the process ends with EQUOTA */
+                                max_steps?: number;
+                                /** @description prompt + completion tokens before EQUOTA */
+                                max_tokens?: number;
+                                /** @description seconds since spawn before EQUOTA */
+                                max_wall_seconds?: number;
+                            };
+                            /** @description the stage's result is this file of the process's filesystem instead of its exit result */
+                            result_file?: string;
+                            /**
+                             * @default {
+                             *       "limit": 0,
+                             *       "delay_seconds": 10,
+                             *       "backoff": "exponential"
+                             *     }
+                             */
+                            retries?: {
+                                /**
+                                 * @default exponential
+                                 * @enum {string}
+                                 */
+                                backoff?: "constant" | "linear" | "exponential";
+                                /** @default 10 */
+                                delay_seconds?: number;
+                                /** @description attempts after the first */
+                                limit: number;
+                            };
+                            /** @description scripted-provider turns; templates in its strings are rendered too */
+                            script?: {
+                                /** @description assistant text; may contain [SYS_CALL::…] blocks */
+                                text?: string;
+                                /** @description native tool calls, dispatched in order */
+                                tool_calls?: {
+                                    args: unknown;
+                                    name: string;
+                                }[];
+                            }[];
+                            /** @description the task template: {{input.x}}, {{stages.s.result}}, {{item}}, {{index}} */
+                            task: string;
+                            /**
+                             * @description per attempt: the process is killed after this
+                             * @default 86400
+                             */
+                            timeout_seconds?: number;
+                            /** @enum {string} */
+                            tool_mode?: "native" | "text";
+                            /** @enum {string} */
+                            type: "process";
+                            /** @description run the stage only if the value at path equals / does not equal / is in the given values; with none of them, if it is truthy */
+                            when?: {
+                                equals?: unknown;
+                                in?: unknown[];
+                                not_equals?: unknown;
+                                /** @description a dotted path: input.topics, stages.plan.result.items, item.title */
+                                path: string;
+                            };
+                        } | {
+                            name: string;
+                            /**
+                             * @description stages that must complete first
+                             * @default []
+                             */
+                            needs?: string[];
+                            /** @description what the reviewer is asked (a template) */
+                            prompt: string;
+                            /**
+                             * @description the gate expires (and the pipeline fails) after this
+                             * @default 86400
+                             */
+                            timeout_seconds?: number;
+                            /** @enum {string} */
+                            type: "approval";
+                            /** @description run the stage only if the value at path equals / does not equal / is in the given values; with none of them, if it is truthy */
+                            when?: {
+                                equals?: unknown;
+                                in?: unknown[];
+                                not_equals?: unknown;
+                                /** @description a dotted path: input.topics, stages.plan.result.items, item.title */
+                                path: string;
+                            };
+                        })[];
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description the run, queued */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @enum {string} */
+                        status: "queued" | "running" | "complete" | "failed" | "cancelled";
+                    };
+                };
+            };
+            /** @description invalid spec (zod issues in details.issues); or invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role is below operator (EPERM) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no spec of that name */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description body over 1 MiB (E2BIG) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getPipeline: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the run */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        created_by: string;
+                        ended_at: number | null;
+                        error: unknown;
+                        id: string;
+                        input: unknown;
+                        name: string | null;
+                        stages: {
+                            approval_id: string | null;
+                            ended_at: number | null;
+                            error: unknown;
+                            items: number | null;
+                            name: string;
+                            result: unknown;
+                            started_at: number | null;
+                            status: string;
+                            tasks: {
+                                attempt: number;
+                                ended_at: number | null;
+                                error: unknown;
+                                exit_code: string | null;
+                                item: number;
+                                pid: string;
+                                result: unknown;
+                                started_at: number;
+                                /** @enum {string} */
+                                status: "running" | "complete" | "failed" | "cancelled";
+                            }[];
+                            /** @enum {string} */
+                            type: "process" | "approval";
+                        }[];
+                        /** @enum {string} */
+                        status: "queued" | "running" | "complete" | "failed" | "cancelled";
+                        updated_at: number;
+                        workflow: {
+                            error: string | null;
+                            status: string;
+                        } | null;
+                    };
+                };
+            };
+            /** @description invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    cancelPipeline: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the run after the cancel */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        created_by: string;
+                        ended_at: number | null;
+                        error: unknown;
+                        id: string;
+                        input: unknown;
+                        name: string | null;
+                        stages: {
+                            approval_id: string | null;
+                            ended_at: number | null;
+                            error: unknown;
+                            items: number | null;
+                            name: string;
+                            result: unknown;
+                            started_at: number | null;
+                            status: string;
+                            tasks: {
+                                attempt: number;
+                                ended_at: number | null;
+                                error: unknown;
+                                exit_code: string | null;
+                                item: number;
+                                pid: string;
+                                result: unknown;
+                                started_at: number;
+                                /** @enum {string} */
+                                status: "running" | "complete" | "failed" | "cancelled";
+                            }[];
+                            /** @enum {string} */
+                            type: "process" | "approval";
+                        }[];
+                        /** @enum {string} */
+                        status: "queued" | "running" | "complete" | "failed" | "cancelled";
+                        updated_at: number;
+                        workflow: {
+                            error: string | null;
+                            status: string;
+                        } | null;
+                    };
+                };
+            };
+            /** @description invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role is below operator (EPERM) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the run has already ended */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

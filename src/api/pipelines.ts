@@ -80,6 +80,7 @@ export function registerPipelines(api: ApiRegistry): void {
     {
       method: 'post',
       path: '/v1/pipelines',
+      operationId: 'startPipeline',
       summary: 'Start a pipeline: a DAG of stages run as processes on a Cloudflare Workflow',
       tag: 'pipelines',
       role: 'operator',
@@ -97,6 +98,7 @@ export function registerPipelines(api: ApiRegistry): void {
     {
       method: 'get',
       path: '/v1/pipelines',
+      operationId: 'listPipelines',
       summary: 'List pipeline runs, newest first',
       tag: 'pipelines',
       role: 'reader',
@@ -114,7 +116,7 @@ export function registerPipelines(api: ApiRegistry): void {
   );
 
   api.route(
-    { method: 'get', path: '/v1/pipelines/:id', summary: 'A pipeline run: every stage and item, pids, timings, results, errors', tag: 'pipelines', role: 'reader', params: IdParams, responses: { 200: { description: 'the run', schema: PipelineViewSchema }, 404: E('unknown id') } },
+    { method: 'get', path: '/v1/pipelines/:id', operationId: 'getPipeline', summary: 'A pipeline run: every stage and item, pids, timings, results, errors', tag: 'pipelines', role: 'reader', params: IdParams, responses: { 200: { description: 'the run', schema: PipelineViewSchema }, 404: E('unknown id') } },
     async ({ params, c, principal }) => c.json(await viewPipeline(c.env, principal.tenant, params.id)),
   );
 
@@ -122,6 +124,7 @@ export function registerPipelines(api: ApiRegistry): void {
     {
       method: 'post',
       path: '/v1/pipelines/:id/cancel',
+      operationId: 'cancelPipeline',
       summary: 'Cancel a run: no new process starts, and every live process of it gets SIGTERM (cascade)',
       tag: 'pipelines',
       role: 'operator',
@@ -138,6 +141,7 @@ export function registerPipelines(api: ApiRegistry): void {
     {
       method: 'put',
       path: '/v1/pipeline-specs/:name',
+      operationId: 'putPipelineSpec',
       summary: 'Store a named pipeline spec for your tenant (a new version each time)',
       tag: 'pipelines',
       role: 'operator',
@@ -166,6 +170,7 @@ export function registerPipelines(api: ApiRegistry): void {
     {
       method: 'get',
       path: '/v1/pipeline-specs',
+      operationId: 'listPipelineSpecs',
       summary: "Your tenant's named pipeline specs, by name",
       tag: 'pipelines',
       role: 'reader',
