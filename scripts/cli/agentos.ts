@@ -10,6 +10,7 @@ import { Command, CommanderError } from 'commander';
 import { CliError, DEFAULT_URL, EXIT } from './client.ts';
 import { registerGovernance } from './commands/governance.ts';
 import { registerLogs } from './commands/logs.ts';
+import { registerPipelines } from './commands/pipelines.ts';
 import { registerProcesses } from './commands/processes.ts';
 import { registerTop } from './commands/top.ts';
 import { errColours } from './output.ts';
@@ -40,6 +41,7 @@ registerProcesses(program);
 registerLogs(program);
 registerTop(program);
 registerGovernance(program);
+registerPipelines(program);
 for (const c of program.commands) c.exitOverride();
 
 try {

@@ -172,6 +172,26 @@ describe('approvals and audit', () => {
   });
 });
 
+describe('pipelines', () => {
+  it('start (an example file), list, show, cancel; cancelling again is a conflict (exit 8)', async () => {
+    const example = path.join(dir, 'long.json');
+    writeFileSync(example, JSON.stringify({ input: { topic: 'gardens' }, spec: { stages: [{ name: 'research', task: 'read about {{input.topic}}', script: JSON.parse(turns(sleepFor)) }, { name: 'write', needs: ['research'], task: 'write it up' }] } }));
+    const started = await agentosJson<{ id: string; status: string }>(['pipelines', 'start', '-f', example]);
+    expect(started.status).toBe('queued');
+    const runs = await agentosJson<{ id: string }[]>(['pipelines']);
+    expect(runs.map((r) => r.id)).toContain(started.id);
+    const shown = await agentosJson<{ id: string; stages: { name: string }[] }>(['pipelines', 'show', started.id]);
+    expect(shown.stages.map((s) => s.name)).toEqual(['research', 'write']);
+    expect((await agentos(['pipelines', 'show', started.id])).stdout).toMatch(/^research\s+process\s/m);
+    expect(await agentosJson<{ status: string }>(['pipelines', 'cancel', started.id])).toMatchObject({ status: 'cancelled' });
+    expect((await agentos(['pipelines', 'cancel', started.id])).code).toBe(8);
+    expect((await agentos(['pipelines', 'start'])).code).toBe(2);
+    const triage = await agentos(['pipelines', 'start', '-f', 'workflows/examples/triage.json']);
+    expect(triage.code, triage.stderr).toBe(0);
+    expect(triage.stdout.trim()).not.toBe('');
+  });
+});
+
 describe('tokens, login and errors', () => {
   it('tokens: create, list, revoke; a reader cannot act (exit 5); a revoked token is refused (exit 4)', async () => {
     const t = await agentosJson<{ id: string; token: string; role: string }>(['tokens', 'create', '--role', 'reader', '--name', 'e2e-reader']);
@@ -233,7 +253,7 @@ describe('tokens, login and errors', () => {
   it('every command has --help, and the list of exit codes is in the help', async () => {
     const help = await agentos(['--help']);
     expect(help.code).toBe(0);
-    for (const c of ['ps', 'top', 'spawn', 'logs', 'kill', 'stop', 'cont', 'send', 'cat', 'context', 'approvals', 'approve', 'deny', 'audit', 'tokens', 'login']) expect(help.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
+    for (const c of ['ps', 'top', 'spawn', 'logs', 'kill', 'stop', 'cont', 'send', 'cat', 'context', 'approvals', 'approve', 'deny', 'audit', 'tokens', 'login', 'pipelines']) expect(help.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
     expect(help.stdout).toMatch(/Exit codes:/);
   });
 });
