@@ -383,7 +383,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * List processes (ps), newest first
+         * List processes (ps), newest first; with Accept: text/event-stream, that page live (snapshot, then changed/removed rows)
          * @description Requires the reader role.
          */
         get: operations["listProcesses"];
@@ -622,6 +622,26 @@ export interface paths {
          * @description Requires the admin role.
          */
         delete: operations["revokeToken"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/whoami": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Who the bearer token is: its tenant, role and token id (clients show or hide actions by role)
+         * @description Requires the reader role.
+         */
+        get: operations["whoami"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -4022,6 +4042,50 @@ export interface operations {
             };
             /** @description unknown token */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    whoami: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the calling principal */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        role: "reader" | "operator" | "admin";
+                        tenant: string;
+                        /** @description "bootstrap" for AGENTOS_ADMIN_TOKEN, else the id of an API token (never its secret) */
+                        token_id: string;
+                    };
+                };
+            };
+            /** @description missing or invalid token; or missing, invalid or revoked token (EUNAUTH) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -78,6 +78,9 @@ export async function startDevWorker({ config, name = 'dev', bindings = {}, stat
  */
 export async function startKernel({ token, vars = {}, name = 'kernel', stateParent } = {}) {
   if (!token || token.length < 8) throw new Error('startKernel needs a bootstrap token of at least 8 characters');
+  // wrangler.toml's [assets] directory (the console) must exist before the Worker starts.
+  const { buildConsole } = await import('../build-console.mjs');
+  await buildConsole({ quiet: true });
   const bindings = { AGENTOS_ADMIN_TOKEN: { type: 'secret_text', value: token } };
   for (const [k, v] of Object.entries(vars)) bindings[k] = { type: 'plain_text', value: String(v) };
   return startDevWorker({ config: path.join(ROOT, 'wrangler.toml'), name, bindings, migrate: true, ...(stateParent ? { stateParent } : {}) });

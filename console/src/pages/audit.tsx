@@ -21,10 +21,10 @@ export function AuditPage() {
   const [verifying, setVerifying] = useState(false);
   const load = async (from: number, replace: boolean, filter: string) => {
     try {
-      const page = await call<{ rows: AuditRow[]; next_after: number }>(token, 'GET', `/v1/audit${qs({ pid: filter || undefined, after: from, limit: PAGE })}`);
+      const page = await call<{ rows: AuditRow[]; next_cursor: string | null }>(token, 'GET', `/v1/audit${qs({ pid: filter || undefined, cursor: from || undefined, limit: PAGE })}`);
       setRows((prev) => (replace ? page.rows : [...prev, ...page.rows]));
-      setAfter(page.next_after);
-      setMore(page.rows.length === PAGE);
+      setAfter(page.rows.at(-1)?.seq ?? from);
+      setMore(page.next_cursor !== null);
       setError(null);
     } catch (e) {
       setError(describe(e));

@@ -46,14 +46,15 @@ export function TokensByProcess({ rows }: { rows: ProcessRow[] }) {
         tallies.current.set(pid, t);
         try {
           for (;;) {
-            const page = await call<{ events: ProcessEvent[]; next_after: number }>(token, 'GET', `/v1/processes/${pid}/events${qs({ after: t.after, limit: 1000 })}`);
+            const page = await call<{ events: ProcessEvent[]; next_cursor: string | null }>(token, 'GET', `/v1/processes/${pid}/events${qs({ cursor: t.after || undefined, limit: 1000 })}`);
             for (const e of page.events) {
               const u = usageOf(e);
               const minute = Math.floor(e.at / 60_000);
               if (u) t.perMinute.set(minute, (t.perMinute.get(minute) ?? 0) + u.prompt + u.completion);
             }
-            t.after = page.next_after;
-            if (page.events.length < 1000 || stopped) break;
+            // A log's cursor is a seq: the last one read is where the next poll goes on from.
+            t.after = page.events.at(-1)?.seq ?? t.after;
+            if (page.next_cursor === null || stopped) break;
           }
         } catch {
           // A removed process, or the network: its line keeps what it had; the next poll tries again.
