@@ -129,7 +129,7 @@ export function registerIpc(api: ApiRegistry): void {
       summary: 'Messages that could not be delivered, newest first',
       tag: 'ipc',
       role: 'reader',
-      query: z.object(pageParams(50, 500, KeysetCursor(/^[^\s]{1,300}$/))),
+      query: z.object(pageParams(50, 500, KeysetCursor(/^\S{1,490}$/))),
       responses: { 200: { description: 'dead letters' }, 400: E('bad query') },
     },
     async ({ query, c, principal }) => c.json(await listDeadLetters(c.env.DB, principal.tenant, query.limit, query.cursor)),

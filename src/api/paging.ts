@@ -19,7 +19,7 @@ export const SeqCursor = z.string().regex(/^\d{1,15}$/, `use ${MORE}`).transform
 export const KeysetCursor = (id: RegExp = /^[A-Za-z0-9:_-]{1,128}$/) =>
   z
     .string()
-    .max(160)
+    .max(512)
     .refine((c) => /^\d{1,15}\./.test(c) && id.test(c.slice(c.indexOf('.') + 1)), `use ${MORE}`)
     .transform((c) => ({ at: Number(c.slice(0, c.indexOf('.'))), id: c.slice(c.indexOf('.') + 1) }));
 
