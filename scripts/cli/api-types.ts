@@ -2748,7 +2748,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description grants: "fs:/**:rw" or {cap, effect: allow|deny|ask, expires_at?, uses?}; default: what the image declares */
+                    /** @description grants: "fs:/**:rw" or {cap, effect: allow|deny|ask, expires_at?, uses?}; default: what the image declares (for a child: what its parent holds of that) */
                     capabilities?: (string | {
                         approved?: boolean;
                         cap: string;
