@@ -74,6 +74,11 @@ export class Outbox {
       const audits = messages.filter((m) => m.message.kind === 'audit');
       const mail = messages.filter((m) => m.message.kind === 'ipc');
       try {
+        // A pipeline waiting on this process hears of its exit before the bookkeeping is written.
+        for (const m of messages.filter((x) => x.message.kind === 'exit_notify')) {
+          await this.#deliver(m.message);
+          this.#rt.store.deleteOutbox([m.id]);
+        }
         if (audits.length > 0) {
           const byTenant = new Map<string, AuditRecord[]>();
           for (const m of audits) {
@@ -98,7 +103,7 @@ export class Outbox {
           this.#rt.store.deleteOutbox(mail.map((m) => m.id));
         }
         for (const m of messages) {
-          if (m.message.kind === 'd1' || m.message.kind === 'audit' || m.message.kind === 'ipc') continue;
+          if (m.message.kind === 'd1' || m.message.kind === 'audit' || m.message.kind === 'ipc' || m.message.kind === 'exit_notify') continue;
           await this.#deliver(m.message);
           this.#rt.store.deleteOutbox([m.id]);
         }

@@ -94,6 +94,11 @@ try {
   const makespan = run.ended_at - run.created_at;
   const fanLine = `fan-out ${o.items} items × concurrency ${o.concurrency} (each sleeps ${o.work} s): makespan ${f(makespan / 1000)} s (client ${f(wall / 1000)} s), ideal ${f(ideal / 1000)} s = ${f(procMs.reduce((a, b) => a + b, 0) / 1000)} s of process time / ${o.concurrency} → ${f(makespan / ideal)}× (process p50 ${f(pct(procMs, 50))} ms, p99 ${f(pct(procMs, 99))} ms; ${run.tasks.length} tasks, status ${run.status})`;
 
+  // Where a fan-out item's time goes besides its process: spawn step start → process created, and
+  // process terminated → its collect step done (the exit event's path plus the collect step).
+  const spawnMs = run.tasks.map((t) => t.spawned_at - t.started_at);
+  const collectMs = run.tasks.map((t) => t.ended_at - t.exited_at);
+  const breakdown = `per item besides the process: spawn step → process p50 ${f(pct(spawnMs, 50), 0)} ms (p99 ${f(pct(spawnMs, 99), 0)}), exit → collected p50 ${f(pct(collectMs, 50), 0)} ms (p99 ${f(pct(collectMs, 99), 0)})`;
   const med = (xs) => pct(xs, 50);
   console.log(`pipelines bench: ${o.stages}-stage chains, ${o.rounds} rounds, ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   for (const kind of ['bare', 'work']) {
@@ -104,6 +109,7 @@ try {
     );
   }
   console.log(`  ${fanLine}`);
+  console.log(`    ${breakdown}`);
 } finally {
   await bench.stop();
 }

@@ -33,9 +33,12 @@ export default {
       if (id) {
         const row = await until(() => env.DB.prepare("SELECT status, created_at, ended_at FROM pipelines WHERE id = ? AND status IN ('complete', 'failed', 'cancelled')").bind(id).first<{ status: string; created_at: number; ended_at: number }>());
         // Each task's process: created → terminated, as the process table records it.
-        const tasks = await env.DB.prepare('SELECT t.stage, t.item, t.pid, p.created_at AS spawned_at, p.updated_at AS exited_at FROM pipeline_tasks t JOIN processes p ON p.pid = t.pid WHERE t.pipeline = ? ORDER BY p.created_at')
+        // (The task's own started_at is its spawn step's start, ended_at its collect step's end.)
+        const tasks = await env.DB.prepare(
+          'SELECT t.stage, t.item, t.pid, t.started_at, t.ended_at, p.created_at AS spawned_at, p.updated_at AS exited_at FROM pipeline_tasks t JOIN processes p ON p.pid = t.pid WHERE t.pipeline = ? ORDER BY p.created_at',
+        )
           .bind(id)
-          .all<{ stage: string; item: number; pid: string; spawned_at: number; exited_at: number }>();
+          .all<{ stage: string; item: number; pid: string; started_at: number; ended_at: number; spawned_at: number; exited_at: number }>();
         return Response.json({ ...row, tasks: tasks.results });
       }
       if (pid) {
