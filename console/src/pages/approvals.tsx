@@ -1,7 +1,8 @@
 /**
  * The approvals inbox: each request shows the exact call (syscall and arguments, as the process will
  * run it), the capability it needs and why, and is decided with approve once, approve always (a
- * standing grant for that capability) or deny with a note. Polled every 3 s: approvals have no stream.
+ * standing grant for that capability) or deny with a note. Paged with the API's cursor, filtered by
+ * status and pid on the server. Polled every 3 s: approvals have no stream.
  */
 import { useState } from 'preact/hooks';
 import { call, qs } from '../api.ts';
@@ -75,11 +76,24 @@ function ApprovalCard({ a, onDecided }: { a: Approval; onDecided: () => void }) 
   );
 }
 
+const PAGE = 100;
+const PID = /^p[0-9a-z]{20}$/;
+
+/**
+ * One page of requests at a time, oldest first, read with the API's own `status`, `pid` and cursor,
+ * so every request is reachable however many are open. `trail` holds the cursors of the pages
+ * before this one (for "Previous"); the current page is polled, so a decision elsewhere shows here.
+ */
 export function ApprovalsPage() {
   const [status, setStatus] = useState<(typeof STATUSES)[number]>('pending');
+  const [pidInput, setPidInput] = useState('');
   const [pid, setPid] = useState('');
-  const list = useGet<{ approvals: Approval[] }>(`/v1/approvals${qs({ status, limit: 100 })}`, { pollMs: 3000 });
-  const shown = (list.data?.approvals ?? []).filter((a) => !pid || a.pid.includes(pid.trim()));
+  const [trail, setTrail] = useState<string[]>([]);
+  const cursor = trail.at(-1);
+  const list = useGet<{ approvals: Approval[]; next_cursor: string | null }>(`/v1/approvals${qs({ status, pid: pid || undefined, cursor, limit: PAGE })}`, { pollMs: 3000 });
+  const shown = list.data?.approvals ?? [];
+  const next = list.data?.next_cursor ?? null;
+  const pidValid = pidInput.trim() === '' || PID.test(pidInput.trim());
   return (
     <>
       <h1>Approvals</h1>
@@ -87,7 +101,13 @@ export function ApprovalsPage() {
       <div class="toolbar" role="group" aria-label="Filters">
         <label>
           Status
-          <select value={status} onChange={(e) => setStatus(e.currentTarget.value as (typeof STATUSES)[number])}>
+          <select
+            value={status}
+            onChange={(e) => {
+              setStatus(e.currentTarget.value as (typeof STATUSES)[number]);
+              setTrail([]);
+            }}
+          >
             {STATUSES.map((s) => (
               <option key={s} value={s}>
                 {s}
@@ -95,21 +115,46 @@ export function ApprovalsPage() {
             ))}
           </select>
         </label>
-        <label>
-          Pid
-          <input type="search" value={pid} onInput={(e) => setPid(e.currentTarget.value)} />
-        </label>
+        <form
+          role="search"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (!pidValid) return;
+            setPid(pidInput.trim());
+            setTrail([]);
+          }}
+        >
+          <label>
+            Pid
+            <input type="search" value={pidInput} aria-invalid={!pidValid} placeholder="a whole pid" onInput={(e) => setPidInput(e.currentTarget.value)} />
+          </label>
+          <button type="submit" disabled={!pidValid}>
+            Filter
+          </button>
+        </form>
         <button type="button" onClick={list.reload}>
           Refresh
         </button>
       </div>
+      {!pidValid ? <p role="alert">A pid is p followed by 20 letters or digits.</p> : null}
       <ErrorNote error={list.error} />
-      {list.data && shown.length === 0 ? <p>No {status} approvals.</p> : null}
+      {list.data && shown.length === 0 ? <p>No {status} approvals{pid ? ` of ${pid}` : ''}{trail.length ? ' on this page' : ''}.</p> : null}
       <ul class="approvals">
         {shown.map((a) => (
           <ApprovalCard key={a.id} a={a} onDecided={list.reload} />
         ))}
       </ul>
+      {trail.length > 0 || next !== null ? (
+        <nav class="toolbar" aria-label="Pages of approvals">
+          <button type="button" disabled={trail.length === 0} onClick={() => setTrail((t) => t.slice(0, -1))}>
+            Previous {PAGE}
+          </button>
+          <span>page {trail.length + 1}</span>
+          <button type="button" disabled={next === null} onClick={() => next !== null && setTrail((t) => [...t, next])}>
+            Next {PAGE}
+          </button>
+        </nav>
+      ) : null}
     </>
   );
 }
