@@ -201,6 +201,14 @@ describe('publishing tools into an image', () => {
     const versions = await api<{ head: number; versions: { version: number; tools: string[]; restored_from: number | null }[] }>('GET', '/v1/images/default/tools');
     expect(versions.body.head).toBe(restored.body.version);
     expect(versions.body.versions.map((v) => v.restored_from)).toEqual([p1.body.version, null, null]);
+    // Versions page newest first: every version stays reachable however many an image has.
+    const first = await api<{ versions: { version: number }[]; next_cursor: string | null }>('GET', '/v1/images/default/tools?limit=2');
+    expect(first.body.versions.map((v) => v.version)).toEqual([restored.body.version, p2.body.version]);
+    expect(first.body.next_cursor).not.toBeNull();
+    const rest = await api<{ versions: { version: number }[]; next_cursor: string | null }>('GET', `/v1/images/default/tools?limit=2&cursor=${first.body.next_cursor}`);
+    expect(rest.body.versions.map((v) => v.version)).toEqual([p1.body.version]);
+    expect(rest.body.next_cursor).toBeNull();
+    expect((await api('GET', '/v1/images/default/tools?cursor=nope')).status).toBe(400);
     expect((await api('POST', '/v1/images/default/tools/restore', { version: 999 })).status).toBe(404);
     expect((await api('POST', '/v1/images/nope/tools', { from_pid: a.pid })).status).toBe(404);
     // Readers cannot publish.

@@ -195,7 +195,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * An image's published tool versions (newest first) and its head
+         * An image's published tool versions (newest first, paged) and its head
          * @description Requires the reader role.
          */
         get: operations["listToolVersions"];
@@ -1471,7 +1471,12 @@ export interface operations {
     };
     listToolVersions: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description next_cursor from the previous page */
+                cursor?: string;
+                /** @description page size (at most 500) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 image: string;
@@ -1480,7 +1485,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description versions */
+            /** @description a page of versions */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1502,7 +1507,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description invalid input (EINVAL), with the issues */
+            /** @description bad query; or invalid input (EINVAL), with the issues */
             400: {
                 headers: {
                     [name: string]: unknown;

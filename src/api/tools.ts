@@ -8,6 +8,7 @@ import { KernelError } from '../kernel/errors.ts';
 import { PID_PATTERN } from '../kernel/pcb.ts';
 import { publishTools, restoreTools, toolVersions } from '../tools/images.ts';
 import { E, unwrap } from './common.ts';
+import { SeqCursor, pageParams } from './paging.ts';
 import type { ApiRegistry } from './registry.ts';
 
 const ImageParams = z.object({ image: z.string().min(1).max(64) });
@@ -52,8 +53,18 @@ export function registerToolRoutes(api: ApiRegistry): void {
   );
 
   api.route(
-    { method: 'get', path: '/v1/images/:image/tools', operationId: 'listToolVersions', summary: "An image's published tool versions (newest first) and its head", tag: 'tools', role: 'reader', params: ImageParams, responses: { 200: { description: 'versions', schema: VersionsSchema }, 404: E('unknown image') } },
-    async ({ params, c, principal }) => c.json(await toolVersions(c.env.DB, principal.tenant, params.image)),
+    {
+      method: 'get',
+      path: '/v1/images/:image/tools',
+      operationId: 'listToolVersions',
+      summary: "An image's published tool versions (newest first, paged) and its head",
+      tag: 'tools',
+      role: 'reader',
+      params: ImageParams,
+      query: z.object({ ...pageParams(100, 500, SeqCursor) }),
+      responses: { 200: { description: 'a page of versions', schema: VersionsSchema }, 400: E('bad query'), 404: E('unknown image') },
+    },
+    async ({ params, query, c, principal }) => c.json(await toolVersions(c.env.DB, principal.tenant, params.image, { limit: query.limit, before: query.cursor })),
   );
 
   api.route(

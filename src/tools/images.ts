@@ -99,17 +99,29 @@ export async function restoreTools(db: D1Database, tenant: string, image: string
   return append(db, tenant, image, tools, { source_pid: null, restored_from: version, by, now });
 }
 
-export async function toolVersions(db: D1Database, tenant: string, image: string): Promise<{ image: string; head: number | null; builtin: string[]; versions: ImageToolVersion[] }> {
+/**
+ * An image's published versions, newest first, a page at a time: `before` is the version to read
+ * below (the previous page's `next_cursor`), so every version is reachable however many there are.
+ */
+export async function toolVersions(
+  db: D1Database,
+  tenant: string,
+  image: string,
+  page: { limit: number; before?: number },
+): Promise<{ image: string; head: number | null; builtin: string[]; versions: ImageToolVersion[]; next_cursor: string | null }> {
   knownImage(image);
   const rows = await db
-    .prepare('SELECT version, tool_count, tools, source_pid, restored_from, created_at, created_by FROM image_tool_versions WHERE tenant = ? AND image = ? ORDER BY version DESC LIMIT 100')
-    .bind(tenant, image)
+    .prepare('SELECT version, tool_count, tools, source_pid, restored_from, created_at, created_by FROM image_tool_versions WHERE tenant = ? AND image = ? AND version < ? ORDER BY version DESC LIMIT ?')
+    .bind(tenant, image, page.before ?? Number.MAX_SAFE_INTEGER, page.limit + 1)
     .all<{ version: number; tool_count: number; tools: string; source_pid: string | null; restored_from: number | null; created_at: number; created_by: string }>();
   const h = await db.prepare('SELECT version FROM image_tool_heads WHERE tenant = ? AND image = ?').bind(tenant, image).first<{ version: number }>();
+  const shown = rows.results.slice(0, page.limit);
+  const last = shown.at(-1);
   return {
     image,
     head: h?.version ?? null,
     builtin: [...(IMAGES[image]?.tools ?? [])],
-    versions: rows.results.map((r) => ({ ...r, tools: (JSON.parse(r.tools) as { name: string }[]).map((t) => t.name) })),
+    versions: shown.map((r) => ({ ...r, tools: (JSON.parse(r.tools) as { name: string }[]).map((t) => t.name) })),
+    next_cursor: rows.results.length > page.limit && last ? String(last.version) : null,
   };
 }
