@@ -10,12 +10,12 @@ import { processStub } from '../rpc/stubs.ts';
 import { queryAudit } from '../audit/audit.ts';
 import { KernelError, toErrorValue } from '../kernel/errors.ts';
 import { IMAGES } from '../kernel/images.ts';
-import { PID_PATTERN, PcbSchema, ProcessStateSchema, SignalSchema, TenantSchema } from '../kernel/pcb.ts';
+import { PID_PATTERN, PcbSchema, ProcessStateSchema, TenantSchema } from '../kernel/pcb.ts';
 import { SpawnRequestSchema, randomPid, resolveSpawn } from '../kernel/spawn.ts';
 import { checkModel } from '../llm/index.ts';
 import { listProcesses } from '../process/table.ts';
 import { processTableStream } from './process-feed.ts';
-import { E, errorResponse, unwrap } from './common.ts';
+import { E, SignalBody, errorResponse, unwrap } from './common.ts';
 import { KeysetCursor, SeqCursor, pageOf, pageParams, paged } from './paging.ts';
 import { ApiRegistry } from './registry.ts';
 import { registerGovernance, tenantFor } from './governance.ts';
@@ -24,6 +24,7 @@ import { registerIpc } from './ipc.ts';
 import { registerMemory } from './memory.ts';
 import { registerToolRoutes } from './tools.ts';
 import { registerPipelines } from './pipelines.ts';
+import { mountMcp } from '../mcp/server.ts';
 
 export const VERSION = '0.1.0';
 
@@ -35,7 +36,6 @@ function pidOf(raw: string): string {
 }
 
 
-const SignalBody = z.object({ signal: SignalSchema, cascade: z.boolean().optional().describe('signal the whole process group: the process and all its descendants') }).strict();
 const EventSchema = z.object({ seq: z.number(), at: z.number(), type: z.string(), data: z.unknown() });
 const ProcessRowSchema = z.object({
   pid: z.string(),
@@ -274,6 +274,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
 
   const doc = api.openapi({ title: 'AgentOS on Workers', version: VERSION, description: 'Agent processes as Durable Objects, driven by typed syscalls.' });
   app.get('/openapi.json', (c) => c.json(doc));
+  mountMcp(app);
 
   return app;
 }

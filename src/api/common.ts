@@ -3,6 +3,7 @@
  * query-parameter helpers and the Result unwrapper.
  */
 import { z } from 'zod';
+import { SignalSchema } from '../kernel/pcb.ts';
 import { ERROR_CODE_LIST, type ErrorValue, KernelError, type Result, httpStatus } from '../kernel/errors.ts';
 
 export const ErrorSchema = z.object({
@@ -25,3 +26,6 @@ export function unwrap<T>(r: Result<T>): T {
 export const intParam = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
 
 export const E = (description: string) => ({ description, schema: ErrorSchema });
+
+/** The body of a signal: the API's signal route and the MCP server's process_signal tool. */
+export const SignalBody = z.object({ signal: SignalSchema, cascade: z.boolean().optional().describe('signal the whole process group: the process and all its descendants') }).strict();

@@ -22,6 +22,8 @@ export function tenantFor(principal: Principal, requested: string | undefined): 
   return requested;
 }
 
+export const APPROVAL_STATUSES = ['pending', 'approved', 'denied', 'expired'] as const;
+
 const ApprovalSchema = z.object({
   id: z.string(),
   pid: z.string(),
@@ -31,7 +33,7 @@ const ApprovalSchema = z.object({
   args: z.unknown(),
   capability: z.string(),
   reason: z.string(),
-  status: z.enum(['pending', 'approved', 'denied', 'expired']),
+  status: z.enum(APPROVAL_STATUSES),
   grant_kind: z.string().nullable(),
   note: z.string().nullable(),
   created_at: z.number(),
@@ -41,6 +43,15 @@ const ApprovalSchema = z.object({
   pipeline: z.string().nullable().describe('set for a pipeline\'s human gate (the run\'s id); pid is then empty'),
 });
 type ApprovalRow = z.infer<typeof ApprovalSchema> & { args_hash: string; tenant: string };
+
+/** A decision on an approval: shared by the API and the MCP server's approval_decide tool. */
+export const ApprovalDecisionBody = z
+  .object({
+    decision: z.enum(['approve', 'deny']),
+    grant: z.enum(['once', 'always']).default('once').describe('always: a standing grant for the capability, so the same kind of call is not asked again'),
+    note: z.string().max(2000).default(''),
+  })
+  .strict();
 
 const APPROVAL_COLUMNS = 'id, tenant, pid, step, idx, syscall, args, args_hash, capability, reason, status, grant_kind, note, created_at, expires_at, decided_at, decided_by, pipeline';
 
@@ -111,13 +122,7 @@ export function registerGovernance(api: ApiRegistry): void {
       tag: 'approvals',
       role: 'operator',
       params: z.object({ id: z.string().max(64) }),
-      body: z
-        .object({
-          decision: z.enum(['approve', 'deny']),
-          grant: z.enum(['once', 'always']).default('once').describe('always: a standing grant for the capability, so the same kind of call is not asked again'),
-          note: z.string().max(2000).default(''),
-        })
-        .strict(),
+      body: ApprovalDecisionBody,
       responses: { 200: { description: 'the decided approval', schema: ApprovalSchema }, 404: E('unknown id'), 409: E('already decided or expired') },
     },
     async ({ params, body, c, principal }) => {

@@ -27,7 +27,8 @@ export const SIGNATURE_HEADER = 'x-agentos-signature';
 /** An idempotency key from the caller (GitHub's X-GitHub-Delivery plays this role): redelivery is harmless. */
 export const DELIVERY_HEADER = 'x-agentos-delivery';
 
-const MessageBody = z
+/** An outside message: shared by the API and the MCP server's process_send tool. */
+export const MessageBody = z
   .object({
     body: z.unknown(),
     correlation_id: CorrelationIdSchema.optional(),
