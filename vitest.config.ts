@@ -34,6 +34,7 @@ export default defineConfig(async () => {
                   ANTHROPIC_BASE_URL: `http://127.0.0.1:${inject('testServerPort')}/llm/anthropic`,
                   ANTHROPIC_API_KEY: 'sk-ant-test',
                   AGENTOS_ADMIN_TOKEN: 'test-admin-token',
+                  MCP_SECRET_KEY: 'test-mcp-secret-key-0123456789',
                   // Only these pools are scheduled in tests (test/scheduler.test.ts); every other model calls
                   // its provider directly, so the rest of the suite runs as before, at the same speed.
                   SCHEDULER_POOLS: JSON.stringify({

@@ -33,6 +33,8 @@ import { type BrokerProps, ToolHost, type ToolLimits } from '../src/tools/host.t
 import { imageToolsAtSpawn } from '../src/tools/images.ts';
 import { ToolStore } from '../src/tools/store.ts';
 import { notifyPipeline } from '../workflows/notify.ts';
+import { McpHost } from '../src/mcp/host.ts';
+import { McpRegistry } from '../src/mcp/registry.ts';
 
 const encoder = new TextEncoder();
 
@@ -48,6 +50,8 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
   #memory: MemoryService | undefined;
   /** JIT tools: the tool table, the isolates in flight, the broker's and the proxy's callbacks. */
   readonly toolHost: ToolHost;
+  /** MCP servers: the tools this process's grants name, and the calls to them. */
+  readonly mcpHost: McpHost;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -73,6 +77,12 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
       notifyExit: (notice) => notifyPipeline(env.PIPELINES, notice),
     });
     this.toolHost = new ToolHost(this.#rt, new ToolStore(ctx.storage.sql), this.toolBindings(), this.toolLimits());
+    this.mcpHost = new McpHost({
+      registry: new McpRegistry(env.DB, env.MCP_SECRET_KEY),
+      fetch: (input, init) => fetch(input, init),
+      now: () => Date.now(),
+      emit: (type, data) => this.#rt.store.transaction(() => this.#rt.emit(type, data)),
+    });
     this.#loop = new StepLoop(this.#rt, this.stepDeps());
     // A new instance means the old one is gone: a step it left open resumes now, and every timer is re-armed.
     void ctx.blockConcurrencyWhile(() => this.#rt.recover());
@@ -113,6 +123,7 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
       memory: () => this.#memoryService(),
       vectorRecall: (env.CONTEXT_VECTOR_RECALL ?? 'on').trim().toLowerCase() !== 'off',
       tools: this.toolHost,
+      mcp: this.mcpHost,
       approvalTtlMs: Math.max(1, Number(env.APPROVAL_TIMEOUT_SECONDS) || 86_400) * 1000,
       fetch: (request) => fetch(request),
       spawnChild: async (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string, untrusted: boolean) => {

@@ -17,6 +17,8 @@ interface Secrets {
   VECTORIZE?: Vectorize;
   /** Secret: key for EMBEDDING_BASE_URL when it is not the OpenAI endpoint (default: OPENAI_API_KEY). */
   EMBEDDING_API_KEY?: string;
+  /** Secret: the key registered MCP servers' header values are encrypted under (src/mcp/secrets.ts), at least 16 characters. */
+  MCP_SECRET_KEY?: string;
 }
 
 declare global {

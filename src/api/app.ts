@@ -24,6 +24,7 @@ import { registerIpc } from './ipc.ts';
 import { registerMemory } from './memory.ts';
 import { registerToolRoutes } from './tools.ts';
 import { registerPipelines } from './pipelines.ts';
+import { registerMcpRoutes } from './mcp.ts';
 import { mountMcp } from '../mcp/server.ts';
 
 export const VERSION = '0.1.0';
@@ -266,6 +267,7 @@ export function createApp(): Hono<{ Bindings: Env }> {
   registerMemory(api);
   registerToolRoutes(api);
   registerPipelines(api);
+  registerMcpRoutes(api);
 
   // The console's files are served by the assets binding before the Worker runs (wrangler.toml
   // run_worker_first excludes /console/*); the bare /console reaches the Worker, and the assets

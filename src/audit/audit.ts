@@ -12,7 +12,7 @@
 import { canonicalJson, sha256Hex } from '../kernel/policy.ts';
 import { preview } from '../kernel/preview.ts';
 
-export type AuditKind = 'lifecycle' | 'syscall' | 'signal' | 'llm' | 'capability' | 'approval' | 'auth' | 'memory';
+export type AuditKind = 'lifecycle' | 'syscall' | 'signal' | 'llm' | 'capability' | 'approval' | 'auth' | 'memory' | 'mcp';
 export type AuditOutcome = 'ok' | 'error' | 'refused' | 'asked' | 'approved' | 'denied' | 'expired';
 
 export interface AuditRecord {

@@ -345,3 +345,39 @@ describe('globCovers', () => {
     expect(globCovers('topic/alerts', 'topic/*', '/')).toBe(false);
   });
 });
+
+describe('mcp capabilities', () => {
+  const mcpReq = (server: string, tool: string): Requirement => ({ domain: 'mcp', server, tool });
+  const g = (c: string, effect: Grant['effect'] = 'allow'): Grant => ({ cap: c, effect });
+
+  it('parses mcp:<server-glob>:<tool-glob> and refuses malformed ones', () => {
+    expect(cap('mcp:github:search_issues')).toEqual({ domain: 'mcp', server: 'github', tool: 'search_issues' });
+    expect(cap('mcp:*:*')).toEqual({ domain: 'mcp', server: '*', tool: '*' });
+    for (const bad of ['mcp:github', 'mcp:Git Hub:x', 'mcp:github:a b', 'mcp:github:x:y', 'mcp::x']) expect(parseCapability(bad).ok, bad).toBe(false);
+  });
+
+  it('a tool glob is flat: "*" matches dots and slashes in tool names; the server must match too', () => {
+    expect(grants(cap('mcp:docs:*'), mcpReq('docs', 'files/read.v2'))).toBe(true);
+    expect(grants(cap('mcp:docs:search_*'), mcpReq('docs', 'search_all'))).toBe(true);
+    expect(grants(cap('mcp:docs:search_*'), mcpReq('docs', 'delete_all'))).toBe(false);
+    expect(grants(cap('mcp:docs:*'), mcpReq('github', 'search'))).toBe(false);
+    expect(describeRequirement(mcpReq('docs', 'search'))).toBe('mcp:docs:search');
+  });
+
+  it('deny wins, ask asks, and no grant is EPERM naming mcp:<server>:<tool>', () => {
+    const list = [g('mcp:docs:*'), g('mcp:docs:delete_*', 'deny'), g('mcp:docs:write', 'ask')];
+    expect(decide(list, mcpReq('docs', 'read'), NOW).decision).toBe('allow');
+    expect(decide(list, mcpReq('docs', 'delete_all'), NOW).decision).toBe('deny');
+    expect(decide(list, mcpReq('docs', 'write'), NOW)).toMatchObject({ decision: 'ask', needed: 'mcp:docs:write' });
+    expect(decide(list, mcpReq('other', 'read'), NOW)).toEqual({ decision: 'deny', grant: null, needed: 'mcp:other:read' });
+  });
+
+  it('attenuates on spawn: a child gets only narrower mcp grants, and the parent denies pass down', () => {
+    const parent = [g('mcp:docs:search_*'), g('mcp:docs:search_secret', 'deny')];
+    const child = attenuate(parent, [g('mcp:docs:search_all')], NOW);
+    expect(child.ok && child.value.map((x) => `${x.cap}/${x.effect}`)).toEqual(['mcp:docs:search_all/allow', 'mcp:docs:search_secret/deny']);
+    expect(attenuate(parent, [g('mcp:docs:*')], NOW).ok).toBe(false);
+    expect(attenuate(parent, [g('mcp:*:search_all')], NOW).ok).toBe(false);
+    expect(covers(cap('mcp:*:*'), cap('mcp:docs:a*'))).toBe(true);
+  });
+});

@@ -11,6 +11,7 @@
  *   ipc:subscribe:<topic-glob>
  *   tool:register | tool:call:<name-glob>               (JIT tools)
  *   mem:<namespace-glob>:<r|w|rw>    mem:self:rw  mem:team/*:r   long-term memory (src/kernel/memory.ts)
+ *   mcp:<server-glob>:<tool-glob>    mcp:github:search_*  mcp:docs:*   tools of registered MCP servers (src/mcp)
  * Globs: `*` matches within one path segment (or host label), `**` matches anything.
  *
  * A grant adds an effect (allow | deny | ask), an optional expiry and an optional use count. When
@@ -46,7 +47,8 @@ export type Capability =
   | { readonly domain: 'ipc'; readonly right: 'send' | 'publish' | 'subscribe'; readonly target: string }
   | { readonly domain: 'tool'; readonly right: 'register' }
   | { readonly domain: 'tool'; readonly right: 'call'; readonly name: string }
-  | { readonly domain: 'mem'; readonly namespace: string; readonly read: boolean; readonly write: boolean };
+  | { readonly domain: 'mem'; readonly namespace: string; readonly read: boolean; readonly write: boolean }
+  | { readonly domain: 'mcp'; readonly server: string; readonly tool: string };
 
 /** What one syscall needs. */
 export type Requirement =
@@ -57,7 +59,18 @@ export type Requirement =
   | { readonly domain: 'ipc'; readonly right: 'send' | 'publish' | 'subscribe'; readonly target: string }
   | { readonly domain: 'tool'; readonly right: 'register' }
   | { readonly domain: 'tool'; readonly right: 'call'; readonly name: string }
-  | { readonly domain: 'mem'; readonly namespace: string; readonly access: 'r' | 'w' };
+  | { readonly domain: 'mem'; readonly namespace: string; readonly access: 'r' | 'w' }
+  | { readonly domain: 'mcp'; readonly server: string; readonly tool: string };
+
+/** An MCP server's name as registered, and the glob of it in a capability. */
+export const MCP_SERVER_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+const MCP_SERVER_GLOB = /^[a-z0-9*][a-z0-9_*-]{0,31}$/;
+/** MCP tool names (the specification allows letters, digits, "_", "-", "." and "/"), and globs of them. */
+export const MCP_TOOL_NAME = /^[A-Za-z0-9_./-]{1,128}$/;
+const MCP_TOOL_GLOB = /^[A-Za-z0-9_./*-]{1,128}$/;
+
+/** MCP tool names are flat (a "/" or "." in one is not a level): in a tool glob every "*" matches any run of characters. */
+const anyRun = (toolGlob: string): string => toolGlob.replace(/\*+/g, '**');
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
@@ -106,8 +119,15 @@ export function parseCapability(spec: string): Result<Capability> {
       if (!/^(r|w|rw|wr)$/.test(rights)) return bad('rights must be r, w or rw');
       return ok({ domain: 'mem', namespace, read: rights.includes('r'), write: rights.includes('w') });
     }
+    case 'mcp': {
+      if (rest.length !== 2) return bad('expected mcp:<server-glob>:<tool-glob>');
+      const [server = '', tool = ''] = rest;
+      if (!MCP_SERVER_GLOB.test(server)) return bad('the server glob may use lower-case letters, digits, "_", "-" and "*"');
+      if (!MCP_TOOL_GLOB.test(tool)) return bad('the tool glob may use letters, digits, "_", "-", ".", "/" and "*"');
+      return ok({ domain: 'mcp', server, tool });
+    }
     default:
-      return bad('unknown domain; use fs, net, spawn, proc, ipc, tool or mem');
+      return bad('unknown domain; use fs, net, spawn, proc, ipc, tool, mem or mcp');
   }
 }
 
@@ -211,6 +231,10 @@ export function grants(cap: Capability, req: Requirement): boolean {
       const c = cap as Extract<Capability, { domain: 'mem' }>;
       return (req.access === 'r' ? c.read : c.write) && globMatch(c.namespace, req.namespace, '/');
     }
+    case 'mcp': {
+      const c = cap as Extract<Capability, { domain: 'mcp' }>;
+      return globMatch(c.server, req.server, '/') && globMatch(anyRun(c.tool), req.tool, '/');
+    }
   }
 }
 
@@ -231,6 +255,8 @@ export function describeRequirement(req: Requirement): string {
       return req.right === 'register' ? 'tool:register' : `tool:call:${req.name}`;
     case 'mem':
       return `mem:${req.namespace}:${req.access}`;
+    case 'mcp':
+      return `mcp:${req.server}:${req.tool}`;
   }
 }
 
@@ -301,6 +327,10 @@ export function covers(parent: Capability, child: Capability): boolean {
       // `self` is relative (each process's own private namespace); a child gets it only from a parent holding it too.
       const p = parent as Extract<Capability, { domain: 'mem' }>;
       return (!child.read || p.read) && (!child.write || p.write) && globCovers(p.namespace, child.namespace, '/');
+    }
+    case 'mcp': {
+      const p = parent as Extract<Capability, { domain: 'mcp' }>;
+      return globCovers(p.server, child.server, '/') && globCovers(anyRun(p.tool), anyRun(child.tool), '/');
     }
   }
 }

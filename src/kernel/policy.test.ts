@@ -38,6 +38,7 @@ const SAMPLES: Record<string, unknown> = {
   mem_delete: { id: 'm_1' },
   tool_register: { name: 'wc', description: 'd', parameters: { type: 'object' }, source: 'export default async () => 1' },
   tool_call: { name: 'wc', args: {} },
+  mcp_call: { server: 'docs', tool: 'search', args: {} },
 };
 
 describe('requirementFor', () => {
@@ -93,10 +94,10 @@ describe('requirementFor', () => {
     }
   });
 
-  it('every syscall needing a capability is one of the fs/net/spawn/kill/ipc/mem/tool calls', () => {
+  it('every syscall needing a capability is one of the fs/net/spawn/kill/ipc/mem/tool/mcp calls', () => {
     expect(Object.keys(SAMPLES).sort()).toEqual([...SYSCALL_NAMES].sort());
     const needing = SYSCALL_NAMES.filter((n) => requirementFor(valid(n, SAMPLES[n]), CTX) !== null).sort();
-    expect(needing).toEqual(['fs_list', 'fs_read', 'fs_write', 'kill', 'mem_delete', 'mem_search', 'mem_write', 'net_fetch', 'publish', 'send', 'spawn', 'subscribe', 'tool_call', 'tool_register']);
+    expect(needing).toEqual(['fs_list', 'fs_read', 'fs_write', 'kill', 'mcp_call', 'mem_delete', 'mem_search', 'mem_write', 'net_fetch', 'publish', 'send', 'spawn', 'subscribe', 'tool_call', 'tool_register']);
     expect(requirementFor(valid('send', SAMPLES.send), CTX)).toEqual({ domain: 'ipc', right: 'send', target: `pid/${PID}` });
     expect(requirementFor(valid('publish', SAMPLES.publish), CTX)).toEqual({ domain: 'ipc', right: 'publish', target: 'topic/alerts' });
   });
@@ -108,9 +109,10 @@ describe('requirementFor', () => {
 });
 
 describe('isHighRisk', () => {
-  it('is true exactly for net_fetch, spawn, kill, send, publish and tool_register', () => {
+  it('is true exactly for net_fetch, spawn, kill, send, publish, tool_register and MCP calls not declared read-only', () => {
     const risky = SYSCALL_NAMES.filter((n) => isHighRisk(valid(n, SAMPLES[n]))).sort();
-    expect(risky).toEqual(['kill', 'net_fetch', 'publish', 'send', 'spawn', 'tool_register']);
+    expect(risky).toEqual(['kill', 'mcp_call', 'net_fetch', 'publish', 'send', 'spawn', 'tool_register']);
+    expect(isHighRisk(valid('mcp_call', { server: 'docs', tool: 'search', args: {}, kind: 'read' }))).toBe(false);
     expect(isHighRisk(valid('net_fetch', { url: 'https://x.com/', method: 'HEAD' }))).toBe(true);
     expect(isHighRisk(valid('fs_write', SAMPLES.fs_write))).toBe(false);
   });

@@ -6,7 +6,8 @@
  * untrusted content is in the process's working set, need a human's approval whatever the grants
  * say: anything that reaches the network (a GET can carry data out in its URL as well as a POST),
  * starting children (they inherit capabilities), signalling, and — as IPC and tools arrive —
- * sending outside the process group and registering tools. The kernel enforces this; no prompt can
+ * sending outside the process group, registering tools, and MCP tools that do not declare
+ * themselves read-only. The kernel enforces this; no prompt can
  * talk it out of it.
  */
 import type { Requirement } from './capabilities.ts';
@@ -55,6 +56,10 @@ export function requirementFor(call: ValidCall, ctx: PolicyContext): Requirement
       return { domain: 'tool', right: 'register' };
     case 'tool_call':
       return { domain: 'tool', right: 'call', name: (call.args as { name: string }).name };
+    case 'mcp_call': {
+      const a = call.args as { server: string; tool: string };
+      return { domain: 'mcp', server: a.server, tool: a.tool };
+    }
     default:
       return null;
   }
@@ -77,6 +82,9 @@ export function requirementsFor(call: ValidCall, ctx: PolicyContext): Requiremen
 }
 
 export function isHighRisk(call: ValidCall): boolean {
+  // An MCP tool that may change something (no readOnlyHint) is an effect on another system: high-risk.
+  // A read-only one goes to a server the tenant registered, and its result is tainted in turn.
+  if (call.name === 'mcp_call') return (call.args as { kind: string }).kind !== 'read';
   return HIGH_RISK.has(call.name);
 }
 

@@ -119,6 +119,7 @@ describe('validateCall', () => {
       ['mem_delete', { id: 'm_0123', namespace: 'tenant' }],
       ['tool_register', { name: 'wc', description: 'count words', parameters: { type: 'object' }, source: 'export default async () => 1' }],
       ['tool_call', { name: 'wc', args: { path: 'a.txt' } }],
+      ['mcp_call', { server: 'docs', tool: 'search', args: { q: 'x' }, timeout_seconds: 10 }],
     ];
     expect(good.map(([n]) => n).sort()).toEqual([...SYSCALL_NAMES].sort());
     for (const [name, args] of good) expect(valid(name, args).name).toBe(name);

@@ -19,6 +19,7 @@ import { IPC_SYSCALLS } from './ipc-syscalls.ts';
 import { PidSchema, PrioritySchema, SignalSchema } from './pcb.ts';
 import { FilterSchema, MAX_TEXT_BYTES, MAX_TOP_K, MetadataSchema, NamespaceSchema } from './memory.ts';
 import { type ReplayClass, type SyscallSpec, spec } from './syscall-spec.ts';
+import { McpCallArgs } from './mcp.ts';
 import { ToolCallArgs, ToolRegisterArgs } from './tools.ts';
 
 export type { ReplayClass, SyscallSpec };
@@ -216,6 +217,13 @@ export const SYSCALLS = {
     args: ToolCallArgs,
     // A tool may write files and reach the network through the broker: never run twice.
     replay: 'unsafe',
+  }),
+  mcp_call: spec({
+    name: 'mcp_call',
+    description: 'Call a tool of a registered MCP server (needs mcp:<server>:<tool>). The tools you may use are also listed by name as mcp__<server>__<tool>; calling one of those is the same.',
+    args: McpCallArgs,
+    // The kernel sets kind from the tool's readOnlyHint/idempotentHint (src/kernel/mcp.ts).
+    replay: (a) => (a.kind === 'write' ? 'unsafe' : 'idempotent'),
   }),
 } as const;
 

@@ -12,6 +12,7 @@ import { parseCapability } from '../kernel/capabilities.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { normalizePath } from '../kernel/paths.ts';
 import { MAX_FETCH_BYTES, type SyscallArgs, type SyscallName } from '../kernel/syscalls.ts';
+import { MCP_HANDLERS } from '../mcp/handlers.ts';
 import { TOOL_HANDLERS } from '../tools/handlers.ts';
 import { IPC_HANDLERS } from './ipc-handlers.ts';
 import { MEMORY_HANDLERS } from './memory-handlers.ts';
@@ -62,6 +63,7 @@ async function readCapped(body: ReadableStream<Uint8Array> | null, limit: number
 
 export const HANDLERS: Handlers = {
   ...TOOL_HANDLERS,
+  ...MCP_HANDLERS,
   exit: (args) => ({ kind: 'exit', status: { code: args.code, reason: 'exited', ...(args.result === undefined ? {} : { result: args.result }) } }),
 
   sleep: (args, ctx) => ({ kind: 'sleep', until: ctx.now + Math.round(args.seconds * 1000) }),

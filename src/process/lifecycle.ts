@@ -220,7 +220,9 @@ export function completeEntry(rt: ProcessCore, row: JournalRow, result: SyscallR
           ? 'long-term memory written from an untrusted context'
           : result.ok && row.name === 'tool_call' && (result.value as { network_requests?: number } | null)?.network_requests
             ? `tool ${(result.value as { tool: string }).tool} (network)`
-            : null;
+            : result.ok && row.name === 'mcp_call'
+              ? `MCP server ${(result.value as { server: string }).server}`
+              : null;
   rt.addPage(row.step, { kind: 'result', call_id: row.call_id, name: row.name, via, result, ...(source ? { untrusted: true, source } : {}) });
   const pcb = rt.mustPcb();
   rt.store.savePcb({ ...pcb, usage: { ...pcb.usage, syscalls: pcb.usage.syscalls + 1 } });

@@ -28,6 +28,7 @@ import { type VectorRecallOptions, findSwapped, prepareContext, recallSteps, vec
 import { HANDLERS } from './handlers.ts';
 import type { Directive, SyscallContext } from './syscall-context.ts';
 import type { ToolHost } from '../tools/host.ts';
+import type { McpHost } from '../mcp/host.ts';
 import type { ProcessRuntime } from './runtime.ts';
 import type { SliceClient } from './slice.ts';
 import type { JournalRow } from './store.ts';
@@ -73,6 +74,8 @@ export interface StepDeps {
   readonly vectorRecall?: boolean;
   /** JIT tools (src/tools/host.ts): registered tools join the tool list and can be called by name. */
   readonly tools?: ToolHost;
+  /** MCP servers (src/mcp/host.ts): the tools the grants name join the tool list; calls by their names become mcp_call. */
+  readonly mcp?: McpHost;
 }
 
 export const DEFAULT_APPROVAL_TTL_MS = 24 * 3600 * 1000;
@@ -186,10 +189,11 @@ export class StepLoop {
     const started = rt.now;
     let response: LlmResponse;
     const semantic = await this.#similarSwappedSteps(pcb);
+    await this.#deps.mcp?.prepare(pcb);
     for (;;) {
       const floor = rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0;
       const { pages, tokens } = prepareContext(rt, pcb.max_context_tokens, pcb.usage.steps + 1, semantic);
-      const request = { ...buildRequest({ system_prompt: image.system_prompt, tool_mode: image.tool_mode, model: pcb.model.model, pages, floor_step: floor, extra_tools: this.#deps.tools?.specs() ?? [] }), step: pcb.usage.steps + 1 };
+      const request = { ...buildRequest({ system_prompt: image.system_prompt, tool_mode: image.tool_mode, model: pcb.model.model, pages, floor_step: floor, extra_tools: [...(this.#deps.tools?.specs() ?? []), ...(this.#deps.mcp?.specs() ?? [])] }), step: pcb.usage.steps + 1 };
       const slices = this.#deps.slices;
       if (slices && (await slices.admit(rt, pcb, tokens + slices.promptOverhead(image.system_prompt))) === 'stop') return null;
       try {
@@ -226,7 +230,9 @@ export class StepLoop {
     const tools = this.#deps.tools;
     const add = (call: RawCall) => {
       // A registered tool called by its own name is a tool_call with the same call id.
-      const raw = tools && !isSyscallName(call.name) && tools.store.get(call.name) ? { id: call.id, name: 'tool_call', args: { name: call.name, args: call.args ?? {} } } : call;
+      const jit = tools && !isSyscallName(call.name) && tools.store.get(call.name) ? { id: call.id, name: 'tool_call', args: { name: call.name, args: call.args ?? {} } } : call;
+      // An MCP tool called by its listed name is an mcp_call; the kernel sets its replay class.
+      const raw = this.#deps.mcp?.rewrite(jit) ?? jit;
       const v = validateCall(raw);
       calls.push(v.ok ? { id: raw.id, name: raw.name, entry: { args: v.value.args } } : { id: raw.id, name: raw.name, entry: { invalid: v.error } });
     };
@@ -364,6 +370,7 @@ export class StepLoop {
           }
         : {}),
       ...(deps.tools ? { tools: deps.tools } : {}),
+      ...(deps.mcp ? { mcp: deps.mcp } : {}),
       tainted: () => this.#tainted(),
     };
   }

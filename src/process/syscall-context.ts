@@ -7,6 +7,7 @@
  */
 import type { ExitStatus, Pcb, Signal, Wait } from '../kernel/pcb.ts';
 import type { SyscallArgs, SyscallName } from '../kernel/syscalls.ts';
+import type { McpHost } from '../mcp/host.ts';
 import type { MemoryService } from '../memory/service.ts';
 import type { ToolDefinition } from '../tools/store.ts';
 import type { ProcessFs } from './fs.ts';
@@ -63,6 +64,8 @@ export interface SyscallContext {
   readonly memory?: MemoryAccess;
   /** JIT tools (src/tools/host.ts): absent where the deployment has no Worker Loader. */
   readonly tools?: ToolRunner;
+  /** Registered MCP servers' tools (src/mcp/host.ts). */
+  readonly mcp?: McpHost;
   /** Whether untrusted content is in the working set (memories written then are labelled; tools run without network grants). */
   tainted(): boolean;
 }

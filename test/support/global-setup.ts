@@ -12,12 +12,14 @@
  *   GET  /count/<key>     → how many requests /hang/<key> or /sink/<key> has received
  *   GET  /text/<kind>?bytes=N → about N bytes of hostile or ordinary text (./hostile-text.ts)
  *   /llm/…                → the fake LLM service (./fake-llm.ts)
+ *   /mcp-test/…           → a real MCP server built with the official SDK (./mcp-server.ts)
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TestProject } from 'vitest/node';
 import { createFakeLlm } from './fake-llm.ts';
 import { hostileText, type TextKind } from './hostile-text.ts';
+import { createFakeMcp } from './mcp-server.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -27,6 +29,7 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const llm = createFakeLlm();
+  const mcp = createFakeMcp();
   const counts = new Map<string, number>();
   const hanging = new Map<string, http.ServerResponse>();
   const waiters = new Map<string, ((v: void) => void)[]>();
@@ -37,6 +40,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
       if (llm.handle(req, res, body)) return;
+      if (mcp.handle(req, res, body)) return;
       const [, route, key = ''] = url.pathname.split('/');
       if (route === 'echo') {
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -91,6 +95,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     for (const res of hanging.values()) res.destroy();
     llm.close();
+    mcp.close();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
