@@ -221,7 +221,8 @@ describe('MCP tools as syscalls', () => {
       task: 't',
       model: scripted,
       capabilities: [`mcp:${name}:*`],
-      script: [{ tool_calls: [{ name: 'mcp_call', args: { server: name, tool: 'nope', args: {} } }, { name: `mcp__${name}__echo`, args: { text: 'x' } }] }, { tool_calls: [{ name: 'exit', args: { code: 0 } }] }],
+      // whoami: a careless server echoes the credentials it received, in text and structured content.
+      script: [{ tool_calls: [{ name: 'mcp_call', args: { server: name, tool: 'nope', args: {} } }, { name: `mcp__${name}__echo`, args: { text: 'x' } }, { name: `mcp__${name}__whoami`, args: {} }] }, { tool_calls: [{ name: 'exit', args: { code: 0 } }] }],
     });
     await runUntil(pid, ['terminated']);
     const everything = [
@@ -235,7 +236,9 @@ describe('MCP tools as syscalls', () => {
     ];
     for (const part of everything) expect(JSON.stringify(part)).not.toContain(MCP_TEST_SECRET);
     const events: Ev[] = await eventsOf(pid);
-    expect(events.filter((e) => e.type === 'syscall' && e.data.name === 'mcp_call').map((e) => (e.data.ok ? 'ok' : (e.data.error as { code: string }).code))).toEqual(['ENOENT', 'ok']);
+    expect(events.filter((e) => e.type === 'syscall' && e.data.name === 'mcp_call').map((e) => (e.data.ok ? 'ok' : (e.data.error as { code: string }).code))).toEqual(['ENOENT', 'ok', 'ok']);
+    const whoami = events.find((e) => e.type === 'syscall' && (e.data.args as { tool?: string }).tool === 'whoami');
+    expect(whoami?.data.result).toMatchObject({ text: 'you sent: [redacted]', structured: { token: '[redacted]' } });
     // The tick helper keeps the import honest about driving alarms explicitly.
     expect(await tick(pid)).toBe(false);
   });

@@ -55,6 +55,26 @@ function cappedFetch(base: typeof fetch, limit: number, server: string): typeof 
   };
 }
 
+/** Shortest header value treated as a secret to scrub (shorter ones would match ordinary text). */
+const MIN_SECRET_CHARS = 6;
+
+/**
+ * Replace every header value of the endpoint in a text with "[redacted]": a server that echoes the
+ * credentials it was sent (in an error body or a tool result) does not put them into the context.
+ */
+export function redact(text: string, endpoint: Pick<McpEndpoint, 'headers'>): string {
+  let out = text;
+  for (const value of Object.values(endpoint.headers)) {
+    for (const secret of new Set([value, value.replace(/^(Bearer|Basic|Token)\s+/i, '')])) if (secret.length >= MIN_SECRET_CHARS) out = out.split(secret).join('[redacted]');
+  }
+  return out;
+}
+
+function scrubbed(e: KernelError, endpoint: McpEndpoint): KernelError {
+  const message = redact(e.message, endpoint);
+  return message === e.message ? e : new KernelError(e.code, message, e.details);
+}
+
 /** A failure of the SDK or the network as a KernelError the model and the API can act on. */
 export function mcpFailure(server: string, e: unknown): KernelError {
   if (e instanceof KernelError) return e;
@@ -89,12 +109,12 @@ export async function openSession(endpoint: McpEndpoint, base: typeof fetch = fe
   } catch (e) {
     const status = e instanceof StreamableHTTPError ? e.code : undefined;
     // 401/403 are about the credentials, not the transport: say so rather than trying the other one.
-    if (status === undefined || status < 400 || status >= 500 || status === 401 || status === 403) throw mcpFailure(endpoint.name, e);
+    if (status === undefined || status < 400 || status >= 500 || status === 401 || status === 403) throw scrubbed(mcpFailure(endpoint.name, e), endpoint);
   }
   try {
     return await start(endpoint, new SSEClientTransport(url, { fetch: capped, requestInit }));
   } catch (e) {
-    throw mcpFailure(endpoint.name, e);
+    throw scrubbed(mcpFailure(endpoint.name, e), endpoint);
   }
 }
 
@@ -111,7 +131,7 @@ export async function listTools(endpoint: McpEndpoint, base?: typeof fetch): Pro
     } while (cursor && tools.length < MAX_MCP_TOOLS);
     return tools.slice(0, MAX_MCP_TOOLS);
   } catch (e) {
-    throw mcpFailure(endpoint.name, e);
+    throw scrubbed(mcpFailure(endpoint.name, e), endpoint);
   } finally {
     await session.close();
   }
@@ -124,7 +144,7 @@ export async function callTool(endpoint: McpEndpoint, tool: string, args: Record
     const result = (await session.client.callTool({ name: tool, arguments: args }, undefined, { timeout: timeoutMs, maxTotalTimeout: timeoutMs })) as CallToolResult;
     return { result, listChanged: session.listChanged() };
   } catch (e) {
-    throw mcpFailure(endpoint.name, e);
+    throw scrubbed(mcpFailure(endpoint.name, e), endpoint);
   } finally {
     await session.close();
   }

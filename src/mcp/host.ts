@@ -10,7 +10,8 @@
  * Tool lists come from the tenant's cache in D1 (./registry.ts), read at most every CATALOG_TTL_MS
  * per object; a server's list older than MCP_TOOLS_TTL_MS, or announced as changed by the server
  * (notifications/tools/list_changed during a call), is fetched again before the next step.
- * Header values are opened only inside `call` and `prepare`, for the request; nothing here emits them.
+ * Header values are opened only inside `call` and `prepare`, for the request; nothing here emits
+ * them, and a result that echoes one has it replaced by "[redacted]".
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { type Grant, decide, globMatch, parseCapability } from '../kernel/capabilities.ts';
@@ -19,7 +20,7 @@ import { MCP_RESULT_CHARS, MCP_TOOL_PREFIX, type McpCall, modelToolName, callKin
 import type { Pcb } from '../kernel/pcb.ts';
 import type { RawCall, ToolSpec } from '../kernel/syscalls.ts';
 import { validateArgs } from '../tools/schema.ts';
-import { DEFAULT_MCP_TIMEOUT_MS, callTool } from './client.ts';
+import { DEFAULT_MCP_TIMEOUT_MS, callTool, redact } from './client.ts';
 import { type CachedTool, MCP_TOOLS_TTL_MS, type McpRegistry } from './registry.ts';
 
 /** How long an object trusts its copy of the tenant's server catalog before reading D1 again. */
@@ -179,7 +180,8 @@ export class McpHost {
       this.#catalog = null;
     }
     const { text, truncated } = resultText(result);
-    const structured = result.structuredContent !== undefined && JSON.stringify(result.structuredContent).length <= MAX_STRUCTURED_CHARS ? { structured: result.structuredContent } : {};
-    return { server: a.server, tool: a.tool, is_error: result.isError === true, text, ...structured, truncated };
+    const structuredJson = result.structuredContent === undefined ? undefined : redact(JSON.stringify(result.structuredContent), endpoint);
+    const structured = structuredJson !== undefined && structuredJson.length <= MAX_STRUCTURED_CHARS ? { structured: JSON.parse(structuredJson) as unknown } : {};
+    return { server: a.server, tool: a.tool, is_error: result.isError === true, text: redact(text, endpoint), ...structured, truncated };
   }
 }
