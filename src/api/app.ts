@@ -77,6 +77,15 @@ const AuditRowSchema = z.object({
 
 
 export function createApp(): Hono<{ Bindings: Env }> {
+  return build().app;
+}
+
+/** Every route of the API with its zod schemas: what the OpenAPI document and the fuzz battery read. */
+export function apiRoutes(): ApiRegistry['routes'] {
+  return build().api.routes;
+}
+
+function build(): { app: Hono<{ Bindings: Env }>; api: ApiRegistry } {
   const app = new Hono<{ Bindings: Env }>();
   const api = new ApiRegistry(app);
 
@@ -278,5 +287,5 @@ export function createApp(): Hono<{ Bindings: Env }> {
   app.get('/openapi.json', (c) => c.json(doc));
   mountMcp(app);
 
-  return app;
+  return { app, api };
 }

@@ -19,7 +19,7 @@ import { deadLetterOf, listDeadLetters, recordDeadLetters } from '../ipc/dead-le
 import { authenticate, roleAtLeast, safeEqual } from './auth.ts';
 import { E, unwrap } from './common.ts';
 import { KeysetCursor, SeqCursor, pageOf, pageParams, paged } from './paging.ts';
-import { type ApiRegistry, readCapped } from './registry.ts';
+import { type ApiRegistry, checkJsonDepth, readCapped } from './registry.ts';
 import { SpecNameSchema, startNamed } from './pipelines.ts';
 
 const HookNameSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a hook name is 1-63 lowercase letters, digits, "_" or "-"');
@@ -228,6 +228,7 @@ export function registerIpc(api: ApiRegistry): void {
       } catch {
         // not JSON: delivered as text
       }
+      if (payload !== text) checkJsonDepth(text);
       const delivery = c.req.header(DELIVERY_HEADER)?.slice(0, 100) ?? crypto.randomUUID();
       if (hook.action === 'deliver') {
         const m = outsideMessage(hook.tenant, `hook:${hook.name}`, hook.pid ?? '', `hook:${hook.name}:${delivery}`, payload);

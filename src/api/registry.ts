@@ -3,8 +3,9 @@
  * the registry validates requests with them and builds the OpenAPI document from the same schemas.
  * One schema, two uses, no drift.
  *
- * Bodies are read with a size cap before parsing: an oversized body is 413, malformed JSON is 400,
- * a schema violation is 400 with zod's issues. Handlers receive only validated, typed input.
+ * Bodies are read with a size cap before parsing: an oversized body is 413; malformed JSON, JSON
+ * nested deeper than 64 levels or a declared content type that is not JSON is 400; a schema
+ * violation is 400 with zod's issues. Handlers receive only validated, typed input.
  *
  * The document is a contract clients are generated from (scripts/cli/api.d.ts, by openapi-typescript),
  * linted by `redocly lint` in test/e2e/contract.test.ts: every operation has an operationId (the
@@ -85,9 +86,46 @@ export async function readCapped(request: Request, limit: number, tooBig = `requ
   return bytes;
 }
 
+/**
+ * Content types a JSON body may be declared as: JSON, and text/plain, which is what `fetch` sends
+ * for a string body. A form, multipart or any other declared type is refused rather than guessed at.
+ */
+function declaredJson(contentType: string | null): boolean {
+  if (contentType === null) return true;
+  const media = (contentType.split(';')[0] ?? '').trim().toLowerCase();
+  return media === 'application/json' || media.endsWith('+json') || media === 'text/plain' || media === '';
+}
+
+/** How deeply a request's JSON may nest. Real bodies stay far below; deeper is refused before parsing. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * EINVAL when JSON text nests arrays and objects deeper than {@link MAX_JSON_DEPTH}, found by one
+ * linear scan. `JSON.parse` copes with any depth, but much of what follows recurses
+ * (`JSON.stringify`, structured clone over RPC) and overflows the stack: a 100 k-deep message was a 500.
+ */
+export function checkJsonDepth(text: string): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_JSON_DEPTH) throw new KernelError('EINVAL', `request body nests deeper than ${MAX_JSON_DEPTH} levels`, { max_depth: MAX_JSON_DEPTH });
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+}
+
 /** Read a JSON body with a size cap. */
 export async function readJson(request: Request, limit = MAX_BODY_BYTES): Promise<unknown> {
   if (!request.body) throw new KernelError('EINVAL', 'request body is required (JSON)');
+  const contentType = request.headers.get('content-type');
+  if (!declaredJson(contentType)) {
+    throw new KernelError('EINVAL', `request body must be JSON, sent as content-type application/json, not "${(contentType ?? '').slice(0, 100)}"`, { content_type: (contentType ?? '').slice(0, 100) });
+  }
   const bytes = await readCapped(request, limit);
   let text: string;
   try {
@@ -96,6 +134,7 @@ export async function readJson(request: Request, limit = MAX_BODY_BYTES): Promis
     throw new KernelError('EINVAL', 'request body is not valid UTF-8');
   }
   if (text.trim() === '') throw new KernelError('EINVAL', 'request body is empty; send a JSON object');
+  checkJsonDepth(text);
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -117,6 +156,7 @@ export class ApiRegistry {
   readonly #app: Hono<{ Bindings: Env }>;
   readonly #paths: Record<string, Record<string, unknown>> = {};
   readonly #operationIds = new Set<string>();
+  readonly #routes: RouteDef<z.ZodType, z.ZodType, z.ZodType>[] = [];
 
   constructor(app: Hono<{ Bindings: Env }>) {
     this.#app = app;
@@ -129,6 +169,7 @@ export class ApiRegistry {
     if (this.#operationIds.has(def.operationId)) throw new Error(`two routes share the operationId ${def.operationId}`);
     this.#operationIds.add(def.operationId);
     this.#document(def);
+    this.#routes.push(def);
     this.#app[def.method](def.path, async (c) => {
       let principal = ANONYMOUS;
       if (def.role !== 'public') {
@@ -191,6 +232,11 @@ export class ApiRegistry {
       ...(def.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(def.body, 'input') } } } } : {}),
       responses,
     };
+  }
+
+  /** Every route as declared, schemas included (the fuzz battery generates requests from them). */
+  get routes(): readonly RouteDef<z.ZodType, z.ZodType, z.ZodType>[] {
+    return this.#routes;
   }
 
   openapi(info: { title: string; version: string; description: string }): Record<string, unknown> {
