@@ -4,21 +4,21 @@
  * pools) and a steady workload (steps, spawns, messages, ps per second) are routed through the
  * code's own routing functions, and the rate each object receives is summed:
  *  - the scheduler shard of an LLM call: `shardsOf` and `shardOf` (src/kernel/scheduler.ts);
- *  - the audit chain object a record goes to: `auditChain` (durable/audit-chain.ts), called with a
- *    namespace that records the names it is asked for;
- *  - every D1 statement goes to the one `DB` binding; each process is its own object (by pid).
+ *  - the object names: `processStub`, `schedulerStub` and `auditChain` (src/rpc/stubs.ts), called
+ *    with namespaces that record the names they are asked for;
+ *  - every D1 statement goes to the one `DB` binding.
  * Per-event costs are the measured ones (docs/BENCHMARKS.md, "Where a kernel step goes"): 2 audit
  * records per step, one audit append and one process-row write per slice (alarm run), and each
  * append runs 2 D1 statements (the duplicate check and the batch INSERT).
  *
- *   PATH=node_modules/.bin:$PATH node --experimental-transform-types --import ./scripts/sim/register.mjs scripts/sim/scale.mjs
+ *   PATH=node_modules/.bin:$PATH node --experimental-transform-types scripts/sim/scale.mjs
  *   … scripts/sim/scale.mjs --processes 1000000 --steps 10000 --tenants 2000 --top-tenant 0.3 --steps-per-slice 1
  *   … scripts/sim/scale.mjs --proposed     # the sharding of docs/scale.md in place of today's routing
  *
  * Prints the busiest objects of each kind with their rate against the platform's limit.
  */
 import { parseArgs } from 'node:util';
-import { auditChain } from '../../durable/audit-chain.ts';
+import { auditChain, processStub, schedulerStub } from '../../src/rpc/stubs.ts';
 import { SHARD_RPM, shardOf, shardsOf } from '../../src/kernel/scheduler.ts';
 
 const { values: o } = parseArgs({
@@ -121,7 +121,9 @@ const recording = (kind, perSecond) => ({
   get: () => ({}),
 });
 const auditRate = { value: 0 };
-const env = { AUDIT_CHAIN: recording('AuditChain', auditRate) };
+const processRate = { value: 0 };
+const schedulerRate = { value: 0 };
+const env = { AUDIT_CHAIN: recording('AuditChain', auditRate), AGENT_PROCESS: recording('AgentProcess', processRate), SCHEDULER: recording('LlmScheduler', schedulerRate) };
 /** Where one process's audit appends go: today the code's own `auditChain`; proposed, a shard of it. */
 function appendTo(p, perSecond) {
   if (o.proposed) {
@@ -141,8 +143,10 @@ const spawnRate = SPAWNS / N;
 const messageRate = MESSAGES / N;
 for (const p of procs) {
   // A step: the process's own alarm, a scheduler slice (acquire + release), audit and table writes.
-  add('AgentProcess', p.pid, sliceRate + stepRate + messageRate);
-  if (p.pool.config) add('LlmScheduler', `${p.pool.id}#${shardOf(p.root, p.pool.shards)}`, 2 * stepRate);
+  processRate.value = sliceRate + stepRate + messageRate;
+  processStub(env, p.pid);
+  schedulerRate.value = 2 * stepRate;
+  schedulerStub(env, p.pool.id, shardOf(p.root, p.pool.shards));
   // A spawn audits 'spawned' and writes the new row once; a message's send is a syscall (in the step).
   const appends = sliceRate + spawnRate;
   appendTo(p, appends);
