@@ -47,11 +47,11 @@ async function storageDigest(pid: string): Promise<string> {
 /** A process's whole event log, page by page (a page may hold fewer than its limit). */
 async function allEvents(pid: string): Promise<Ev[]> {
   const out: Ev[] = [];
-  for (let after = 0; ; ) {
-    const page = await api<{ events: Ev[]; next_after: number }>('GET', `/v1/processes/${pid}/events?after=${after}&limit=1000`);
+  for (let cursor: string | null = null; ; ) {
+    const page: { body: { events: Ev[]; next_cursor: string | null } } = await api('GET', `/v1/processes/${pid}/events?limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
     out.push(...page.body.events);
-    if (page.body.events.length === 0 || page.body.next_after === after) return out;
-    after = page.body.next_after;
+    cursor = page.body.next_cursor;
+    if (!cursor) return out;
   }
 }
 
