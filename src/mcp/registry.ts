@@ -34,7 +34,8 @@ export const McpServerBody = z
       .string()
       .max(2048)
       .url()
-      .refine((u) => /^https?:$/.test(new URL(u).protocol), 'the URL must be http(s)'),
+      // zod runs this refinement even when .url() failed: an unparseable URL must be an issue, not a throw (a 500).
+      .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'the URL must be http(s)'),
     headers: z
       .record(z.string().regex(HEADER_NAME, 'not a valid header name').refine((h) => !RESERVED_HEADERS.has(h.toLowerCase()), 'the transport sets this header itself'), z.string().max(8192))
       .refine((h) => Object.keys(h).length <= 16, 'at most 16 headers')
