@@ -35,6 +35,11 @@ import { ToolStore } from '../src/tools/store.ts';
 import { notifyPipeline } from '../workflows/notify.ts';
 import { McpHost } from '../src/mcp/host.ts';
 import { McpRegistry } from '../src/mcp/registry.ts';
+import { CheckpointService } from '../src/checkpoints/service.ts';
+import { type CheckpointOp, forkFromSyscall, runCheckpointOp } from '../src/checkpoints/rpc.ts';
+import { type ForkInput, adoptFork } from '../src/checkpoints/fork.ts';
+import { bucketOrFail } from '../src/checkpoints/store.ts';
+import { TraceStore, tracingProvider } from '../src/checkpoints/trace.ts';
 
 const encoder = new TextEncoder();
 
@@ -48,6 +53,8 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
   readonly #slices: SliceClient;
   readonly #streams = new Set<WritableStreamDefaultWriter<Uint8Array>>();
   #memory: MemoryService | undefined;
+  readonly #checkpoints: CheckpointService;
+  readonly #traces: TraceStore;
   /** JIT tools: the tool table, the isolates in flight, the broker's and the proxy's callbacks. */
   readonly toolHost: ToolHost;
   /** MCP servers: the tools this process's grants name, and the calls to them. */
@@ -83,7 +90,9 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
       now: () => Date.now(),
       emit: (type, data) => this.#rt.store.transaction(() => this.#rt.emit(type, data)),
     });
+    this.#traces = new TraceStore(ctx.storage.sql);
     this.#loop = new StepLoop(this.#rt, this.stepDeps());
+    this.#checkpoints = new CheckpointService(this.#rt, () => env.CHECKPOINTS);
     // A new instance means the old one is gone: a step it left open resumes now, and every timer is re-armed.
     void ctx.blockConcurrencyWhile(() => this.#rt.recover());
   }
@@ -124,6 +133,23 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
       vectorRecall: (env.CONTEXT_VECTOR_RECALL ?? 'on').trim().toLowerCase() !== 'off',
       tools: this.toolHost,
       mcp: this.mcpHost,
+      // Every LLM call is recorded with its step; a process spawned with a trace replays it (src/checkpoints/trace.ts).
+      wrapProvider: (make) =>
+        tracingProvider(make, this.#traces, () => Date.now(), (d) => {
+          if (this.#rt.store.getMeta<boolean>('replay_diverged')) return;
+          this.#rt.store.transaction(() => {
+            this.#rt.store.setMeta('replay_diverged', true);
+            this.#rt.emit('replay_divergence', d);
+          });
+        }),
+      ...(env.CHECKPOINTS
+        ? {
+            checkpoints: {
+              request: (label: string | null) => this.#checkpoints.request(label),
+              fork: (ref: string | null, task: string | null, callKey: string) => forkFromSyscall(this.#checkpoints, this.#rt, ref, task, callKey, (pid) => processStub(env, pid)),
+            },
+          }
+        : {}),
       approvalTtlMs: Math.max(1, Number(env.APPROVAL_TIMEOUT_SECONDS) || 86_400) * 1000,
       fetch: (request) => fetch(request),
       spawnChild: async (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string, untrusted: boolean) => {
@@ -159,12 +185,15 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
   }
 
   override async alarm(): Promise<void> {
-    await this.#rt.onAlarm(() => this.#loop.runSlice());
+    await this.#checkpoints.slice(() => this.#rt.onAlarm(() => this.#loop.runSlice()));
+    await this.#checkpoints.afterSlice();
   }
 
   // --- RPC ------------------------------------------------------------------------------------------
 
   async spawn(spec: SpawnSpec): Promise<Result<Pcb>> {
+    // The trace to replay is in before the process exists, so its first step already answers from it.
+    if (spec.replay && !this.#rt.pcb()) this.#traces.loadReplay(spec.replay);
     const r = await this.#rt.spawn(spec);
     if (!r.ok) return r;
     // Tools the image carries (built-in and published) are registered before the first step: nothing
@@ -197,6 +226,26 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
     return ok(this.toolHost.store.list().map((t) => ({ ...t, source: this.toolHost.store.code(t.hash)?.source ?? '' })));
   }
 
+  // --- checkpoints, restore, fork -------------------------------------------------------------------
+
+  async checkpoints(tenant: string, op: CheckpointOp): Promise<Result<unknown>> {
+    const own = this.#own(tenant);
+    if (!own.ok) return own;
+    try {
+      return ok(await runCheckpointOp(this.#checkpoints, this.#rt, op, (pid) => processStub(this.env, pid), this.#traces));
+    } catch (e) {
+      return { ok: false, error: toErrorValue(e) };
+    }
+  }
+
+  async adoptFork(input: ForkInput): Promise<Result<Pcb>> {
+    try {
+      return ok(await adoptFork(this.#rt, bucketOrFail(this.env.CHECKPOINTS), input));
+    } catch (e) {
+      return { ok: false, error: toErrorValue(e) };
+    }
+  }
+
   /** The PCB if it exists and belongs to `tenant`; another tenant's process does not exist for the caller. */
   #own(tenant: string | null): Result<Pcb> {
     const pcb = this.#rt.pcb();
@@ -214,6 +263,7 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
     if (isInit(this.#rt)) return fail('EPERM', 'init cannot be signalled: it adopts and reaps orphaned processes', { pid: own.value.pid });
     const r = this.#rt.signal(sig, from, cascade);
     await this.#rt.settle();
+    if (r.ok && sig === 'SIGSTOP') await this.#checkpoints.onSigstop();
     return r;
   }
 

@@ -49,7 +49,7 @@ describe('OpenAI-compatible chat completions', () => {
     expect(reqs).toHaveLength(3);
     expect(reqs[0]?.headers.authorization).toBe('Bearer sk-test-openai');
     const tools = reqs[0]?.body.tools as { type: string; function: { name: string; parameters: { type: string } } }[];
-    expect(tools.map((t) => t.function.name)).toEqual(['exit', 'sleep', 'yield', 'spawn', 'wait', 'kill', 'request_capability', 'page_in', 'pin', 'unpin', 'fs_read', 'fs_write', 'fs_list', 'net_fetch', 'send', 'recv', 'subscribe', 'unsubscribe', 'publish', 'mem_write', 'mem_search', 'mem_delete', 'tool_register', 'tool_call', 'mcp_call']);
+    expect(tools.map((t) => t.function.name)).toEqual(['exit', 'sleep', 'yield', 'spawn', 'wait', 'kill', 'request_capability', 'page_in', 'pin', 'unpin', 'fs_read', 'fs_write', 'fs_list', 'net_fetch', 'send', 'recv', 'subscribe', 'unsubscribe', 'publish', 'checkpoint', 'fork', 'mem_write', 'mem_search', 'mem_delete', 'tool_register', 'tool_call', 'mcp_call']);
     expect(tools.every((t) => t.type === 'function' && t.function.parameters.type === 'object')).toBe(true);
     const second = reqs[1]?.body.messages ?? [];
     expect(second.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool', 'tool']);

@@ -26,6 +26,7 @@ import { registerToolRoutes } from './tools.ts';
 import { registerPipelines } from './pipelines.ts';
 import { registerMcpRoutes } from './mcp.ts';
 import { mountMcp } from '../mcp/server.ts';
+import { registerCheckpointRoutes } from './checkpoints.ts';
 
 export const VERSION = '0.1.0';
 
@@ -49,6 +50,7 @@ const ProcessRowSchema = z.object({
   created_at: z.number(),
   updated_at: z.number(),
   version: z.number(),
+  forked_from: z.string().nullable().describe('a fork\'s origin, <pid>@<checkpoint>'),
 });
 const PageSchema = z.object({ seq: z.number(), kind: z.string(), tokens: z.number(), importance: z.number(), pinned: z.boolean(), access_count: z.number(), last_access: z.number(), excerpt: z.string() });
 const ContextSchema = z.object({
@@ -115,7 +117,8 @@ function build(): { app: Hono<{ Bindings: Env }>; api: ApiRegistry } {
     async ({ body, c, principal }) => {
       const pid = randomPid();
       const spec = unwrap(resolveSpawn(body, { pid, tenant: principal.tenant, ppid: null, spawn_key: `api/${pid}`, default_model: { provider: c.env.LLM_PROVIDER, model: c.env.LLM_MODEL } }));
-      unwrap(checkModel(spec.model, c.env));
+      // A replaying process never calls its model: it answers from the trace.
+      if (!spec.replay) unwrap(checkModel(spec.model, c.env));
       const pcb = unwrap(await processStub(c.env, pid).spawn(spec));
       return c.json(pcb, 201, { location: `/v1/processes/${pid}` });
     },
@@ -282,6 +285,7 @@ function build(): { app: Hono<{ Bindings: Env }>; api: ApiRegistry } {
   // run_worker_first excludes /console/*); the bare /console reaches the Worker, and the assets
   // answer it with their redirect to /console/.
   app.get('/console', (c) => c.env.ASSETS.fetch(c.req.raw));
+  registerCheckpointRoutes(api);
 
   const doc = api.openapi({ title: 'AgentOS on Workers', version: VERSION, description: 'Agent processes as Durable Objects, driven by typed syscalls.' });
   app.get('/openapi.json', (c) => c.json(doc));

@@ -42,6 +42,7 @@ describe('parseCapability', () => {
     expect(cap('spawn:max=5')).toEqual({ domain: 'spawn', max: 5 });
     expect(cap('spawn:max=0')).toEqual({ domain: 'spawn', max: 0 });
     expect(cap('proc:signal')).toEqual({ domain: 'proc', right: 'signal' });
+    expect(cap('proc:fork')).toEqual({ domain: 'proc', right: 'fork' });
     expect(cap('ipc:send:pid/*')).toEqual({ domain: 'ipc', right: 'send', target: 'pid/*' });
     expect(cap('ipc:publish:topic/alerts')).toEqual({ domain: 'ipc', right: 'publish', target: 'topic/alerts' });
     expect(cap('ipc:subscribe:topic/*')).toEqual({ domain: 'ipc', right: 'subscribe', target: 'topic/*' });
@@ -139,6 +140,8 @@ describe('grants and decide', () => {
     expect(grants(cap('spawn:max=0'), { domain: 'spawn', count: 1 })).toBe(false);
     expect(grants(cap('spawn'), { domain: 'spawn', count: 1_000_000 })).toBe(true);
     expect(grants(cap('proc:signal'), { domain: 'proc', right: 'signal' })).toBe(true);
+    expect(grants(cap('proc:signal'), { domain: 'proc', right: 'fork' })).toBe(false);
+    expect(grants(cap('proc:checkpoint'), { domain: 'proc', right: 'checkpoint' })).toBe(true);
     expect(grants(cap('ipc:send:pid/*'), { domain: 'ipc', right: 'send', target: 'pid/p1' })).toBe(true);
     expect(grants(cap('ipc:send:pid/*'), { domain: 'ipc', right: 'publish', target: 'pid/p1' })).toBe(false);
     expect(grants(cap('ipc:subscribe:topic/*'), { domain: 'ipc', right: 'subscribe', target: 'topic/a/b' })).toBe(false);

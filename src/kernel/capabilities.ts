@@ -6,6 +6,7 @@
  *   net:<host-glob>[:<METHODS>]      net:api.github.com:GET   net:*.example.com:GET,POST   net:*
  *   spawn[:max=<n>]                  spawn:max=5        start children (at most n in its lifetime)
  *   proc:signal                      signal its own children
+ *   proc:checkpoint | proc:fork      checkpoint itself, fork itself from a checkpoint (docs/checkpoints.md)
  *   ipc:send:<target-glob>           ipc:send:pid/*     (IPC)
  *   ipc:publish:<topic-glob>         ipc:publish:topic/alerts
  *   ipc:subscribe:<topic-glob>
@@ -39,11 +40,15 @@ export type Grant = z.infer<typeof GrantSchema>;
 export const GrantInputSchema = z.union([z.string().min(3).max(512), GrantSchema]);
 export type GrantInput = z.infer<typeof GrantInputSchema>;
 
+export const PROC_RIGHTS = ['signal', 'checkpoint', 'fork'] as const;
+export type ProcRight = (typeof PROC_RIGHTS)[number];
+const isProcRight = (s: string | undefined): s is ProcRight => (PROC_RIGHTS as readonly (string | undefined)[]).includes(s);
+
 export type Capability =
   | { readonly domain: 'fs'; readonly path: string; readonly read: boolean; readonly write: boolean }
   | { readonly domain: 'net'; readonly host: string; readonly methods: readonly string[] | '*' }
   | { readonly domain: 'spawn'; readonly max: number | null }
-  | { readonly domain: 'proc'; readonly right: 'signal' }
+  | { readonly domain: 'proc'; readonly right: ProcRight }
   | { readonly domain: 'ipc'; readonly right: 'send' | 'publish' | 'subscribe'; readonly target: string }
   | { readonly domain: 'tool'; readonly right: 'register' }
   | { readonly domain: 'tool'; readonly right: 'call'; readonly name: string }
@@ -55,7 +60,7 @@ export type Requirement =
   | { readonly domain: 'fs'; readonly path: string; readonly access: 'r' | 'w' }
   | { readonly domain: 'net'; readonly host: string; readonly method: string }
   | { readonly domain: 'spawn'; readonly count: number }
-  | { readonly domain: 'proc'; readonly right: 'signal' }
+  | { readonly domain: 'proc'; readonly right: ProcRight }
   | { readonly domain: 'ipc'; readonly right: 'send' | 'publish' | 'subscribe'; readonly target: string }
   | { readonly domain: 'tool'; readonly right: 'register' }
   | { readonly domain: 'tool'; readonly right: 'call'; readonly name: string }
@@ -102,7 +107,7 @@ export function parseCapability(spec: string): Result<Capability> {
       return ok({ domain: 'spawn', max: Number(match[1]) });
     }
     case 'proc':
-      return rest.length === 1 && rest[0] === 'signal' ? ok({ domain: 'proc', right: 'signal' }) : bad('expected proc:signal');
+      return rest.length === 1 && isProcRight(rest[0]) ? ok({ domain: 'proc', right: rest[0] }) : bad(`expected proc:<${PROC_RIGHTS.join('|')}>`);
     case 'ipc': {
       const [right, target] = rest;
       if (rest.length !== 2 || (right !== 'send' && right !== 'publish' && right !== 'subscribe') || !target) return bad('expected ipc:<send|publish|subscribe>:<target-glob>');
@@ -217,7 +222,7 @@ export function grants(cap: Capability, req: Requirement): boolean {
       return c.max === null || req.count <= c.max;
     }
     case 'proc':
-      return true;
+      return (cap as Extract<Capability, { domain: 'proc' }>).right === req.right;
     case 'ipc': {
       const c = cap as Extract<Capability, { domain: 'ipc' }>;
       return c.right === req.right && globMatch(c.target, req.target, '/');
@@ -248,7 +253,7 @@ export function describeRequirement(req: Requirement): string {
     case 'spawn':
       return `spawn:max=${req.count}`;
     case 'proc':
-      return 'proc:signal';
+      return `proc:${req.right}`;
     case 'ipc':
       return `ipc:${req.right}:${req.target}`;
     case 'tool':
@@ -312,7 +317,7 @@ export function covers(parent: Capability, child: Capability): boolean {
       return p.max === null || (child.max !== null && child.max <= p.max);
     }
     case 'proc':
-      return true;
+      return (parent as Extract<Capability, { domain: 'proc' }>).right === child.right;
     case 'ipc': {
       const p = parent as Extract<Capability, { domain: 'ipc' }>;
       return p.right === child.right && globCovers(p.target, child.target, '/');

@@ -8,6 +8,7 @@ import type { Script } from '../llm/scripted.ts';
 import type { ToolMode } from '../llm/types.ts';
 import type { GrantInput } from './capabilities.ts';
 import type { ModelRef } from './pcb.ts';
+import type { AutoPolicy } from '../checkpoints/policy.ts';
 
 export interface Image {
   readonly name: string;
@@ -22,6 +23,8 @@ export interface Image {
   readonly capabilities: readonly GrantInput[];
   /** Built-in JIT tools (jit-tools/<name>.ts) its processes start with, registered like any tool. */
   readonly tools?: readonly string[];
+  /** Automatic checkpoints for its processes (docs/checkpoints.md); a spawn request may override. */
+  readonly checkpoints?: Partial<AutoPolicy>;
 }
 
 /** Work in its own files, start a few children, signal them, talk to other processes of the tenant, keep private long-term memory. No network unless granted. */

@@ -134,5 +134,7 @@ export const PcbSchema = z.object({
   updated_at: z.number().describe('epoch ms'),
   /** Increases by one on every change; lets readers fence stale writes. */
   version: z.number().int(),
+  /** Lineage of a fork: `<pid>@<checkpoint id>` it was created from (docs/checkpoints.md). */
+  forked_from: z.string().optional(),
 });
 export type Pcb = z.infer<typeof PcbSchema>;

@@ -20,6 +20,8 @@ const SAMPLES: Record<string, unknown> = {
   spawn: { name: 'c', task: 't' },
   wait: {},
   kill: { pid: PID, signal: 'SIGTERM' },
+  checkpoint: {},
+  fork: {},
   request_capability: { capability: 'net:*', reason: 'r' },
   page_in: { query: 'vault code' },
   pin: { step: 2 },
@@ -89,6 +91,8 @@ describe('requirementFor', () => {
 
   it('kill needs proc:signal; exit, sleep, yield, wait and request_capability need nothing', () => {
     expect(requirementFor(valid('kill', SAMPLES.kill), CTX)).toEqual({ domain: 'proc', right: 'signal' });
+    expect(requirementFor(valid('checkpoint', SAMPLES.checkpoint), CTX)).toEqual({ domain: 'proc', right: 'checkpoint' });
+    expect(requirementFor(valid('fork', SAMPLES.fork), CTX)).toEqual({ domain: 'proc', right: 'fork' });
     for (const name of ['exit', 'sleep', 'yield', 'wait', 'request_capability', 'page_in', 'pin', 'unpin']) {
       expect(requirementFor(valid(name, SAMPLES[name]), CTX), name).toBeNull();
     }
@@ -97,7 +101,7 @@ describe('requirementFor', () => {
   it('every syscall needing a capability is one of the fs/net/spawn/kill/ipc/mem/tool/mcp calls', () => {
     expect(Object.keys(SAMPLES).sort()).toEqual([...SYSCALL_NAMES].sort());
     const needing = SYSCALL_NAMES.filter((n) => requirementFor(valid(n, SAMPLES[n]), CTX) !== null).sort();
-    expect(needing).toEqual(['fs_list', 'fs_read', 'fs_write', 'kill', 'mcp_call', 'mem_delete', 'mem_search', 'mem_write', 'net_fetch', 'publish', 'send', 'spawn', 'subscribe', 'tool_call', 'tool_register']);
+    expect(needing).toEqual(['checkpoint', 'fork', 'fs_list', 'fs_read', 'fs_write', 'kill', 'mcp_call', 'mem_delete', 'mem_search', 'mem_write', 'net_fetch', 'publish', 'send', 'spawn', 'subscribe', 'tool_call', 'tool_register']);
     expect(requirementFor(valid('send', SAMPLES.send), CTX)).toEqual({ domain: 'ipc', right: 'send', target: `pid/${PID}` });
     expect(requirementFor(valid('publish', SAMPLES.publish), CTX)).toEqual({ domain: 'ipc', right: 'publish', target: 'topic/alerts' });
   });
@@ -109,9 +113,9 @@ describe('requirementFor', () => {
 });
 
 describe('isHighRisk', () => {
-  it('is true exactly for net_fetch, spawn, kill, send, publish, tool_register and MCP calls not declared read-only', () => {
+  it('is true exactly for net_fetch, spawn, fork, kill, send, publish, tool_register and MCP calls not declared read-only', () => {
     const risky = SYSCALL_NAMES.filter((n) => isHighRisk(valid(n, SAMPLES[n]))).sort();
-    expect(risky).toEqual(['kill', 'mcp_call', 'net_fetch', 'publish', 'send', 'spawn', 'tool_register']);
+    expect(risky).toEqual(['fork', 'kill', 'mcp_call', 'net_fetch', 'publish', 'send', 'spawn', 'tool_register']);
     expect(isHighRisk(valid('mcp_call', { server: 'docs', tool: 'search', args: {}, kind: 'read' }))).toBe(false);
     expect(isHighRisk(valid('net_fetch', { url: 'https://x.com/', method: 'HEAD' }))).toBe(true);
     expect(isHighRisk(valid('fs_write', SAMPLES.fs_write))).toBe(false);

@@ -43,6 +43,10 @@ export function requirementFor(call: ValidCall, ctx: PolicyContext): Requirement
       return { domain: 'spawn', count: ctx.children_spawned + 1 };
     case 'kill':
       return { domain: 'proc', right: 'signal' };
+    case 'checkpoint':
+      return { domain: 'proc', right: 'checkpoint' };
+    case 'fork':
+      return { domain: 'proc', right: 'fork' };
     case 'send':
       return { domain: 'ipc', right: 'send', target: `pid/${(call.args as { to: string }).to}` };
     case 'publish':
@@ -65,7 +69,7 @@ export function requirementFor(call: ValidCall, ctx: PolicyContext): Requirement
   }
 }
 
-const HIGH_RISK: ReadonlySet<string> = new Set(['net_fetch', 'spawn', 'kill', 'send', 'publish', 'tool_register']);
+const HIGH_RISK: ReadonlySet<string> = new Set(['net_fetch', 'spawn', 'fork', 'kill', 'send', 'publish', 'tool_register']);
 
 /** Everything a call needs: net_fetch with save_to also writes a file. */
 export function requirementsFor(call: ValidCall, ctx: PolicyContext): Requirement[] {

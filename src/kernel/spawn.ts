@@ -8,6 +8,8 @@ import { type Script, ScriptSchema } from '../llm/scripted.ts';
 import type { ToolMode } from '../llm/types.ts';
 import { type Grant, GrantInputSchema, attenuate, inheritGrants, normalizeGrant } from './capabilities.ts';
 import { type Result, fail, ok } from './errors.ts';
+import { type AutoPolicy, AutoPolicySchema, autoPolicyOf } from '../checkpoints/policy.ts';
+import { type Trace, TraceSchema } from '../checkpoints/trace.ts';
 import { IMAGES, IMAGE_NAMES } from './images.ts';
 import { ContextTokensSchema, DEFAULT_CONTEXT_TOKENS, DEFAULT_QUOTAS, type ModelRef, ModelRefSchema, PRIORITY_DEFAULT, type Pid, PrioritySchema, type Quotas, QuotasSchema } from './pcb.ts';
 
@@ -30,6 +32,8 @@ export const SpawnRequestSchema = z
       .max(64)
       .optional()
       .describe('grants: "fs:/**:rw" or {cap, effect: allow|deny|ask, expires_at?, uses?}; default: what the image declares (for a child: what its parent holds of that)'),
+    replay: TraceSchema.optional().describe('run on a replay provider that answers from this trace (GET /v1/processes/:pid/trace) and reports the first divergence'),
+    checkpoints: AutoPolicySchema.partial().optional().describe('automatic checkpoints: {every_steps, on_sigstop, keep}; default: the image\'s, else none'),
   })
   .strict();
 export type SpawnRequest = z.infer<typeof SpawnRequestSchema>;
@@ -53,6 +57,10 @@ export interface SpawnSpec {
   readonly script: Script | null;
   /** Makes spawning idempotent: the same key on the same pid is the same spawn. */
   readonly spawn_key: string;
+  /** A trace to replay instead of calling the model (docs/checkpoints.md). */
+  readonly replay?: Trace;
+  /** Automatic checkpoints (docs/checkpoints.md), when the image or the request asks for them. */
+  readonly checkpoints?: AutoPolicy;
   /** The ancestors, parent first, with their token budgets: the scheduler charges a child's usage to them too. */
   readonly lineage?: readonly { readonly pid: Pid; readonly max_tokens: number }[];
   /** Who learns of this process's exit besides its parent: a pipeline instance waiting on it (workflows/). */
@@ -125,6 +133,8 @@ export function resolveSpawn(req: SpawnRequest, ctx: SpawnContext): Result<Spawn
     untrusted_task: ctx.untrusted ?? false,
     script: req.script ?? image.script ?? null,
     spawn_key: ctx.spawn_key,
+    ...(req.replay ? { replay: req.replay } : {}),
+    ...(req.checkpoints || image.checkpoints ? { checkpoints: autoPolicyOf(image.checkpoints, req.checkpoints) } : {}),
   });
 }
 

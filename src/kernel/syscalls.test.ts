@@ -114,6 +114,8 @@ describe('validateCall', () => {
       ['subscribe', { topic: 'alerts' }],
       ['unsubscribe', { topic: 'alerts' }],
       ['publish', { topic: 'alerts', body: 'x' }],
+      ['checkpoint', { label: 'before the risky part' }],
+      ['fork', { checkpoint: 'before the risky part', task: 'try the other way' }],
       ['mem_write', { text: 'fact', metadata: { topic: 'x', n: 1, ok: true }, namespace: 'team/a' }],
       ['mem_search', { query: 'fact', top_k: 20, filter: { n: { $gte: 1 } }, namespace: 'self' }],
       ['mem_delete', { id: 'm_0123', namespace: 'tenant' }],

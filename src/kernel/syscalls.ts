@@ -164,6 +164,19 @@ export const SYSCALLS = {
     replay: (a) => (a.method === 'GET' || a.method === 'HEAD' || a.method === 'OPTIONS' ? 'idempotent' : 'unsafe'),
   }),
   ...IPC_SYSCALLS,
+  // Checkpoints (docs/checkpoints.md). A checkpoint is taken at a step boundary: the one after this step.
+  checkpoint: spec({
+    name: 'checkpoint',
+    description: 'Save a checkpoint of yourself, taken when this step ends (your time slice ends with it). Name it with label to fork from it later.',
+    args: z.object({ label: z.string().min(1).max(200).optional() }).strict(),
+    replay: 'atomic',
+  }),
+  fork: spec({
+    name: 'fork',
+    description: 'Start a child process that is a copy of you at one of your checkpoints (by id or label; default: the newest), optionally with a different task. Returns its pid; use wait to collect its result.',
+    args: z.object({ checkpoint: z.string().min(1).max(200).optional(), task: z.string().min(1).max(64 * 1024).optional() }).strict(),
+    replay: 'idempotent',
+  }),
   // Long-term memory (src/kernel/memory.ts, src/memory). The id of a write is derived from the journal
   // entry, so a write run again after a crash overwrites itself: all three are idempotent.
   mem_write: spec({

@@ -204,5 +204,18 @@ export const HANDLERS: Handlers = {
   },
 
   ...IPC_HANDLERS,
+  checkpoint: (args, ctx) => {
+    const calls = ctx.checkpoints;
+    if (!calls) throw new KernelError('ENOSYS', 'checkpoints are not configured in this deployment (no CHECKPOINTS bucket)');
+    calls.request(args.label ?? null);
+    // The step ends here, so the checkpoint is taken at its boundary (and holds this result).
+    return { kind: 'yield', value: { scheduled: true, label: args.label ?? null, taken: 'when this step ends' } };
+  },
+  fork: async (args, ctx) => {
+    const calls = ctx.checkpoints;
+    if (!calls) throw new KernelError('ENOSYS', 'checkpoints are not configured in this deployment (no CHECKPOINTS bucket)');
+    // fork is high-risk: from a tainted context it needs approval first (src/kernel/policy.ts).
+    return result(await calls.fork(args.checkpoint ?? null, args.task ?? null, ctx.callKey));
+  },
   ...MEMORY_HANDLERS,
 };

@@ -201,6 +201,13 @@ export class ProcessRuntime implements ProcessCore {
     addGrant(this, grant, by);
   }
 
+  /** Forget everything cached from storage (src/checkpoints rewrote it). Part of the caller's commit. */
+  reload(): void {
+    this.store.reload();
+    this.mailbox.reset();
+    this.#index = null;
+  }
+
   /** Release all storage (the process is removed). */
   async destroy(): Promise<void> {
     await this.store.destroy();

@@ -26,7 +26,7 @@ import type { LlmProvider, LlmResponse, LlmToolCall, ToolMode } from '../llm/typ
 import type { MemoryService } from '../memory/service.ts';
 import { type VectorRecallOptions, findSwapped, prepareContext, recallSteps, vectorRecall } from './context-manager.ts';
 import { HANDLERS } from './handlers.ts';
-import type { Directive, SyscallContext } from './syscall-context.ts';
+import type { CheckpointCalls, Directive, SyscallContext } from './syscall-context.ts';
 import type { ToolHost } from '../tools/host.ts';
 import type { McpHost } from '../mcp/host.ts';
 import type { ProcessRuntime } from './runtime.ts';
@@ -76,6 +76,10 @@ export interface StepDeps {
   readonly tools?: ToolHost;
   /** MCP servers (src/mcp/host.ts): the tools the grants name join the tool list; calls by their names become mcp_call. */
   readonly mcp?: McpHost;
+  /** Wraps the provider of every call (src/checkpoints/trace.ts: record, or replay from a trace); `make` builds the real one. */
+  readonly wrapProvider?: (make: () => LlmProvider, pcb: Pcb) => LlmProvider;
+  /** The checkpoint and fork syscalls (src/checkpoints); without them they fail with ENOSYS. */
+  readonly checkpoints?: CheckpointCalls;
 }
 
 export const DEFAULT_APPROVAL_TTL_MS = 24 * 3600 * 1000;
@@ -152,10 +156,13 @@ export class StepLoop {
   }
 
   #provider(pcb: Pcb, image: ImageMeta): LlmProvider {
-    if (this.#deps.provider) return this.#deps.provider(pcb, image);
-    const p = createProvider({ model: pcb.model, script: image.script, env: this.#deps.llm });
-    if (!p.ok) throw KernelError.fromValue(p.error);
-    return p.value;
+    const make = (): LlmProvider => {
+      if (this.#deps.provider) return this.#deps.provider(pcb, image);
+      const p = createProvider({ model: pcb.model, script: image.script, env: this.#deps.llm });
+      if (!p.ok) throw KernelError.fromValue(p.error);
+      return p.value;
+    };
+    return this.#deps.wrapProvider ? this.#deps.wrapProvider(make, pcb) : make();
   }
 
   /** Whether untrusted content is in the working set (above the context floor). */
@@ -371,6 +378,7 @@ export class StepLoop {
         : {}),
       ...(deps.tools ? { tools: deps.tools } : {}),
       ...(deps.mcp ? { mcp: deps.mcp } : {}),
+      ...(deps.checkpoints ? { checkpoints: deps.checkpoints } : {}),
       tainted: () => this.#tainted(),
     };
   }
@@ -521,7 +529,7 @@ export class StepLoop {
           return 'continue';
         }
         case 'yield':
-          rt.completeEntry(row, { ok: true, value: {} });
+          rt.completeEntry(row, { ok: true, value: d.value ?? {} });
           return 'yield';
         case 'exit':
           rt.completeEntry(row, { ok: true, value: { exiting: true } });

@@ -417,6 +417,14 @@ export class ProcessStore {
     for (const id of ids) this.#sql.exec('UPDATE outbox SET attempts = attempts + 1 WHERE id = ?', id);
   }
 
+  /** Forget the caches: the tables were rewritten underneath them (a checkpoint restored or forked in). */
+  reload(): void {
+    this.#pcb = undefined;
+    this.#meta = new Map();
+    this.#bodies = new Map();
+    this.#approvalsPresent = undefined;
+  }
+
   // --- raw access for the filesystem module ---------------------------------------------------------
   get sql(): SqlStorage {
     return this.#sql;

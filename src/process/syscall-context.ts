@@ -32,7 +32,8 @@ export type Directive =
   | { readonly kind: 'sleep'; readonly until: number }
   | { readonly kind: 'block'; readonly wait: Wait; readonly deadline: number | null }
   | { readonly kind: 'exit'; readonly status: ExitStatus }
-  | { readonly kind: 'yield' }
+  /** End the step and the slice; `value` is the call's result (default {}). */
+  | { readonly kind: 'yield'; readonly value?: unknown }
   /** Needs a human decision: the process blocks until an operator approves or denies. */
   | { readonly kind: 'ask'; readonly needed: string; readonly reason: string };
 
@@ -68,7 +69,17 @@ export interface SyscallContext {
   readonly mcp?: McpHost;
   /** Whether untrusted content is in the working set (memories written then are labelled; tools run without network grants). */
   tainted(): boolean;
+  /** Checkpoints of this process (src/checkpoints); absent where the deployment has no CHECKPOINTS bucket. */
+  readonly checkpoints?: CheckpointCalls;
 }
 
 export type Handlers = { readonly [N in SyscallName]: (args: SyscallArgs<N>, ctx: SyscallContext) => Promise<Directive> | Directive };
 
+
+/** What the checkpoint and fork syscalls need from the process's object. */
+export interface CheckpointCalls {
+  /** Take a checkpoint when the current step ends. */
+  request(label: string | null): void;
+  /** Start a child that is a fork of one of this process's checkpoints (by id or label; null: the newest). */
+  fork(checkpoint: string | null, task: string | null, callKey: string): Promise<{ pid: string; forked_from: string }>;
+}

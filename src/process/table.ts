@@ -8,12 +8,12 @@ import type { Pcb, ProcessState } from '../kernel/pcb.ts';
 
 export function upsertProcessRow(pcb: Pcb): Statement {
   return {
-    sql: `INSERT INTO processes (pid, tenant, ppid, name, image, state, priority, exit_code, created_at, updated_at, version)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    sql: `INSERT INTO processes (pid, tenant, ppid, name, image, state, priority, exit_code, created_at, updated_at, version, forked_from)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
           ON CONFLICT(pid) DO UPDATE SET ppid = excluded.ppid, name = excluded.name, image = excluded.image, state = excluded.state,
             priority = excluded.priority, exit_code = excluded.exit_code, updated_at = excluded.updated_at, version = excluded.version
           WHERE excluded.version > processes.version`,
-    params: [pcb.pid, pcb.tenant, pcb.ppid, pcb.name, pcb.image, pcb.state, pcb.priority, pcb.exit === null ? null : String(pcb.exit.code), pcb.created_at, pcb.updated_at, pcb.version],
+    params: [pcb.pid, pcb.tenant, pcb.ppid, pcb.name, pcb.image, pcb.state, pcb.priority, pcb.exit === null ? null : String(pcb.exit.code), pcb.created_at, pcb.updated_at, pcb.version, pcb.forked_from ?? null],
   };
 }
 
@@ -32,6 +32,8 @@ export interface ProcessRow {
   readonly created_at: number;
   readonly updated_at: number;
   readonly version: number;
+  /** A fork's origin, `<pid>@<checkpoint>`; null for a spawned process. */
+  readonly forked_from?: string | null;
 }
 
 export interface PsQuery {
@@ -59,7 +61,7 @@ export async function listProcesses(db: D1Database, q: PsQuery): Promise<{ proce
     where.push('(created_at < ? OR (created_at = ? AND pid < ?))');
     params.push(q.cursor.at, q.cursor.at, q.cursor.id);
   }
-  const sql = `SELECT pid, ppid, name, image, state, priority, exit_code, created_at, updated_at, version FROM processes
+  const sql = `SELECT pid, ppid, name, image, state, priority, exit_code, created_at, updated_at, version, forked_from FROM processes
     WHERE ${where.join(' AND ')} ORDER BY created_at DESC, pid DESC LIMIT ?`;
   const { results } = await db.prepare(sql).bind(...params, q.limit + 1).all<ProcessRow>();
   const page = results.slice(0, q.limit);

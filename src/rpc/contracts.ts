@@ -20,6 +20,8 @@ import type { SpawnSpec } from '../kernel/spawn.ts';
 import type { MemoryMatch, MemoryQuery, MemoryRecord, MemoryScope } from '../memory/types.ts';
 import type { SwappedRun } from '../kernel/pager.ts';
 import type { ToolRow } from '../tools/store.ts';
+import type { CheckpointOp } from '../checkpoints/rpc.ts';
+import type { ForkInput } from '../checkpoints/fork.ts';
 
 /**
  * A contract as its object implements it: a caller always gets a promise over RPC, and a method
@@ -56,6 +58,10 @@ export interface ProcessApi {
   toolSyscall(token: string, name: string, args: unknown): Promise<Result<unknown>>;
   toolEgress(token: string, url: string, method: string): Promise<Result<null>>;
   listTools(tenant: string): Promise<Result<ToolDefinitionView[]>>;
+  /** Checkpoints, restore and fork (src/checkpoints/rpc.ts). */
+  checkpoints(tenant: string, op: CheckpointOp): Promise<Result<unknown>>;
+  /** Become a fork of another process's checkpoint (called by the original's object). */
+  adoptFork(input: ForkInput): Promise<Result<Pcb>>;
 }
 
 export interface MailboxView {

@@ -1,0 +1,191 @@
+/**
+ * Record and replay of LLM I/O.
+ *
+ * Recording: every LLM call is kept in the process's `llm_trace` table with its step, keyed by
+ * step, so a call asked again after a crash replaces the one whose answer was never journaled.
+ * A request is not stored whole (the context grows with the session, and storing it every step
+ * would cost O(n²)); it is stored as digests of its system prompt, tool list and messages, plus the
+ * messages that are new since the last assistant turn: the inputs of this step (the previous
+ * step's syscall results, a message, a notice). Responses are stored whole.
+ *
+ * Replay: a process spawned with `replay: <trace>` answers every call from the trace's response for
+ * that step, and compares the request the kernel built with the recorded one. The first difference
+ * is reported once, as a `replay_divergence` event: `syscall_result` at step k−1 when the new
+ * inputs differ (a syscall returned something else), `request` at step k otherwise (the kernel
+ * built a different prompt), `extra_step` when the run goes past the trace. A change of the tool list
+ * alone is not a divergence (see `compare`). Identifiers that differ
+ * between any two runs by construction (pids, approval and checkpoint ids, epoch-ms times) are
+ * normalised before hashing.
+ */
+import { z } from 'zod';
+import type { ChatMessage, LlmProvider, LlmRequest, LlmResponse } from '../llm/types.ts';
+import { sha256Hex } from './chunks.ts';
+
+const SCHEMA = `CREATE TABLE IF NOT EXISTS llm_trace (step INTEGER PRIMARY KEY, at INTEGER NOT NULL, latency_ms INTEGER NOT NULL, request TEXT NOT NULL, response TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS replay_steps (step INTEGER PRIMARY KEY, request TEXT NOT NULL, response TEXT NOT NULL);`;
+
+export const TRACE_FORMAT = 'agentos-trace/1';
+
+const ToolCallSchema = z.object({ id: z.string(), name: z.string(), args: z.unknown() });
+const MessageSchema = z.union([
+  z.object({ role: z.literal('user'), content: z.string() }),
+  z.object({ role: z.literal('assistant'), content: z.string(), tool_calls: z.array(ToolCallSchema).optional() }),
+  z.object({ role: z.literal('tool'), tool_call_id: z.string(), name: z.string(), content: z.string() }),
+]);
+export const RecordedRequestSchema = z.object({
+  model: z.string(),
+  tool_mode: z.enum(['native', 'text']),
+  system: z.string().describe('SHA-256 of the system prompt (normalised)'),
+  tools: z.string().describe('SHA-256 of the tool list'),
+  messages: z.string().describe('SHA-256 of all messages (normalised)'),
+  count: z.number().int(),
+  inputs: z.array(MessageSchema).describe('the messages after the last assistant turn: what is new at this step'),
+});
+export type RecordedRequest = z.infer<typeof RecordedRequestSchema>;
+export const RecordedResponseSchema = z.object({
+  text: z.string(),
+  tool_calls: z.array(ToolCallSchema),
+  usage: z.object({ prompt_tokens: z.number(), completion_tokens: z.number(), cached_tokens: z.number(), cache_write_tokens: z.number() }),
+  model: z.string(),
+  stop_reason: z.string(),
+});
+
+export const TraceSchema = z.object({
+  format: z.literal(TRACE_FORMAT),
+  pid: z.string(),
+  spawn: z.object({ name: z.string(), task: z.string(), image: z.string(), model: z.object({ provider: z.string(), model: z.string() }), tool_mode: z.enum(['native', 'text']), max_context_tokens: z.number().int() }),
+  steps: z
+    .array(z.object({ step: z.number().int().min(1), at: z.number(), latency_ms: z.number(), request: RecordedRequestSchema, response: RecordedResponseSchema }))
+    .max(10_000),
+  syscalls: z.array(z.object({ step: z.number().int(), idx: z.number().int(), name: z.string(), args: z.unknown(), result: z.unknown() })),
+  exit: z.unknown().nullable(),
+});
+export type Trace = z.infer<typeof TraceSchema>;
+
+/** Values that differ between two runs of the same process by construction. */
+const normalise = (s: string): string =>
+  s
+    .replace(/\bp[0-9a-z]{20}\b/g, '<pid>')
+    .replace(/\bap_[0-9a-f]{24}\b/g, '<approval>')
+    .replace(/\bck\d{4,}-[0-9a-f]{8}\b/g, '<checkpoint>')
+    .replace(/\b1[6-9]\d{11}\b/g, '<time>');
+
+const digest = async (value: unknown): Promise<string> => sha256Hex(new TextEncoder().encode(normalise(JSON.stringify(value))));
+
+function inputsOf(messages: readonly ChatMessage[]): RecordedRequest['inputs'] {
+  let i = messages.length;
+  while (i > 0 && messages[i - 1]?.role !== 'assistant') i--;
+  return messages.slice(i).map((m) => MessageSchema.parse(JSON.parse(normalise(JSON.stringify(m)))));
+}
+
+export async function recordRequest(request: LlmRequest): Promise<RecordedRequest> {
+  return {
+    model: request.model,
+    tool_mode: request.tool_mode,
+    system: await digest(request.system),
+    tools: await digest(request.tools),
+    messages: await digest(request.messages),
+    count: request.messages.length,
+    inputs: inputsOf(request.messages),
+  };
+}
+
+/** The process's record of LLM calls (and, in a replaying process, the trace it replays). */
+export class TraceStore {
+  readonly #sql: SqlStorage;
+  #ready = false;
+
+  constructor(sql: SqlStorage) {
+    this.#sql = sql;
+  }
+
+  #db(): SqlStorage {
+    if (!this.#ready) {
+      this.#sql.exec(SCHEMA);
+      this.#ready = true;
+    }
+    return this.#sql;
+  }
+
+  /** After a restore or a release of storage the tables may be new: check again on next use. */
+  reset(): void {
+    this.#ready = false;
+  }
+
+  record(step: number, at: number, latencyMs: number, request: RecordedRequest, response: LlmResponse): void {
+    this.#db().exec('INSERT OR REPLACE INTO llm_trace (step, at, latency_ms, request, response) VALUES (?, ?, ?, ?, ?)', step, at, latencyMs, JSON.stringify(request), JSON.stringify(response));
+  }
+
+  steps(): Trace['steps'] {
+    return this.#db()
+      .exec<{ step: number; at: number; latency_ms: number; request: string; response: string }>('SELECT step, at, latency_ms, request, response FROM llm_trace ORDER BY step')
+      .toArray()
+      .map((r) => ({ step: r.step, at: r.at, latency_ms: r.latency_ms, request: JSON.parse(r.request) as RecordedRequest, response: JSON.parse(r.response) as Trace['steps'][number]['response'] }));
+  }
+
+  /** Load the trace this process replays. */
+  loadReplay(trace: Trace): void {
+    const db = this.#db();
+    for (const s of trace.steps) db.exec('INSERT OR REPLACE INTO replay_steps (step, request, response) VALUES (?, ?, ?)', s.step, JSON.stringify(s.request), JSON.stringify(s.response));
+  }
+
+  replaying(): boolean {
+    return this.#db().exec('SELECT 1 FROM replay_steps LIMIT 1').toArray().length > 0;
+  }
+
+  replayStep(step: number): { request: RecordedRequest; response: LlmResponse } | null {
+    const row = this.#db().exec<{ request: string; response: string }>('SELECT request, response FROM replay_steps WHERE step = ?', step).toArray()[0];
+    return row ? { request: JSON.parse(row.request) as RecordedRequest, response: JSON.parse(row.response) as LlmResponse } : null;
+  }
+}
+
+export interface Divergence {
+  readonly kind: 'request' | 'syscall_result' | 'extra_step';
+  readonly step: number;
+  readonly part?: 'system' | 'tools' | 'messages' | 'model';
+  readonly expected?: unknown;
+  readonly actual?: unknown;
+}
+
+/** Compare the request built at `step` with the recorded one: the first difference, or null. */
+export function compare(step: number, recorded: RecordedRequest | null, actual: RecordedRequest): Divergence | null {
+  if (!recorded) return { kind: 'extra_step', step };
+  if (JSON.stringify(recorded.inputs) !== JSON.stringify(actual.inputs)) {
+    const tool = actual.inputs.some((m) => m.role === 'tool' || (m.role === 'user' && m.content.startsWith('[SYS_RESULT::')));
+    return { kind: tool ? 'syscall_result' : 'request', step: tool ? step - 1 : step, part: 'messages', expected: recorded.inputs, actual: actual.inputs };
+  }
+  // The tool list alone is not compared: syscalls may be added without re-recording every trace; one
+  // the trace used that was removed or changed shows up as a different syscall result (ENOSYS, EINVAL).
+  for (const part of ['model', 'system', 'messages'] as const) {
+    if (recorded[part] !== actual[part]) return { kind: 'request', step, part, expected: recorded[part], actual: actual[part] };
+  }
+  return null;
+}
+
+/**
+ * Wrap a provider: record each call; in a replaying process, answer from the trace instead and
+ * report the first divergence through `diverged`.
+ */
+export function tracingProvider(inner: () => LlmProvider, store: TraceStore, now: () => number, diverged: (d: Divergence) => void): LlmProvider {
+  const replaying = store.replaying();
+  return {
+    name: replaying ? 'replay' : 'recorded',
+    async complete(request, options) {
+      const step = request.step ?? 0;
+      const recorded = await recordRequest(request);
+      const started = now();
+      let response: LlmResponse;
+      if (replaying) {
+        const from = store.replayStep(step);
+        const d = compare(step, from?.request ?? null, recorded);
+        if (d) diverged(d);
+        // Past the end of the trace: a final answer, so the process exits (the divergence is reported).
+        response = from?.response ?? { text: `replay: the trace has no step ${step}`, tool_calls: [], usage: { prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0, cache_write_tokens: 0 }, model: request.model, stop_reason: 'end_turn' };
+      } else {
+        response = await inner().complete(request, options);
+      }
+      store.record(step, started, now() - started, recorded, response);
+      return response;
+    },
+  };
+}
