@@ -67,7 +67,7 @@ export const policyOf = (table: string): TablePolicy => TABLE_POLICY[table] ?? '
  * Meta keys that record facts of the live timeline and survive a restore unchanged (and do not
  * pass to a fork): the audit sequence (audit ids are never reused), the process-table flag, fault
  * counters, the spawn key and lineage (the process's identity), init's mark, a pending SIGTERM
- * (a restore never cancels one), and the LLM scheduler's ticket state.
+ * (a restore never cancels one), a pipeline's exit notice, and the LLM scheduler's ticket state.
  */
 export const LIVE_META: ReadonlySet<string> = new Set([
   'audit_seq',
@@ -77,6 +77,8 @@ export const LIVE_META: ReadonlySet<string> = new Set([
   'spawn_key',
   'lineage',
   'init',
+  // A pipeline waiting for this process's exit: a fork must not notify it, a restore must not lose it.
+  'exit_notify',
   'term_pending',
   'sched_ticket',
   'sched_seq',

@@ -53,7 +53,7 @@ try {
   await call('POST', '/bench/setup', migrationsSql());
   for (const n of sizes) {
     const script = [...Array.from({ length: n }, (_, i) => write(i + 1)), recv, ...Array.from({ length: 10 }, (_, i) => write(n + 2 + i)), recv];
-    const pcb = await call('POST', '/v1/processes', { name: `ckpt-${n}`, task: 'take notes', model: { provider: 'scripted', model: 'scripted' }, quotas: { max_steps: 10_000 }, script });
+    const pcb = await call('POST', '/v1/processes', { name: `ckpt-${n}`, task: 'take notes', model: { provider: 'scripted', model: 'scripted' }, quotas: { max_steps: 10_000, max_tokens: 1_000_000_000 }, script });
     const pid = pcb.pid;
     await until(pid, n + 1);
     const raw = await call('GET', `/bench/raw/${pid}`);
