@@ -8,32 +8,15 @@
  * on is settled for the fork: an approval is asked again under the fork's own pid (never carried
  * over, decided or pending), a wait for a child fails with ECHILD; sleeps and message waits stay.
  */
-import { z } from 'zod';
-import { GrantSchema } from '../kernel/capabilities.ts';
 import { KernelError } from '../kernel/errors.ts';
-import { ModelRefSchema, type Pcb, QuotasSchema } from '../kernel/pcb.ts';
+import type { Pcb } from '../kernel/pcb.ts';
+import type { ForkInput } from './contract.ts';
+export type { ForkInput } from './contract.ts';
 import type { ProcessRuntime } from '../process/runtime.ts';
 import { loadTables } from './service.ts';
 import { writeTables } from './snapshot.ts';
 import { readManifest } from './store.ts';
 import { policyOf } from './tables.ts';
-
-export const ForkInputSchema = z.object({
-  manifest_key: z.string(),
-  pid: z.string(),
-  tenant: z.string(),
-  ppid: z.string().nullable(),
-  forked_from: z.string(),
-  spawn_key: z.string(),
-  capabilities: z.array(GrantSchema),
-  quotas: QuotasSchema,
-  name: z.string().optional(),
-  task: z.string().optional(),
-  model: ModelRefSchema.optional(),
-  priority: z.number().int().optional(),
-  lineage: z.array(z.object({ pid: z.string(), max_tokens: z.number() })).optional(),
-});
-export type ForkInput = z.infer<typeof ForkInputSchema>;
 
 export async function adoptFork(rt: ProcessRuntime, bucket: R2Bucket, input: ForkInput): Promise<Pcb> {
   const existing = rt.pcb();

@@ -2,50 +2,18 @@
  * The checkpoint operations a process's Durable Object answers over RPC (from the API and from
  * its own syscalls), as one discriminated union, so the object class gains two methods, not nine.
  */
-import { z } from 'zod';
-import { GrantInputSchema, type Grant, normalizeGrant } from '../kernel/capabilities.ts';
+import { type Grant, normalizeGrant } from '../kernel/capabilities.ts';
 import { KernelError, type Result } from '../kernel/errors.ts';
-import { ModelRefSchema, type Pcb, PrioritySchema, type Quotas } from '../kernel/pcb.ts';
+import type { Pcb, Quotas } from '../kernel/pcb.ts';
 import { childPid, remainingQuotas } from '../kernel/spawn.ts';
 import type { ProcessRuntime } from '../process/runtime.ts';
-import type { ForkInput } from './fork.ts';
+import type { CheckpointOp, ForkInput } from './contract.ts';
+export type { CheckpointOp, ForkRequest } from './contract.ts';
+export { ForkRequestSchema } from './contract.ts';
 import { forkGrants } from './policy.ts';
 import type { CheckpointService } from './service.ts';
 import { manifestKey, prefixOf } from './store.ts';
 import { TRACE_FORMAT, type Trace, type TraceStore } from './trace.ts';
-
-/** What a caller may change in a fork; everything else comes from the checkpoint. */
-export const ForkRequestSchema = z
-  .object({
-    name: z.string().min(1).max(128).optional(),
-    task: z.string().min(1).max(256 * 1024).optional().describe('a different task: the fork reads it as a notice after its history'),
-    model: z.union([z.string().min(1).max(256), ModelRefSchema.strict()]).optional(),
-    priority: PrioritySchema.optional(),
-    capabilities: z.array(GrantInputSchema).max(64).optional().describe('narrower grants; each must be covered by the original now and by the checkpoint'),
-  })
-  .strict();
-export type ForkRequest = z.infer<typeof ForkRequestSchema>;
-
-export type CheckpointOp =
-  | { readonly op: 'create'; readonly label: string | null }
-  | { readonly op: 'list' }
-  | { readonly op: 'get'; readonly id: string }
-  | { readonly op: 'diff'; readonly from: string; readonly to: string }
-  | { readonly op: 'delete'; readonly id: string }
-  | { readonly op: 'restore'; readonly id: string; readonly by: string }
-  | { readonly op: 'digest' }
-  | { readonly op: 'trace' }
-  | {
-      readonly op: 'fork';
-      readonly id: string;
-      readonly by: string;
-      readonly request: ForkRequest;
-      /** The new process: its pid, parent (null from the API) and idempotency key. */
-      readonly pid: string;
-      readonly ppid: string | null;
-      readonly spawn_key: string;
-      readonly lineage?: readonly { pid: string; max_tokens: number }[];
-    };
 
 export interface ForkTarget {
   adoptFork(input: ForkInput): Promise<Result<Pcb>>;

@@ -20,8 +20,7 @@ import type { SpawnSpec } from '../kernel/spawn.ts';
 import type { MemoryMatch, MemoryQuery, MemoryRecord, MemoryScope } from '../memory/types.ts';
 import type { SwappedRun } from '../kernel/pager.ts';
 import type { ToolRow } from '../tools/store.ts';
-import type { CheckpointOp } from '../checkpoints/rpc.ts';
-import type { ForkInput } from '../checkpoints/fork.ts';
+import type { CheckpointOp, ForkInput } from '../checkpoints/contract.ts';
 
 /**
  * A contract as its object implements it: a caller always gets a promise over RPC, and a method
