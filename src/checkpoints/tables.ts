@@ -49,6 +49,8 @@ export const TABLE_POLICY: Readonly<Record<string, TablePolicy>> = {
   ipc_skipped: 'live',
   // Append-only: the event log is never rolled back; the manifest records its cursor.
   events: 'skip',
+  // The storage's schema version (src/process/schema.ts): the live code's, never a checkpoint's.
+  schema_version: 'skip',
   // A cache of embeddings, rebuilt on demand.
   mem_embedding_cache: 'skip',
   // The checkpoint index and its chunk reference counts.

@@ -66,6 +66,7 @@ export async function spawn(rt: ProcessCore, spec: SpawnSpec): Promise<Result<Pc
     rt.store.setMeta('spawn_key', spec.spawn_key);
     if (spec.lineage) rt.store.setMeta('lineage', spec.lineage);
     if (spec.exit_notify) rt.store.setMeta(EXIT_NOTIFY, spec.exit_notify);
+    if (spec.checkpoints) rt.store.setMeta('ckpt_auto', spec.checkpoints);
     rt.store.setMeta('image', { system_prompt: spec.system_prompt, tool_mode: spec.tool_mode, script: spec.script });
     rt.addPage(0, { kind: 'task', text: spec.task, ...(spec.untrusted_task ? { untrusted: true, source: 'parent context' } : {}) });
     rt.emit('spawned', { pid: spec.pid, ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model, priority: spec.priority, quotas: spec.quotas });

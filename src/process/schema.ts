@@ -16,7 +16,7 @@ import type { Migration } from '../storage/migrations.ts';
 export interface TableSpec {
   readonly name: string;
   /** The module that writes it. */
-  readonly owner: 'store' | 'fs' | 'mailbox' | 'tools' | 'memory';
+  readonly owner: 'store' | 'fs' | 'mailbox' | 'tools' | 'memory' | 'checkpoints';
   readonly holds: string;
   /** CREATE TABLE (and its indexes), idempotent. */
   readonly ddl: readonly string[];
@@ -86,6 +86,10 @@ export const PROCESS_TABLES: readonly TableSpec[] = [
   { name: 'tool_code', owner: 'tools', lazy: true, holds: "JIT tools' source and compiled JavaScript, by hash", ddl: ['CREATE TABLE IF NOT EXISTS tool_code (hash TEXT PRIMARY KEY, source TEXT NOT NULL, js TEXT NOT NULL)'] },
   { name: 'tools', owner: 'tools', lazy: true, holds: 'registered JIT tools by name', ddl: ['CREATE TABLE IF NOT EXISTS tools (name TEXT PRIMARY KEY, description TEXT NOT NULL, parameters TEXT NOT NULL, hash TEXT NOT NULL, version INTEGER NOT NULL, origin TEXT NOT NULL, updated_at INTEGER NOT NULL)'] },
   { name: 'mem_embedding_cache', owner: 'memory', lazy: true, holds: 'a cache of embeddings (recomputable; a checkpoint may skip its rows)', ddl: ['CREATE TABLE IF NOT EXISTS mem_embedding_cache (key TEXT PRIMARY KEY, vec BLOB NOT NULL, at INTEGER NOT NULL)'] },
+  { name: 'llm_trace', owner: 'checkpoints', lazy: true, holds: 'every LLM call by step: request digests and new inputs, the response (src/checkpoints/trace.ts)', ddl: ['CREATE TABLE IF NOT EXISTS llm_trace (step INTEGER PRIMARY KEY, at INTEGER NOT NULL, latency_ms INTEGER NOT NULL, request TEXT NOT NULL, response TEXT NOT NULL)'] },
+  { name: 'replay_steps', owner: 'checkpoints', lazy: true, holds: 'the trace a replaying process answers from', ddl: ['CREATE TABLE IF NOT EXISTS replay_steps (step INTEGER PRIMARY KEY, request TEXT NOT NULL, response TEXT NOT NULL)'] },
+  { name: 'ckpt_index', owner: 'checkpoints', lazy: true, holds: "the process's checkpoints (src/checkpoints/store.ts)", ddl: ['CREATE TABLE IF NOT EXISTS ckpt_index (id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, label TEXT, reason TEXT NOT NULL, step INTEGER NOT NULL, state TEXT NOT NULL, created_at INTEGER NOT NULL, raw_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL, new_bytes INTEGER NOT NULL, digest TEXT NOT NULL)'] },
+  { name: 'ckpt_chunks', owner: 'checkpoints', lazy: true, holds: 'reference counts of checkpoint chunks in R2', ddl: ['CREATE TABLE IF NOT EXISTS ckpt_chunks (hash TEXT PRIMARY KEY, kind TEXT NOT NULL, raw INTEGER NOT NULL, stored INTEGER NOT NULL, refs INTEGER NOT NULL)'] },
 ];
 
 /** The DDL of some tables, in the order `PROCESS_TABLES` lists them. */
