@@ -54,6 +54,7 @@ export function registerCheckpointRoutes(api: ApiRegistry): void {
     {
       method: 'get',
       path: '/v1/processes/:pid/trace',
+      operationId: 'getProcessTrace',
       summary: "The process's run as a trace file (LLM requests and responses by step, syscall results, timing); spawn with replay: <trace> to re-run it",
       tag,
       role: 'reader',
@@ -67,6 +68,7 @@ export function registerCheckpointRoutes(api: ApiRegistry): void {
     {
       method: 'post',
       path: '/v1/processes/:pid/checkpoints',
+      operationId: 'createCheckpoint',
       summary: 'Take a checkpoint at the current step boundary',
       tag,
       role: 'operator',
@@ -81,6 +83,7 @@ export function registerCheckpointRoutes(api: ApiRegistry): void {
     {
       method: 'get',
       path: '/v1/processes/:pid/checkpoints',
+      operationId: 'listCheckpoints',
       summary: "A process's checkpoints, oldest first, and its automatic-checkpoint policy",
       tag,
       role: 'reader',
@@ -94,6 +97,7 @@ export function registerCheckpointRoutes(api: ApiRegistry): void {
     {
       method: 'get',
       path: '/v1/processes/:pid/checkpoints/:id',
+      operationId: 'getCheckpoint',
       summary: "Inspect a checkpoint: its manifest (tables, chunks, sizes, step, time)",
       tag,
       role: 'reader',
@@ -107,6 +111,7 @@ export function registerCheckpointRoutes(api: ApiRegistry): void {
     {
       method: 'get',
       path: '/v1/processes/:pid/checkpoints/:id/diff/:other',
+      operationId: 'diffCheckpoints',
       summary: 'What changed between two checkpoints: tables (by chunk and row count) and files',
       tag,
       role: 'reader',
@@ -120,6 +125,7 @@ export function registerCheckpointRoutes(api: ApiRegistry): void {
     {
       method: 'delete',
       path: '/v1/processes/:pid/checkpoints/:id',
+      operationId: 'deleteCheckpoint',
       summary: 'Delete a checkpoint; chunks no other checkpoint uses are freed',
       tag,
       role: 'operator',
@@ -133,6 +139,7 @@ export function registerCheckpointRoutes(api: ApiRegistry): void {
     {
       method: 'post',
       path: '/v1/processes/:pid/checkpoints/:id/restore',
+      operationId: 'restoreCheckpoint',
       summary: 'Roll the process back to a checkpoint (forward-only: a new version; events and audit record it)',
       tag,
       role: 'operator',
@@ -146,6 +153,7 @@ export function registerCheckpointRoutes(api: ApiRegistry): void {
     {
       method: 'post',
       path: '/v1/processes/:pid/checkpoints/:id/fork',
+      operationId: 'forkCheckpoint',
       summary: 'Start a new process from a checkpoint (new pid, lineage forked_from, capabilities only narrowed)',
       tag,
       role: 'operator',
