@@ -231,6 +231,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/mcp/servers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your tenant's MCP servers and their cached tools (header names only)
+         * @description Requires the reader role.
+         */
+        get: operations["listMcpServers"];
+        put?: never;
+        /**
+         * Register (or replace) a remote MCP server for your tenant; its tool list is fetched at once
+         * @description Requires the operator role.
+         */
+        post: operations["registerMcpServer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mcp/servers/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One MCP server
+         * @description Requires the reader role.
+         */
+        get: operations["getMcpServer"];
+        put?: never;
+        post?: never;
+        /**
+         * Remove an MCP server (its sealed headers with it)
+         * @description Requires the operator role.
+         */
+        delete: operations["deleteMcpServer"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mcp/servers/{name}/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fetch the server's tool list again now
+         * @description Requires the operator role.
+         */
+        post: operations["refreshMcpServer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/memory/{id}": {
         parameters: {
             query?: never;
@@ -423,6 +491,114 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/processes/{pid}/checkpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A process's checkpoints, oldest first, and its automatic-checkpoint policy
+         * @description Requires the reader role.
+         */
+        get: operations["listCheckpoints"];
+        put?: never;
+        /**
+         * Take a checkpoint at the current step boundary
+         * @description Requires the operator role.
+         */
+        post: operations["createCheckpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/processes/{pid}/checkpoints/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Inspect a checkpoint: its manifest (tables, chunks, sizes, step, time)
+         * @description Requires the reader role.
+         */
+        get: operations["getCheckpoint"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a checkpoint; chunks no other checkpoint uses are freed
+         * @description Requires the operator role.
+         */
+        delete: operations["deleteCheckpoint"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/processes/{pid}/checkpoints/{id}/diff/{other}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What changed between two checkpoints: tables (by chunk and row count) and files
+         * @description Requires the reader role.
+         */
+        get: operations["diffCheckpoints"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/processes/{pid}/checkpoints/{id}/fork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a new process from a checkpoint (new pid, lineage forked_from, capabilities only narrowed)
+         * @description Requires the operator role.
+         */
+        post: operations["forkCheckpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/processes/{pid}/checkpoints/{id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Roll the process back to a checkpoint (forward-only: a new version; events and audit record it)
+         * @description Requires the operator role.
+         */
+        post: operations["restoreCheckpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/processes/{pid}/context": {
         parameters: {
             query?: never;
@@ -555,6 +731,26 @@ export interface paths {
          * @description Requires the reader role.
          */
         get: operations["listProcessTools"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/processes/{pid}/trace": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The process's run as a trace file (LLM requests and responses by step, syscall results, timing); spawn with replay: <trace> to re-run it
+         * @description Requires the reader role.
+         */
+        get: operations["getProcessTrace"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1707,6 +1903,387 @@ export interface operations {
             };
         };
     };
+    listMcpServers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description servers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        servers: {
+                            created_at: number;
+                            created_by: string;
+                            header_names: string[];
+                            name: string;
+                            tools: {
+                                description: string;
+                                idempotent: boolean;
+                                name: string;
+                                read_only: boolean;
+                            }[] | null;
+                            tools_fetched_at: number | null;
+                            url: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    registerMcpServer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description sent with every request to the server (e.g. Authorization); stored encrypted, never shown again */
+                    headers?: {
+                        [key: string]: string;
+                    };
+                    name: string;
+                    /** Format: uri */
+                    url: string;
+                };
+            };
+        };
+        responses: {
+            /** @description registered; refresh_error says why the tool list could not be fetched yet */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        created_by: string;
+                        header_names: string[];
+                        name: string;
+                        refresh_error: {
+                            code: string;
+                            message: string;
+                        } | null;
+                        tools: {
+                            description: string;
+                            idempotent: boolean;
+                            name: string;
+                            read_only: boolean;
+                        }[] | null;
+                        tools_fetched_at: number | null;
+                        url: string;
+                    };
+                };
+            };
+            /** @description invalid body, or headers without MCP_SECRET_KEY configured; or invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role is below operator (EPERM) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description body over 1 MiB (E2BIG) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getMcpServer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the server */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        created_by: string;
+                        header_names: string[];
+                        name: string;
+                        tools: {
+                            description: string;
+                            idempotent: boolean;
+                            name: string;
+                            read_only: boolean;
+                        }[] | null;
+                        tools_fetched_at: number | null;
+                        url: string;
+                    };
+                };
+            };
+            /** @description invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown server */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteMcpServer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description removed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role is below operator (EPERM) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown server */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    refreshMcpServer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the server with its fresh tool list */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        created_by: string;
+                        header_names: string[];
+                        name: string;
+                        tools: {
+                            description: string;
+                            idempotent: boolean;
+                            name: string;
+                            read_only: boolean;
+                        }[] | null;
+                        tools_fetched_at: number | null;
+                        url: string;
+                    };
+                };
+            };
+            /** @description invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role is below operator (EPERM) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown server */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server timed out */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     deleteMemory: {
         parameters: {
             query: {
@@ -2701,6 +3278,8 @@ export interface operations {
                         processes: {
                             created_at: number;
                             exit_code: string | null;
+                            /** @description a fork's origin, <pid>@<checkpoint> */
+                            forked_from: string | null;
                             image: string;
                             name: string;
                             pid: string;
@@ -2767,6 +3346,15 @@ export interface operations {
                         /** @description how many times it may be used (1 = one-shot) */
                         uses?: number | null;
                     })[];
+                    /** @description automatic checkpoints: {every_steps, on_sigstop, keep}; default: the image's, else none */
+                    checkpoints?: {
+                        /** @description take a checkpoint every this many steps (at the first step boundary after them); 0: never */
+                        every_steps?: number;
+                        /** @description how many automatic checkpoints to keep (oldest removed first); taken-by-hand ones are kept until deleted */
+                        keep?: number;
+                        /** @description take a checkpoint when the process is stopped */
+                        on_sigstop?: boolean;
+                    };
                     /** @description one of: default, toolsmith, demo, idle, demo-helper (default "default") */
                     image?: string;
                     /** @description token budget of the working set (default: the image's, else 64000) */
@@ -2788,6 +3376,87 @@ export interface operations {
                         max_tokens?: number;
                         /** @description seconds since spawn before EQUOTA */
                         max_wall_seconds?: number;
+                    };
+                    /** @description run on a replay provider that answers from this trace (GET /v1/processes/:pid/trace) and reports the first divergence */
+                    replay?: {
+                        /** @description the exit status, or null while the process runs */
+                        exit: unknown;
+                        /** @enum {string} */
+                        format: "agentos-trace/1";
+                        pid: string;
+                        spawn: {
+                            image: string;
+                            max_context_tokens: number;
+                            model: {
+                                model: string;
+                                provider: string;
+                            };
+                            name: string;
+                            task: string;
+                            /** @enum {string} */
+                            tool_mode: "native" | "text";
+                        };
+                        steps: {
+                            at: number;
+                            latency_ms: number;
+                            request: {
+                                count: number;
+                                /** @description the messages after the last assistant turn: what is new at this step */
+                                inputs: ({
+                                    content: string;
+                                    /** @enum {string} */
+                                    role: "user";
+                                } | {
+                                    content: string;
+                                    /** @enum {string} */
+                                    role: "assistant";
+                                    tool_calls?: {
+                                        args: unknown;
+                                        id: string;
+                                        name: string;
+                                    }[];
+                                } | {
+                                    content: string;
+                                    name: string;
+                                    /** @enum {string} */
+                                    role: "tool";
+                                    tool_call_id: string;
+                                })[];
+                                /** @description SHA-256 of all messages (normalised) */
+                                messages: string;
+                                model: string;
+                                /** @description SHA-256 of the system prompt (normalised) */
+                                system: string;
+                                /** @enum {string} */
+                                tool_mode: "native" | "text";
+                                /** @description SHA-256 of the tool list */
+                                tools: string;
+                            };
+                            response: {
+                                model: string;
+                                stop_reason: string;
+                                text: string;
+                                tool_calls: {
+                                    args: unknown;
+                                    id: string;
+                                    name: string;
+                                }[];
+                                usage: {
+                                    cache_write_tokens: number;
+                                    cached_tokens: number;
+                                    completion_tokens: number;
+                                    prompt_tokens: number;
+                                };
+                            };
+                            step: number;
+                        }[];
+                        syscalls: {
+                            args: unknown;
+                            idx: number;
+                            name: string;
+                            result: unknown;
+                            step: number;
+                        }[];
                     };
                     /** @description turns for the scripted provider (tests, demos) */
                     script?: {
@@ -2836,6 +3505,7 @@ export interface operations {
                             reason: string;
                             result?: unknown;
                         } | null;
+                        forked_from?: string;
                         image: string;
                         max_context_tokens: number;
                         model: {
@@ -2972,6 +3642,7 @@ export interface operations {
                             reason: string;
                             result?: unknown;
                         } | null;
+                        forked_from?: string;
                         image: string;
                         max_context_tokens: number;
                         model: {
@@ -3130,6 +3801,779 @@ export interface operations {
                 };
             };
             /** @description deliveries pending; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listCheckpoints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description checkpoints */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        checkpoints: {
+                            created_at: number;
+                            /** @description SHA-256 of the state it holds (equal digests: equal state) */
+                            digest: string;
+                            id: string;
+                            label: string | null;
+                            /** @description <pid>@<id> */
+                            name: string;
+                            /** @description bytes this checkpoint added to storage (chunks no earlier checkpoint had, and its manifest) */
+                            new_bytes: number;
+                            /** @description uncompressed bytes of every chunk it references */
+                            raw_bytes: number;
+                            /** @enum {string} */
+                            reason: "api" | "auto" | "sigstop" | "syscall";
+                            seq: number;
+                            state: string;
+                            step: number;
+                            /** @description compressed bytes of every chunk it references, plus its manifest */
+                            stored_bytes: number;
+                        }[];
+                        policy: {
+                            /** @description take a checkpoint every this many steps (at the first step boundary after them); 0: never */
+                            every_steps: number;
+                            /** @description how many automatic checkpoints to keep (oldest removed first); taken-by-hand ones are kept until deleted */
+                            keep: number;
+                            /** @description take a checkpoint when the process is stopped */
+                            on_sigstop: boolean;
+                        };
+                    };
+                };
+            };
+            /** @description invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown pid */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createCheckpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pid: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    label?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the checkpoint */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        /** @description SHA-256 of the state it holds (equal digests: equal state) */
+                        digest: string;
+                        id: string;
+                        label: string | null;
+                        /** @description <pid>@<id> */
+                        name: string;
+                        /** @description bytes this checkpoint added to storage (chunks no earlier checkpoint had, and its manifest) */
+                        new_bytes: number;
+                        /** @description uncompressed bytes of every chunk it references */
+                        raw_bytes: number;
+                        /** @enum {string} */
+                        reason: "api" | "auto" | "sigstop" | "syscall";
+                        seq: number;
+                        state: string;
+                        step: number;
+                        /** @description compressed bytes of every chunk it references, plus its manifest */
+                        stored_bytes: number;
+                    };
+                };
+            };
+            /** @description invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role is below operator (EPERM) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown pid */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description body over 1 MiB (E2BIG) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a step or syscall is under way (EAGAIN): retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getCheckpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                pid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the manifest */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created_at: number;
+                        digest: string;
+                        events_cursor: number;
+                        forked_from?: string;
+                        /** @enum {number} */
+                        format: 1;
+                        id: string;
+                        label: string | null;
+                        pid: string;
+                        pieces: {
+                            [key: string]: {
+                                /** @enum {string} */
+                                kind: "rows" | "blob";
+                                raw: number;
+                                stored: number;
+                            };
+                        };
+                        /** @enum {string} */
+                        reason: "api" | "auto" | "sigstop" | "syscall";
+                        sizes: {
+                            chunks: number;
+                            new_bytes: number;
+                            new_chunks: number;
+                            raw_bytes: number;
+                            stored_bytes: number;
+                        };
+                        state: string;
+                        step: number;
+                        tables: {
+                            chunks: string[];
+                            columns: string[];
+                            ddl: string[];
+                            explicit_rowid: boolean;
+                            name: string;
+                            /** @enum {string} */
+                            policy: "rollback" | "live" | "skip";
+                            rows: number;
+                        }[];
+                        tenant: string;
+                        version: number;
+                    };
+                };
+            };
+            /** @description invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown pid or checkpoint */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteCheckpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                pid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        chunks_freed: number;
+                        deleted: string;
+                    };
+                };
+            };
+            /** @description invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role is below operator (EPERM) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown pid or checkpoint */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    diffCheckpoints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                other: string;
+                pid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the difference */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        changed_files: string[];
+                        from: string;
+                        same_state: boolean;
+                        steps: number;
+                        tables: {
+                            chunks_added: number;
+                            chunks_removed: number;
+                            rows_after: number;
+                            rows_before: number;
+                            table: string;
+                        }[];
+                        to: string;
+                    };
+                };
+            };
+            /** @description invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown pid or checkpoint */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    forkCheckpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                pid: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description narrower grants; each must be covered by the original now and by the checkpoint */
+                    capabilities?: (string | {
+                        approved?: boolean;
+                        cap: string;
+                        /**
+                         * @default allow
+                         * @enum {string}
+                         */
+                        effect?: "allow" | "deny" | "ask";
+                        /** @description epoch ms after which the grant no longer applies */
+                        expires_at?: number | null;
+                        /** @description how many times it may be used (1 = one-shot) */
+                        uses?: number | null;
+                    })[];
+                    model?: string | {
+                        /** Format: uri */
+                        base_url?: string;
+                        model: string;
+                        provider: string;
+                    };
+                    name?: string;
+                    priority?: number;
+                    /** @description a different task: the fork reads it as a notice after its history */
+                    task?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the new process */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        capabilities: {
+                            approved?: boolean;
+                            cap: string;
+                            /**
+                             * @default allow
+                             * @enum {string}
+                             */
+                            effect: "allow" | "deny" | "ask";
+                            /** @description epoch ms after which the grant no longer applies */
+                            expires_at?: number | null;
+                            /** @description how many times it may be used (1 = one-shot) */
+                            uses?: number | null;
+                        }[];
+                        /** @description epoch ms */
+                        created_at: number;
+                        exit: {
+                            code: number | string;
+                            reason: string;
+                            result?: unknown;
+                        } | null;
+                        forked_from?: string;
+                        image: string;
+                        max_context_tokens: number;
+                        model: {
+                            /** Format: uri */
+                            base_url?: string;
+                            model: string;
+                            provider: string;
+                        };
+                        name: string;
+                        pid: string;
+                        ppid: string | null;
+                        priority: number;
+                        quotas: {
+                            /** @description LLM steps before the process ends with EQUOTA */
+                            max_steps: number;
+                            /** @description prompt + completion tokens before EQUOTA */
+                            max_tokens: number;
+                            /** @description seconds since spawn before EQUOTA */
+                            max_wall_seconds: number;
+                        };
+                        /** @enum {string} */
+                        state: "ready" | "running" | "sleeping" | "waiting" | "stopped" | "zombie" | "terminated";
+                        /** @enum {string|null} */
+                        stopped_from: "ready" | "running" | "sleeping" | "waiting" | "stopped" | "zombie" | "terminated" | null;
+                        task: string;
+                        tenant: string;
+                        /** @description epoch ms */
+                        updated_at: number;
+                        usage: {
+                            cache_write_tokens: number;
+                            cached_tokens: number;
+                            completion_tokens: number;
+                            llm_calls: number;
+                            prompt_tokens: number;
+                            steps: number;
+                            syscalls: number;
+                        };
+                        version: number;
+                        wait: {
+                            approval_id?: string;
+                            correlation_id?: string | null;
+                            deadline?: number | null;
+                            from?: string | null;
+                            pid?: string | null;
+                            /** @enum {string} */
+                            reason: "child" | "message" | "approval";
+                            topic?: string | null;
+                        } | null;
+                    };
+                };
+            };
+            /** @description invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a requested capability is not covered; or the token's role is below operator (EPERM) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown pid or checkpoint */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description body over 1 MiB (E2BIG) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    restoreCheckpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                pid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the restored PCB */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        capabilities: {
+                            approved?: boolean;
+                            cap: string;
+                            /**
+                             * @default allow
+                             * @enum {string}
+                             */
+                            effect: "allow" | "deny" | "ask";
+                            /** @description epoch ms after which the grant no longer applies */
+                            expires_at?: number | null;
+                            /** @description how many times it may be used (1 = one-shot) */
+                            uses?: number | null;
+                        }[];
+                        /** @description epoch ms */
+                        created_at: number;
+                        exit: {
+                            code: number | string;
+                            reason: string;
+                            result?: unknown;
+                        } | null;
+                        forked_from?: string;
+                        image: string;
+                        max_context_tokens: number;
+                        model: {
+                            /** Format: uri */
+                            base_url?: string;
+                            model: string;
+                            provider: string;
+                        };
+                        name: string;
+                        pid: string;
+                        ppid: string | null;
+                        priority: number;
+                        quotas: {
+                            /** @description LLM steps before the process ends with EQUOTA */
+                            max_steps: number;
+                            /** @description prompt + completion tokens before EQUOTA */
+                            max_tokens: number;
+                            /** @description seconds since spawn before EQUOTA */
+                            max_wall_seconds: number;
+                        };
+                        /** @enum {string} */
+                        state: "ready" | "running" | "sleeping" | "waiting" | "stopped" | "zombie" | "terminated";
+                        /** @enum {string|null} */
+                        stopped_from: "ready" | "running" | "sleeping" | "waiting" | "stopped" | "zombie" | "terminated" | null;
+                        task: string;
+                        tenant: string;
+                        /** @description epoch ms */
+                        updated_at: number;
+                        usage: {
+                            cache_write_tokens: number;
+                            cached_tokens: number;
+                            completion_tokens: number;
+                            llm_calls: number;
+                            prompt_tokens: number;
+                            steps: number;
+                            syscalls: number;
+                        };
+                        version: number;
+                        wait: {
+                            approval_id?: string;
+                            correlation_id?: string | null;
+                            deadline?: number | null;
+                            from?: string | null;
+                            pid?: string | null;
+                            /** @enum {string} */
+                            reason: "child" | "message" | "approval";
+                            topic?: string | null;
+                        } | null;
+                    };
+                };
+            };
+            /** @description invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token's role is below operator (EPERM) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown pid or checkpoint */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the process has exited */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a step or syscall is under way (EAGAIN): retry */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3589,6 +5033,7 @@ export interface operations {
                             reason: string;
                             result?: unknown;
                         } | null;
+                        forked_from?: string;
                         image: string;
                         max_context_tokens: number;
                         model: {
@@ -3722,6 +5167,143 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, invalid or revoked token (EUNAUTH) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown pid */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins from this client (ERATE) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getProcessTrace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the trace */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description the exit status, or null while the process runs */
+                        exit: unknown;
+                        /** @enum {string} */
+                        format: "agentos-trace/1";
+                        pid: string;
+                        spawn: {
+                            image: string;
+                            max_context_tokens: number;
+                            model: {
+                                model: string;
+                                provider: string;
+                            };
+                            name: string;
+                            task: string;
+                            /** @enum {string} */
+                            tool_mode: "native" | "text";
+                        };
+                        steps: {
+                            at: number;
+                            latency_ms: number;
+                            request: {
+                                count: number;
+                                /** @description the messages after the last assistant turn: what is new at this step */
+                                inputs: ({
+                                    content: string;
+                                    /** @enum {string} */
+                                    role: "user";
+                                } | {
+                                    content: string;
+                                    /** @enum {string} */
+                                    role: "assistant";
+                                    tool_calls?: {
+                                        args: unknown;
+                                        id: string;
+                                        name: string;
+                                    }[];
+                                } | {
+                                    content: string;
+                                    name: string;
+                                    /** @enum {string} */
+                                    role: "tool";
+                                    tool_call_id: string;
+                                })[];
+                                /** @description SHA-256 of all messages (normalised) */
+                                messages: string;
+                                model: string;
+                                /** @description SHA-256 of the system prompt (normalised) */
+                                system: string;
+                                /** @enum {string} */
+                                tool_mode: "native" | "text";
+                                /** @description SHA-256 of the tool list */
+                                tools: string;
+                            };
+                            response: {
+                                model: string;
+                                stop_reason: string;
+                                text: string;
+                                tool_calls: {
+                                    args: unknown;
+                                    id: string;
+                                    name: string;
+                                }[];
+                                usage: {
+                                    cache_write_tokens: number;
+                                    cached_tokens: number;
+                                    completion_tokens: number;
+                                    prompt_tokens: number;
+                                };
+                            };
+                            step: number;
+                        }[];
+                        syscalls: {
+                            args: unknown;
+                            idx: number;
+                            name: string;
+                            result: unknown;
+                            step: number;
+                        }[];
+                    };
+                };
             };
             /** @description invalid input (EINVAL), with the issues */
             400: {

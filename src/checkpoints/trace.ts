@@ -58,7 +58,7 @@ export const TraceSchema = z.object({
     .array(z.object({ step: z.number().int().min(1), at: z.number(), latency_ms: z.number(), request: RecordedRequestSchema, response: RecordedResponseSchema }))
     .max(10_000),
   syscalls: z.array(z.object({ step: z.number().int(), idx: z.number().int(), name: z.string(), args: z.unknown(), result: z.unknown() })),
-  exit: z.unknown().nullable(),
+  exit: z.unknown().describe('the exit status, or null while the process runs'),
 });
 export type Trace = z.infer<typeof TraceSchema>;
 
