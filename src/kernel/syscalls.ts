@@ -174,7 +174,7 @@ export const SYSCALLS = {
   fork: spec({
     name: 'fork',
     description: 'Start a child process that is a copy of you at one of your checkpoints (by id or label; default: the newest), optionally with a different task. Returns its pid; use wait to collect its result.',
-    args: z.object({ checkpoint: z.string().min(1).max(200).optional(), task: z.string().min(1).max(64 * 1024).optional() }).strict(),
+    args: z.object({ checkpoint: z.string().min(1).max(200).optional(), task: z.string().min(1).max(8 * 1024).optional().describe('a different task for the fork (at most 8 KiB)') }).strict(),
     replay: 'idempotent',
   }),
   // Long-term memory (src/kernel/memory.ts, src/memory). The id of a write is derived from the journal
