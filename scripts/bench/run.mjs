@@ -356,6 +356,8 @@ async function countWork(base, results) {
       by_statement: Object.fromEntries(Object.entries(c.sql).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, per(v)])),
       transactions: per(c.transactions),
       rows_read: per(c.rows_read),
+      rows_scanned: per(c.rows_scanned ?? 0),
+      rows_written: per(c.rows_written ?? 0),
       chars_read: per(c.read_chars),
       chars_written: per(c.write_chars),
       alarm_calls: per(Object.values(c.alarm_ops).reduce((a, b) => a + b, 0)),
@@ -457,7 +459,7 @@ function report(results) {
   if (results.counters) {
     const p = results.counters.per_step;
     lines.push('', `### Kernel work per step (instrumented run, N = ${results.counters.steps})`, '', '| per step | count |', '|---|---:|');
-    lines.push(`| SQLite statements | ${f(p.sqlite_statements, 1)} |`, `| transactionSync calls | ${f(p.transactions, 1)} |`, `| rows read | ${f(p.rows_read, 1)} |`, `| chars read (JSON parsed) | ${f(p.chars_read, 0)} |`, `| chars written | ${f(p.chars_written, 0)} |`, `| alarm API calls | ${f(p.alarm_calls, 2)} |`, `| alarm invocations | ${f(p.alarms, 3)} |`, `| D1 batches | ${f(p.d1_batches, 3)} |`, `| D1 statements | ${f(p.d1_statements, 2)} |`, `| audit-chain appends (RPC) | ${f(p.audit_chain_appends, 3)} |`, `| audit records | ${f(p.audit_records, 2)} |`);
+    lines.push(`| SQLite statements | ${f(p.sqlite_statements, 1)} |`, `| transactionSync calls | ${f(p.transactions, 1)} |`, `| rows returned | ${f(p.rows_read, 1)} |`, `| rows read by SQLite (billed) | ${f(p.rows_scanned, 1)} |`, `| rows written by SQLite | ${f(p.rows_written, 1)} |`, `| chars read (JSON parsed) | ${f(p.chars_read, 0)} |`, `| chars written | ${f(p.chars_written, 0)} |`, `| alarm API calls | ${f(p.alarm_calls, 2)} |`, `| alarm invocations | ${f(p.alarms, 3)} |`, `| D1 batches | ${f(p.d1_batches, 3)} |`, `| D1 statements | ${f(p.d1_statements, 2)} |`, `| audit-chain appends (RPC) | ${f(p.audit_chain_appends, 3)} |`, `| audit records | ${f(p.audit_records, 2)} |`);
     for (const [k, v] of Object.entries(p.by_statement)) lines.push(`| · ${k} | ${f(v, 2)} |`);
   }
   if (results.spawn) {

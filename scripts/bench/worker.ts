@@ -271,6 +271,9 @@ export interface Counters {
   /** Rows returned to the kernel by SELECT/RETURNING, and the characters of their string columns (JSON it then parses). */
   rows_read: number;
   read_chars: number;
+  /** Rows SQLite itself read (cursor.rowsRead, summed over every statement: what the platform bills), and wrote. */
+  rows_scanned: number;
+  rows_written: number;
   transactions: number;
   alarm_ops: Record<string, number>;
   alarms: number;
@@ -320,9 +323,15 @@ function instrumentStorage(ctx: DurableObjectState, c: Counters): void {
       const key = statementKey(query);
       c.sql[key] = (c.sql[key] ?? 0) + 1;
       if (!key.startsWith('SELECT')) for (const p of params) if (typeof p === 'string') c.write_chars += p.length;
-      return countingCursor(exec(query, ...params), c);
+      const cursor = exec(query, ...params);
+      cursors.push(cursor);
+      return countingCursor(cursor, c);
     },
   });
+  // rowsRead/rowsWritten grow as a cursor is consumed: sum them when the counters are read.
+  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+  Object.defineProperty(c, 'rows_scanned', { enumerable: true, get: () => cursors.reduce((n, k) => n + k.rowsRead, 0) });
+  Object.defineProperty(c, 'rows_written', { enumerable: true, get: () => cursors.reduce((n, k) => n + k.rowsWritten, 0) });
   const transactionSync = storage.transactionSync.bind(storage);
   Object.defineProperty(storage, 'transactionSync', {
     value: <T>(fn: () => T): T => {
@@ -387,7 +396,7 @@ export class CountingAgentProcess extends AgentProcess {
   readonly #c: Counters;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    const c: Counters = { sql: {}, write_chars: 0, rows_read: 0, read_chars: 0, transactions: 0, alarm_ops: {}, alarms: 0, d1_batches: 0, d1_statements: 0, audit_appends: 0, audit_records: 0 };
+    const c: Counters = { sql: {}, write_chars: 0, rows_read: 0, read_chars: 0, rows_scanned: 0, rows_written: 0, transactions: 0, alarm_ops: {}, alarms: 0, d1_batches: 0, d1_statements: 0, audit_appends: 0, audit_records: 0 };
     instrumentStorage(ctx, c);
     super(ctx, { ...env, DB: countingD1(env.DB, c), AUDIT_CHAIN: countingAuditChain(env.AUDIT_CHAIN, c) as Env['AUDIT_CHAIN'] });
     this.#c = c;
@@ -399,7 +408,7 @@ export class CountingAgentProcess extends AgentProcess {
   }
 
   benchCounters(): Counters {
-    return this.#c;
+    return { ...this.#c }; // a plain copy: rows_scanned and rows_written are getters
   }
 }
 

@@ -43,9 +43,19 @@ export type FileInfo = {
 
 export class ProcessFs {
   readonly #sql: SqlStorage;
+  readonly #onRollback: (undo: () => void) => void;
+  /** Bytes in all files: read once per instance, then kept by `write` (this object is the only writer of `files`). */
+  #total: number | undefined;
 
-  constructor(sql: SqlStorage) {
+  /** `onRollback` registers an undo for the byte total should the caller's transaction roll back. */
+  constructor(sql: SqlStorage, onRollback: (undo: () => void) => void = () => {}) {
     this.#sql = sql;
+    this.#onRollback = onRollback;
+  }
+
+  /** Forget what is cached (the storage was deleted). */
+  reset(): void {
+    this.#total = undefined;
   }
 
   stat(path: string): FileInfo | null {
@@ -70,7 +80,8 @@ export class ProcessFs {
   }
 
   totalBytes(): number {
-    return this.#sql.exec<{ n: number | null }>('SELECT SUM(size) AS n FROM files').one().n ?? 0;
+    this.#total ??= this.#sql.exec<{ n: number | null }>('SELECT SUM(size) AS n FROM files').one().n ?? 0;
+    return this.#total;
   }
 
   /** Write or append. Callers run this inside a storage transaction with the journal update. */
@@ -112,6 +123,9 @@ export class ProcessFs {
       count,
       now,
     );
+    const before = this.#total;
+    this.#total = others + size;
+    this.#onRollback(() => (this.#total = before));
     return { path, size, updated_at: now };
   }
 

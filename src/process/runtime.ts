@@ -54,7 +54,7 @@ export class ProcessRuntime implements ProcessCore {
   constructor(deps: RuntimeDeps) {
     this.deps = deps;
     this.store = new ProcessStore(deps.storage);
-    this.fs = new ProcessFs(this.store.sql);
+    this.fs = new ProcessFs(this.store.sql, (undo) => this.store.onRollback(undo));
     this.mailbox = new Mailbox(this);
     this.#alarm = new ProcessAlarm(this);
     this.#outbox = new Outbox(this);
@@ -211,6 +211,7 @@ export class ProcessRuntime implements ProcessCore {
   /** Release all storage (the process is removed). */
   async destroy(): Promise<void> {
     await this.store.destroy();
+    this.fs.reset();
     this.mailbox.reset();
     this.#alarm.forget();
     this.#index = null;

@@ -95,18 +95,24 @@ export class ProcessStore {
     migrate(storage, PROCESS_MIGRATIONS);
   }
 
+  /** Undo actions of the in-memory page table's changes in the open transaction (null outside one). */
+  #undo: (() => void)[] | null = null;
+
   transaction<T>(fn: () => T): T {
     const pcb = this.#pcb;
     const meta = new Map(this.#meta);
-    const bodies = this.#bodies.size;
+    const outer = this.#undo === null;
+    const undo = (this.#undo ??= []);
+    const mark = undo.length;
     try {
       return this.#storage.transactionSync(fn);
     } catch (e) {
       this.#pcb = pcb;
       this.#meta = meta;
-      // Pages appended in the rolled-back transaction are gone (and their seqs may be reused).
-      if (this.#bodies.size > bodies) this.#bodies = new Map([...this.#bodies].slice(0, bodies));
+      while (undo.length > mark) undo.pop()!();
       throw e;
+    } finally {
+      if (outer) this.#undo = null;
     }
   }
 
@@ -168,22 +174,76 @@ export class ProcessStore {
   }
 
   // --- pages -------------------------------------------------------------------------------------
+  /**
+   * The page table without bodies, in memory: loaded with one read per instance, then kept in step
+   * with every write below (this object is the only writer), so a step reads no page rows whatever
+   * the session's length. Entries are immutable (a change replaces one), and the running totals
+   * follow them; a transaction that throws undoes its changes from `#undo`.
+   */
+  #table: PageTable | undefined;
+
+  #pages(): PageTable {
+    if (!this.#table) {
+      const t: PageTable = { entries: [], byStep: new Map(), tokens: 0, swapped: 0, maxStep: 0, untrusted: [], recalls: [] };
+      const rows = this.#sql
+        .exec<{ seq: number; step: number; kind: string; tokens: number; importance: number; pinned: number; resident: number; access_count: number; last_access: number; excerpt: string; batch: number; chunks: number | null; untrusted: number | null; from_step: number | null }>(
+          "SELECT seq, step, kind, tokens, importance, pinned, resident, access_count, last_access, excerpt, batch, chunks, json_extract(body, '$.untrusted') AS untrusted, CASE WHEN kind = 'recall' THEN json_extract(body, '$.from_step') END AS from_step FROM pages ORDER BY seq",
+        )
+        .toArray();
+      for (const r of rows) {
+        pushEntry(t, { seq: r.seq, step: r.step, kind: r.kind, tokens: r.tokens, importance: r.importance, pinned: r.pinned === 1, resident: r.resident === 1, access_count: r.access_count, last_access: r.last_access, text: r.excerpt, batch: r.batch, chunks: r.chunks, untrusted: r.untrusted === 1, from_step: r.from_step });
+      }
+      this.#table = t;
+    }
+    return this.#table;
+  }
+
+  /** Replace entry `i` (already written to SQLite), keeping the totals and the undo log. */
+  #replace(i: number, next: PageEntry): void {
+    const t = this.#pages();
+    const prev = t.entries[i]!;
+    setEntry(t, i, next);
+    this.#undo?.push(() => setEntry(t, i, prev));
+  }
+
+  /** Change every page of some steps in memory (the SQL is the caller's). */
+  #updateSteps(steps: readonly number[], change: (e: PageEntry) => PageEntry): void {
+    const t = this.#pages();
+    for (const step of steps) for (const i of t.byStep.get(step) ?? []) this.#replace(i, change(t.entries[i]!));
+  }
+
   appendPage(step: number, kind: string, body: unknown, at: number, meta: { tokens: number; importance: number; excerpt: string } = { tokens: 0, importance: 0.5, excerpt: '' }): number {
+    const t = this.#pages();
+    const excerpt = meta.excerpt.slice(0, EXCERPT_CHARS);
+    const json = JSON.stringify(body);
     const seq = this.#sql
       .exec<{ seq: number }>(
         'INSERT INTO pages (step, kind, body, created_at, tokens, importance, excerpt, last_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq',
         step,
         kind,
-        JSON.stringify(body),
+        json,
         at,
         meta.tokens,
         meta.importance,
-        meta.excerpt.slice(0, EXCERPT_CHARS),
+        excerpt,
         at,
       )
       .one().seq;
     // Cache a parsed copy (what a read would return), not the caller's object.
-    this.#bodies.set(seq, JSON.parse(JSON.stringify(body)) as unknown);
+    const parsed = JSON.parse(json) as unknown;
+    this.#bodies.set(seq, parsed);
+    const fields = typeof parsed === 'object' && parsed !== null ? (parsed as { untrusted?: unknown; from_step?: unknown }) : {};
+    const maxStep = t.maxStep;
+    pushEntry(t, {
+      seq, step, kind, tokens: meta.tokens, importance: meta.importance, pinned: false, resident: true, access_count: 0, last_access: at, text: excerpt, batch: 0, chunks: null,
+      untrusted: fields.untrusted === true || fields.untrusted === 1,
+      from_step: kind === 'recall' && typeof fields.from_step === 'number' ? fields.from_step : null,
+    });
+    // Rolled back, the page is gone (and its seq may be reused).
+    this.#undo?.push(() => {
+      popEntry(t, maxStep);
+      this.#bodies.delete(seq);
+    });
     return seq;
   }
 
@@ -192,35 +252,35 @@ export class ProcessStore {
     return this.#sql
       .exec<{ seq: number; step: number; kind: string; body: string }>('SELECT seq, step, kind, body FROM pages ORDER BY seq')
       .toArray()
-      .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: JSON.parse(r.body) as unknown }));
+      .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: this.#bodies.get(r.seq) ?? (JSON.parse(r.body) as unknown) }));
   }
 
-  /** The page table without bodies. */
+  /** The page table without bodies (from memory; treat the entries as immutable). */
   pageMeta(): PageMetaRow[] {
-    return this.#sql
-      .exec<{ seq: number; step: number; kind: string; tokens: number; importance: number; pinned: number; resident: number; access_count: number; last_access: number; excerpt: string; batch: number }>(
-        'SELECT seq, step, kind, tokens, importance, pinned, resident, access_count, last_access, excerpt, batch FROM pages ORDER BY seq',
-      )
-      .toArray()
-      .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, tokens: r.tokens, importance: r.importance, pinned: r.pinned === 1, resident: r.resident === 1, access_count: r.access_count, last_access: r.last_access, text: r.excerpt, batch: r.batch }));
+    return [...this.#pages().entries];
   }
 
   /** Total tokens and whether any page is swapped out: enough to know when there is nothing to plan. */
   pageTotals(): { tokens: number; swapped: boolean } {
-    const r = this.#sql.exec<{ tokens: number | null; resident: number | null }>('SELECT SUM(tokens) AS tokens, MIN(resident) AS resident FROM pages').one();
-    return { tokens: r.tokens ?? 0, swapped: r.resident === 0 };
+    const t = this.#pages();
+    return { tokens: t.tokens, swapped: t.swapped > 0 };
+  }
+
+  /** Bodies of some entries: from the cache, the missing ones read in one statement. */
+  #withBodies(entries: readonly PageEntry[]): PageRow[] {
+    const missing = entries.filter((e) => !this.#bodies.has(e.seq)).map((e) => e.seq);
+    for (let i = 0; i < missing.length; i += 100) {
+      const seqs = missing.slice(i, i + 100);
+      for (const r of this.#sql.exec<{ seq: number; body: string }>(`SELECT seq, body FROM pages WHERE seq IN (${seqs.map(() => '?').join(', ')})`, ...seqs).toArray()) {
+        this.#bodies.set(r.seq, JSON.parse(r.body) as unknown);
+      }
+    }
+    return entries.map((e) => ({ seq: e.seq, step: e.step, kind: e.kind, body: this.#bodies.get(e.seq) }));
   }
 
   /** Resident pages with their bodies, in order. Bodies come from the cache; only missing ones are read. */
   residentPages(): PageRow[] {
-    const rows = this.#sql.exec<{ seq: number; step: number; kind: string }>('SELECT seq, step, kind FROM pages WHERE resident = 1 ORDER BY seq').toArray();
-    const missing = rows.filter((r) => !this.#bodies.has(r.seq));
-    if (missing.length > 0) {
-      for (const r of this.#sql.exec<{ seq: number; body: string }>('SELECT seq, body FROM pages WHERE resident = 1 AND seq >= ?', missing[0]?.seq ?? 0).toArray()) {
-        if (!this.#bodies.has(r.seq)) this.#bodies.set(r.seq, JSON.parse(r.body) as unknown);
-      }
-    }
-    return rows.map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: this.#bodies.get(r.seq) }));
+    return this.#withBodies(this.#pages().entries.filter((e) => e.resident));
   }
 
   /** Bring steps back (counting an access) or swap them out as compaction `batch`. */
@@ -229,75 +289,112 @@ export class ProcessStore {
       if (resident) this.#sql.exec('UPDATE pages SET resident = 1, access_count = access_count + 1, last_access = ? WHERE step = ?', now, step);
       else this.#sql.exec('UPDATE pages SET resident = 0, batch = ? WHERE step = ?', batch, step);
     }
+    this.#updateSteps(steps, (e) => (resident ? { ...e, resident: true, access_count: e.access_count + 1, last_access: now } : { ...e, resident: false, batch }));
   }
 
   /** The pages of some steps, with bodies, in order. */
   pagesOfSteps(steps: readonly number[]): PageRow[] {
     if (steps.length === 0) return [];
-    return this.#sql
-      .exec<{ seq: number; step: number; kind: string; body: string }>(`SELECT seq, step, kind, body FROM pages WHERE step IN (${steps.map(() => '?').join(', ')}) ORDER BY seq`, ...steps)
-      .toArray()
-      .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: this.#bodies.get(r.seq) ?? (JSON.parse(r.body) as unknown) }));
+    const t = this.#pages();
+    const idx = steps.flatMap((s) => t.byStep.get(s) ?? []).sort((a, b) => a - b);
+    return this.#withBodies([...new Set(idx)].map((i) => t.entries[i]!));
   }
 
   /** The newest step that has pages (0 when only the task is there). */
   newestStep(): number {
-    return this.#sql.exec<{ step: number | null }>('SELECT MAX(step) AS step FROM pages').one().step ?? 0;
+    return this.#pages().maxStep;
   }
 
   /** Swapped-out pages not yet in the vector index (recall copies are not indexed: their originals are), oldest first. */
   unembeddedSwapped(limit: number): PageRow[] {
-    return this.#sql
-      .exec<{ seq: number; step: number; kind: string; body: string }>("SELECT seq, step, kind, body FROM pages WHERE resident = 0 AND chunks IS NULL AND kind != 'recall' ORDER BY seq LIMIT ?", limit)
-      .toArray()
-      .map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, body: this.#bodies.get(r.seq) ?? (JSON.parse(r.body) as unknown) }));
+    const t = this.#pages();
+    if (t.swapped === 0) return [];
+    return this.#withBodies(t.entries.filter((e) => !e.resident && e.chunks === null && e.kind !== 'recall').slice(0, limit));
   }
 
   /** Record that pages are in the vector index, with how many chunks each. */
   markEmbedded(pages: readonly { seq: number; chunks: number }[]): void {
-    for (const p of pages) this.#sql.exec('UPDATE pages SET chunks = ? WHERE seq = ?', p.chunks, p.seq);
+    const t = this.#pages();
+    const at = new Map(t.entries.map((e, i) => [e.seq, i]));
+    for (const p of pages) {
+      this.#sql.exec('UPDATE pages SET chunks = ? WHERE seq = ?', p.chunks, p.seq);
+      const i = at.get(p.seq);
+      if (i !== undefined) this.#replace(i, { ...t.entries[i]!, chunks: p.chunks });
+    }
   }
 
   /** Pages with chunks in the vector index (to delete them when the process is removed). */
   embeddedPages(): { seq: number; chunks: number }[] {
-    return this.#sql.exec<{ seq: number; chunks: number }>('SELECT seq, chunks FROM pages WHERE chunks > 0 ORDER BY seq').toArray();
+    return this.#pages().entries.flatMap((e) => (e.chunks !== null && e.chunks > 0 ? [{ seq: e.seq, chunks: e.chunks }] : []));
   }
 
   /** A major compaction: every swapped page joins `batch`, so adjacent runs merge. */
   rebatchSwapped(batch: number): void {
     this.#sql.exec('UPDATE pages SET batch = ? WHERE resident = 0', batch);
+    const t = this.#pages();
+    t.entries.forEach((e, i) => {
+      if (!e.resident) this.#replace(i, { ...e, batch });
+    });
   }
 
   /** Count an access to steps that stay where they are (a page fault recalls a copy). */
   touchSteps(steps: readonly number[], now: number): void {
     for (const step of steps) this.#sql.exec('UPDATE pages SET access_count = access_count + 1, last_access = ? WHERE step = ?', now, step);
+    this.#updateSteps(steps, (e) => ({ ...e, access_count: e.access_count + 1, last_access: now }));
   }
 
   /** Swapped steps whose content is in the working set through a resident recall page. */
   recalledSteps(): Set<number> {
-    const rows = this.#sql.exec<{ from_step: number }>("SELECT json_extract(body, '$.from_step') AS from_step FROM pages WHERE kind = 'recall' AND resident = 1").toArray();
-    return new Set(rows.map((r) => r.from_step));
+    const t = this.#pages();
+    const out = new Set<number>();
+    for (const i of t.recalls) {
+      const e = t.entries[i]!;
+      if (e.resident && e.from_step !== null) out.add(e.from_step);
+    }
+    return out;
   }
 
   /** Pin or unpin every page of a step; returns how many pages it has. */
   setPinned(step: number, pinned: boolean): number {
     this.#sql.exec('UPDATE pages SET pinned = ? WHERE step = ?', pinned ? 1 : 0, step);
-    return this.#sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM pages WHERE step = ?', step).one().n;
+    this.#updateSteps([step], (e) => ({ ...e, pinned }));
+    return this.#pages().byStep.get(step)?.length ?? 0;
   }
 
   // --- steps and the journal ---------------------------------------------------------------------
+  /** The open step, read once per instance and then kept with insertStep and finishStep (undefined: not read yet). */
+  #openStep: number | null | undefined;
+
   /** The step whose syscalls are not all done, if any (there is at most one). */
   openStep(): number | null {
-    const row = this.#sql.exec<{ step: number }>("SELECT step FROM steps WHERE status = 'dispatching' ORDER BY step LIMIT 1").toArray()[0];
-    return row ? row.step : null;
+    if (this.#openStep === undefined) {
+      const row = this.#sql.exec<{ step: number }>("SELECT step FROM steps WHERE status = 'dispatching' ORDER BY step LIMIT 1").toArray()[0];
+      this.#openStep = row ? row.step : null;
+    }
+    return this.#openStep;
   }
 
   insertStep(step: number, text: string, at: number): void {
+    const open = this.openStep();
     this.#sql.exec("INSERT INTO steps (step, status, text, created_at) VALUES (?, 'dispatching', ?, ?)", step, text, at);
+    if (open === null || step < open) this.#setOpenStep(step, open);
   }
 
   finishStep(step: number): void {
+    const open = this.openStep();
     this.#sql.exec("UPDATE steps SET status = 'done' WHERE step = ?", step);
+    // There is at most one open step (the loop finishes one before it journals the next).
+    if (open === step) this.#setOpenStep(null, open);
+  }
+
+  #setOpenStep(next: number | null | undefined, prev: number | null): void {
+    this.#openStep = next;
+    this.#undo?.push(() => (this.#openStep = prev));
+  }
+
+  /** Register an undo for a cache kept outside the store (the filesystem's byte total): it runs if the open transaction rolls back. */
+  onRollback(undo: () => void): void {
+    this.#undo?.push(undo);
   }
 
   insertJournal(step: number, idx: number, callId: string, name: string, args: string, status: JournalStatus, result: string | null): void {
@@ -328,7 +425,11 @@ export class ProcessStore {
 
   /** Whether untrusted content (fetched pages, a task from a tainted parent …) is in the working set. */
   tainted(floorStep: number): boolean {
-    return this.#sql.exec("SELECT 1 FROM pages WHERE resident = 1 AND (step = 0 OR step >= ?) AND json_extract(body, '$.untrusted') = 1 LIMIT 1", floorStep).toArray().length > 0;
+    const t = this.#pages();
+    return t.untrusted.some((i) => {
+      const e = t.entries[i]!;
+      return e.resident && (e.step === 0 || e.step >= floorStep);
+    });
   }
 
   markDone(step: number, idx: number, result: string): void {
@@ -442,5 +543,59 @@ export class ProcessStore {
     this.#approvalsPresent = undefined;
     this.#meta = new Map();
     this.#bodies = new Map();
+    this.#table = undefined;
+    this.#openStep = undefined;
   }
+}
+
+/** A page as the store keeps it in memory: its metadata, and what the hot path asks of its body. */
+type PageEntry = PageMetaRow & { readonly chunks: number | null; readonly untrusted: boolean; readonly from_step: number | null };
+
+/** The in-memory page table, its indexes and totals (ProcessStore keeps it exact). */
+type PageTable = {
+  readonly entries: PageEntry[];
+  /** Positions in `entries` by step. */
+  readonly byStep: Map<number, number[]>;
+  tokens: number;
+  /** How many pages are swapped out. */
+  swapped: number;
+  maxStep: number;
+  /** Positions of untrusted pages, and of recall pages (both rare). */
+  readonly untrusted: number[];
+  readonly recalls: number[];
+};
+
+function pushEntry(t: PageTable, e: PageEntry): void {
+  const i = t.entries.push(e) - 1;
+  const at = t.byStep.get(e.step);
+  if (at) at.push(i);
+  else t.byStep.set(e.step, [i]);
+  t.tokens += e.tokens;
+  if (!e.resident) t.swapped++;
+  if (e.step > t.maxStep) t.maxStep = e.step;
+  if (e.untrusted) t.untrusted.push(i);
+  if (e.kind === 'recall') t.recalls.push(i);
+}
+
+/** Undo the last pushEntry (maxStep as it was before it). */
+function popEntry(t: PageTable, maxStep: number): void {
+  const e = t.entries.pop();
+  if (!e) return;
+  const i = t.entries.length;
+  const at = t.byStep.get(e.step);
+  at?.pop();
+  if (at?.length === 0) t.byStep.delete(e.step);
+  t.tokens -= e.tokens;
+  if (!e.resident) t.swapped--;
+  t.maxStep = maxStep;
+  if (t.untrusted.at(-1) === i) t.untrusted.pop();
+  if (t.recalls.at(-1) === i) t.recalls.pop();
+}
+
+/** Replace an entry in place (same seq and step), adjusting the totals. */
+function setEntry(t: PageTable, i: number, next: PageEntry): void {
+  const prev = t.entries[i]!;
+  t.tokens += next.tokens - prev.tokens;
+  t.swapped += (next.resident ? 0 : 1) - (prev.resident ? 0 : 1);
+  t.entries[i] = next;
 }

@@ -1,0 +1,63 @@
+/**
+ * A step's cost does not grow with the session: the rows SQLite reads for a slice of steps late in a
+ * long session are no more than for the same slice early in it (the page table, token totals and
+ * the open step are kept in the process object's memory, not re-read per step).
+ */
+import { runInDurableObject } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import { pcbOf, spawn, stubOf, tick } from './support/helpers.ts';
+
+const scripted = { provider: 'scripted', model: 'scripted' };
+const STEPS = 160;
+
+/** Count the rows SQLite reads (cursor.rowsRead, what the platform bills) for every statement of one object from now on. */
+async function countRowsRead(pid: string): Promise<() => Promise<number>> {
+  await runInDurableObject(stubOf(pid), (_instance, state) => {
+    const sql = state.storage.sql;
+    const exec = sql.exec.bind(sql);
+    const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+    Object.defineProperty(sql, 'exec', {
+      value: (query: string, ...params: SqlStorageValue[]) => {
+        const cursor = exec(query, ...params);
+        cursors.push(cursor);
+        return cursor;
+      },
+    });
+    (globalThis as { rowsReadOf?: Map<string, () => number> }).rowsReadOf ??= new Map();
+    (globalThis as { rowsReadOf?: Map<string, () => number> }).rowsReadOf!.set(pid, () => cursors.reduce((n, c) => n + c.rowsRead, 0));
+  });
+  return () => runInDurableObject(stubOf(pid), () => (globalThis as { rowsReadOf?: Map<string, () => number> }).rowsReadOf!.get(pid)!());
+}
+
+describe('step cost', () => {
+  it('reads as many SQLite rows per step late in a long session as early in it', async () => {
+    const turns = Array.from({ length: STEPS - 1 }, (_, i) => ({ tool_calls: [{ name: 'fs_write', args: { path: `/n/${i}.txt`, content: `note ${i}` } }] }));
+    const { pid } = await spawn({ name: 'long-session', task: 'write notes', model: scripted, script: [...turns, { tool_calls: [{ name: 'exit', args: { code: 0 } }] }], quotas: { max_steps: STEPS + 10 } });
+    const rowsRead = await countRowsRead(pid);
+    // Each alarm runs one slice (src/process/step.ts SLICE_STEPS); record the rows read per slice.
+    const perSlice: { step: number; rows: number }[] = [];
+    let before = await rowsRead();
+    for (let i = 0; i < 100; i++) {
+      const pcb = await pcbOf(pid);
+      if (pcb.state === 'terminated') break;
+      if (!(await tick(pid))) break;
+      const now = await rowsRead();
+      perSlice.push({ step: (await pcbOf(pid)).usage.steps, rows: now - before });
+      before = await rowsRead();
+    }
+    const done = await pcbOf(pid);
+    expect(done.exit?.code).toBe(0);
+    expect(done.usage.steps).toBe(STEPS);
+    // Compare full slices (8 steps each) of the same work: an early one (after the first, which loads
+    // the object's caches) against a late one (before the last, which exits).
+    const full = perSlice.filter((s, i) => i > 0 && s.step - perSlice[i - 1]!.step === 8);
+    expect(full.length).toBeGreaterThan(10);
+    const early = full[1]!;
+    const late = full.at(-2)!;
+    expect(late.step).toBeGreaterThan(early.step + 100);
+    // Before the in-memory page table, a late slice read several times the rows of an early one.
+    console.log(`rows read per 8-step slice: early (to step ${early.step}) ${early.rows}, late (to step ${late.step}) ${late.rows}`);
+    console.log(`rows read per 8-step slice: early (to step ${early.step}) ${early.rows}, late (to step ${late.step}) ${late.rows}`);
+    expect(late.rows).toBeLessThanOrEqual(early.rows * 1.1 + 8);
+  });
+});
