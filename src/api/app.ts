@@ -15,7 +15,7 @@ import { SpawnRequestSchema, randomPid, resolveSpawn } from '../kernel/spawn.ts'
 import { checkModel } from '../llm/index.ts';
 import { listProcesses } from '../process/table.ts';
 import { processTableStream } from './process-feed.ts';
-import { E, SignalBody, errorResponse, unwrap } from './common.ts';
+import { E, PidParams, SignalBody, errorResponse, pidOf, unwrap } from './common.ts';
 import { KeysetCursor, SeqCursor, pageOf, pageParams, paged } from './paging.ts';
 import { ApiRegistry } from './registry.ts';
 import { registerGovernance, tenantFor } from './governance.ts';
@@ -30,12 +30,6 @@ import { registerCheckpointRoutes } from './checkpoints.ts';
 
 export const VERSION = '0.1.0';
 
-/** A pid path parameter. Malformed pids are unknown pids: 404, like any other pid that does not exist. */
-const PidParams = z.object({ pid: z.string() });
-function pidOf(raw: string): string {
-  if (!PID_PATTERN.test(raw)) throw new KernelError('ENOENT', `no process with pid "${raw.slice(0, 64)}"`, { pid: raw.slice(0, 64) });
-  return raw;
-}
 
 
 const EventSchema = z.object({ seq: z.number(), at: z.number(), type: z.string(), data: z.unknown() });

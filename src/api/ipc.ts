@@ -12,12 +12,12 @@ import { processStub } from '../rpc/stubs.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { CorrelationIdSchema, MAX_MESSAGE_BYTES, type WireMessage, checkSize } from '../kernel/ipc.ts';
 import { IMAGE_NAMES } from '../kernel/images.ts';
-import { PID_PATTERN, PidSchema } from '../kernel/pcb.ts';
+import { PidSchema } from '../kernel/pcb.ts';
 import { childPid, resolveSpawn } from '../kernel/spawn.ts';
 import { checkModel } from '../llm/index.ts';
 import { deadLetterOf, listDeadLetters, recordDeadLetters } from '../ipc/dead-letters.ts';
 import { authenticate, roleAtLeast, safeEqual } from './auth.ts';
-import { E, unwrap } from './common.ts';
+import { E, pidOf, unwrap } from './common.ts';
 import { KeysetCursor, SeqCursor, pageOf, pageParams, paged } from './paging.ts';
 import { type ApiRegistry, checkJsonDepth, readCapped } from './registry.ts';
 import { SpecNameSchema, startNamed } from './pipelines.ts';
@@ -45,11 +45,6 @@ const HookRouteSchema = z.discriminatedUnion('action', [
 
 type HookRow = { name: string; tenant: string; action: 'deliver' | 'spawn' | 'pipeline'; pid: string | null; image: string | null; pipeline: string | null; secret: string | null; created_at: number; created_by: string };
 const publicHook = (r: HookRow) => ({ name: r.name, action: r.action, pid: r.pid, image: r.image, pipeline: r.pipeline, signed: r.secret !== null, created_at: r.created_at, created_by: r.created_by });
-
-function pidOf(raw: string): string {
-  if (!PID_PATTERN.test(raw)) throw new KernelError('ENOENT', `no process with pid "${raw.slice(0, 64)}"`, { pid: raw.slice(0, 64) });
-  return raw;
-}
 
 async function hmacHex(secret: string, body: Uint8Array): Promise<string> {
   const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);

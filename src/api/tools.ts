@@ -7,16 +7,11 @@ import { processStub } from '../rpc/stubs.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { PID_PATTERN } from '../kernel/pcb.ts';
 import { publishTools, restoreTools, toolVersions } from '../tools/images.ts';
-import { E, unwrap } from './common.ts';
+import { E, PidParams, pidOf, unwrap } from './common.ts';
 import { SeqCursor, pageParams } from './paging.ts';
 import type { ApiRegistry } from './registry.ts';
 
 const ImageParams = z.object({ image: z.string().min(1).max(64) });
-const PidParams = z.object({ pid: z.string() });
-const pidOf = (raw: string): string => {
-  if (!PID_PATTERN.test(raw)) throw new KernelError('ENOENT', `no process with pid "${raw.slice(0, 64)}"`, { pid: raw.slice(0, 64) });
-  return raw;
-};
 const VersionsSchema = z.object({
   image: z.string(),
   head: z.number().nullable(),
