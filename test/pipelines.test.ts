@@ -138,10 +138,11 @@ describe('pipelines', () => {
       await runTask(instance, 'draft');
       const opened = (await instance.waitForStepResult({ name: 'gate:review:open' })) as { value: { approval_id: string } };
       const approvalId = opened.value.approval_id;
-      const pending = await api<{ approvals: { id: string; pipeline: string | null; reason: string }[] }>('GET', '/v1/approvals');
+      const pending = await api<{ approvals: { id: string; pid: string | null; pipeline: string | null; stage: string | null; reason: string }[] }>('GET', '/v1/approvals');
       const gate = pending.body.approvals.find((a) => a.id === approvalId);
-      expect(gate?.pipeline).toBe(id);
-      expect(gate?.reason).toBe('publish "the draft"?');
+      // A gate is no process's: it names its run and stage instead of a pid.
+      expect(gate).toMatchObject({ pid: null, pipeline: id, stage: 'review', reason: 'publish "the draft"?' });
+      expect((await api<{ pid: string | null; stage: string | null }>('GET', `/v1/approvals/${approvalId}`)).body).toMatchObject({ pid: null, stage: 'review' });
       expect((await view(id)).stages[1]?.status).toBe('waiting');
       const decided = await api<{ status: string }>('POST', `/v1/approvals/${approvalId}`, { decision, note: 'looks right' });
       expect(decided.status).toBe(200);
@@ -196,6 +197,27 @@ describe('pipelines', () => {
     expect(v.stages[0]?.tasks.map((t) => t.pid)).toEqual([first.pid]);
     const spawned = await env.DB.prepare('SELECT COUNT(*) AS n FROM processes WHERE name = ?').bind(`${id}/slow`).first<{ n: number }>();
     expect(spawned?.n).toBe(1);
+  });
+
+  it('a stage past its timeout_seconds has its process killed and fails with ETIMEDOUT', async () => {
+    // The wait for the exit lasts until the deadline (60 s, under the 300 s recheck); forcing it to
+    // give up is the engine's timer firing at the deadline.
+    await introspector.modifyAll(async (m) => {
+      await m.forceEventTimeout({ name: 'exit:nap:0:1:0' });
+    });
+    const sleeper = [{ tool_calls: [{ name: 'sleep', args: { seconds: 3600 } }] }, ...exits('too late')];
+    const { id, instance } = await start({ spec: { stages: [{ name: 'nap', task: 'nap', timeout_seconds: 60, script: sleeper }, { name: 'after', needs: ['nap'], task: 'x', script: exits('x') }] } });
+    const { pid } = (await instance.waitForStepResult({ name: 'spawn:nap:0:1' })) as { pid: string };
+    expect(await instance.waitForStepResult({ name: 'check:nap:0:1:0' })).toBe('timed_out');
+    await instance.waitForStatus('complete');
+    const pcb = await pcbOf(pid);
+    expect(pcb.state).toBe('terminated');
+    expect(pcb.exit?.code).toBe('SIGKILL');
+    const v = await view(id);
+    expect(v.status).toBe('failed');
+    expect(v.error?.code).toBe('ETIMEDOUT');
+    expect(v.stages.map((s) => s.status)).toEqual(['failed', 'skipped']);
+    expect(v.stages[0]?.tasks.map((t) => [t.status, t.error?.code])).toEqual([['failed', 'ETIMEDOUT']]);
   });
 
   it('a lost exit event is recovered by re-reading the process', async () => {

@@ -195,6 +195,8 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
       if (!spawned.exited) {
         for (let r = 0; ; r++) {
           const left = deadline - Date.now();
+          // The last wait lasts until the deadline: when it gives up, the deadline has come.
+          const final = left <= recheckMs(this.env, r);
           if (left > 0) {
             try {
               await step.waitForEvent(`exit:${key}:${attempt}:${r}`, { type: exitEvent(spawned.pid), timeout: Math.min(left, recheckMs(this.env, r)) });
@@ -203,7 +205,7 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
               // no event before the timeout: the process is re-read below
             }
           }
-          const state = await durably(step, `check:${key}:${attempt}:${r}`, () => checkTask(this.env, p.tenant, id, spawned.pid, deadline));
+          const state = await durably(step, `check:${key}:${attempt}:${r}`, () => checkTask(this.env, p.tenant, id, spawned.pid, deadline, final));
           if (state === 'exited') break;
           if (state === 'timed_out') {
             timedOut = true;

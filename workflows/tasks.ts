@@ -158,13 +158,17 @@ export async function spawnTask(env: Env, p: PipelineParams, stage: ProcessStage
   return { pid, started_at: pcb.value.created_at, exited };
 }
 
-/** After a wait gave up (a lost event, or the deadline): has the process exited? Past the deadline it is killed. */
-export async function checkTask(env: Env, tenant: string, instance: string, pid: string, deadline: number): Promise<'exited' | 'running' | 'timed_out'> {
+/**
+ * After a wait gave up (a lost event, or the deadline): has the process exited? Past the deadline it
+ * is killed. `final`: the wait that gave up lasted until the deadline, so the engine's timer says
+ * the deadline has come whatever this isolate's clock reads.
+ */
+export async function checkTask(env: Env, tenant: string, instance: string, pid: string, deadline: number, final: boolean): Promise<'exited' | 'running' | 'timed_out'> {
   const stub = processStub(env, pid);
   const pcb = await stub.info(tenant);
   if (!pcb.ok) return 'exited';
   if (pcb.value.state === 'zombie' || pcb.value.state === 'terminated') return 'exited';
-  if (Date.now() < deadline) return 'running';
+  if (!final && Date.now() < deadline) return 'running';
   await stub.signal('SIGKILL', `pipeline:${instance}`, null, true);
   return 'timed_out';
 }

@@ -28,7 +28,8 @@ export interface ProcessEvent {
 
 export interface Approval {
   readonly id: string;
-  readonly pid: string;
+  /** null for a pipeline's human gate (pipeline and stage name it). */
+  readonly pid: string | null;
   readonly step: number;
   readonly idx: number;
   readonly syscall: string;
@@ -42,6 +43,8 @@ export interface Approval {
   readonly expires_at: number;
   readonly decided_at: number | null;
   readonly decided_by: string | null;
+  readonly pipeline: string | null;
+  readonly stage: string | null;
 }
 
 export interface AuditRow {

@@ -926,10 +926,13 @@ export interface operations {
                             id: string;
                             idx: number;
                             note: string | null;
-                            pid: string;
-                            /** @description set for a pipeline's human gate (the run's id); pid is then empty */
+                            /** @description the process whose call waits on the decision; null for a pipeline's human gate (see pipeline and stage) */
+                            pid: string | null;
+                            /** @description a pipeline's human gate: the run's id (GET /v1/pipelines/:id), else null */
                             pipeline: string | null;
                             reason: string;
+                            /** @description a pipeline's human gate: the stage that waits on the decision, else null */
+                            stage: string | null;
                             /** @enum {string} */
                             status: "pending" | "approved" | "denied" | "expired";
                             step: number;
@@ -997,10 +1000,13 @@ export interface operations {
                         id: string;
                         idx: number;
                         note: string | null;
-                        pid: string;
-                        /** @description set for a pipeline's human gate (the run's id); pid is then empty */
+                        /** @description the process whose call waits on the decision; null for a pipeline's human gate (see pipeline and stage) */
+                        pid: string | null;
+                        /** @description a pipeline's human gate: the run's id (GET /v1/pipelines/:id), else null */
                         pipeline: string | null;
                         reason: string;
+                        /** @description a pipeline's human gate: the stage that waits on the decision, else null */
+                        stage: string | null;
                         /** @enum {string} */
                         status: "pending" | "approved" | "denied" | "expired";
                         step: number;
@@ -1089,10 +1095,13 @@ export interface operations {
                         id: string;
                         idx: number;
                         note: string | null;
-                        pid: string;
-                        /** @description set for a pipeline's human gate (the run's id); pid is then empty */
+                        /** @description the process whose call waits on the decision; null for a pipeline's human gate (see pipeline and stage) */
+                        pid: string | null;
+                        /** @description a pipeline's human gate: the run's id (GET /v1/pipelines/:id), else null */
                         pipeline: string | null;
                         reason: string;
+                        /** @description a pipeline's human gate: the stage that waits on the decision, else null */
+                        stage: string | null;
                         /** @enum {string} */
                         status: "pending" | "approved" | "denied" | "expired";
                         step: number;

@@ -26,7 +26,7 @@ export const APPROVAL_STATUSES = ['pending', 'approved', 'denied', 'expired'] as
 
 const ApprovalSchema = z.object({
   id: z.string(),
-  pid: z.string(),
+  pid: z.string().nullable().describe("the process whose call waits on the decision; null for a pipeline's human gate (see pipeline and stage)"),
   step: z.number(),
   idx: z.number(),
   syscall: z.string(),
@@ -40,9 +40,11 @@ const ApprovalSchema = z.object({
   expires_at: z.number(),
   decided_at: z.number().nullable(),
   decided_by: z.string().nullable(),
-  pipeline: z.string().nullable().describe('set for a pipeline\'s human gate (the run\'s id); pid is then empty'),
+  pipeline: z.string().nullable().describe("a pipeline's human gate: the run's id (GET /v1/pipelines/:id), else null"),
+  stage: z.string().nullable().describe("a pipeline's human gate: the stage that waits on the decision, else null"),
 });
-type ApprovalRow = z.infer<typeof ApprovalSchema> & { args_hash: string; tenant: string };
+/** A row as D1 holds it: a gate's pid is '' and its stage is in its args. */
+type ApprovalRow = Omit<z.infer<typeof ApprovalSchema>, 'pid' | 'stage'> & { pid: string; args_hash: string; tenant: string };
 
 /** A decision on an approval: shared by the API and the MCP server's approval_decide tool. */
 export const ApprovalDecisionBody = z
@@ -67,7 +69,11 @@ const PrincipalSchema = z.object({
   token_id: z.string().describe('"bootstrap" for AGENTOS_ADMIN_TOKEN, else the id of an API token (never its secret)'),
 });
 
-const publicApproval = ({ args_hash: _h, tenant: _t, ...rest }: ApprovalRow) => rest;
+const gateStage = (args: unknown): string | null => (typeof args === 'object' && args !== null && 'stage' in args && typeof args.stage === 'string' ? args.stage : null);
+
+/** What the API shows of a row: a gate names its run and stage, and has no pid. */
+const publicApproval = ({ args_hash: _h, tenant: _t, ...rest }: ApprovalRow): z.infer<typeof ApprovalSchema> =>
+  rest.pipeline ? { ...rest, pid: null, stage: gateStage(rest.args) } : { ...rest, stage: null };
 
 export function registerGovernance(api: ApiRegistry): void {
   api.route(

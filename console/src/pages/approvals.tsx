@@ -26,7 +26,14 @@ function ApprovalCard({ a, onDecided }: { a: Approval; onDecided: () => void }) 
     <li>
       <article class="card approval" aria-labelledby={`h-${a.id}`} data-approval={a.id}>
         <h2 id={`h-${a.id}`}>
-          <code>{a.syscall}</code> by <a href={`#/p/${a.pid}`}>{a.pid}</a>
+          <code>{a.syscall}</code> by{' '}
+          {a.pid ? (
+            <a href={`#/p/${a.pid}`}>{a.pid}</a>
+          ) : (
+            <>
+              pipeline <code>{a.pipeline}</code>, stage <code>{a.stage}</code>
+            </>
+          )}
         </h2>
         <dl class="kv">
           <dt>Capability</dt>

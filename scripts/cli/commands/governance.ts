@@ -12,6 +12,9 @@ type ApprovalStatus = NonNullable<paths['/v1/approvals']['get']['parameters']['q
 type Role = paths['/v1/tokens']['post']['requestBody']['content']['application/json']['role'];
 const APPROVAL_STATUSES = ['pending', 'approved', 'denied', 'expired', 'all'];
 
+/** Who waits on an approval: its process, or a pipeline's gate as <run>/<stage>. */
+const approver = (a: { pid: string | null; pipeline: string | null; stage: string | null }): string => a.pid ?? `${a.pipeline ?? '?'}/${a.stage ?? '?'}`;
+
 export function registerGovernance(program: Command): void {
   program
     .command('approvals')
@@ -30,14 +33,14 @@ export function registerGovernance(program: Command): void {
       if (ctx.json) return printJson(rows);
       if (!rows.length) return print(colours.dim(`no ${o.status === 'all' ? '' : `${o.status} `}approvals`));
       const now = Date.now();
-      print(table(['ID', 'PID', 'STATUS', 'CALL', 'CAPABILITY', 'AGE', 'REASON'], rows.map((a) => [a.id, a.pid, a.status, `${a.syscall} ${short(a.args, 50)}`, a.capability, ago(a.created_at, now), short(a.reason, 40)])));
+      print(table(['ID', 'PID', 'STATUS', 'CALL', 'CAPABILITY', 'AGE', 'REASON'], rows.map((a) => [a.id, approver(a), a.status, `${a.syscall} ${short(a.args, 50)}`, a.capability, ago(a.created_at, now), short(a.reason, 40)])));
     });
 
   const decide = async (cmd: Command, id: string, body: { decision: 'approve' | 'deny'; grant?: 'once' | 'always'; note?: string }) => {
     const ctx = ctxOf(cmd);
     const a = await call(ctx.target, ctx.api.POST('/v1/approvals/{id}', { params: { path: { id } }, body: { grant: 'once', note: '', ...body } }));
     if (ctx.json) return printJson(a);
-    print(`${a.id}  ${a.status}${a.grant_kind ? ` (${a.grant_kind})` : ''}  ${a.syscall} for ${a.pid}`);
+    print(`${a.id}  ${a.status}${a.grant_kind ? ` (${a.grant_kind})` : ''}  ${a.syscall} for ${approver(a)}`);
   };
   program
     .command('approve')
