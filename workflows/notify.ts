@@ -19,7 +19,7 @@ export async function notifyPipeline(workflow: Workflow, notice: ExitNotice): Pr
     return; // no such instance: nobody is waiting
   }
   try {
-    await instance.sendEvent({ type: notice.event, payload: { pid: notice.pid, code: notice.code } });
+    await instance.sendEvent({ type: notice.event, payload: { pid: notice.pid, code: notice.code, ...('result' in notice ? { result: notice.result } : {}) } });
   } catch (e) {
     const status = await instance.status().catch(() => null);
     if (status === null || OVER.has(status.status)) return;

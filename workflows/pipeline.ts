@@ -6,7 +6,8 @@
  *   spawn:<s>:<i>:<a>                  spawn attempt a of item i (pid derived from instance, s, i, a)
  *   exit:<s>:<i>:<a>:<r>               waitForEvent `exit-<pid>`: the process's outbox sends it on exit
  *   check:<s>:<i>:<a>:<r>              the wait gave up: re-read the process (a lost event), kill it past its timeout
- *   collect:<s>:<i>:<a>                its exit → the item's result, or why it failed
+ *   collect:<s>:<i>:<a>                its exit → the item's result, or why it failed (a clean exit with a
+ *                                      small result came with its event: the stage goes on, this records it)
  *   backoff:<s>:<i>:<a>                sleep before attempt a+1
  *   gate:<s>:open / gate:<s>:<r> / gate:<s>:check:<r>   a human gate through /v1/approvals
  *   stage:<s>:end, pipeline:start / pipeline:end
@@ -22,7 +23,7 @@ import { type ErrorValue, KernelError, toErrorValue } from '../src/kernel/errors
 import { type ApprovalStage, MAX_FAN_OUT, type ProcessStage, type Stage, conditionHolds, retryDelaySeconds, topologicalOrder } from './spec.ts';
 import { setPipelineStatus, upsertStage } from './store.ts';
 import { stopLiveTasks } from './control.ts';
-import { type Collected, type PipelineParams, type Spawned, audit, checkGate, checkTask, collectTask, derefFor, exitEvent, gateEvent, openGate, spawnTask } from './tasks.ts';
+import { type Collected, type PipelineParams, type Spawned, audit, checkGate, checkTask, collectTask, collectedFromEvent, derefFor, exitEvent, gateEvent, openGate, spawnTask } from './tasks.ts';
 import { type Scope, parsePath, resolvePath } from './template.ts';
 
 /** Steps that only talk to D1 and process objects: retried quickly, then the run fails. */
@@ -58,12 +59,16 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
       await durably(step, 'pipeline:end', () => setPipelineStatus(this.env.DB, id, 'failed', Date.now(), order.error));
       return { status: 'failed', error: order.error };
     }
-    await durably(step, 'pipeline:start', async () => {
-      await setPipelineStatus(this.env.DB, id, 'running', Date.now());
-      return null;
-    });
+    // The run's `running` status is written alongside its first stages, not before them.
+    const later = new Later();
+    later.add(
+      durably(step, 'pipeline:start', async () => {
+        await setPipelineStatus(this.env.DB, id, 'running', Date.now());
+        return null;
+      }),
+    );
     try {
-      return await this.#stages(p, id, order.value, step);
+      return await this.#stages(p, id, order.value, later, step);
     } catch (e) {
       // A step failed past its own retries (D1 or an object unreachable for minutes): the run ends
       // failed, and what it started is stopped rather than left running unwatched. Then the engine
@@ -79,7 +84,7 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
     }
   }
 
-  async #stages(p: PipelineParams, id: string, stages: readonly Stage[], step: WorkflowStep): Promise<{ status: string; error: ErrorValue | null }> {
+  async #stages(p: PipelineParams, id: string, stages: readonly Stage[], later: Later, step: WorkflowStep): Promise<{ status: string; error: ErrorValue | null }> {
     const results = new Map<string, unknown>();
     const outcomes = new Map<string, Promise<StageOutcome>>();
     for (const stage of stages) {
@@ -90,7 +95,7 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
           const blocked = stage.needs.find((_, i) => needs[i]?.status !== 'complete');
           const outcome = blocked
             ? await this.#skip(id, stage, { code: 'ECHILD', message: `skipped: stage "${blocked}" did not complete` }, step)
-            : await this.#stage(p, id, stage, { pipeline: id, input: p.input, stages: results }, step);
+            : await this.#stage(p, id, stage, { pipeline: id, input: p.input, stages: results }, later, step);
           if (outcome.status === 'complete') results.set(stage.name, outcome.result);
           return outcome;
         })(),
@@ -100,6 +105,7 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
     const bad = stages.map((s, i) => ({ s, o: all[i] as StageOutcome })).find(({ o }) => o.status === 'failed' || o.status === 'denied' || o.status === 'cancelled');
     const error: ErrorValue | null = bad && bad.o.status !== 'complete' ? { code: bad.o.error?.code ?? 'EFAULT', message: `stage "${bad.s.name}" ${bad.o.status}: ${bad.o.error?.message ?? ''}`, details: { stage: bad.s.name } } : null;
     const status = error ? 'failed' : 'complete';
+    await later.settle();
     await durably(step, 'pipeline:end', async () => {
       if (await setPipelineStatus(this.env.DB, id, status, Date.now(), error)) await audit(this.env, p.tenant, id, 'end', error ? 'error' : 'ok', error?.code ?? null, { status, error }, 'end');
       return null;
@@ -115,7 +121,7 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
     return { status: 'skipped', error: why };
   }
 
-  async #stage(p: PipelineParams, id: string, stage: Stage, scope: Scope, step: WorkflowStep): Promise<StageOutcome> {
+  async #stage(p: PipelineParams, id: string, stage: Stage, scope: Scope, later: Later, step: WorkflowStep): Promise<StageOutcome> {
     // A stage with nothing to decide up front starts in its first step (its spawn, or its gate).
     const decides = stage.when !== undefined || (stage.type === 'process' && stage.for_each !== undefined);
     const begin = !decides ? { run: true, items: null, error: null } : await durably(step, `stage:${stage.name}:begin`, async (): Promise<{ run: boolean; items: unknown[] | null; error: ErrorValue | null }> => {
@@ -148,7 +154,7 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
     });
     if (begin.error) return { status: 'failed', error: begin.error };
     if (!begin.run) return { status: 'skipped', error: null };
-    const outcome = stage.type === 'approval' ? await this.#gate(p, id, stage, scope, step) : await this.#processes(p, id, stage, scope, begin.items, step);
+    const outcome = stage.type === 'approval' ? await this.#gate(p, id, stage, scope, step) : await this.#processes(p, id, stage, scope, begin.items, later, step);
     // A one-process stage and a gate record their end in their last step; a fan-out, once all items are in.
     if (stage.type === 'process' && stage.for_each) {
       await durably(step, `stage:${stage.name}:end`, async () => {
@@ -159,11 +165,11 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
     return outcome;
   }
 
-  async #processes(p: PipelineParams, id: string, stage: ProcessStage, scope: Scope, items: unknown[] | null, step: WorkflowStep): Promise<StageOutcome> {
+  async #processes(p: PipelineParams, id: string, stage: ProcessStage, scope: Scope, items: unknown[] | null, later: Later, step: WorkflowStep): Promise<StageOutcome> {
     const count = items?.length ?? 1;
     const slots = new Slots(stage.concurrency);
     const results = await Promise.all(
-      Array.from({ length: count }, (_, i) => this.#task(p, id, stage, i, items ? { ...scope, item: { value: items[i], index: i } } : scope, slots, step)),
+      Array.from({ length: count }, (_, i) => this.#task(p, id, stage, i, items ? { ...scope, item: { value: items[i], index: i } } : scope, slots, later, step)),
     );
     const failed = results.findIndex((r) => !r.ok);
     if (failed >= 0) {
@@ -177,9 +183,11 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
   /**
    * One item: attempts with backoff; each attempt is spawn → wait for its exit → collect. An attempt
    * holds a slot from its spawn until its process has exited, so at most `concurrency` processes of
-   * the stage are alive; the next item spawns while this one's result is being collected.
+   * the stage are alive; the next item spawns while this one's result is being collected. A clean
+   * exit whose small result came with its event is the item's result at once: its collect step
+   * (the task's and the stage's D1 rows) runs alongside what follows, and the run's end waits for it.
    */
-  async #task(p: PipelineParams, id: string, stage: ProcessStage, item: number, scope: Scope, slots: Slots, step: WorkflowStep): Promise<Collected> {
+  async #task(p: PipelineParams, id: string, stage: ProcessStage, item: number, scope: Scope, slots: Slots, later: Later, step: WorkflowStep): Promise<Collected> {
     const key = `${stage.name}:${item}`;
     let last: Collected = { ok: false, error: { code: 'EFAULT', message: 'no attempt ran' }, cancelled: false };
     for (let attempt = 1; attempt <= stage.retries.limit + 1; attempt++) {
@@ -192,6 +200,7 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
       }
       const deadline = spawned.started_at + stage.timeout_seconds * 1000;
       let timedOut = false;
+      let heard: unknown = null;
       if (!spawned.exited) {
         for (let r = 0; ; r++) {
           const left = deadline - Date.now();
@@ -199,7 +208,7 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
           const final = left <= recheckMs(this.env, r);
           if (left > 0) {
             try {
-              await step.waitForEvent(`exit:${key}:${attempt}:${r}`, { type: exitEvent(spawned.pid), timeout: Math.min(left, recheckMs(this.env, r)) });
+              heard = (await step.waitForEvent(`exit:${key}:${attempt}:${r}`, { type: exitEvent(spawned.pid), timeout: Math.min(left, recheckMs(this.env, r)) })).payload;
               break;
             } catch {
               // no event before the timeout: the process is re-read below
@@ -215,7 +224,13 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
       }
       slots.release();
       const lastAttempt = attempt === stage.retries.limit + 1;
-      last = await durably(step, `collect:${key}:${attempt}`, () => collectTask(this.env, p.tenant, stage, ids, spawned.pid, { timedOut, lastAttempt }));
+      const collecting = durably(step, `collect:${key}:${attempt}`, () => collectTask(this.env, p.tenant, stage, ids, spawned.pid, { timedOut, lastAttempt }));
+      const early = timedOut ? null : collectedFromEvent(stage, heard);
+      if (early) {
+        later.add(collecting);
+        return early;
+      }
+      last = await collecting;
       if (last.ok || last.cancelled) return last;
       if (attempt <= stage.retries.limit) await step.sleep(`backoff:${key}:${attempt}`, retryDelaySeconds(stage.retries, attempt + 1) * 1000);
     }
@@ -257,6 +272,23 @@ export class PipelineWorkflow extends WorkflowEntrypoint<Env, PipelineParams> {
 function stageResult(result: unknown): unknown {
   const text = JSON.stringify(result) ?? 'null';
   return text.length <= 256 * 1024 ? result : { $ref: 'tasks', bytes: text.length };
+}
+
+/**
+ * Steps the run does not wait on as it goes (its `running` status, the D1 rows of a collect whose
+ * result came with the exit event), awaited before its end; a failure among them is the run's.
+ */
+class Later {
+  readonly #steps: Promise<unknown>[] = [];
+
+  add(step: Promise<unknown>): void {
+    step.catch(() => {}); // seen by settle(), not as an unhandled rejection meanwhile
+    this.#steps.push(step);
+  }
+
+  async settle(): Promise<void> {
+    await Promise.all(this.#steps);
+  }
 }
 
 /** A counting semaphore whose waiters are served in the order they came (item order, in a fan-out). */

@@ -115,11 +115,10 @@ export async function insertTaskUnlessCancelled(db: D1Database, pipeline: string
   return ((rest.at(-1)?.results ?? [])[0] as { status: PipelineStatus } | undefined)?.status ?? null;
 }
 
-export async function endTask(db: D1Database, pipeline: string, t: { stage: string; item: number; attempt: number; status: TaskStatus; exit_code: string | null; result?: unknown; error?: ErrorValue | null; now: number }): Promise<void> {
-  await db
+export function endTaskStatement(db: D1Database, pipeline: string, t: { stage: string; item: number; attempt: number; status: TaskStatus; exit_code: string | null; result?: unknown; error?: ErrorValue | null; now: number }): D1PreparedStatement {
+  return db
     .prepare("UPDATE pipeline_tasks SET status = ?, exit_code = ?, result = ?, error = ?, ended_at = ? WHERE pipeline = ? AND stage = ? AND item = ? AND attempt = ? AND status = 'running'")
-    .bind(t.status, t.exit_code, json(t.result), json(t.error ?? undefined), t.now, pipeline, t.stage, t.item, t.attempt)
-    .run();
+    .bind(t.status, t.exit_code, json(t.result), json(t.error ?? undefined), t.now, pipeline, t.stage, t.item, t.attempt);
 }
 
 export async function liveTasks(db: D1Database, pipeline: string): Promise<{ pid: string; stage: string; item: number; attempt: number }[]> {

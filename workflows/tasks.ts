@@ -21,7 +21,7 @@ import { type SpawnRequest, type SpawnSpec, childPid, resolveSpawn } from '../sr
 import { checkModel } from '../src/llm/index.ts';
 import type { Script } from '../src/llm/scripted.ts';
 import type { ApprovalStage, PipelineSpec, ProcessStage } from './spec.ts';
-import { endTask, insertTaskUnlessCancelled, pipelineStatus, stageStatement, upsertStage } from './store.ts';
+import { endTaskStatement, insertTaskUnlessCancelled, pipelineStatus, stageStatement, upsertStage } from './store.ts';
 import { type ResultRef, type Scope, render, renderDeep } from './template.ts';
 
 /** Results larger than this (as JSON) travel by reference, far below the 1 MiB step-result cap. */
@@ -131,7 +131,13 @@ export interface TaskIds {
   readonly attempt: number;
 }
 
-/** Render, record, spawn (idempotently), then make sure a cancel that raced with us is obeyed. */
+/**
+ * Render, then record and spawn (idempotently) at once, then make sure a cancel that raced with us
+ * is obeyed. The task row and the spawn go in parallel: a cancel lists the run's task rows after it
+ * has marked the run cancelled, so either it finds this row (and signals the process, or finds it
+ * not yet spawned and we see `cancelled` in the read after the spawn), or the row was refused
+ * (`cancelled`) and we stop the process we started ourselves.
+ */
 export async function spawnTask(env: Env, p: PipelineParams, stage: ProcessStage, ids: TaskIds, scope: Scope): Promise<Spawned> {
   const pid = await taskPid(ids.instance, ids.stage, ids.item, ids.attempt);
   const now = Date.now();
@@ -149,11 +155,14 @@ export async function spawnTask(env: Env, p: PipelineParams, stage: ProcessStage
   const spec = resolveStage(env, p, request, { pid, spawn_key: `pipeline/${ids.instance}/${ids.stage}/${ids.item}/${ids.attempt}`, pipeline: ids.instance }, now);
   if (!spec.ok) return { pid, error: spec.error, cancelled: false };
   const begins = !stage.for_each && ids.attempt === 1 ? [stageStatement(env.DB, ids.instance, ids.stage, { status: 'running', now, items: 1 })] : [];
-  const status = await insertTaskUnlessCancelled(env.DB, ids.instance, { stage: ids.stage, item: ids.item, attempt: ids.attempt, pid, now }, begins);
-  if (status === 'cancelled') return { pid, error: CANCELLED, cancelled: true };
-  const pcb = await processStub(env, pid).spawn(spec.value);
+  const stub = processStub(env, pid);
+  const [status, pcb] = await Promise.all([insertTaskUnlessCancelled(env.DB, ids.instance, { stage: ids.stage, item: ids.item, attempt: ids.attempt, pid, now }, begins), stub.spawn(spec.value)]);
+  if (status === 'cancelled') {
+    if (pcb.ok) await stub.signal('SIGTERM', `pipeline:${ids.instance}`, null, true);
+    return { pid, error: CANCELLED, cancelled: true };
+  }
   if (!pcb.ok) return { pid, error: pcb.error, cancelled: false };
-  if ((await pipelineStatus(env.DB, ids.instance)) === 'cancelled') await processStub(env, pid).signal('SIGTERM', `pipeline:${ids.instance}`, null, true);
+  if ((await pipelineStatus(env.DB, ids.instance)) === 'cancelled') await stub.signal('SIGTERM', `pipeline:${ids.instance}`, null, true);
   const exited = pcb.value.state === 'zombie' || pcb.value.state === 'terminated';
   return { pid, started_at: pcb.value.created_at, exited };
 }
@@ -171,6 +180,18 @@ export async function checkTask(env: Env, tenant: string, instance: string, pid:
   if (!final && Date.now() < deadline) return 'running';
   await stub.signal('SIGKILL', `pipeline:${instance}`, null, true);
   return 'timed_out';
+}
+
+/**
+ * The item's result from its exit event alone (workflows/notify.ts sends the code and a result of at
+ * most 64 KiB): a clean exit of a stage without result_file, whose result is inline. The same value
+ * collectTask finds in the PCB; null when only the PCB can tell.
+ */
+export function collectedFromEvent(stage: ProcessStage, payload: unknown): Collected | null {
+  if (stage.result_file || typeof payload !== 'object' || payload === null || !('code' in payload) || payload.code !== 0 || !('result' in payload)) return null;
+  const result = payload.result ?? null;
+  if (new TextEncoder().encode(JSON.stringify(result)).byteLength > INLINE_RESULT_BYTES) return null;
+  return { ok: true, result };
 }
 
 /** A failed exit as an error code: the kernel's own code (EQUOTA, EFAULT …), EINTR for a signal, EIO for a non-zero exit. */
@@ -207,19 +228,22 @@ export async function collectTask(env: Env, tenant: string, stage: ProcessStage,
     return { ok: true, result: bytes > INLINE_RESULT_BYTES ? ({ $ref: 'exit', pid, bytes } satisfies ResultRef) : result, exit_code: code };
   })();
   const cancelled = !outcome.ok && (await pipelineStatus(env.DB, ids.instance)) === 'cancelled';
-  await endTask(env.DB, ids.instance, {
-    stage: ids.stage,
-    item: ids.item,
-    attempt: ids.attempt,
-    status: outcome.ok ? 'complete' : cancelled ? 'cancelled' : 'failed',
-    exit_code: outcome.exit_code,
-    ...(outcome.ok ? { result: outcome.result } : { error: outcome.error }),
-    now: Date.now(),
-  });
+  const now = Date.now();
   const collected: Collected = outcome.ok ? { ok: true, result: outcome.result } : { ok: false, error: cancelled ? CANCELLED : outcome.error, cancelled };
-  if (!stage.for_each && (collected.ok || collected.cancelled || at.lastAttempt)) {
-    await upsertStage(env.DB, ids.instance, ids.stage, { status: collected.ok ? 'complete' : cancelled ? 'cancelled' : 'failed', now: Date.now(), ...(collected.ok ? { result: collected.result } : { error: collected.error }) });
-  }
+  // The task's end and, for a one-process stage once it is final (no retry follows), the stage's: one round trip.
+  const stageEnds = !stage.for_each && (collected.ok || collected.cancelled || at.lastAttempt);
+  await env.DB.batch([
+    endTaskStatement(env.DB, ids.instance, {
+      stage: ids.stage,
+      item: ids.item,
+      attempt: ids.attempt,
+      status: outcome.ok ? 'complete' : cancelled ? 'cancelled' : 'failed',
+      exit_code: outcome.exit_code,
+      ...(outcome.ok ? { result: outcome.result } : { error: outcome.error }),
+      now,
+    }),
+    ...(stageEnds ? [stageStatement(env.DB, ids.instance, ids.stage, { status: collected.ok ? 'complete' : cancelled ? 'cancelled' : 'failed', now, ...(collected.ok ? { result: collected.result } : { error: collected.error }) })] : []),
+  ]);
   return collected;
 }
 

@@ -59,8 +59,13 @@ export interface RuntimeDeps {
   readonly notifyExit?: (message: ExitNotice) => Promise<void>;
 }
 
-/** What a process's exit tells the pipeline that spawned it: the pipeline re-reads the PCB for the rest. */
-export type ExitNotice = ExitNotify & { readonly pid: string; readonly code: ExitStatus['code'] };
+/**
+ * What a process's exit tells the pipeline that spawned it: its code and, when its JSON is at most
+ * EXIT_NOTICE_RESULT_BYTES, its result (so a stage that succeeded goes on without re-reading the
+ * PCB); the pipeline re-reads the PCB for the rest.
+ */
+export type ExitNotice = ExitNotify & { readonly pid: string; readonly code: ExitStatus['code']; readonly result?: unknown };
+export const EXIT_NOTICE_RESULT_BYTES = 64 * 1024;
 
 /** An effect on another object or on D1, committed with the change that caused it and delivered afterwards (./outbox.ts). */
 export type OutboxMessage =

@@ -9,7 +9,7 @@ import { isOutsideSender } from '../kernel/ipc.ts';
 import { type ExitStatus, LIVE_STATES, type Pcb, type Signal, ZERO_USAGE } from '../kernel/pcb.ts';
 import type { ExitNotify, SpawnSpec } from '../kernel/spawn.ts';
 import type { SyscallResult } from '../kernel/syscalls.ts';
-import type { ProcessCore } from './core.ts';
+import { EXIT_NOTICE_RESULT_BYTES, type ProcessCore } from './core.ts';
 import { DEFAULT_TERM_GRACE_MS, TERM_PENDING, beginTermination } from './signals.ts';
 import type { JournalRow } from './store.ts';
 
@@ -147,7 +147,10 @@ export function exit(rt: ProcessCore, status: ExitStatus): void {
   if (pcb.ppid) rt.send({ kind: 'child_exited', parent: pcb.ppid, child: pcb.pid, exit: status });
   else rt.apply({ type: 'reap' });
   const notify = rt.store.getMeta<ExitNotify>(EXIT_NOTIFY);
-  if (notify) rt.send({ kind: 'exit_notify', ...notify, pid: pcb.pid, code: status.code });
+  if (notify) {
+    const small = new TextEncoder().encode(JSON.stringify(status.result ?? null)).byteLength <= EXIT_NOTICE_RESULT_BYTES;
+    rt.send({ kind: 'exit_notify', ...notify, pid: pcb.pid, code: status.code, ...(small ? { result: status.result ?? null } : {}) });
+  }
 }
 
 /** A child reports its exit. Returns whether the child should reap itself now. */

@@ -53,6 +53,9 @@ export class Outbox {
   }
 
   async #drain(): Promise<void> {
+    // A pipeline waiting on this process hears of its exit before anything else is written, the
+    // process table's row included (a failed delivery stays in the outbox for the loop below).
+    await this.deliverNow('exit_notify');
     for (;;) {
       if (this.#rt.store.getMeta<boolean>(TABLE_DIRTY)) {
         try {
@@ -74,7 +77,7 @@ export class Outbox {
       const audits = messages.filter((m) => m.message.kind === 'audit');
       const mail = messages.filter((m) => m.message.kind === 'ipc');
       try {
-        // A pipeline waiting on this process hears of its exit before the bookkeeping is written.
+        // A retried exit notice goes before the bookkeeping too.
         for (const m of messages.filter((x) => x.message.kind === 'exit_notify')) {
           await this.#deliver(m.message);
           this.#rt.store.deleteOutbox([m.id]);
