@@ -13,9 +13,15 @@
  * standing in for an agent that does something.
  *   direct    the floor: POST /v1/processes, wait for it to terminate, then the next, k times
  *   pipeline  one POST /v1/pipelines of a k-stage chain (each stage needs the one before), wait for the run
- * Per-stage overhead = pipeline time / direct time for the same k processes.
+ *   engine    the Workflow engine alone (worker.ts, FloorWorkflow): a run of k items one after the
+ *             other with a pipeline stage's steps and event each, and no kernel; the event comes
+ *             from a Durable Object at once (bare) or --work s later (work)
+ * Per-stage overhead = pipeline time / direct time for the same k processes; and pipeline time /
+ * (direct + engine time for bare), what is left once the engine's own cost is counted as a floor.
  * Fan-out: one stage over --items items at --concurrency, each process sleeping --work s. Ideal =
- * sum of the processes' own times (spawned → terminated, from the process table) / concurrency.
+ * sum of the processes' own times (spawned → terminated, from the process table) / concurrency; the
+ * engine floor runs the same fan-out shape with --work s per item and reports its makespan over its
+ * own ideal (items × work / concurrency).
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -71,15 +77,40 @@ try {
     return { ms: performance.now() - t0, run };
   };
 
+  const engine = async (params) => {
+    const t0 = performance.now();
+    const { id } = await call('POST', '/floor', params);
+    const row = await call('GET', `/wait?floor=${id}`);
+    if (!row) throw new Error(`engine floor run ${id} did not end`);
+    return performance.now() - t0;
+  };
+  const workMs = (kind) => (kind === 'work' ? o.work * 1000 : 0);
+
   // Warm up every object and code path once.
   await direct('bare', 1);
   await pipeline(chain('bare', 1));
+  await engine({ items: 1, concurrency: 1, work_ms: 0 });
 
-  const arms = { bare: { direct: [], pipeline: [] }, work: { direct: [], pipeline: [] } };
+  const ARMS = ['direct', 'pipeline', 'engine'];
+  const arms = { bare: { direct: [], pipeline: [], engine: [] }, work: { direct: [], pipeline: [], engine: [] } };
+  // Where a chain's time goes, per stage (bare and work): spawn step start → process created, the
+  // process itself, its exit → the next stage's spawn step (the critical path between two processes:
+  // the exit event and the engine), its exit → its collect step's rows written (beside the next
+  // stage when the result came with the event); per run: created → the first spawn step, the last
+  // collect → ended.
+  const timeline = { bare: [], work: [] };
   for (let r = 0; r < o.rounds; r++) {
     for (const kind of ['bare', 'work']) {
-      const order = r % 2 ? ['pipeline', 'direct'] : ['direct', 'pipeline'];
-      for (const arm of order) arms[kind][arm].push(arm === 'direct' ? await direct(kind, o.stages) : (await pipeline(chain(kind, o.stages))).ms);
+      const order = r % 2 ? [...ARMS].reverse() : ARMS;
+      for (const arm of order) {
+        if (arm === 'direct') arms[kind].direct.push(await direct(kind, o.stages));
+        else if (arm === 'engine') arms[kind].engine.push(await engine({ items: o.stages, concurrency: 1, work_ms: workMs(kind) }));
+        else {
+          const { ms, run } = await pipeline(chain(kind, o.stages));
+          arms[kind].pipeline.push(ms);
+          timeline[kind].push(run);
+        }
+      }
     }
     console.error(`round ${r + 1}/${o.rounds} done`);
   }
@@ -89,10 +120,15 @@ try {
   const { id } = await call('POST', '/v1/pipelines', { spec: { stages: [{ name: 'fan', for_each: 'input.items', concurrency: o.concurrency, task: 'item {{item}}', script: script('work') }] }, input: { items } });
   const run = await call('GET', `/wait?id=${id}`);
   const wall = performance.now() - t0;
+  const floorFan = await engine({ items: o.items, concurrency: o.concurrency, work_ms: o.work * 1000 });
+  const floorIdeal = (o.items * o.work * 1000) / o.concurrency;
   const procMs = run.tasks.map((t) => t.exited_at - t.spawned_at);
   const ideal = procMs.reduce((a, b) => a + b, 0) / o.concurrency;
   const makespan = run.ended_at - run.created_at;
   const fanLine = `fan-out ${o.items} items × concurrency ${o.concurrency} (each sleeps ${o.work} s): makespan ${f(makespan / 1000)} s (client ${f(wall / 1000)} s), ideal ${f(ideal / 1000)} s = ${f(procMs.reduce((a, b) => a + b, 0) / 1000)} s of process time / ${o.concurrency} → ${f(makespan / ideal)}× (process p50 ${f(pct(procMs, 50))} ms, p99 ${f(pct(procMs, 99))} ms; ${run.tasks.length} tasks, status ${run.status})`;
+  // The engine's own cost over its ideal, added to the fan-out's ideal: what the engine allows here.
+  const floorOver = floorFan - floorIdeal;
+  const floorLine = `engine floor, the same fan-out with no kernel: ${f(floorFan / 1000)} s (client) against its ideal ${f(floorIdeal / 1000)} s → ${f(floorFan / floorIdeal)}×; fan-out / (ideal + the engine's ${f(floorOver / 1000)} s) → ${f(makespan / (ideal + floorOver))}×`;
 
   // Where a fan-out item's time goes besides its process: spawn step start → process created, and
   // process terminated → its collect step done (the exit event's path plus the collect step).
@@ -101,15 +137,26 @@ try {
   const breakdown = `per item besides the process: spawn step → process p50 ${f(pct(spawnMs, 50), 0)} ms (p99 ${f(pct(spawnMs, 99), 0)}), exit → collected p50 ${f(pct(collectMs, 50), 0)} ms (p99 ${f(pct(collectMs, 99), 0)})`;
   const med = (xs) => pct(xs, 50);
   console.log(`pipelines bench: ${o.stages}-stage chains, ${o.rounds} rounds, ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const eBare = med(arms.bare.engine);
   for (const kind of ['bare', 'work']) {
     const d = med(arms[kind].direct);
     const p = med(arms[kind].pipeline);
+    const e = med(arms[kind].engine);
+    const list = (arm) => arms[kind][arm].map((x) => f(x, 0)).join(' ');
     console.log(
-      `  ${kind === 'bare' ? 'bare (exit at once)' : `work (sleep ${o.work} s)`}: direct ${f(d)} ms (${f(d / o.stages)} ms/stage), pipeline ${f(p)} ms (${f(p / o.stages)} ms/stage) → ${f(p / d)}× per stage; +${f((p - d) / o.stages)} ms/stage  [direct ${arms[kind].direct.map((x) => f(x, 0)).join(' ')}; pipeline ${arms[kind].pipeline.map((x) => f(x, 0)).join(' ')}]`,
+      `  ${kind === 'bare' ? 'bare (exit at once)' : `work (sleep ${o.work} s)`}: direct ${f(d)} ms (${f(d / o.stages)} ms/stage), pipeline ${f(p)} ms (${f(p / o.stages)} ms/stage) → ${f(p / d)}× per stage; +${f((p - d) / o.stages)} ms/stage; engine floor ${f(e)} ms (${f(e / o.stages)} ms/stage) → pipeline / (direct + engine) ${f(p / (d + eBare))}×  [direct ${list('direct')}; pipeline ${list('pipeline')}; engine ${list('engine')}]`,
+    );
+    const runs = timeline[kind];
+    const stageOf = (t) => Number(t.stage.slice(1));
+    const per = (fn) => med(runs.flatMap((run) => run.tasks.map((t) => fn(t, run)).filter((x) => Number.isFinite(x))));
+    const prev = (run, t) => run.tasks.find((u) => stageOf(u) === stageOf(t) - 1);
+    console.log(
+      `    per stage (p50): spawn step → process ${f(per((t) => t.spawned_at - t.started_at), 0)} ms, process ${f(per((t) => t.exited_at - t.spawned_at), 0)} ms, exit → next stage's spawn step ${f(per((t, run) => (prev(run, t) ? t.started_at - prev(run, t).exited_at : Number.NaN)), 0)} ms, exit → collected ${f(per((t) => t.ended_at - t.exited_at), 0)} ms; per run: created → first spawn step ${f(med(runs.map((run) => Math.min(...run.tasks.map((t) => t.started_at)) - run.created_at)), 0)} ms, last collected → ended ${f(med(runs.map((run) => run.ended_at - Math.max(...run.tasks.map((t) => t.ended_at)))), 0)} ms`,
     );
   }
   console.log(`  ${fanLine}`);
   console.log(`    ${breakdown}`);
+  console.log(`    ${floorLine}`);
 } finally {
   await bench.stop();
 }

@@ -4,13 +4,31 @@
  *   POST /setup          apply the D1 schema (../schema.ts)
  *   GET  /wait?id=       answer when pipeline `id` has ended: its status and the server's timings
  *   GET  /wait?pid=      answer when process `pid` has terminated (the direct arm's wait)
- * Both waits re-read D1 every 2 ms inside the Worker, the same for both arms, so neither arm pays
- * an HTTP round trip per look.
+ *   POST /floor          start a FloorWorkflow run ({ items, concurrency, work_ms }) → { id }
+ *   GET  /wait?floor=    answer when that run has ended
+ * The waits re-read D1 every 2 ms inside the Worker, the same for every arm, so no arm pays an HTTP
+ * round trip per look.
+ *
+ * The engine floor: FloorWorkflow takes the shape of a pipeline's run with nothing of the kernel in
+ * it. Per item the same engine calls as a pipeline stage (a spawn step.do, a waitForEvent for
+ * `exit-…`, a collect step.do); per run the same start and end steps, the end writing one D1 row
+ * (as pipeline:end does) that /wait reads. The event is sent by a Durable Object (FloorExit) through
+ * workflows/notify.ts, the function and the kind of place a process's outbox sends its exit event
+ * from, work_ms after the spawn step's call, without a process, a D1 write or an audit record.
  */
-import kernel from '../../../src/index.ts';
+import { DurableObject, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from 'cloudflare:workers';
+import kernel from '../../../worker/index.ts';
+import { notifyPipeline } from '../../../workflows/notify.ts';
 import { applySchema } from '../schema.ts';
 
-export { AgentProcess, AuditChain, LlmScheduler, MemoryIndex, PipelineWorkflow, ToolBroker, ToolEgress } from '../../../src/index.ts';
+export { AgentProcess, AuditChain, LlmScheduler, MemoryIndex, PipelineWorkflow, ToolBroker, ToolEgress } from '../../../worker/index.ts';
+
+type BenchEnv = Env & { readonly FLOOR: Workflow<FloorParams>; readonly FLOOR_EXIT: DurableObjectNamespace<FloorExit> };
+interface FloorParams {
+  readonly items: number;
+  readonly concurrency: number;
+  readonly work_ms: number;
+}
 
 const tick = () => new Promise((r) => setTimeout(r, 2));
 
@@ -23,13 +41,58 @@ async function until<T>(read: () => Promise<T | null>, ms = 600_000): Promise<T 
   }
 }
 
+/** Stands in for a process: asked to "spawn", it sends the exit event work_ms later, from a Durable Object. */
+export class FloorExit extends DurableObject<BenchEnv> {
+  exitSoon(instance: string, event: string, workMs: number): null {
+    this.ctx.waitUntil(
+      (async () => {
+        if (workMs > 0) await new Promise((r) => setTimeout(r, workMs));
+        await notifyPipeline(this.env.FLOOR, { pipeline: instance, event, pid: '', code: 0 });
+      })(),
+    );
+    return null;
+  }
+}
+
+export class FloorWorkflow extends WorkflowEntrypoint<BenchEnv, FloorParams> {
+  override async run(event: Readonly<WorkflowEvent<FloorParams>>, step: WorkflowStep): Promise<null> {
+    const { items, concurrency, work_ms } = event.payload;
+    const id = event.instanceId;
+    const start = step.do('pipeline:start', async () => null);
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      for (let i = next++; i < items; i = next++) {
+        await step.do(`spawn:${i}`, async () => this.env.FLOOR_EXIT.getByName(`${id}/${i}`).exitSoon(id, `exit-${id}-${i}`, work_ms));
+        await step.waitForEvent(`exit:${i}`, { type: `exit-${id}-${i}`, timeout: '10 minutes' });
+        await step.do(`collect:${i}`, async () => null);
+      }
+    };
+    await Promise.all([start, ...Array.from({ length: Math.min(concurrency, items) }, lane)]);
+    await step.do('pipeline:end', async () => {
+      await this.env.DB.prepare('INSERT INTO bench_floor (id, ended_at) VALUES (?, ?)').bind(id, Date.now()).run();
+      return null;
+    });
+    return null;
+  }
+}
+
 export default {
-  async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+  async fetch(request: Request, env: BenchEnv, ctx: ExecutionContext): Promise<Response> {
     const url = new URL(request.url);
-    if (url.pathname === '/setup') return applySchema(env.DB, request);
+    if (url.pathname === '/setup') {
+      const r = await applySchema(env.DB, request);
+      await env.DB.prepare('CREATE TABLE IF NOT EXISTS bench_floor (id TEXT PRIMARY KEY, ended_at INTEGER NOT NULL)').run();
+      return r;
+    }
+    if (url.pathname === '/floor' && request.method === 'POST') {
+      const params = (await request.json()) as FloorParams;
+      const instance = await env.FLOOR.create({ params });
+      return Response.json({ id: instance.id, created_at: Date.now() });
+    }
     if (url.pathname === '/wait') {
       const id = url.searchParams.get('id');
       const pid = url.searchParams.get('pid');
+      const floor = url.searchParams.get('floor');
       if (id) {
         const row = await until(() => env.DB.prepare("SELECT status, created_at, ended_at FROM pipelines WHERE id = ? AND status IN ('complete', 'failed', 'cancelled')").bind(id).first<{ status: string; created_at: number; ended_at: number }>());
         // Each task's process: created → terminated, as the process table records it.
@@ -45,8 +108,12 @@ export default {
         const row = await until(() => env.DB.prepare("SELECT state, created_at, updated_at FROM processes WHERE pid = ? AND state = 'terminated'").bind(pid).first<{ state: string; created_at: number; updated_at: number }>());
         return Response.json(row);
       }
+      if (floor) {
+        const row = await until(() => env.DB.prepare('SELECT ended_at FROM bench_floor WHERE id = ?').bind(floor).first<{ ended_at: number }>());
+        return Response.json(row);
+      }
     }
     return kernel.fetch(request, env, ctx);
   },
   queue: kernel.queue,
-} satisfies ExportedHandler<Env>;
+} satisfies ExportedHandler<BenchEnv>;
