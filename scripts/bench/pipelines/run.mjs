@@ -134,7 +134,12 @@ try {
   // process terminated → its collect step done (the exit event's path plus the collect step).
   const spawnMs = run.tasks.map((t) => t.spawned_at - t.started_at);
   const collectMs = run.tasks.map((t) => t.ended_at - t.exited_at);
-  const breakdown = `per item besides the process: spawn step → process p50 ${f(pct(spawnMs, 50), 0)} ms (p99 ${f(pct(spawnMs, 99), 0)}), exit → collected p50 ${f(pct(collectMs, 50), 0)} ms (p99 ${f(pct(collectMs, 99), 0)})`;
+  // A lane's handoff: the i-th spawn step (in start order, i ≥ concurrency) waited for the
+  // (i - concurrency)-th exit to free its slot.
+  const starts = run.tasks.map((t) => t.started_at).sort((a, b) => a - b);
+  const exits = run.tasks.map((t) => t.exited_at).sort((a, b) => a - b);
+  const handoffMs = starts.slice(o.concurrency).map((s, i) => s - exits[i]);
+  const breakdown = `per item besides the process: spawn step → process p50 ${f(pct(spawnMs, 50), 0)} ms (p99 ${f(pct(spawnMs, 99), 0)}), an exit → the next spawn step in its slot p50 ${f(pct(handoffMs, 50), 0)} ms (p99 ${f(pct(handoffMs, 99), 0)}), exit → collected p50 ${f(pct(collectMs, 50), 0)} ms (p99 ${f(pct(collectMs, 99), 0)})`;
   const med = (xs) => pct(xs, 50);
   console.log(`pipelines bench: ${o.stages}-stage chains, ${o.rounds} rounds, ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const eBare = med(arms.bare.engine);
