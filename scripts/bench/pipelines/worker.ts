@@ -11,7 +11,8 @@
  *
  * The engine floor: FloorWorkflow takes the shape of a pipeline's run with nothing of the kernel in
  * it. Per item the same engine calls as a pipeline stage (a spawn step.do, a waitForEvent for
- * `exit-…`, a collect step.do); per run the same start and end steps, the end writing one D1 row
+ * `exit-…`, a collect step.do beside the next item); per run the same start and end steps (start
+ * beside the first items), the end writing one D1 row
  * (as pipeline:end does) that /wait reads. The event is sent by a Durable Object (FloorExit) through
  * workflows/notify.ts, the function and the kind of place a process's outbox sends its exit event
  * from, work_ms after the spawn step's call, without a process, a D1 write or an audit record.
@@ -60,14 +61,18 @@ export class FloorWorkflow extends WorkflowEntrypoint<BenchEnv, FloorParams> {
     const id = event.instanceId;
     const start = step.do('pipeline:start', async () => null);
     let next = 0;
+    // As a pipeline's item whose result came with its event: its collect step runs beside what
+    // follows, and the run's end waits for it.
+    const collects: Promise<unknown>[] = [];
     const lane = async (): Promise<void> => {
       for (let i = next++; i < items; i = next++) {
         await step.do(`spawn:${i}`, async () => this.env.FLOOR_EXIT.getByName(`${id}/${i}`).exitSoon(id, `exit-${id}-${i}`, work_ms));
         await step.waitForEvent(`exit:${i}`, { type: `exit-${id}-${i}`, timeout: '10 minutes' });
-        await step.do(`collect:${i}`, async () => null);
+        collects.push(step.do(`collect:${i}`, async () => null));
       }
     };
     await Promise.all([start, ...Array.from({ length: Math.min(concurrency, items) }, lane)]);
+    await Promise.all(collects);
     await step.do('pipeline:end', async () => {
       await this.env.DB.prepare('INSERT INTO bench_floor (id, ended_at) VALUES (?, ?)').bind(id, Date.now()).run();
       return null;
