@@ -45,10 +45,12 @@ async function until<T>(read: () => Promise<T | null>, ms = 600_000): Promise<T 
 /** Stands in for a process: asked to "spawn", it sends the exit event work_ms later, from a Durable Object. */
 export class FloorExit extends DurableObject<BenchEnv> {
   exitSoon(instance: string, event: string, workMs: number): null {
+    const started = Date.now();
     this.ctx.waitUntil(
       (async () => {
         if (workMs > 0) await new Promise((r) => setTimeout(r, workMs));
-        await notifyPipeline(this.env.FLOOR, { pipeline: instance, event, pid: '', code: 0 });
+        // Its own time (asked → sending), as a process's is spawned → terminated: the ideal's unit.
+        await notifyPipeline(this.env.FLOOR, { pipeline: instance, event, pid: '', code: 0, result: { ms: Date.now() - started } });
       })(),
     );
     return null;
@@ -64,17 +66,19 @@ export class FloorWorkflow extends WorkflowEntrypoint<BenchEnv, FloorParams> {
     // As a pipeline's item whose result came with its event: its collect step runs beside what
     // follows, and the run's end waits for it.
     const collects: Promise<unknown>[] = [];
+    let ownMs = 0;
     const lane = async (): Promise<void> => {
       for (let i = next++; i < items; i = next++) {
         await step.do(`spawn:${i}`, async () => this.env.FLOOR_EXIT.getByName(`${id}/${i}`).exitSoon(id, `exit-${id}-${i}`, work_ms));
-        await step.waitForEvent(`exit:${i}`, { type: `exit-${id}-${i}`, timeout: '10 minutes' });
+        const heard = await step.waitForEvent<{ result?: { ms?: number } }>(`exit:${i}`, { type: `exit-${id}-${i}`, timeout: '10 minutes' });
+        ownMs += heard.payload.result?.ms ?? 0;
         collects.push(step.do(`collect:${i}`, async () => null));
       }
     };
     await Promise.all([start, ...Array.from({ length: Math.min(concurrency, items) }, lane)]);
     await Promise.all(collects);
     await step.do('pipeline:end', async () => {
-      await this.env.DB.prepare('INSERT INTO bench_floor (id, ended_at) VALUES (?, ?)').bind(id, Date.now()).run();
+      await this.env.DB.prepare('INSERT INTO bench_floor (id, ended_at, own_ms) VALUES (?, ?, ?)').bind(id, Date.now(), ownMs).run();
       return null;
     });
     return null;
@@ -86,7 +90,7 @@ export default {
     const url = new URL(request.url);
     if (url.pathname === '/setup') {
       const r = await applySchema(env.DB, request);
-      await env.DB.prepare('CREATE TABLE IF NOT EXISTS bench_floor (id TEXT PRIMARY KEY, ended_at INTEGER NOT NULL)').run();
+      await env.DB.prepare('CREATE TABLE IF NOT EXISTS bench_floor (id TEXT PRIMARY KEY, ended_at INTEGER NOT NULL, own_ms INTEGER NOT NULL)').run();
       return r;
     }
     if (url.pathname === '/floor' && request.method === 'POST') {
@@ -114,7 +118,7 @@ export default {
         return Response.json(row);
       }
       if (floor) {
-        const row = await until(() => env.DB.prepare('SELECT ended_at FROM bench_floor WHERE id = ?').bind(floor).first<{ ended_at: number }>());
+        const row = await until(() => env.DB.prepare('SELECT ended_at, own_ms FROM bench_floor WHERE id = ?').bind(floor).first<{ ended_at: number; own_ms: number }>());
         return Response.json(row);
       }
     }
