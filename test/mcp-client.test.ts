@@ -128,6 +128,26 @@ describe('MCP tools as syscalls', () => {
     expect(audit.filter((r) => r.action === 'mcp_call').map((r) => `${r.outcome}/${r.code}`)).toEqual(['refused/EPERM', 'refused/EPERM']);
   });
 
+  it('malformed mcp_call arguments are EINVAL, not EPERM, with or without a grant', async () => {
+    const { name } = await register();
+    const k = key();
+    const malformed = [
+      { server: name, tool: 'note', args: { key: k }, kind: 42 },
+      { server: name, tool: 'note', args: { key: k }, kind: 'sideways' },
+      { server: name, tool: 'note', args: { key: k }, timeout_seconds: 0 },
+      { server: name, tool: 'note', args: { key: k }, extra: true },
+      { server: name, tool: 'note', args: [k] },
+      { server: 'Bad Name', tool: 'note', args: { key: k } },
+    ];
+    for (const capabilities of [[], [`mcp:${name}:*`]]) {
+      const { pid } = await spawn({ name: 'mcp-malformed', task: 't', model: scripted, capabilities, script: [{ tool_calls: [...malformed.map((args) => ({ name: 'mcp_call', args })), { name: `mcp__${name}__note`, args: [k] }] }, { tool_calls: [{ name: 'exit', args: { code: 0 } }] }] });
+      await runUntil(pid, ['terminated']);
+      const results = (await syscalls(pid)).filter((e) => e.data.name !== 'exit').map((e) => (e.data.error as { code: string } | undefined)?.code ?? 'ok');
+      expect(results).toEqual(Array(malformed.length + 1).fill('EINVAL'));
+    }
+    expect((await count(k)).count).toBe(0);
+  });
+
   it('an ask grant waits for a human, bound to the exact arguments', async () => {
     const { name } = await register();
     const [k1, k2] = [key(), key()];

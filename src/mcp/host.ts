@@ -16,7 +16,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { type Grant, decide, globMatch, parseCapability } from '../kernel/capabilities.ts';
 import { KernelError, toErrorValue } from '../kernel/errors.ts';
-import { MCP_RESULT_CHARS, MCP_TOOL_PREFIX, type McpCall, modelToolName, callKind } from '../kernel/mcp.ts';
+import { MCP_RESULT_CHARS, MCP_TOOL_PREFIX, type McpCall, McpCallArgs, modelToolName, callKind } from '../kernel/mcp.ts';
 import type { Pcb } from '../kernel/pcb.ts';
 import type { RawCall, ToolSpec } from '../kernel/syscalls.ts';
 import { validateArgs } from '../tools/schema.ts';
@@ -155,10 +155,13 @@ export class McpHost {
       if (cut <= 0) return call;
       return { id: call.id, name: 'mcp_call', args: { server: rest.slice(0, cut), tool: rest.slice(cut + 2), args, kind: 'write' } };
     }
-    if (call.name !== 'mcp_call' || call.args === null || typeof call.args !== 'object' || Array.isArray(call.args)) return call;
-    const a = call.args as { server?: unknown; tool?: unknown };
-    const tool = typeof a.server === 'string' && typeof a.tool === 'string' ? this.#find(a.server, a.tool) : undefined;
-    return { ...call, args: { ...call.args, kind: tool ? callKind(tool) : 'write' } };
+    if (call.name !== 'mcp_call') return call;
+    // Malformed arguments stay as they are, so validation answers EINVAL: replacing a malformed
+    // `kind` would make them valid, and the grant check would then answer EPERM for bad input.
+    const parsed = McpCallArgs.safeParse(call.args);
+    if (!parsed.success) return call;
+    const tool = this.#find(parsed.data.server, parsed.data.tool);
+    return { ...call, args: { ...(call.args as Record<string, unknown>), kind: tool ? callKind(tool) : 'write' } };
   }
 
   /** Call a tool. The dispatcher has checked the grant and journaled the call. */
