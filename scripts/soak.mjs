@@ -10,19 +10,32 @@
  *  - every SSE stream closed: streams opened on a sample of processes end when those processes exit;
  *  - the audit chain verifies (`GET /v1/audit/verify`).
  *
+ *  - every request answered: each API call has a deadline (`--request-timeout-s`); one that gets no
+ *    answer in time is recorded (method, path, seconds) and fails the run instead of hanging it.
+ *
  *   PATH=node_modules/.bin:$PATH node scripts/soak.mjs                       # 1,000 processes, 10 min
  *   PATH=node_modules/.bin:$PATH node scripts/soak.mjs --processes 50 --minutes 2   # a smoke run
  *
  * Fresh state in a temp dir, a random loopback port and admin token; the dev server is stopped (by
- * its pid) at the end. Prints a summary (stdout) and exits non-zero if a check fails.
+ * its pid) at the end. wrangler's local observability collector (X_LOCAL_OBSERVABILITY) is off: it
+ * keeps every span and log of the run in the same workerd, which would be measured as the kernel's
+ * memory and CPU. Prints a summary (stdout: the figures docs/BENCHMARKS.md records, with the
+ * command, commit and load) and exits non-zero if a check fails. `--dev-log FILE` keeps wrangler's
+ * output.
+ *
+ * Capacity: every nap is two steps, so the run asks for about 2 × processes / sleep steps a second
+ * of one workerd thread (1,000 processes at 20 s: 100 steps/s). The summary reports the workerd CPU
+ * spent per step; if the demand exceeds what the thread can do, every queue grows and requests
+ * time out: that is the runtime's capacity on this machine, reported as such.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { buildConsole } from './build-console.mjs';
 
 const { values: o } = parseArgs({
   options: {
@@ -33,6 +46,8 @@ const { values: o } = parseArgs({
     streams: { type: 'string', default: '50' },
     'stuck-s': { type: 'string', default: '120' },
     concurrency: { type: 'string', default: '16' },
+    'request-timeout-s': { type: 'string', default: '60', description: 'the deadline of every API call' },
+    'dev-log': { type: 'string', description: "a file for wrangler dev's output (default: discarded)" },
   },
 });
 const N = Number(o.processes);
@@ -40,6 +55,11 @@ const DURATION_MS = Number(o.minutes) * 60_000;
 const NAP = Number(o.sleep);
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
 process.env.WRANGLER_SEND_METRICS ??= 'false';
+process.env.X_LOCAL_OBSERVABILITY ??= 'false';
+const REQUEST_TIMEOUT_MS = Number(o['request-timeout-s']) * 1000;
+const loadAtStart = os.loadavg();
+const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim() || null;
+const command = `node scripts/soak.mjs ${process.argv.slice(2).join(' ')}`.trim();
 
 const freePort = () =>
   new Promise((resolve) => {
@@ -50,14 +70,18 @@ const freePort = () =>
   });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+let t0 = Date.now();
 const state = mkdtempSync(path.join(os.tmpdir(), 'agentos-soak-'));
 const token = `soak-${randomBytes(12).toString('hex')}`;
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+// wrangler.toml's [assets] directory must exist before `wrangler dev` starts (a fresh checkout has none).
+await buildConsole();
 const migrate = spawnSync('wrangler', ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state], { stdio: 'ignore', env: { ...process.env, CI: 'true' } });
 if (migrate.status !== 0) throw new Error('D1 migrations failed');
-const dev = spawn('wrangler', ['dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state, '--var', `AGENTOS_ADMIN_TOKEN:${token}`], { stdio: 'ignore', detached: true });
+const devLog = o['dev-log'] ? openSync(o['dev-log'], 'w') : 'ignore';
+const dev = spawn('wrangler', ['dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state, '--var', `AGENTOS_ADMIN_TOKEN:${token}`], { stdio: ['ignore', devLog, devLog], detached: true });
 const stopDev = () => {
   try {
     process.kill(-dev.pid, 'SIGTERM');
@@ -69,10 +93,26 @@ const stopDev = () => {
 process.on('exit', stopDev);
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
-const call = async (method, p, body) => {
-  const res = await fetch(`${base}${p}`, { method, headers: auth, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
+/** Latencies (ms) by kind of call, and the calls that got no answer within the deadline. */
+const latency = { spawn: [], message: [], other: [] };
+const timedOut = [];
+const call = async (method, p, body, kind = 'other') => {
+  const started = Date.now();
+  try {
+    const res = await fetch(`${base}${p}`, { method, headers: auth, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    const text = await res.text();
+    latency[kind].push(Date.now() - started);
+    return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
+  } catch (e) {
+    if (e?.name !== 'TimeoutError' && e?.cause?.code !== 'UND_ERR_HEADERS_TIMEOUT') throw e;
+    timedOut.push({ method, path: p.replace(/\?.*/, ''), seconds: (Date.now() - started) / 1000, at_s: Math.round((Date.now() - t0) / 1000) });
+    return { status: 0, headers: new Headers(), body: null };
+  }
+};
+const percentiles = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? null;
+  return { n: s.length, p50_ms: at(0.5), p99_ms: at(0.99), max_ms: s.at(-1) ?? null };
 };
 for (let i = 0; ; i++) {
   try {
@@ -84,21 +124,25 @@ for (let i = 0; ; i++) {
   await sleep(500);
 }
 
-/** workerd's resident set (kB), summed over the dev server's workerd processes. */
-function workerdRssKb() {
-  let total = 0;
+/** The dev server's workerd processes: resident set (kB) and CPU time (s, user + system), summed. */
+function workerdUsage() {
+  let rssKb = 0;
+  let cpuS = 0;
+  const tick = 100; // USER_HZ on Linux
   for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const pgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-      if (pgid !== dev.pid || !readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('workerd')) continue;
-      total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d}/status`, 'utf8'))?.[1] ?? 0);
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) !== dev.pid || !readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('workerd')) continue;
+      rssKb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d}/status`, 'utf8'))?.[1] ?? 0);
+      cpuS += (Number(fields[11]) + Number(fields[12])) / tick;
     } catch {
       // exited meanwhile
     }
   }
-  return total;
+  return { rssKb, cpuS };
 }
+const workerdRssKb = () => workerdUsage().rssKb;
 
 // Each script naps, takes its mail, and every fifth nap spawns a child that exits at once; its
 // last turn exits. The number of naps fills the run.
@@ -111,15 +155,21 @@ for (let i = 0; i < naps; i++) {
 }
 script.push({ tool_calls: [{ name: 'exit', args: { code: 0 } }] });
 
-const t0 = Date.now();
+t0 = Date.now();
 const pids = [];
 const spawnErrors = [];
+let spawnRetries = 0;
+/** Spawn one process; a 503 (overloaded) is retried after its Retry-After, as a client would. */
+async function spawnOne(i) {
+  for (let attempt = 0; ; attempt++) {
+    const r = await call('POST', '/v1/processes', { name: `soak-${i}`, task: 'soak', model: { provider: 'scripted', model: 'scripted' }, quotas: { max_steps: script.length + 10 }, script }, 'spawn');
+    if (r.status !== 503 || attempt >= 5) return r;
+    spawnRetries++;
+    await sleep(Math.max(1, Number(r.headers.get('retry-after')) || 1) * 1000);
+  }
+}
 for (let i = 0; i < N; i += Number(o.concurrency)) {
-  const batch = await Promise.all(
-    Array.from({ length: Math.min(Number(o.concurrency), N - i) }, (_, j) =>
-      call('POST', '/v1/processes', { name: `soak-${i + j}`, task: 'soak', model: { provider: 'scripted', model: 'scripted' }, quotas: { max_steps: script.length + 10 }, script }),
-    ),
-  );
+  const batch = await Promise.all(Array.from({ length: Math.min(Number(o.concurrency), N - i) }, (_, j) => spawnOne(i + j)));
   for (const r of batch) (r.status === 201 ? pids.push(r.body.pid) : spawnErrors.push(r.status));
 }
 const spawnSeconds = (Date.now() - t0) / 1000;
@@ -131,7 +181,8 @@ const streams = pids.slice(0, Number(o.streams)).map(async (pid) => {
   for (;;) if ((await reader.read()).done) return true;
 });
 let streamsClosed = 0;
-for (const s of streams) s.then(() => streamsClosed++, () => {});
+let streamsBroken = 0;
+for (const s of streams) s.then(() => streamsClosed++, () => streamsBroken++);
 
 const rss = [];
 let sent = 0;
@@ -141,7 +192,7 @@ const end = t0 + DURATION_MS;
 let lastSample = 0;
 while (Date.now() < end) {
   const target = pids[Math.floor(Math.random() * pids.length)];
-  const r = await call('POST', `/v1/processes/${target}/messages`, { body: { n: sent } }).catch(() => ({ status: 0 }));
+  const r = await call('POST', `/v1/processes/${target}/messages`, { body: { n: sent } }, 'message').catch(() => ({ status: 0 }));
   if (r.status === 202) sent++;
   else sendErrors++;
   // Messages from outside are untrusted, so a later spawn asks a human: the operator approves.
@@ -161,42 +212,104 @@ const graceEnd = Date.now() + Math.max(120_000, NAP * 3000);
 let live = pids.length;
 let stuck = [];
 let states = {};
+let children = 0;
 while (Date.now() < graceEnd) {
-  const rows = [];
+  let rows = [];
   for (let cursor = null; ; ) {
     const page = await call('GET', `/v1/processes?limit=500${cursor ? `&cursor=${cursor}` : ''}`);
+    if (page.status !== 200) {
+      rows = null; // a page missing: judge on the next round
+      break;
+    }
     rows.push(...page.body.processes);
     cursor = page.body.next_cursor;
     if (!cursor) break;
   }
+  if (!rows) {
+    await sleep(10_000);
+    continue;
+  }
+  children = rows.filter((r) => r.name === 'child').length;
   const mine = rows.filter((r) => r.name.startsWith('soak-'));
   live = mine.filter((r) => r.state !== 'terminated').length;
   states = mine.reduce((m, r) => ({ ...m, [r.state]: (m[r.state] ?? 0) + 1 }), {});
-  stuck = mine.filter((r) => (r.state === 'ready' || r.state === 'running') && Date.now() - r.updated_at > Number(o['stuck-s']) * 1000);
+  // Stuck: no change for longer than --stuck-s (a sleeper: than its nap too). The harness approves
+  // every pending request each round, so a waiting process has no reason to wait that long either.
+  stuck = mine.filter((r) => r.state !== 'terminated' && r.state !== 'zombie' && Date.now() - r.updated_at > (Number(o['stuck-s']) + (r.state === 'sleeping' ? NAP : 0)) * 1000);
   if (live === 0) break;
   const pending = await call('GET', '/v1/approvals?status=pending');
   for (const a of pending.body?.approvals ?? []) if ((await call('POST', `/v1/approvals/${a.id}`, { decision: 'approve' })).status < 300) approved++;
   await sleep(10_000);
 }
 rss.push(workerdRssKb());
+const { cpuS } = workerdUsage();
 // What the first unfinished process is waiting for, to say why it did not finish.
 const unfinished = [];
 for (const pid of pids.slice(0, 200)) {
   const pcb = (await call('GET', `/v1/processes/${pid}`)).body;
-  if (pcb.state !== 'terminated') unfinished.push({ pid, state: pcb.state, wait: pcb.wait, steps: pcb.usage?.steps });
+  if (pcb && pcb.state !== 'terminated') unfinished.push({ pid, state: pcb.state, wait: pcb.wait, steps: pcb.usage?.steps, updated_s_ago: Math.round((Date.now() - pcb.updated_at) / 1000) });
   if (unfinished.length >= 3) break;
 }
 const verify = await call('GET', '/v1/audit/verify');
+// What the kernel itself recorded: the audit log, counted by kind and action (syscalls by name).
+const actions = {};
+let auditRows = 0;
+for (let cursor = null; ; ) {
+  const page = await call('GET', `/v1/audit?limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
+  if (page.status !== 200) break;
+  for (const r of page.body.rows) {
+    const key = r.kind === 'syscall' ? `${r.action}${r.outcome === 'ok' ? '' : `:${r.outcome}`}` : `${r.kind}:${r.action}`;
+    actions[key] = (actions[key] ?? 0) + 1;
+    auditRows++;
+  }
+  cursor = page.body.next_cursor;
+  if (!cursor) break;
+}
+const steps = actions['llm:llm_call'] ?? 0;
 const third = Math.floor(rss.length / 3);
 const middlePeak = Math.max(...rss.slice(third, 2 * third + 1));
 const lastPeak = Math.max(...rss.slice(2 * third));
 const checks = {
+  'every request answered within the deadline': timedOut.length === 0,
   'no process left running': live === 0,
   'no stuck process': stuck.length === 0,
   'memory bounded (last third ≤ 1.25 × middle third)': lastPeak <= middlePeak * 1.25,
   'every SSE stream closed': streamsClosed === streams.length,
   'audit chain verifies': verify.status === 200 && verify.body?.ok === true,
 };
-console.log(JSON.stringify({ processes: pids.length, spawn_errors: spawnErrors.length, spawn_seconds: spawnSeconds, minutes: Number(o.minutes), steps_per_process: script.length, messages_sent: sent, message_errors: sendErrors, approvals_granted: approved, live_after_grace: live, states, unfinished, stuck: stuck.length, rss_kb: rss, streams_closed: `${streamsClosed}/${streams.length}`, audit: verify.body, load: os.loadavg() }, null, 2));
+const summary = {
+  command,
+  commit,
+  load_at_start: loadAtStart,
+  load_at_end: os.loadavg(),
+  processes: pids.length,
+  spawn_errors: spawnErrors.length,
+  spawn_retries_after_503: spawnRetries,
+  spawn_seconds: spawnSeconds,
+  minutes: Number(o.minutes),
+  nap_seconds: NAP,
+  steps_per_process: script.length,
+  offered_steps_per_s: Math.round((2 * pids.length) / NAP),
+  latency: { spawn: percentiles(latency.spawn), message: percentiles(latency.message), other: percentiles(latency.other) },
+  timed_out: { count: timedOut.length, deadline_s: REQUEST_TIMEOUT_MS / 1000, first: timedOut.slice(0, 5) },
+  messages_sent: sent,
+  message_errors: sendErrors,
+  approvals_granted: approved,
+  children_spawned: children,
+  syscalls: { sleep: actions.sleep ?? 0, recv: actions.recv ?? 0, spawn: actions.spawn ?? 0, exit: actions.exit ?? 0, asked: Object.entries(actions).filter(([k]) => k.endsWith(':asked')).reduce((n, [, v]) => n + v, 0) },
+  steps,
+  audit_rows: auditRows,
+  workerd_cpu_s: Math.round(cpuS),
+  workerd_cpu_ms_per_step: steps ? Math.round((cpuS * 1000) / steps) : null,
+  live_after_grace: live,
+  states,
+  unfinished,
+  stuck: stuck.length,
+  rss_kb: rss,
+  rss_growth: { first_kb: rss[0] ?? null, middle_third_peak_kb: middlePeak, last_third_peak_kb: lastPeak, ratio_last_to_middle: middlePeak ? Math.round((lastPeak / middlePeak) * 100) / 100 : null },
+  streams: { opened: streams.length, closed: streamsClosed, broken: streamsBroken, open: streams.length - streamsClosed - streamsBroken },
+  audit: verify.body,
+};
+console.log(JSON.stringify(summary, null, 2));
 for (const [name, ok] of Object.entries(checks)) console.log(`${ok ? 'PASS' : 'FAIL'} ${name}`);
 process.exit(Object.values(checks).every(Boolean) ? 0 : 1);

@@ -3611,6 +3611,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description overloaded: no answer within REQUEST_DEADLINE_SECONDS (Retry-After); details.pid names the process, which may still appear */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getProcess: {

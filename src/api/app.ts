@@ -15,7 +15,7 @@ import { SpawnRequestSchema, randomPid, resolveSpawn } from '../kernel/spawn.ts'
 import { checkModel } from '../llm/index.ts';
 import { listProcesses } from '../process/table.ts';
 import { processTableStream } from './process-feed.ts';
-import { E, PidParams, SignalBody, errorResponse, pidOf, unwrap } from './common.ts';
+import { E, PidParams, SignalBody, errorResponse, pidOf, requestDeadlineMs, unwrap, withDeadline } from './common.ts';
 import { KeysetCursor, SeqCursor, pageOf, pageParams, paged } from './paging.ts';
 import { ApiRegistry } from './registry.ts';
 import { registerGovernance, tenantFor } from './governance.ts';
@@ -106,14 +106,16 @@ function build(): { app: Hono<{ Bindings: Env }>; api: ApiRegistry } {
       tag: 'processes',
       role: 'operator',
       body: SpawnRequestSchema,
-      responses: { 201: { description: 'the new process', schema: PcbSchema }, 400: E('invalid body, image or model'), 413: E('body too large') },
+      responses: { 201: { description: 'the new process', schema: PcbSchema }, 400: E('invalid body, image or model'), 413: E('body too large'), 503: E('overloaded: no answer within REQUEST_DEADLINE_SECONDS (Retry-After); details.pid names the process, which may still appear') },
     },
     async ({ body, c, principal }) => {
       const pid = randomPid();
       const spec = unwrap(resolveSpawn(body, { pid, tenant: principal.tenant, ppid: null, spawn_key: `api/${pid}`, default_model: { provider: c.env.LLM_PROVIDER, model: c.env.LLM_MODEL } }));
       // A replaying process never calls its model: it answers from the trace.
       if (!spec.replay) unwrap(checkModel(spec.model, c.env));
-      const pcb = unwrap(await processStub(c.env, pid).spawn(spec));
+      // Bounded: an overloaded object (or D1 behind it) is a 503 with Retry-After, not a request
+      // that never answers. The spawn may still complete: GET the pid to know.
+      const pcb = unwrap(await withDeadline(processStub(c.env, pid).spawn(spec), requestDeadlineMs(c.env), `process ${pid}`, { pid }));
       return c.json(pcb, 201, { location: `/v1/processes/${pid}` });
     },
   );

@@ -12,7 +12,41 @@ export const ErrorSchema = z.object({
 });
 
 export function errorResponse(error: ErrorValue): Response {
-  return Response.json({ error }, { status: httpStatus(error.code) });
+  const retryAfter = retryAfterSeconds(error);
+  return Response.json({ error }, { status: httpStatus(error.code), ...(retryAfter === null ? {} : { headers: { 'retry-after': String(retryAfter) } }) });
+}
+
+/** When a refusal that asks the client to come back (EAGAIN, ERATE) says when: `Retry-After` (whole seconds). */
+function retryAfterSeconds(error: ErrorValue): number | null {
+  if (error.code !== 'EAGAIN' && error.code !== 'ERATE') return null;
+  const d = error.details as { retry_after_seconds?: unknown; retry_after_ms?: unknown } | undefined;
+  const seconds = typeof d?.retry_after_seconds === 'number' ? d.retry_after_seconds : typeof d?.retry_after_ms === 'number' ? d.retry_after_ms / 1000 : null;
+  return seconds === null || !Number.isFinite(seconds) ? null : Math.max(1, Math.ceil(seconds));
+}
+
+/** How long a request waits for an object's answer before it answers 503 itself (REQUEST_DEADLINE_SECONDS). */
+export const DEFAULT_REQUEST_DEADLINE_SECONDS = 30;
+
+export function requestDeadlineMs(env: Pick<Env, 'REQUEST_DEADLINE_SECONDS'>): number {
+  const s = Number(env.REQUEST_DEADLINE_SECONDS);
+  return (Number.isFinite(s) && s > 0 ? s : DEFAULT_REQUEST_DEADLINE_SECONDS) * 1000;
+}
+
+/**
+ * Wait for `work` at most `ms`. Past it, EAGAIN (503, Retry-After): the object or D1 behind it is
+ * overloaded or stuck, and the client hears so in bounded time instead of waiting forever. The work
+ * itself is not cancelled (an RPC cannot be); `details` say what the client can check afterwards.
+ */
+export async function withDeadline<T>(work: Promise<T>, ms: number, what: string, details: Record<string, unknown>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new KernelError('EAGAIN', `${what} did not answer within ${ms / 1000} s: the kernel is overloaded; retry later`, { ...details, deadline_ms: ms, retry_after_seconds: 5 })), ms);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export function unwrap<T>(r: Result<T>): T {

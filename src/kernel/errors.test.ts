@@ -73,6 +73,11 @@ describe('toErrorValue', () => {
     expect(toErrorValue('boom')).toEqual({ code: 'EFAULT', message: 'internal fault: boom' });
     expect(toErrorValue({ code: 'EPERM', message: 'fake' }).code).toBe('EFAULT');
   });
+
+  it("turns the platform's overloaded Durable Object error into EAGAIN with a retry delay", () => {
+    const e = Object.assign(new Error('Durable Object is overloaded. Too many requests queued.'), { overloaded: true, retryable: true });
+    expect(toErrorValue(e)).toEqual({ code: 'EAGAIN', message: 'overloaded: Durable Object is overloaded. Too many requests queued.', details: { retry_after_seconds: 1 } });
+  });
 });
 
 describe('Result helpers', () => {

@@ -78,6 +78,9 @@ export function httpStatus(code: ErrorCode): number {
 export function toErrorValue(thrown: unknown): ErrorValue {
   if (thrown instanceof KernelError) return thrown.toValue();
   const message = thrown instanceof Error ? thrown.message : String(thrown);
+  // The platform refuses a call to a Durable Object with too much queued work ("overloaded"):
+  // that is load, not a bug, and the caller may come back.
+  if (thrown instanceof Error && (thrown as Error & { overloaded?: unknown }).overloaded === true) return { code: 'EAGAIN', message: `overloaded: ${message}`, details: { retry_after_seconds: 1 } };
   return { code: 'EFAULT', message: `internal fault: ${message}` };
 }
 
