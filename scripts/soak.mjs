@@ -182,7 +182,18 @@ const streams = pids.slice(0, Number(o.streams)).map(async (pid) => {
 });
 let streamsClosed = 0;
 let streamsBroken = 0;
-for (const s of streams) s.then(() => streamsClosed++, () => streamsBroken++);
+/** Why streams ended with an error instead of their end, and when (s into the run). */
+const streamErrors = {};
+for (const s of streams) {
+  s.then(
+    () => streamsClosed++,
+    (e) => {
+      streamsBroken++;
+      const why = `${e?.name ?? 'Error'}: ${e?.message ?? e}${e?.cause ? ` (${e.cause.code ?? e.cause.message ?? e.cause})` : ''}`;
+      (streamErrors[why] ??= []).push(Math.round((Date.now() - t0) / 1000));
+    },
+  );
+}
 
 const rss = [];
 let sent = 0;
@@ -307,7 +318,7 @@ const summary = {
   stuck: stuck.length,
   rss_kb: rss,
   rss_growth: { first_kb: rss[0] ?? null, middle_third_peak_kb: middlePeak, last_third_peak_kb: lastPeak, ratio_last_to_middle: middlePeak ? Math.round((lastPeak / middlePeak) * 100) / 100 : null },
-  streams: { opened: streams.length, closed: streamsClosed, broken: streamsBroken, open: streams.length - streamsClosed - streamsBroken },
+  streams: { opened: streams.length, closed: streamsClosed, broken: streamsBroken, open: streams.length - streamsClosed - streamsBroken, errors: Object.fromEntries(Object.entries(streamErrors).map(([why, at]) => [why, { count: at.length, first_s: Math.min(...at), last_s: Math.max(...at) }])) },
   audit: verify.body,
 };
 console.log(JSON.stringify(summary, null, 2));
