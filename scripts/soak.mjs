@@ -71,6 +71,8 @@ const freePort = () =>
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let t0 = Date.now();
+let sent = 0;
+let sendErrors = 0;
 const state = mkdtempSync(path.join(os.tmpdir(), 'agentos-soak-'));
 const token = `soak-${randomBytes(12).toString('hex')}`;
 const port = await freePort();
@@ -157,6 +159,13 @@ script.push({ tool_calls: [{ name: 'exit', args: { code: 0 } }] });
 
 t0 = Date.now();
 const pids = [];
+// Progress on stderr every 30 s, so a run that is cut short still says how far it got.
+let phase = 'spawn';
+const progress = setInterval(() => {
+  const { rssKb, cpuS } = workerdUsage();
+  console.error(JSON.stringify({ at_s: Math.round((Date.now() - t0) / 1000), phase, spawned: pids.length, messages_sent: sent, timed_out: timedOut.length, rss_kb: rssKb, workerd_cpu_s: Math.round(cpuS), load: os.loadavg()[0] }));
+}, 30_000);
+progress.unref();
 const spawnErrors = [];
 let spawnRetries = 0;
 /** Spawn one process; a 503 (overloaded) is retried after its Retry-After, as a client would. */
@@ -173,6 +182,7 @@ for (let i = 0; i < N; i += Number(o.concurrency)) {
   for (const r of batch) (r.status === 201 ? pids.push(r.body.pid) : spawnErrors.push(r.status));
 }
 const spawnSeconds = (Date.now() - t0) / 1000;
+phase = 'messages';
 
 // SSE streams on a sample: each must end by itself when its process exits.
 const streams = pids.slice(0, Number(o.streams)).map(async (pid) => {
@@ -196,8 +206,6 @@ for (const s of streams) {
 }
 
 const rss = [];
-let sent = 0;
-let sendErrors = 0;
 let approved = 0;
 const end = t0 + DURATION_MS;
 let lastSample = 0;
@@ -219,6 +227,7 @@ while (Date.now() < end) {
 }
 
 // Grace: every process should finish its last nap and exit.
+phase = 'grace';
 const graceEnd = Date.now() + Math.max(120_000, NAP * 3000);
 let live = pids.length;
 let stuck = [];
@@ -253,6 +262,7 @@ while (Date.now() < graceEnd) {
   await sleep(10_000);
 }
 rss.push(workerdRssKb());
+phase = 'summary';
 const { cpuS } = workerdUsage();
 // What the first unfinished process is waiting for, to say why it did not finish.
 const unfinished = [];
