@@ -177,9 +177,18 @@ async function spawnOne(i) {
     await sleep(Math.max(1, Number(r.headers.get('retry-after')) || 1) * 1000);
   }
 }
+// Two whole batches in a row without an answer: the runtime has stopped answering, and more
+// spawns would only queue behind the rest. The run goes on (and fails) with what it has.
+let silentBatches = 0;
+let spawnAbandonedAt = null;
 for (let i = 0; i < N; i += Number(o.concurrency)) {
   const batch = await Promise.all(Array.from({ length: Math.min(Number(o.concurrency), N - i) }, (_, j) => spawnOne(i + j)));
   for (const r of batch) (r.status === 201 ? pids.push(r.body.pid) : spawnErrors.push(r.status));
+  silentBatches = batch.every((r) => r.status === 0) ? silentBatches + 1 : 0;
+  if (silentBatches >= 2) {
+    spawnAbandonedAt = i + batch.length;
+    break;
+  }
 }
 const spawnSeconds = (Date.now() - t0) / 1000;
 phase = 'messages';
@@ -267,7 +276,9 @@ const { cpuS } = workerdUsage();
 // What the first unfinished process is waiting for, to say why it did not finish.
 const unfinished = [];
 for (const pid of pids.slice(0, 200)) {
-  const pcb = (await call('GET', `/v1/processes/${pid}`)).body;
+  const r = await call('GET', `/v1/processes/${pid}`);
+  if (r.status === 0) break; // no answer: the runtime is not answering, asking 200 times will not help
+  const pcb = r.body;
   if (pcb && pcb.state !== 'terminated') unfinished.push({ pid, state: pcb.state, wait: pcb.wait, steps: pcb.usage?.steps, updated_s_ago: Math.round((Date.now() - pcb.updated_at) / 1000) });
   if (unfinished.length >= 3) break;
 }
@@ -306,6 +317,7 @@ const summary = {
   processes: pids.length,
   spawn_errors: spawnErrors.length,
   spawn_retries_after_503: spawnRetries,
+  spawn_abandoned_after: spawnAbandonedAt,
   spawn_seconds: spawnSeconds,
   minutes: Number(o.minutes),
   nap_seconds: NAP,
