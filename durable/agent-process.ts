@@ -355,6 +355,13 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
       await this.#rt.rearm();
       return fail('EAGAIN', 'the process has deliveries that could not be made yet (its parent or D1 is unreachable); retry shortly', { pid: pcb.pid });
     }
+    // Its checkpoints go with it (docs/checkpoints.md, retention): nothing can restore or fork them
+    // once the process is gone, and a fork already holds its own copy.
+    try {
+      await this.#checkpoints.purge();
+    } catch (e) {
+      return fail('EAGAIN', `the process's checkpoints could not be deleted yet (${e instanceof Error ? e.message : String(e)}); retry shortly`, { pid: pcb.pid });
+    }
     const s = deleteProcessRow(pcb.pid);
     await this.env.DB.prepare(s.sql).bind(...s.params).run();
     const exit = this.#rt.pcb()?.exit ?? null;

@@ -4,7 +4,7 @@
  */
 import { abortAllDurableObjects, env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { TABLE_POLICY, isInternalTable } from '../src/checkpoints/tables.ts';
+import { COPIED_TABLES, TABLE_POLICY, isInternalTable } from '../src/checkpoints/tables.ts';
 import type { Pcb } from '../src/kernel/pcb.ts';
 import { api, eventsOf, fileOf, pcbOf, runTree, runUntil, spawn, stubOf, tick } from './support/helpers.ts';
 
@@ -76,7 +76,7 @@ describe('taking checkpoints', () => {
     expect(await fileOf(pid, 'big.txt')).toBe(big);
     const objects = await env.CHECKPOINTS.list({ prefix: `ckpt/default/${pid}/` });
     expect(objects.objects.length).toBeGreaterThan(0);
-    expect(objects.objects.some((o) => o.key.endsWith(`${first.id}.json.gz`))).toBe(false);
+    expect(objects.objects.some((o) => o.key.endsWith(`/m/${first.id}`))).toBe(false);
     expect((await api('GET', `/v1/processes/${pid}/checkpoints/nope`)).status).toBe(404);
   });
 
@@ -89,11 +89,53 @@ describe('taking checkpoints', () => {
     });
     await runUntil(pid, ['sleeping']);
     await api('POST', `/v1/processes/${pid}/messages`, { body: 'hello' });
-    await checkpoint(pid);
+    const c = await checkpoint(pid);
     const tables = await runInDurableObject(stubOf(pid), (_i, state) => state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().map((r) => r.name));
+    // Every table in storage is in the process-state description (src/process/schema.ts), with a policy.
     const unclassified = tables.filter((t) => !isInternalTable(t) && !(t in TABLE_POLICY));
     expect(unclassified).toEqual([]);
     expect(tables).toEqual(expect.arrayContaining(['pcb', 'pages', 'journal', 'mailbox', 'ipc_out', 'children', 'ckpt_index']));
+    // The checkpoint copies exactly the described, not-skipped tables that exist: driven by the description.
+    const copied = (await api<Manifest>('GET', `/v1/processes/${pid}/checkpoints/${c.id}`)).body.tables.map((t) => t.name);
+    expect(copied).toEqual(COPIED_TABLES.map((t) => t.name).filter((n) => tables.includes(n)));
+    expect(copied).not.toContain('events');
+  });
+
+  it('a damaged or missing pack is an I/O error on restore, and nothing is written', async () => {
+    const { pid } = await spawn({ name: 'rot', task: 't', model: scripted, script: [turn(call('fs_write', { path: 'a.txt', content: 'one' }), nap), turn(call('fs_write', { path: 'a.txt', content: 'two' }), nap)] });
+    await runUntil(pid, ['sleeping']);
+    const c = await checkpoint(pid);
+    await tick(pid);
+    const before = await digestOf(pid);
+    const [pack] = (await env.CHECKPOINTS.list({ prefix: `ckpt/default/${pid}/p/` })).objects;
+    expect(pack).toBeDefined();
+    const good = await (await env.CHECKPOINTS.get(pack!.key))!.arrayBuffer();
+    // Valid raw deflate of other bytes: it decompresses, but not to what the pack's name says.
+    const other = await new Response(new Blob([new TextEncoder().encode('agentos-pack/2 3\nabc')]).stream().pipeThrough(new CompressionStream('deflate-raw'))).arrayBuffer();
+    await env.CHECKPOINTS.put(pack!.key, other);
+    const r = await api<{ error: { code: string; message: string } }>('POST', `/v1/processes/${pid}/checkpoints/${c.id}/restore`);
+    expect(r.body.error).toMatchObject({ code: 'EIO', message: expect.stringMatching(/corrupt/) });
+    await env.CHECKPOINTS.delete(pack!.key);
+    expect((await restore(pid, c.id)).body).toMatchObject({ error: { code: 'EIO', message: expect.stringMatching(/missing pack/) } });
+    expect(await digestOf(pid)).toBe(before);
+    await env.CHECKPOINTS.put(pack!.key, good);
+    await ok(restore(pid, c.id));
+    expect(await fileOf(pid, 'a.txt')).toBe('one');
+  });
+
+  it("removing a process deletes its checkpoints from R2; a fork made from one keeps its copy", async () => {
+    const { pid } = await spawn({ name: 'gone', task: 't', model: scripted, script: [turn(call('fs_write', { path: 'a.txt', content: 'kept' }), nap)] });
+    await runUntil(pid, ['sleeping']);
+    const c = await checkpoint(pid);
+    await checkpoint(pid, 'second');
+    const f = await ok(fork(pid, c.id), 201);
+    const prefix = `ckpt/default/${pid}/`;
+    expect((await env.CHECKPOINTS.list({ prefix })).objects.length).toBeGreaterThanOrEqual(3);
+    // What an interrupted checkpoint could leave: a pack no manifest names.
+    await env.CHECKPOINTS.put(`${prefix}p/${'0'.repeat(64)}`, new Uint8Array([1]));
+    expect((await api('DELETE', `/v1/processes/${pid}`)).status).toBe(200);
+    expect((await env.CHECKPOINTS.list({ prefix })).objects).toEqual([]);
+    expect(await fileOf(f.pid, 'a.txt')).toBe('kept');
   });
 
   it('refuses in the middle of a syscall with EAGAIN', async () => {
@@ -118,8 +160,8 @@ describe('taking checkpoints', () => {
       });
     });
     const taking = api('POST', `/v1/processes/${pid}/checkpoints`, { label: 'interrupted' }).catch(() => null);
-    // Wait (without sleeping) until the upload is under way: its first chunks are in R2.
-    for (let i = 0; i < 500 && (await env.CHECKPOINTS.list({ prefix: `ckpt/default/${pid}/c/` })).objects.length === 0; i++);
+    // Wait (without sleeping) until the upload is under way: its pack is in R2, its manifest maybe not.
+    for (let i = 0; i < 500 && (await env.CHECKPOINTS.list({ prefix: `ckpt/default/${pid}/p/` })).objects.length === 0; i++);
     await abortAllDurableObjects();
     void taking;
     const list = (await api<{ checkpoints: Summary[] }>('GET', `/v1/processes/${pid}/checkpoints`)).body.checkpoints;

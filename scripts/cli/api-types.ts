@@ -4045,25 +4045,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        blobs: {
+                            [key: string]: (number)[];
+                        };
                         created_at: number;
                         digest: string;
                         events_cursor: number;
                         forked_from?: string;
                         /** @enum {number} */
-                        format: 1;
+                        format: 2;
                         id: string;
                         label: string | null;
+                        packs: {
+                            raw: number;
+                            sha: string;
+                            stored: number;
+                        }[];
                         pid: string;
-                        pieces: {
-                            [key: string]: {
-                                /** @enum {string} */
-                                kind: "rows" | "blob";
-                                raw: number;
-                                stored: number;
-                            };
-                        };
                         /** @enum {string} */
                         reason: "api" | "auto" | "sigstop" | "syscall";
+                        schema: (number)[];
                         sizes: {
                             chunks: number;
                             new_bytes: number;
@@ -4074,10 +4075,7 @@ export interface operations {
                         state: string;
                         step: number;
                         tables: {
-                            chunks: string[];
-                            columns: string[];
-                            ddl: string[];
-                            explicit_rowid: boolean;
+                            chunks: (number)[][];
                             name: string;
                             /** @enum {string} */
                             policy: "rollback" | "live" | "skip";

@@ -96,10 +96,10 @@ describe('the rest', () => {
     ]);
   });
 
-  it('classifies tables and meta keys; unknown tables are copied', () => {
+  it('classifies tables and meta keys; a table the description does not list is not copied', () => {
     expect(policyOf('outbox')).toBe('live');
     expect(policyOf('events')).toBe('skip');
-    expect(policyOf('a_table_added_later')).toBe('rollback');
+    expect(policyOf('a_table_added_later')).toBe('skip');
     expect(TABLE_POLICY.pcb).toBe('rollback');
     expect(metaRollsBack('image')).toBe(true);
     expect(metaRollsBack('audit_seq')).toBe(false);

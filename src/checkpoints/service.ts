@@ -9,10 +9,10 @@
 import { KernelError } from '../kernel/errors.ts';
 import type { Pcb } from '../kernel/pcb.ts';
 import type { ProcessRuntime } from '../process/runtime.ts';
-import { type Piece, blobText, decodeRows, gunzipVerified, gzip, type SqlValue } from './chunks.ts';
+import { PACK_BYTES, type Piece, type SqlValue, blobText, decodeRows, deflate, encodePack, sha256Hex, unpackVerified } from './chunks.ts';
 import { type AutoPolicy, DEFAULT_AUTO, autoDue, checkpointable, diffTables, restoredPcb, retention } from './policy.ts';
 import { chunkSnapshot, readSnapshot, stateDigest, type TableRows, writeTables } from './snapshot.ts';
-import { CheckpointIndex, type IndexRow, type Manifest, type Reason, bucketOrFail, chunkKey, manifestKey, prefixOf, readManifest } from './store.ts';
+import { CheckpointIndex, type IndexRow, type Manifest, type ManifestTable, type NewPiece, type PieceAt, type Reason, type SchemaPiece, SchemaPieceSchema, bucketOrFail, chunkNames, manifestKey, packKey, prefixOf, readManifest } from './store.ts';
 import { LIVE_META, policyOf } from './tables.ts';
 
 /** Meta keys (live: they survive restores). */
@@ -82,23 +82,65 @@ export class CheckpointService {
     const id = `ck${String(seq).padStart(4, '0')}-${crypto.randomUUID().slice(0, 8)}`;
     const created_at = rt.now;
     const { pieces, tables } = await chunkSnapshot(snap);
+    // The tables' shapes travel as one piece, shared by every checkpoint taken under the same schema.
+    const shape: SchemaPiece = Object.fromEntries(snap.tables.map((t) => [t.name, { columns: [...t.columns], explicit_rowid: t.explicit_rowid }]));
+    const shapeBytes = new TextEncoder().encode(JSON.stringify(shape));
+    const shapeHash = await sha256Hex(shapeBytes);
+    if (!pieces.has(shapeHash)) pieces.set(shapeHash, { hash: shapeHash, bytes: shapeBytes, kind: 'schema' });
     const digest = await stateDigest(snap.tables);
     const prefix = this.#prefix(pcb);
-    const known = this.index.known(pieces.keys());
-    const stored = new Map<string, { kind: Piece['kind']; raw: number; stored: number }>();
-    let newBytes = 0;
-    for (const piece of pieces.values()) {
-      if (known.has(piece.hash)) {
-        stored.set(piece.hash, { kind: piece.kind, raw: piece.bytes.byteLength, stored: this.index.storedSize(piece.hash) ?? 0 });
-        continue;
+    // Pieces an earlier checkpoint stored are reused where they are; the rest go into new packs.
+    const at = this.index.find(pieces.keys());
+    const fresh = [...pieces.values()].filter((p) => !at.has(p.hash));
+    const written: { sha: string; raw: number; stored: number; pieces: NewPiece[] }[] = [];
+    for (let i = 0; i < fresh.length; ) {
+      const group: Piece[] = [];
+      let size = 0;
+      while (i < fresh.length && (group.length === 0 || size + (fresh[i]?.bytes.byteLength ?? 0) <= PACK_BYTES)) {
+        const p = fresh[i++] as Piece;
+        group.push(p);
+        size += p.bytes.byteLength;
       }
-      const body = await gzip(piece.bytes);
-      await bucket.put(chunkKey(prefix, piece.hash), body);
-      newBytes += body.byteLength;
-      stored.set(piece.hash, { kind: piece.kind, raw: piece.bytes.byteLength, stored: body.byteLength });
+      const raw = encodePack(group.map((p) => p.bytes));
+      const sha = await sha256Hex(raw);
+      const body = await deflate(raw);
+      await bucket.put(packKey(prefix, sha), body);
+      const placed = group.map((p, idx): NewPiece => ({ hash: p.hash, kind: p.kind, raw: p.bytes.byteLength, pack: sha, idx }));
+      for (const x of placed) at.set(x.hash, x);
+      written.push({ sha, raw: raw.byteLength, stored: body.byteLength, pieces: placed });
     }
+    // The packs this checkpoint reads, numbered in order of first use.
+    const packs: Manifest['packs'] = [];
+    const packNo = new Map<string, number>();
+    const place = (hash: string): [number, number] => {
+      const where = at.get(hash) as PieceAt;
+      let n = packNo.get(where.pack);
+      if (n === undefined) {
+        n = packs.length;
+        packNo.set(where.pack, n);
+        const w = written.find((x) => x.sha === where.pack);
+        const known = w ?? this.index.pack(where.pack);
+        packs.push({ sha: where.pack, raw: known?.raw ?? 0, stored: known?.stored ?? 0 });
+      }
+      return [n, where.idx];
+    };
+    const manifestTables: ManifestTable[] = snap.tables.map((t, i) => {
+      const runs: ManifestTable['chunks'] = [];
+      for (const hash of tables[i]?.chunks ?? []) {
+        const [p, idx] = place(hash);
+        const last = runs.at(-1);
+        if (last && last[0] === p && last[1] + last[2] === idx) last[2]++;
+        else runs.push([p, idx, 1]);
+      }
+      return { name: t.name, policy: t.policy, rows: t.rows.length, chunks: runs };
+    });
+    const blobs: Manifest['blobs'] = {};
+    for (const p of pieces.values()) if (p.kind === 'blob') blobs[p.hash] = place(p.hash);
+    const rawBytes = [...pieces.values()].reduce((n, p) => n + p.bytes.byteLength, 0);
+    const packBytes = packs.reduce((n, p) => n + p.stored, 0);
+    const newBytes = written.reduce((n, p) => n + p.stored, 0);
     const manifestBase = {
-      format: 1 as const,
+      format: 2 as const,
       id,
       pid: pcb.pid,
       tenant: pcb.tenant,
@@ -110,23 +152,21 @@ export class CheckpointService {
       state: pcb.state,
       events_cursor: snap.events_cursor,
       digest,
-      tables: snap.tables.map((t, i) => ({ name: t.name, policy: t.policy, ddl: [...t.ddl], columns: [...t.columns], explicit_rowid: t.explicit_rowid, rows: t.rows.length, chunks: tables[i]?.chunks ?? [] })),
-      pieces: Object.fromEntries(stored),
+      packs,
+      schema: place(shapeHash),
+      tables: manifestTables,
+      blobs,
       ...(pcb.forked_from ? { forked_from: pcb.forked_from } : {}),
     };
-    const rawBytes = [...stored.values()].reduce((n, p) => n + p.raw, 0);
-    const storedBytes = [...stored.values()].reduce((n, p) => n + p.stored, 0);
-    const draft = await gzip(new TextEncoder().encode(JSON.stringify({ ...manifestBase, sizes: { raw_bytes: rawBytes, stored_bytes: storedBytes, new_bytes: newBytes, chunks: stored.size, new_chunks: pieces.size - known.size } })));
+    const counts = { chunks: pieces.size, new_chunks: fresh.length };
+    const draft = await deflate(new TextEncoder().encode(JSON.stringify({ ...manifestBase, sizes: { raw_bytes: rawBytes, stored_bytes: packBytes, new_bytes: newBytes, ...counts } })));
     // The manifest counts in what this checkpoint added (it is never shared); sizes are of the draft (±a few bytes).
     const manifestBytes = draft.byteLength;
-    const manifest: Manifest = {
-      ...manifestBase,
-      sizes: { raw_bytes: rawBytes, stored_bytes: storedBytes + manifestBytes, new_bytes: newBytes + manifestBytes, chunks: stored.size, new_chunks: pieces.size - known.size },
-    };
-    await bucket.put(manifestKey(prefix, id), await gzip(new TextEncoder().encode(JSON.stringify(manifest))), { httpMetadata: { contentType: 'application/json', contentEncoding: 'gzip' } });
+    const manifest: Manifest = { ...manifestBase, sizes: { raw_bytes: rawBytes, stored_bytes: packBytes + manifestBytes, new_bytes: newBytes + manifestBytes, ...counts } };
+    await bucket.put(manifestKey(prefix, id), await deflate(new TextEncoder().encode(JSON.stringify(manifest))), { httpMetadata: { contentType: 'application/json' } });
     const row: IndexRow = { id, seq, label, reason, step: manifest.step, state: manifest.state, created_at, raw_bytes: rawBytes, stored_bytes: manifest.sizes.stored_bytes, new_bytes: manifest.sizes.new_bytes, digest };
     rt.store.transaction(() => {
-      this.index.add(row, manifest);
+      this.index.add(row, manifest, written);
       if (reason === 'auto') rt.store.setMeta(AUTO_LAST, manifest.step);
       rt.emit('checkpoint', { id, label, reason, step: manifest.step, stored_bytes: row.stored_bytes, new_bytes: row.new_bytes, digest });
       rt.audit('lifecycle', 'checkpoint', 'ok', null, { id, label, reason, step: manifest.step, version: manifest.version, digest });
@@ -222,15 +262,16 @@ export class CheckpointService {
     const files = async (m: Manifest) => {
       const t = m.tables.find((t) => t.name === 'files');
       if (!t) return new Map<string, string>();
-      const rows = await this.#rows(m, t);
-      const path = t.columns.indexOf('path');
+      const reader = new PieceReader(bucketOrFail(this.#bucket()), m);
+      const rows = await reader.rows(t);
+      const path = (await reader.shape(t.name)).columns.indexOf('path');
       const out = new Map<string, string>();
       for (const r of rows) out.set(String(r[path + 1]), JSON.stringify(r.slice(1)));
       return out;
     };
     const [fx, fy] = [await files(x), await files(y)];
     const changed = [...new Set([...fx.keys(), ...fy.keys()])].filter((p) => fx.get(p) !== fy.get(p)).sort();
-    return { from: a, to: b, steps: y.step - x.step, same_state: x.digest === y.digest, tables: diffTables(x.tables, y.tables), changed_files: changed };
+    return { from: a, to: b, steps: y.step - x.step, same_state: x.digest === y.digest, tables: diffTables(named(x), named(y)), changed_files: changed };
   }
 
   delete(id: string): Promise<{ deleted: string; chunks_freed: number }> {
@@ -241,24 +282,48 @@ export class CheckpointService {
     const rt = this.#rt;
     const pcb = rt.mustPcb();
     const bucket = bucketOrFail(this.#bucket());
-    const manifest = await this.manifest(id);
-    const orphans = rt.store.transaction(() => {
-      const freed = this.index.remove(id, manifest);
-      rt.emit('checkpoint_deleted', { id, chunks_freed: freed.length });
+    // One that cannot be read (format 1, or damaged) can still be deleted; what it referenced goes with the process.
+    let manifest: Manifest | null = null;
+    try {
+      manifest = await this.manifest(id);
+    } catch (e) {
+      if (!(e instanceof KernelError && e.code === 'EIO')) throw e;
+    }
+    const gone = rt.store.transaction(() => {
+      const removed = this.index.remove(id, manifest);
+      rt.emit('checkpoint_deleted', { id, chunks_freed: removed.freed, packs_deleted: removed.packs.length });
       rt.audit('lifecycle', 'checkpoint_delete', 'ok', null, { id });
-      return freed;
+      return removed;
     });
     const prefix = this.#prefix(pcb);
-    await bucket.delete([manifestKey(prefix, id), ...orphans.map((h) => chunkKey(prefix, h))]);
-    return { deleted: id, chunks_freed: orphans.length };
+    const key = manifestKey(prefix, id);
+    await bucket.delete([key, ...(manifest ? [] : [`${key}.json.gz`]), ...gone.packs.map((sha) => packKey(prefix, sha))]);
+    return { deleted: id, chunks_freed: gone.freed };
+  }
+
+  /**
+   * The process is being removed: every object under its prefix goes (manifests, packs, and packs
+   * an interrupted checkpoint left behind). Forks are not affected: a fork copied what it needed.
+   */
+  purge(): Promise<number> {
+    return this.#serial(async () => {
+      const bucket = this.#bucket();
+      const pcb = this.#rt.pcb();
+      if (!bucket || !pcb) return 0;
+      const prefix = `${this.#prefix(pcb)}/`;
+      let removed = 0;
+      let cursor: string | undefined;
+      do {
+        const page = await bucket.list({ prefix, ...(cursor ? { cursor } : {}) });
+        if (page.objects.length > 0) await bucket.delete(page.objects.map((o) => o.key));
+        removed += page.objects.length;
+        cursor = page.truncated ? page.cursor : undefined;
+      } while (cursor);
+      return removed;
+    });
   }
 
   // --- loading ---------------------------------------------------------------------------------------
-
-  /** A table's rows from a manifest (rowid first), blobs resolved and every chunk checked. */
-  async #rows(m: Manifest, t: Manifest['tables'][number], bucket = bucketOrFail(this.#bucket())): Promise<SqlValue[][]> {
-    return loadRows(bucket, prefixOf(m.tenant, m.pid), m, t);
-  }
 
   /** Every table of a checkpoint, loaded (before anything is written). */
   async load(m: Manifest): Promise<TableRows[]> {
@@ -334,44 +399,86 @@ function keepLive(table: string, mailboxMax: number): { where: string; params: S
   }
 }
 
-/** Rows of every table of a manifest, in manifest order. Live timers are left out (the live ones stay). */
-export async function loadTables(bucket: R2Bucket, m: Manifest): Promise<TableRows[]> {
-  const prefix = prefixOf(m.tenant, m.pid);
-  const out: TableRows[] = [];
-  for (const t of m.tables) {
-    let rows = await loadRows(bucket, prefix, m, t);
-    if (t.name === 'timers') {
-      const kind = t.columns.indexOf('kind');
-      rows = rows.filter((r) => !LIVE_TIMERS.includes(String(r[kind + 1])));
+/** A checkpoint's tables by chunk names, for diffTables. */
+const named = (m: Manifest) => m.tables.map((t) => ({ name: t.name, rows: t.rows, chunks: chunkNames(m, t) }));
+
+/** Reads a manifest's pieces: each pack fetched, checked and unpacked once. */
+class PieceReader {
+  readonly #packs = new Map<number, Promise<Uint8Array[]>>();
+  constructor(
+    readonly bucket: R2Bucket,
+    readonly m: Manifest,
+  ) {}
+
+  piece(p: number, idx: number): Promise<Uint8Array> {
+    let pack = this.#packs.get(p);
+    if (!pack) {
+      pack = this.#load(p);
+      this.#packs.set(p, pack);
     }
-    out.push({ name: t.name, ddl: t.ddl, columns: t.columns, explicit_rowid: t.explicit_rowid, rows });
+    return pack.then((pieces) => {
+      const piece = pieces[idx];
+      if (!piece) throw new KernelError('EIO', `checkpoint ${this.m.id} names piece ${idx} of a pack that has ${pieces.length}`);
+      return piece;
+    });
   }
-  return out;
+
+  async #load(p: number): Promise<Uint8Array[]> {
+    const sha = this.m.packs[p]?.sha;
+    if (!sha) throw new KernelError('EIO', `checkpoint ${this.m.id} names pack ${p}, which its manifest does not list`);
+    const obj = await this.bucket.get(packKey(prefixOf(this.m.tenant, this.m.pid), sha));
+    if (!obj) throw new KernelError('EIO', `checkpoint ${this.m.id} is missing pack ${sha.slice(0, 12)}`, { pack: sha });
+    return unpackVerified(new Uint8Array(await obj.arrayBuffer()), sha);
+  }
+
+  #schema: Promise<SchemaPiece> | undefined;
+
+  /** A table's columns, and whether rowid is its own column. */
+  async shape(table: string): Promise<SchemaPiece[string]> {
+    this.#schema ??= this.piece(...this.m.schema).then((bytes) => {
+      const parsed = SchemaPieceSchema.safeParse(JSON.parse(blobText(bytes)));
+      if (!parsed.success) throw new KernelError('EIO', `checkpoint ${this.m.id} has a malformed schema piece`);
+      return parsed.data;
+    });
+    const s = (await this.#schema)[table];
+    if (!s) throw new KernelError('EIO', `checkpoint ${this.m.id} has no columns for table ${table}`);
+    return s;
+  }
+
+  /** A table's rows (rowid first), blobs resolved. */
+  async rows(t: ManifestTable): Promise<SqlValue[][]> {
+    const rows: SqlValue[][] = [];
+    for (const [p, first, count] of t.chunks) {
+      for (let i = first; i < first + count; i++) {
+        const bytes = await this.piece(p, i);
+        const refs = new Map<string, string>();
+        for (const match of new TextDecoder().decode(bytes).matchAll(/\{"\$ref":"([0-9a-f]{64})"\}/g)) {
+          const h = match[1] ?? '';
+          const at = this.m.blobs[h];
+          if (!at) throw new KernelError('EIO', `checkpoint ${this.m.id} references a blob ${h.slice(0, 12)} its manifest does not place`);
+          if (!refs.has(h)) refs.set(h, blobText(await this.piece(at[0], at[1])));
+        }
+        rows.push(...decodeRows(bytes, (h) => refs.get(h) ?? ''));
+      }
+    }
+    return rows;
+  }
 }
 
-async function loadRows(bucket: R2Bucket, prefix: string, m: Manifest, t: Manifest['tables'][number]): Promise<SqlValue[][]> {
-  const fetchPiece = async (hash: string): Promise<Uint8Array> => {
-    const obj = await bucket.get(chunkKey(prefix, hash));
-    if (!obj) throw new KernelError('EIO', `checkpoint ${m.id} is missing chunk ${hash.slice(0, 12)}`, { chunk: hash });
-    return gunzipVerified(new Uint8Array(await obj.arrayBuffer()), hash);
-  };
-  const rows: SqlValue[][] = [];
-  for (const hash of t.chunks) {
-    const bytes = await fetchPiece(hash);
-    const refs = new Map<string, string>();
-    const text = new TextDecoder().decode(bytes);
-    for (const match of text.matchAll(/\{"\$ref":"([0-9a-f]{64})"\}/g)) {
-      const h = match[1] ?? '';
-      if (!refs.has(h)) refs.set(h, blobText(await fetchPiece(h)));
+/** Rows of every table of a manifest, in manifest order. Live timers are left out (the live ones stay). */
+export async function loadTables(bucket: R2Bucket, m: Manifest): Promise<TableRows[]> {
+  const reader = new PieceReader(bucket, m);
+  const out: TableRows[] = [];
+  for (const t of m.tables) {
+    let rows = await reader.rows(t);
+    if (t.name === 'timers') {
+      const kind = (await reader.shape(t.name)).columns.indexOf('kind');
+      rows = rows.filter((r) => !LIVE_TIMERS.includes(String(r[kind + 1])));
     }
-    const decoded = decodeRows(bytes, (h) => {
-      const v = refs.get(h);
-      if (v === undefined) throw new KernelError('EIO', `checkpoint ${m.id} references a missing blob ${h.slice(0, 12)}`);
-      return v;
-    });
-    rows.push(...decoded.rows);
+    const { columns, explicit_rowid } = await reader.shape(t.name);
+    out.push({ name: t.name, columns, explicit_rowid, rows });
   }
-  return rows;
+  return out;
 }
 
 /**

@@ -7,13 +7,11 @@
  * every table or none.
  */
 import { type SqlValue, chunkTable, type Piece, sha256Hex } from './chunks.ts';
-import { type TablePolicy, listTables, metaRollsBack, policyOf } from './tables.ts';
+import { COPIED_TABLES, type TablePolicy, ddlOf, metaRollsBack } from './tables.ts';
 
 export interface TableSnapshot {
   readonly name: string;
   readonly policy: TablePolicy;
-  /** The CREATE statements of the table and its indexes, so a fresh object can hold it. */
-  readonly ddl: readonly string[];
   readonly columns: readonly string[];
   /** Whether rowid is its own column (no INTEGER PRIMARY KEY alias): restored explicitly. */
   readonly explicit_rowid: boolean;
@@ -35,21 +33,21 @@ function rowidAlias(sql: SqlStorage, table: string): boolean {
   return pk.length === 1 && (pk[0]?.type ?? '').toUpperCase() === 'INTEGER';
 }
 
-/** Every non-skipped table of the storage, as it is now. */
+/**
+ * Every table the process-state description says a checkpoint copies (src/process/schema.ts), as
+ * it is now; a lazy table its module has not created yet is left out (it has no rows).
+ */
 export function readSnapshot(sql: SqlStorage): Snapshot {
+  const present = new Set(sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().map((r) => r.name));
   const tables: TableSnapshot[] = [];
-  for (const name of listTables(sql)) {
-    const policy = policyOf(name);
-    if (policy === 'skip') continue;
-    const ddl = sql
-      .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL ORDER BY type = 'index', name", name)
-      .toArray()
-      .map((r) => r.sql.replace(/^CREATE (UNIQUE )?(TABLE|INDEX) (?!IF NOT EXISTS)/i, (m) => `${m}IF NOT EXISTS `));
+  for (const spec of COPIED_TABLES) {
+    const name = spec.name;
+    if (!present.has(name)) continue;
     const cursor = sql.exec(`SELECT rowid AS __rowid, * FROM ${quote(name)} ORDER BY rowid`);
     const columns = cursor.columnNames.slice(1);
     let rows = [...cursor.raw()] as unknown as [number, ...SqlValue[]][];
     if (name === 'meta') rows = rows.filter((r) => metaRollsBack(String(r[1])));
-    tables.push({ name, policy, ddl, columns, explicit_rowid: !rowidAlias(sql, name), rows });
+    tables.push({ name, policy: spec.checkpoint, columns, explicit_rowid: !rowidAlias(sql, name), rows });
   }
   const events = sql.exec<{ seq: number | null }>('SELECT MAX(seq) AS seq FROM events').one().seq ?? 0;
   return { tables, events_cursor: events };
@@ -59,7 +57,7 @@ export function readSnapshot(sql: SqlStorage): Snapshot {
 export async function chunkSnapshot(snap: Snapshot): Promise<{ pieces: Map<string, Piece>; tables: { name: string; chunks: string[] }[] }> {
   const pieces = new Map<string, Piece>();
   const tables: { name: string; chunks: string[] }[] = [];
-  for (const t of snap.tables) tables.push({ name: t.name, chunks: await chunkTable(t.name, t.columns, t.rows, pieces) });
+  for (const t of snap.tables) tables.push({ name: t.name, chunks: await chunkTable(t.rows, pieces) });
   return { pieces, tables };
 }
 
@@ -90,7 +88,6 @@ export async function stateDigest(tables: readonly { name: string; policy: Table
 
 export interface TableRows {
   readonly name: string;
-  readonly ddl: readonly string[];
   readonly columns: readonly string[];
   readonly explicit_rowid: boolean;
   readonly rows: readonly (readonly SqlValue[])[];
@@ -98,13 +95,13 @@ export interface TableRows {
 
 /**
  * Replace the rows of `tables` with the given ones (rowid first in each row), creating missing
- * tables. Only columns both sides know are written: a column added since the checkpoint keeps
+ * tables from the process-state description (the live code's shape). Only columns both sides know are written: a column added since the checkpoint keeps
  * its default, one dropped since is ignored. `keep(table)` names rows to leave in place (a SQL
  * condition): the live meta keys, newer mailbox arrivals.
  */
 export function writeTables(sql: SqlStorage, tables: readonly TableRows[], keep: (table: string) => { where: string; params: SqlValue[] } | null): void {
   for (const t of tables) {
-    for (const ddl of t.ddl) sql.exec(ddl);
+    for (const ddl of ddlOf(t.name)) sql.exec(ddl);
     const live = new Set(sql.exec(`SELECT * FROM ${quote(t.name)} LIMIT 0`).columnNames);
     const cols = t.columns.map((c, i) => ({ c, i })).filter(({ c }) => live.has(c));
     const kept = keep(t.name);

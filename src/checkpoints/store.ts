@@ -1,33 +1,41 @@
 /**
- * Where checkpoints live: chunks and manifests in R2, and, in the process's own SQLite, the index
- * of its checkpoints and a reference count per chunk.
+ * Where checkpoints live: packs and manifests in R2, and, in the process's own SQLite, the index
+ * of its checkpoints, of the pieces stored and of the packs holding them.
  *
- * R2 layout (binding CHECKPOINTS):
- *   ckpt/<tenant>/<pid>/c/<sha256>     one gzip-compressed chunk (rows or a blob), shared by every
- *                                      checkpoint of the process that contains it
- *   ckpt/<tenant>/<pid>/m/<id>.json.gz one manifest per checkpoint (JSON, gzip-compressed)
+ * R2 layout (binding CHECKPOINTS), format 2:
+ *   ckpt/<tenant>/<pid>/p/<sha256>  one pack: the pieces (row chunks, blobs) one checkpoint added,
+ *                                   raw-deflate compressed, named by the SHA-256 of its bytes;
+ *                                   shared by every later checkpoint that reuses a piece of it
+ *   ckpt/<tenant>/<pid>/m/<id>      one manifest per checkpoint (JSON, raw-deflate compressed)
  *
- * A checkpoint exists once its manifest is written and its index row committed; chunks are put
- * first and the manifest last, so an object evicted half-way leaves no checkpoint (only chunks the
- * next checkpoint reuses or the next deletion sweeps). Chunk reference counts are only changed in
- * the commit that adds or removes an index row.
+ * The manifest names each table's chunks by place (pack, index in the pack), in runs, and the packs
+ * by hash: a checkpoint of 2,000 steps lists a few runs per table, not a hash per chunk. The
+ * pieces' own hashes are kept in the index (ckpt_pieces), which is what finds a piece an earlier
+ * checkpoint stored.
+ *
+ * A checkpoint exists once its manifest is written and its index row committed; packs are put
+ * first and the manifest last, so an object evicted half-way leaves no checkpoint (only a pack no
+ * checkpoint references, removed with the process). Reference counts are only changed in the
+ * commit that adds or removes an index row; a pack is deleted when no checkpoint references it.
+ *
+ * Format 1 (one gzip object per chunk, `m/<id>.json.gz`) is not read any more: such a checkpoint
+ * lists, and can be deleted, but inspect, diff, restore and fork answer EIO.
  */
 import { z } from 'zod';
 import { KernelError } from '../kernel/errors.ts';
-import { gunzip } from './chunks.ts';
+import { tableDdl } from '../process/schema.ts';
+import { type PieceKind, inflate } from './chunks.ts';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS ckpt_index (
-  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, label TEXT, reason TEXT NOT NULL, step INTEGER NOT NULL, state TEXT NOT NULL,
-  created_at INTEGER NOT NULL, raw_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL, new_bytes INTEGER NOT NULL, digest TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS ckpt_chunks (hash TEXT PRIMARY KEY, kind TEXT NOT NULL, raw INTEGER NOT NULL, stored INTEGER NOT NULL, refs INTEGER NOT NULL);
-`;
+const INDEX_TABLES = ['ckpt_index', 'ckpt_pieces', 'ckpt_packs'];
 
 export const REASONS = ['api', 'auto', 'sigstop', 'syscall'] as const;
 export type Reason = (typeof REASONS)[number];
 
+/** A run of chunks: `count` pieces of pack number `pack` (in the manifest's `packs`), from index `first`. */
+const RunSchema = z.tuple([z.number().int().min(0), z.number().int().min(0), z.number().int().min(1)]);
+
 export const ManifestSchema = z.object({
-  format: z.literal(1),
+  format: z.literal(2),
   id: z.string(),
   pid: z.string(),
   tenant: z.string(),
@@ -39,23 +47,30 @@ export const ManifestSchema = z.object({
   state: z.string(),
   events_cursor: z.number().int(),
   digest: z.string(),
+  /** Every pack the checkpoint reads: its SHA-256 (its name), bytes before and after compression. */
+  packs: z.array(z.object({ sha: z.string(), raw: z.number().int(), stored: z.number().int() })),
+  /** The piece [pack, index] naming each table's columns and whether rowid is its own column (SchemaPiece). */
+  schema: z.tuple([z.number().int().min(0), z.number().int().min(0)]),
   tables: z.array(
     z.object({
       name: z.string(),
       policy: z.enum(['rollback', 'live', 'skip']),
-      ddl: z.array(z.string()),
-      columns: z.array(z.string()),
-      explicit_rowid: z.boolean(),
       rows: z.number().int(),
-      chunks: z.array(z.string()),
+      /** The table's row chunks in order, as runs [pack, first index, count]. */
+      chunks: z.array(RunSchema),
     }),
   ),
-  /** Every chunk the checkpoint needs (row chunks and blobs): kind, bytes before and after compression. */
-  pieces: z.record(z.string(), z.object({ kind: z.enum(['rows', 'blob']), raw: z.number().int(), stored: z.number().int() })),
+  /** Values stored apart from their rows, by SHA-256: [pack, index]. */
+  blobs: z.record(z.string(), z.tuple([z.number().int().min(0), z.number().int().min(0)])),
   sizes: z.object({ raw_bytes: z.number().int(), stored_bytes: z.number().int(), new_bytes: z.number().int(), chunks: z.number().int(), new_chunks: z.number().int() }),
   forked_from: z.string().optional(),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
+export type ManifestTable = Manifest['tables'][number];
+
+/** The schema piece: per table, its columns and whether rowid is its own column (no INTEGER PRIMARY KEY alias). */
+export const SchemaPieceSchema = z.record(z.string(), z.object({ columns: z.array(z.string()), explicit_rowid: z.boolean() }));
+export type SchemaPiece = z.infer<typeof SchemaPieceSchema>;
 
 export type IndexRow = {
   readonly id: string;
@@ -71,9 +86,24 @@ export type IndexRow = {
   readonly digest: string;
 };
 
+/** Where a stored piece is. */
+export interface PieceAt {
+  readonly pack: string;
+  readonly idx: number;
+}
+
+/** A piece a new pack holds, as the index records it. */
+export interface NewPiece extends PieceAt {
+  readonly hash: string;
+  readonly kind: PieceKind;
+  readonly raw: number;
+}
+
 export const prefixOf = (tenant: string, pid: string): string => `ckpt/${tenant}/${pid}`;
-export const chunkKey = (prefix: string, hash: string): string => `${prefix}/c/${hash}`;
-export const manifestKey = (prefix: string, id: string): string => `${prefix}/m/${id}.json.gz`;
+export const packKey = (prefix: string, sha: string): string => `${prefix}/p/${sha}`;
+export const manifestKey = (prefix: string, id: string): string => `${prefix}/m/${id}`;
+/** Format 1's manifest (its chunks were `c/<sha256>`). */
+const legacyManifestKey = (key: string): string => `${key}.json.gz`;
 
 /** The bucket, or a clear error where the deployment has none. */
 export function bucketOrFail(bucket: R2Bucket | undefined): R2Bucket {
@@ -83,10 +113,13 @@ export function bucketOrFail(bucket: R2Bucket | undefined): R2Bucket {
 
 export async function readManifest(bucket: R2Bucket, key: string): Promise<Manifest> {
   const obj = await bucket.get(key);
-  if (!obj) throw new KernelError('ENOENT', 'the checkpoint\'s manifest is missing from storage');
+  if (!obj) {
+    if (await bucket.head(legacyManifestKey(key))) throw new KernelError('EIO', 'this checkpoint was stored in format 1, which this version no longer reads; delete it and take a new one');
+    throw new KernelError('ENOENT', "the checkpoint's manifest is missing from storage");
+  }
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder().decode(await gunzip(new Uint8Array(await obj.arrayBuffer()))));
+    json = JSON.parse(new TextDecoder().decode(await inflate(new Uint8Array(await obj.arrayBuffer()))));
   } catch {
     throw new KernelError('EIO', "the checkpoint's manifest is unreadable");
   }
@@ -95,7 +128,19 @@ export async function readManifest(bucket: R2Bucket, key: string): Promise<Manif
   return parsed.data;
 }
 
-/** The per-process index of checkpoints and chunk reference counts. */
+/** Every piece a manifest references, as [pack number, index] (a piece used twice is listed twice). */
+export function piecesOf(m: Manifest): [number, number][] {
+  const out: [number, number][] = [];
+  for (const t of m.tables) for (const [p, first, count] of t.chunks) for (let i = 0; i < count; i++) out.push([p, first + i]);
+  for (const at of Object.values(m.blobs)) out.push(at);
+  out.push(m.schema);
+  return out;
+}
+
+/** A table's chunks as `<pack>:<index>` names (unique within a process: a piece is stored once). */
+export const chunkNames = (m: Manifest, t: ManifestTable): string[] => t.chunks.flatMap(([p, first, count]) => Array.from({ length: count }, (_, i) => `${m.packs[p]?.sha.slice(0, 16) ?? p}:${first + i}`));
+
+/** The per-process index of checkpoints, pieces and packs. */
 export class CheckpointIndex {
   readonly #sql: SqlStorage;
 
@@ -105,7 +150,7 @@ export class CheckpointIndex {
 
   #db(): SqlStorage {
     // Created on use (and again after the process's storage was released): most processes never checkpoint.
-    this.#sql.exec(SCHEMA);
+    this.#sql.exec(tableDdl(INDEX_TABLES));
     return this.#sql;
   }
 
@@ -121,20 +166,27 @@ export class CheckpointIndex {
     return (this.#db().exec<{ n: number | null }>('SELECT MAX(seq) AS n FROM ckpt_index').one().n ?? 0) + 1;
   }
 
-  /** Chunks already stored for this process. */
-  known(hashes: Iterable<string>): Set<string> {
+  /** Where the already stored ones of these pieces are. */
+  find(hashes: Iterable<string>): Map<string, PieceAt> {
     const db = this.#db();
-    const out = new Set<string>();
-    for (const h of hashes) if (db.exec('SELECT 1 FROM ckpt_chunks WHERE hash = ?', h).toArray().length > 0) out.add(h);
+    const out = new Map<string, PieceAt>();
+    for (const h of hashes) {
+      const row = db.exec<{ pack: string; idx: number }>('SELECT pack, idx FROM ckpt_pieces WHERE hash = ?', h).toArray()[0];
+      if (row) out.set(h, { pack: row.pack, idx: row.idx });
+    }
     return out;
   }
 
-  storedSize(hash: string): number | null {
-    return this.#db().exec<{ stored: number }>('SELECT stored FROM ckpt_chunks WHERE hash = ?', hash).toArray()[0]?.stored ?? null;
+  /** A stored pack's sizes. */
+  pack(sha: string): { raw: number; stored: number } | null {
+    return this.#db().exec<{ raw: number; stored: number }>('SELECT raw, stored FROM ckpt_packs WHERE sha = ?', sha).toArray()[0] ?? null;
   }
 
-  /** Record a checkpoint: its index row and one reference to each of its chunks. Part of the caller's commit. */
-  add(row: IndexRow, manifest: Manifest): void {
+  /**
+   * Record a checkpoint: its index row, the packs it put and their pieces, and one reference from
+   * it to each pack and piece it reads. Part of the caller's commit.
+   */
+  add(row: IndexRow, manifest: Manifest, packs: readonly { sha: string; raw: number; stored: number; pieces: readonly NewPiece[] }[]): void {
     const db = this.#db();
     db.exec(
       'INSERT INTO ckpt_index (id, seq, label, reason, step, state, created_at, raw_bytes, stored_bytes, new_bytes, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -150,23 +202,36 @@ export class CheckpointIndex {
       row.new_bytes,
       row.digest,
     );
-    for (const [hash, p] of Object.entries(manifest.pieces)) {
-      db.exec('INSERT INTO ckpt_chunks (hash, kind, raw, stored, refs) VALUES (?, ?, ?, ?, 1) ON CONFLICT(hash) DO UPDATE SET refs = refs + 1', hash, p.kind, p.raw, p.stored);
+    for (const p of packs) {
+      db.exec('INSERT INTO ckpt_packs (sha, raw, stored, refs) VALUES (?, ?, ?, 0) ON CONFLICT(sha) DO NOTHING', p.sha, p.raw, p.stored);
+      for (const x of p.pieces) db.exec('INSERT INTO ckpt_pieces (hash, pack, idx, kind, raw, refs) VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT(hash) DO NOTHING', x.hash, x.pack, x.idx, x.kind, x.raw);
     }
+    for (const p of manifest.packs) db.exec('UPDATE ckpt_packs SET refs = refs + 1 WHERE sha = ?', p.sha);
+    for (const [p, idx] of piecesOf(manifest)) db.exec('UPDATE ckpt_pieces SET refs = refs + 1 WHERE pack = ? AND idx = ?', manifest.packs[p]?.sha ?? '', idx);
   }
 
-  /** Drop a checkpoint's row and references; returns the chunks no checkpoint references any more. */
-  remove(id: string, manifest: Manifest): string[] {
+  /**
+   * Drop a checkpoint's row and references. Returns how many pieces no checkpoint references any
+   * more, and the packs none does (to delete from R2; their pieces leave the index).
+   */
+  remove(id: string, manifest: Manifest | null): { freed: number; packs: string[] } {
     const db = this.#db();
     db.exec('DELETE FROM ckpt_index WHERE id = ?', id);
-    const orphans: string[] = [];
-    for (const hash of Object.keys(manifest.pieces)) {
-      db.exec('UPDATE ckpt_chunks SET refs = refs - 1 WHERE hash = ?', hash);
-      if ((db.exec<{ refs: number }>('SELECT refs FROM ckpt_chunks WHERE hash = ?', hash).toArray()[0]?.refs ?? 0) <= 0) {
-        db.exec('DELETE FROM ckpt_chunks WHERE hash = ?', hash);
-        orphans.push(hash);
+    if (!manifest) return { freed: 0, packs: [] };
+    let freed = 0;
+    for (const [p, idx] of piecesOf(manifest)) {
+      const left = db.exec<{ refs: number }>('UPDATE ckpt_pieces SET refs = refs - 1 WHERE pack = ? AND idx = ? RETURNING refs', manifest.packs[p]?.sha ?? '', idx).toArray()[0];
+      if (left && left.refs === 0) freed++;
+    }
+    const packs: string[] = [];
+    for (const { sha } of manifest.packs) {
+      const left = db.exec<{ refs: number }>('UPDATE ckpt_packs SET refs = refs - 1 WHERE sha = ? RETURNING refs', sha).toArray()[0];
+      if (left && left.refs <= 0) {
+        db.exec('DELETE FROM ckpt_packs WHERE sha = ?', sha);
+        db.exec('DELETE FROM ckpt_pieces WHERE pack = ?', sha);
+        packs.push(sha);
       }
     }
-    return orphans;
+    return { freed, packs };
   }
 }

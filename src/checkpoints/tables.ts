@@ -1,8 +1,9 @@
 /**
- * What a checkpoint copies: every table of the process's SQLite storage, enumerated from
- * sqlite_master at checkpoint time, each under an explicit policy. A table that exists but has no
- * policy is still copied (as `rollback`): a checkpoint never silently forgets state, and
- * test/checkpoints.test.ts fails until the new table is classified here.
+ * What a checkpoint copies: exactly the tables of the process-state description
+ * (`PROCESS_TABLES` in src/process/schema.ts), each under the policy declared there. The copy is
+ * driven by that one list, not by what sqlite_master holds, so a table cannot be copied by accident
+ * or forgotten: a table a module creates must be described there (with its policy) or
+ * test/checkpoints.test.ts and test/schema.test.ts fail.
  *
  * Policies:
  *  - `rollback`: copied; restore replaces the live rows with the checkpoint's; a fork gets them.
@@ -15,55 +16,27 @@
  * Meta keys are classified the same way (the key/value bag holds both kinds): the keys in
  * LIVE_META and the approval keys are kept from the live process, everything else rolls back.
  */
+import { type CheckpointPolicy, PROCESS_TABLES, type TableSpec } from '../process/schema.ts';
 
-export type TablePolicy = 'rollback' | 'live' | 'skip';
+export type TablePolicy = CheckpointPolicy;
 
+/** Every described table's policy, plus the migration runner's own version table (never a checkpoint's). */
 export const TABLE_POLICY: Readonly<Record<string, TablePolicy>> = {
-  // The PCB: restored with the forward-only rules of ./policy.ts (version, usage, capabilities).
-  pcb: 'rollback',
-  meta: 'rollback',
-  timers: 'rollback',
-  pages: 'rollback',
-  steps: 'rollback',
-  journal: 'rollback',
-  files: 'rollback',
-  file_chunks: 'rollback',
-  tools: 'rollback',
-  tool_code: 'rollback',
-  // Messages: rolled back, but arrivals newer than the checkpoint are kept queued (./service.ts).
-  mailbox: 'rollback',
-  // Recorded LLM calls: the trace follows the process's timeline.
-  llm_trace: 'rollback',
-  // The trace a replaying process answers from: its input, never rolled back, not passed to a fork.
-  replay_steps: 'live',
-  // Approvals are decided by the live timeline only (./service.ts settles the restored journal against them).
-  approvals: 'live',
-  // Children are real processes; restore must not forget them, a fork must not duplicate them.
-  children: 'live',
-  // Deliveries the live timeline owes (audit records, messages, notices): never re-sent, never dropped.
-  outbox: 'live',
-  // IPC sequence numbers: rolling them back would make receivers drop new messages as duplicates.
-  ipc_in: 'live',
-  ipc_out: 'live',
-  ipc_held: 'live',
-  ipc_skipped: 'live',
-  // Append-only: the event log is never rolled back; the manifest records its cursor.
-  events: 'skip',
-  // The storage's schema version (src/process/schema.ts): the live code's, never a checkpoint's.
+  ...Object.fromEntries(PROCESS_TABLES.map((t) => [t.name, t.checkpoint])),
   schema_version: 'skip',
-  // A cache of embeddings, rebuilt on demand.
-  mem_embedding_cache: 'skip',
-  // The checkpoint index and its chunk reference counts.
-  ckpt_index: 'skip',
-  ckpt_chunks: 'skip',
-  ckpt_config: 'skip',
 };
 
-/** SQLite's and the platform's own tables: never copied, never classified. */
-export const isInternalTable = (name: string): boolean => name.startsWith('sqlite_') || name.startsWith('_cf_');
+/** The tables a checkpoint copies, in the description's order. */
+export const COPIED_TABLES: readonly TableSpec[] = PROCESS_TABLES.filter((t) => t.checkpoint !== 'skip');
 
-/** A table's policy; unknown tables roll back (copied, so nothing is lost) until classified. */
-export const policyOf = (table: string): TablePolicy => TABLE_POLICY[table] ?? 'rollback';
+/** SQLite's, the platform's and the local simulator's own tables: never copied, never classified. */
+export const isInternalTable = (name: string): boolean => name.startsWith('sqlite_') || name.startsWith('_cf_') || name.startsWith('__miniflare');
+
+/** A table's policy; a table the description does not list (one an old checkpoint has and the code dropped) is skipped. */
+export const policyOf = (table: string): TablePolicy => TABLE_POLICY[table] ?? 'skip';
+
+/** The CREATE statements of a described table (a fork's fresh object creates its lazy tables from these). */
+export const ddlOf = (table: string): readonly string[] => PROCESS_TABLES.find((t) => t.name === table)?.ddl ?? [];
 
 /**
  * Meta keys that record facts of the live timeline and survive a restore unchanged (and do not
@@ -97,12 +70,3 @@ export const isApprovalMeta = (key: string): boolean => key.startsWith('approval
 
 /** Whether a meta key is copied into a checkpoint and rolled back by a restore. */
 export const metaRollsBack = (key: string): boolean => !LIVE_META.has(key) && !isApprovalMeta(key);
-
-/** The tables of a process's storage, in a stable order. */
-export function listTables(sql: SqlStorage): string[] {
-  return sql
-    .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-    .toArray()
-    .map((r) => r.name)
-    .filter((n) => !isInternalTable(n));
-}

@@ -1,8 +1,10 @@
 /**
  * Everything a process has, described once: every table of an AgentProcess's SQLite storage, what
  * it holds, which module writes it, and whether it exists from spawn or is created on first use.
- * A checkpoint copies exactly `PROCESS_TABLES` (plus the `schema_version` it was taken at), so
- * nothing a process holds can be forgotten by it; a new table is added here or it does not exist.
+ * A checkpoint copies exactly the tables listed here under their `checkpoint` policy
+ * (src/checkpoints/snapshot.ts reads this list, not sqlite_master), so nothing a process holds can
+ * be forgotten by it; a new table is added here, with its policy, or it does not exist
+ * (test/checkpoints.test.ts fails on a table in storage that is not listed).
  *
  * The history of this description is `PROCESS_MIGRATIONS`, applied by src/storage/migrations.ts.
  * Version 1 is the schema every object opened by the kernel at 6401ad9 already has (that code added
@@ -13,8 +15,18 @@
  */
 import type { Migration } from '../storage/migrations.ts';
 
+/**
+ * What a checkpoint does with a table (src/checkpoints/tables.ts explains the policies):
+ *  - `rollback`: copied; restore replaces the live rows with the checkpoint's; a fork gets them.
+ *  - `live`: copied (inspect, diff), but the rows record facts outside the process's own mind, so
+ *    restore keeps the live rows and a fork starts without them.
+ *  - `skip`: not copied (append-only records never rolled back, caches, the checkpoint index).
+ */
+export type CheckpointPolicy = 'rollback' | 'live' | 'skip';
+
 export interface TableSpec {
   readonly name: string;
+  readonly checkpoint: CheckpointPolicy;
   /** The module that writes it. */
   readonly owner: 'store' | 'fs' | 'mailbox' | 'tools' | 'memory' | 'checkpoints';
   readonly holds: string;
@@ -25,12 +37,13 @@ export interface TableSpec {
 }
 
 export const PROCESS_TABLES: readonly TableSpec[] = [
-  { name: 'pcb', owner: 'store', lazy: false, holds: 'the process control block, one row (src/kernel/pcb.ts)', ddl: ['CREATE TABLE IF NOT EXISTS pcb (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL)'] },
-  { name: 'meta', owner: 'store', lazy: false, holds: 'per-process settings and counters by key (image, spawn key, lineage, audit and fault counters, context floor, approvals)', ddl: ['CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)'] },
-  { name: 'timers', owner: 'store', lazy: false, holds: 'one row per purpose (run, wake, wait_timeout, outbox, fault, term); the alarm points at the earliest', ddl: ['CREATE TABLE IF NOT EXISTS timers (kind TEXT PRIMARY KEY, fire_at INTEGER NOT NULL)'] },
-  { name: 'events', owner: 'store', lazy: false, holds: 'the event log served by /events', ddl: ['CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL)'] },
+  { name: 'pcb', checkpoint: 'rollback', owner: 'store', lazy: false, holds: 'the process control block, one row (src/kernel/pcb.ts)', ddl: ['CREATE TABLE IF NOT EXISTS pcb (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL)'] },
+  { name: 'meta', checkpoint: 'rollback', owner: 'store', lazy: false, holds: 'per-process settings and counters by key (image, spawn key, lineage, audit and fault counters, context floor, approvals)', ddl: ['CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)'] },
+  { name: 'timers', checkpoint: 'rollback', owner: 'store', lazy: false, holds: 'one row per purpose (run, wake, wait_timeout, outbox, fault, term); the alarm points at the earliest', ddl: ['CREATE TABLE IF NOT EXISTS timers (kind TEXT PRIMARY KEY, fire_at INTEGER NOT NULL)'] },
+  { name: 'events', checkpoint: 'skip', owner: 'store', lazy: false, holds: 'the event log served by /events', ddl: ['CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL)'] },
   {
     name: 'pages',
+    checkpoint: 'rollback',
     owner: 'store',
     lazy: false,
     holds: 'context pages (task, assistant turns, results, recalls) with their pager metadata',
@@ -43,9 +56,10 @@ export const PROCESS_TABLES: readonly TableSpec[] = [
       'CREATE INDEX IF NOT EXISTS pages_by_step ON pages (step)',
     ],
   },
-  { name: 'steps', owner: 'store', lazy: false, holds: 'the journal: one row per LLM answer', ddl: ['CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL)'] },
+  { name: 'steps', checkpoint: 'rollback', owner: 'store', lazy: false, holds: 'the journal: one row per LLM answer', ddl: ['CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL)'] },
   {
     name: 'journal',
+    checkpoint: 'rollback',
     owner: 'store',
     lazy: false,
     holds: 'the journal: one row per syscall an answer asked for (pending → started → blocked → done)',
@@ -55,19 +69,21 @@ export const PROCESS_TABLES: readonly TableSpec[] = [
   status TEXT NOT NULL, result TEXT, attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (step, idx))`,
     ],
   },
-  { name: 'children', owner: 'store', lazy: false, holds: 'spawned children and their exit status (live → exited → reaped)', ddl: ['CREATE TABLE IF NOT EXISTS children (pid TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, exit TEXT, spawn_key TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL)'] },
-  { name: 'outbox', owner: 'store', lazy: false, holds: 'effects on D1 and other objects, committed with their cause, to be delivered', ddl: ['CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0)'] },
+  { name: 'children', checkpoint: 'live', owner: 'store', lazy: false, holds: 'spawned children and their exit status (live → exited → reaped)', ddl: ['CREATE TABLE IF NOT EXISTS children (pid TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, exit TEXT, spawn_key TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL)'] },
+  { name: 'outbox', checkpoint: 'live', owner: 'store', lazy: false, holds: 'effects on D1 and other objects, committed with their cause, to be delivered', ddl: ['CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0)'] },
   {
     name: 'approvals',
+    checkpoint: 'live',
     owner: 'store',
     lazy: true,
     holds: 'human approvals this process asked for, one per journal entry (pending → approved | denied | expired)',
     ddl: ['CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, step INTEGER NOT NULL, idx INTEGER NOT NULL, needed TEXT NOT NULL, status TEXT NOT NULL, UNIQUE (step, idx))'],
   },
-  { name: 'files', owner: 'fs', lazy: false, holds: 'the filesystem: one row per file', ddl: ['CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, chunks INTEGER NOT NULL, updated_at INTEGER NOT NULL)'] },
-  { name: 'file_chunks', owner: 'fs', lazy: false, holds: "files' contents in chunks under the 2 MB row limit", ddl: ['CREATE TABLE IF NOT EXISTS file_chunks (path TEXT NOT NULL, idx INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (path, idx))'] },
+  { name: 'files', checkpoint: 'rollback', owner: 'fs', lazy: false, holds: 'the filesystem: one row per file', ddl: ['CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, chunks INTEGER NOT NULL, updated_at INTEGER NOT NULL)'] },
+  { name: 'file_chunks', checkpoint: 'rollback', owner: 'fs', lazy: false, holds: "files' contents in chunks under the 2 MB row limit", ddl: ['CREATE TABLE IF NOT EXISTS file_chunks (path TEXT NOT NULL, idx INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (path, idx))'] },
   {
     name: 'mailbox',
+    checkpoint: 'rollback',
     owner: 'mailbox',
     lazy: true,
     holds: 'received messages (queued → received)',
@@ -79,17 +95,18 @@ export const PROCESS_TABLES: readonly TableSpec[] = [
       'CREATE INDEX IF NOT EXISTS mailbox_by_status ON mailbox (status, seq)',
     ],
   },
-  { name: 'ipc_in', owner: 'mailbox', lazy: true, holds: 'per sender channel: the next sequence number expected', ddl: ['CREATE TABLE IF NOT EXISTS ipc_in (channel TEXT PRIMARY KEY, next INTEGER NOT NULL)'] },
-  { name: 'ipc_held', owner: 'mailbox', lazy: true, holds: 'messages that arrived ahead of their turn', ddl: ['CREATE TABLE IF NOT EXISTS ipc_held (channel TEXT NOT NULL, seq INTEGER NOT NULL, message TEXT NOT NULL, held_at INTEGER NOT NULL, PRIMARY KEY (channel, seq))'] },
-  { name: 'ipc_skipped', owner: 'mailbox', lazy: true, holds: 'sequence numbers given up on (dead-lettered)', ddl: ['CREATE TABLE IF NOT EXISTS ipc_skipped (channel TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (channel, seq))'] },
-  { name: 'ipc_out', owner: 'mailbox', lazy: true, holds: 'per recipient: the next sequence number to send', ddl: ['CREATE TABLE IF NOT EXISTS ipc_out (recipient TEXT PRIMARY KEY, next INTEGER NOT NULL)'] },
-  { name: 'tool_code', owner: 'tools', lazy: true, holds: "JIT tools' source and compiled JavaScript, by hash", ddl: ['CREATE TABLE IF NOT EXISTS tool_code (hash TEXT PRIMARY KEY, source TEXT NOT NULL, js TEXT NOT NULL)'] },
-  { name: 'tools', owner: 'tools', lazy: true, holds: 'registered JIT tools by name', ddl: ['CREATE TABLE IF NOT EXISTS tools (name TEXT PRIMARY KEY, description TEXT NOT NULL, parameters TEXT NOT NULL, hash TEXT NOT NULL, version INTEGER NOT NULL, origin TEXT NOT NULL, updated_at INTEGER NOT NULL)'] },
-  { name: 'mem_embedding_cache', owner: 'memory', lazy: true, holds: 'a cache of embeddings (recomputable; a checkpoint may skip its rows)', ddl: ['CREATE TABLE IF NOT EXISTS mem_embedding_cache (key TEXT PRIMARY KEY, vec BLOB NOT NULL, at INTEGER NOT NULL)'] },
-  { name: 'llm_trace', owner: 'checkpoints', lazy: true, holds: 'every LLM call by step: request digests and new inputs, the response (src/checkpoints/trace.ts)', ddl: ['CREATE TABLE IF NOT EXISTS llm_trace (step INTEGER PRIMARY KEY, at INTEGER NOT NULL, latency_ms INTEGER NOT NULL, request TEXT NOT NULL, response TEXT NOT NULL)'] },
-  { name: 'replay_steps', owner: 'checkpoints', lazy: true, holds: 'the trace a replaying process answers from', ddl: ['CREATE TABLE IF NOT EXISTS replay_steps (step INTEGER PRIMARY KEY, request TEXT NOT NULL, response TEXT NOT NULL)'] },
-  { name: 'ckpt_index', owner: 'checkpoints', lazy: true, holds: "the process's checkpoints (src/checkpoints/store.ts)", ddl: ['CREATE TABLE IF NOT EXISTS ckpt_index (id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, label TEXT, reason TEXT NOT NULL, step INTEGER NOT NULL, state TEXT NOT NULL, created_at INTEGER NOT NULL, raw_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL, new_bytes INTEGER NOT NULL, digest TEXT NOT NULL)'] },
-  { name: 'ckpt_chunks', owner: 'checkpoints', lazy: true, holds: 'reference counts of checkpoint chunks in R2', ddl: ['CREATE TABLE IF NOT EXISTS ckpt_chunks (hash TEXT PRIMARY KEY, kind TEXT NOT NULL, raw INTEGER NOT NULL, stored INTEGER NOT NULL, refs INTEGER NOT NULL)'] },
+  { name: 'ipc_in', checkpoint: 'live', owner: 'mailbox', lazy: true, holds: 'per sender channel: the next sequence number expected', ddl: ['CREATE TABLE IF NOT EXISTS ipc_in (channel TEXT PRIMARY KEY, next INTEGER NOT NULL)'] },
+  { name: 'ipc_held', checkpoint: 'live', owner: 'mailbox', lazy: true, holds: 'messages that arrived ahead of their turn', ddl: ['CREATE TABLE IF NOT EXISTS ipc_held (channel TEXT NOT NULL, seq INTEGER NOT NULL, message TEXT NOT NULL, held_at INTEGER NOT NULL, PRIMARY KEY (channel, seq))'] },
+  { name: 'ipc_skipped', checkpoint: 'live', owner: 'mailbox', lazy: true, holds: 'sequence numbers given up on (dead-lettered)', ddl: ['CREATE TABLE IF NOT EXISTS ipc_skipped (channel TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (channel, seq))'] },
+  { name: 'ipc_out', checkpoint: 'live', owner: 'mailbox', lazy: true, holds: 'per recipient: the next sequence number to send', ddl: ['CREATE TABLE IF NOT EXISTS ipc_out (recipient TEXT PRIMARY KEY, next INTEGER NOT NULL)'] },
+  { name: 'tool_code', checkpoint: 'rollback', owner: 'tools', lazy: true, holds: "JIT tools' source and compiled JavaScript, by hash", ddl: ['CREATE TABLE IF NOT EXISTS tool_code (hash TEXT PRIMARY KEY, source TEXT NOT NULL, js TEXT NOT NULL)'] },
+  { name: 'tools', checkpoint: 'rollback', owner: 'tools', lazy: true, holds: 'registered JIT tools by name', ddl: ['CREATE TABLE IF NOT EXISTS tools (name TEXT PRIMARY KEY, description TEXT NOT NULL, parameters TEXT NOT NULL, hash TEXT NOT NULL, version INTEGER NOT NULL, origin TEXT NOT NULL, updated_at INTEGER NOT NULL)'] },
+  { name: 'mem_embedding_cache', checkpoint: 'skip', owner: 'memory', lazy: true, holds: 'a cache of embeddings (recomputable; a checkpoint may skip its rows)', ddl: ['CREATE TABLE IF NOT EXISTS mem_embedding_cache (key TEXT PRIMARY KEY, vec BLOB NOT NULL, at INTEGER NOT NULL)'] },
+  { name: 'llm_trace', checkpoint: 'rollback', owner: 'checkpoints', lazy: true, holds: 'every LLM call by step: request digests and new inputs, the response (src/checkpoints/trace.ts)', ddl: ['CREATE TABLE IF NOT EXISTS llm_trace (step INTEGER PRIMARY KEY, at INTEGER NOT NULL, latency_ms INTEGER NOT NULL, request TEXT NOT NULL, response TEXT NOT NULL)'] },
+  { name: 'replay_steps', checkpoint: 'live', owner: 'checkpoints', lazy: true, holds: 'the trace a replaying process answers from', ddl: ['CREATE TABLE IF NOT EXISTS replay_steps (step INTEGER PRIMARY KEY, request TEXT NOT NULL, response TEXT NOT NULL)'] },
+  { name: 'ckpt_index', checkpoint: 'skip', owner: 'checkpoints', lazy: true, holds: "the process's checkpoints (src/checkpoints/store.ts)", ddl: ['CREATE TABLE IF NOT EXISTS ckpt_index (id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, label TEXT, reason TEXT NOT NULL, step INTEGER NOT NULL, state TEXT NOT NULL, created_at INTEGER NOT NULL, raw_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL, new_bytes INTEGER NOT NULL, digest TEXT NOT NULL)'] },
+  { name: 'ckpt_pieces', checkpoint: 'skip', owner: 'checkpoints', lazy: true, holds: 'every piece (row chunk or blob) in a stored pack, by SHA-256: the pack, its place there, how many checkpoints reference it', ddl: ['CREATE TABLE IF NOT EXISTS ckpt_pieces (hash TEXT PRIMARY KEY, pack TEXT NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL, raw INTEGER NOT NULL, refs INTEGER NOT NULL)', 'CREATE UNIQUE INDEX IF NOT EXISTS ckpt_pieces_at ON ckpt_pieces (pack, idx)'] },
+  { name: 'ckpt_packs', checkpoint: 'skip', owner: 'checkpoints', lazy: true, holds: 'checkpoint packs in R2: sizes and how many checkpoints reference each (deleted at none)', ddl: ['CREATE TABLE IF NOT EXISTS ckpt_packs (sha TEXT PRIMARY KEY, raw INTEGER NOT NULL, stored INTEGER NOT NULL, refs INTEGER NOT NULL)'] },
 ];
 
 /** The DDL of some tables, in the order `PROCESS_TABLES` lists them. */
@@ -126,5 +143,10 @@ export const PROCESS_MIGRATIONS: readonly Migration[] = [
       }
       sql.exec("DELETE FROM meta WHERE key LIKE 'approval:%' OR key LIKE 'approval_index:%'");
     },
+  },
+  {
+    version: 3,
+    description: 'checkpoints are stored as packs (src/checkpoints/store.ts): the per-chunk reference counts of format 1 go',
+    up: (sql) => sql.exec('DROP TABLE IF EXISTS ckpt_chunks'),
   },
 ];

@@ -5,7 +5,8 @@
  * adds two RPC methods) and local R2, plus:
  *  - POST /bench/setup: the D1 schema;
  *  - GET /bench/raw/:pid: the process's raw state (every copied table's rows as JSON, what a
- *    checkpoint holds) and its size gzip-compressed in one piece: the size floor;
+ *    checkpoint holds) and its size compressed in one piece with the codec packs use (raw deflate):
+ *    the size floor;
  *  - POST /bench/floor/:pid: the time floor: read the same state, compress it in one piece and put
  *    it as one R2 object (timed by the runner around the request; inside workerd the clock does not
  *    advance during computation).
@@ -13,7 +14,7 @@
 import { AgentProcess } from '../../../durable/agent-process.ts';
 import { AuditChain } from '../../../durable/audit-chain.ts';
 import { createApp } from '../../../src/api/app.ts';
-import { gzip } from '../../../src/checkpoints/chunks.ts';
+import { deflate } from '../../../src/checkpoints/chunks.ts';
 import { readSnapshot } from '../../../src/checkpoints/snapshot.ts';
 import { applySchema } from '../schema.ts';
 
@@ -23,7 +24,7 @@ export class CkptBenchProcess extends AgentProcess {
   async benchRaw(put: boolean): Promise<{ raw_bytes: number; compressed_bytes: number }> {
     const snap = readSnapshot(this.ctx.storage.sql);
     const raw = new TextEncoder().encode(JSON.stringify(snap.tables.map((t) => [t.name, t.columns, t.rows])));
-    const compressed = await gzip(raw);
+    const compressed = await deflate(raw);
     if (put) await this.env.CHECKPOINTS.put(`floor/${crypto.randomUUID()}`, compressed);
     return { raw_bytes: raw.byteLength, compressed_bytes: compressed.byteLength };
   }
