@@ -78,6 +78,9 @@ describe('taking checkpoints', () => {
     expect(objects.objects.length).toBeGreaterThan(0);
     expect(objects.objects.some((o) => o.key.endsWith(`/m/${first.id}`))).toBe(false);
     expect((await api('GET', `/v1/processes/${pid}/checkpoints/nope`)).status).toBe(404);
+    // The last checkpoint gone, no pack is referenced: none is left in R2.
+    expect((await api('DELETE', `/v1/processes/${pid}/checkpoints/${second.id}`)).status).toBe(200);
+    expect((await env.CHECKPOINTS.list({ prefix: `ckpt/default/${pid}/` })).objects).toEqual([]);
   });
 
   it('classifies every table of a process: each is copied, kept live or skipped on purpose', async () => {

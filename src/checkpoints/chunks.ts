@@ -19,7 +19,7 @@
 import { KernelError } from '../kernel/errors.ts';
 
 /** Small chunks: an append or a change rewrites little, and they cost little apart, since they travel in packs. */
-export const ROWS_PER_CHUNK = 8;
+export const ROWS_PER_CHUNK = 4;
 export const MAX_CHUNK_BYTES = 512 * 1024;
 export const LARGE_VALUE_BYTES = 4096;
 /** A checkpoint's new pieces are split into packs of about this many uncompressed bytes (memory, not R2, is the limit). */

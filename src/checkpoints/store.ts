@@ -166,15 +166,10 @@ export class CheckpointIndex {
     return (this.#db().exec<{ n: number | null }>('SELECT MAX(seq) AS n FROM ckpt_index').one().n ?? 0) + 1;
   }
 
-  /** Where the already stored ones of these pieces are. */
+  /** Where the already stored ones of these pieces are (one statement, however many). */
   find(hashes: Iterable<string>): Map<string, PieceAt> {
-    const db = this.#db();
-    const out = new Map<string, PieceAt>();
-    for (const h of hashes) {
-      const row = db.exec<{ pack: string; idx: number }>('SELECT pack, idx FROM ckpt_pieces WHERE hash = ?', h).toArray()[0];
-      if (row) out.set(h, { pack: row.pack, idx: row.idx });
-    }
-    return out;
+    const rows = this.#db().exec<{ hash: string; pack: string; idx: number }>('SELECT hash, pack, idx FROM ckpt_pieces WHERE hash IN (SELECT value FROM json_each(?))', JSON.stringify([...hashes])).toArray();
+    return new Map(rows.map((r) => [r.hash, { pack: r.pack, idx: r.idx }]));
   }
 
   /** A stored pack's sizes. */
@@ -207,7 +202,25 @@ export class CheckpointIndex {
       for (const x of p.pieces) db.exec('INSERT INTO ckpt_pieces (hash, pack, idx, kind, raw, refs) VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT(hash) DO NOTHING', x.hash, x.pack, x.idx, x.kind, x.raw);
     }
     for (const p of manifest.packs) db.exec('UPDATE ckpt_packs SET refs = refs + 1 WHERE sha = ?', p.sha);
-    for (const [p, idx] of piecesOf(manifest)) db.exec('UPDATE ckpt_pieces SET refs = refs + 1 WHERE pack = ? AND idx = ?', manifest.packs[p]?.sha ?? '', idx);
+    this.#count(manifest, 1);
+  }
+
+  /** Add `by` to the reference count of every piece a manifest uses (as often as it uses it); returns the counts now. */
+  #count(manifest: Manifest, by: 1 | -1): number[] {
+    const uses = new Map<string, number>();
+    for (const [p, idx] of piecesOf(manifest)) {
+      const key = JSON.stringify([manifest.packs[p]?.sha ?? '', idx]);
+      uses.set(key, (uses.get(key) ?? 0) + 1);
+    }
+    const list = JSON.stringify([...uses].map(([key, n]) => [...(JSON.parse(key) as [string, number]), n * by]));
+    return this.#sql
+      .exec<{ refs: number }>(
+        `UPDATE ckpt_pieces SET refs = refs + u.n FROM (SELECT json_extract(value, '$[0]') AS pack, json_extract(value, '$[1]') AS idx, json_extract(value, '$[2]') AS n FROM json_each(?)) AS u
+         WHERE ckpt_pieces.pack = u.pack AND ckpt_pieces.idx = u.idx RETURNING ckpt_pieces.refs AS refs`,
+        list,
+      )
+      .toArray()
+      .map((r) => r.refs);
   }
 
   /**
@@ -218,11 +231,7 @@ export class CheckpointIndex {
     const db = this.#db();
     db.exec('DELETE FROM ckpt_index WHERE id = ?', id);
     if (!manifest) return { freed: 0, packs: [] };
-    let freed = 0;
-    for (const [p, idx] of piecesOf(manifest)) {
-      const left = db.exec<{ refs: number }>('UPDATE ckpt_pieces SET refs = refs - 1 WHERE pack = ? AND idx = ? RETURNING refs', manifest.packs[p]?.sha ?? '', idx).toArray()[0];
-      if (left && left.refs === 0) freed++;
-    }
+    const freed = this.#count(manifest, -1).filter((refs) => refs <= 0).length;
     const packs: string[] = [];
     for (const { sha } of manifest.packs) {
       const left = db.exec<{ refs: number }>('UPDATE ckpt_packs SET refs = refs - 1 WHERE sha = ? RETURNING refs', sha).toArray()[0];

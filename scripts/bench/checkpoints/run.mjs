@@ -97,7 +97,7 @@ try {
 
 const f = (x, d = 0) => (typeof x === 'number' ? x.toFixed(d) : String(x));
 console.log(`commit ${execSync('git rev-parse --short HEAD', { cwd: ROOT }).toString().trim()}, ${os.cpus().length} cpus, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-console.log('| steps | raw state | compressed (floor) | stored | stored / floor | checkpoint ms | floor ms | ratio | same state again ms | +10 steps: new bytes | incremental / full | floor's growth | growth / floor | restore ms |');
+console.log('| steps | raw state | compressed (floor) | stored | stored / floor | checkpoint ms | floor ms | ratio | same state again ms | +10 steps: new bytes | incremental / full | floor growth | growth / floor | restore ms |');
 console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   console.log(`| ${r.steps} | ${r.raw_bytes} | ${r.compressed_raw_bytes} | ${r.stored_bytes} | ${f(r.stored_over_compressed, 2)}× | ${f(r.checkpoint_ms)} | ${f(r.floor_ms)} | ${f(r.checkpoint_over_floor, 1)}× | ${f(r.unchanged_checkpoint_ms)} | ${r.incremental_new_bytes} | ${f(r.incremental_over_full * 100, 1)}% | ${r.floor_growth_bytes} | ${f(r.floor_growth_over_floor * 100, 1)}% | ${f(r.restore_ms)} |`);
