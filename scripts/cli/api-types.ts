@@ -3855,16 +3855,16 @@ export interface operations {
                             label: string | null;
                             /** @description <pid>@<id> */
                             name: string;
-                            /** @description bytes this checkpoint added to storage (chunks no earlier checkpoint had, and its manifest) */
+                            /** @description bytes this checkpoint added to storage (its pack of pieces no earlier checkpoint had, and its manifest) */
                             new_bytes: number;
-                            /** @description uncompressed bytes of every chunk it references */
+                            /** @description uncompressed bytes of every piece (row chunk, blob) it references */
                             raw_bytes: number;
                             /** @enum {string} */
                             reason: "api" | "auto" | "sigstop" | "syscall";
                             seq: number;
                             state: string;
                             step: number;
-                            /** @description compressed bytes of every chunk it references, plus its manifest */
+                            /** @description compressed bytes of every pack it reads (whole), plus its manifest */
                             stored_bytes: number;
                         }[];
                         policy: {
@@ -3947,16 +3947,16 @@ export interface operations {
                         label: string | null;
                         /** @description <pid>@<id> */
                         name: string;
-                        /** @description bytes this checkpoint added to storage (chunks no earlier checkpoint had, and its manifest) */
+                        /** @description bytes this checkpoint added to storage (its pack of pieces no earlier checkpoint had, and its manifest) */
                         new_bytes: number;
-                        /** @description uncompressed bytes of every chunk it references */
+                        /** @description uncompressed bytes of every piece (row chunk, blob) it references */
                         raw_bytes: number;
                         /** @enum {string} */
                         reason: "api" | "auto" | "sigstop" | "syscall";
                         seq: number;
                         state: string;
                         step: number;
-                        /** @description compressed bytes of every chunk it references, plus its manifest */
+                        /** @description compressed bytes of every pack it reads (whole), plus its manifest */
                         stored_bytes: number;
                     };
                 };

@@ -34,9 +34,9 @@ const SummarySchema = z.object({
   step: z.number(),
   state: z.string(),
   created_at: z.number(),
-  raw_bytes: z.number().describe('uncompressed bytes of every chunk it references'),
-  stored_bytes: z.number().describe('compressed bytes of every chunk it references, plus its manifest'),
-  new_bytes: z.number().describe('bytes this checkpoint added to storage (chunks no earlier checkpoint had, and its manifest)'),
+  raw_bytes: z.number().describe('uncompressed bytes of every piece (row chunk, blob) it references'),
+  stored_bytes: z.number().describe('compressed bytes of every pack it reads (whole), plus its manifest'),
+  new_bytes: z.number().describe('bytes this checkpoint added to storage (its pack of pieces no earlier checkpoint had, and its manifest)'),
   digest: z.string().describe('SHA-256 of the state it holds (equal digests: equal state)'),
 });
 const DiffSchema = z.object({

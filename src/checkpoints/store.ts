@@ -32,7 +32,11 @@ export const REASONS = ['api', 'auto', 'sigstop', 'syscall'] as const;
 export type Reason = (typeof REASONS)[number];
 
 /** A run of chunks: `count` pieces of pack number `pack` (in the manifest's `packs`), from index `first`. */
-const RunSchema = z.tuple([z.number().int().min(0), z.number().int().min(0), z.number().int().min(1)]);
+const PackNo = z.number().int().min(0).describe('the pack: its position in `packs`');
+const Index = z.number().int().min(0).describe("the piece's index in the pack");
+const RunSchema = z.tuple([PackNo, Index.describe("the first piece's index in the pack"), z.number().int().min(1).describe('how many pieces')]);
+/** A piece's place: [pack, index]. */
+const PlaceSchema = z.tuple([PackNo, Index]);
 
 export const ManifestSchema = z.object({
   format: z.literal(2),
@@ -50,7 +54,7 @@ export const ManifestSchema = z.object({
   /** Every pack the checkpoint reads: its SHA-256 (its name), bytes before and after compression. */
   packs: z.array(z.object({ sha: z.string(), raw: z.number().int(), stored: z.number().int() })),
   /** The piece [pack, index] naming each table's columns and whether rowid is its own column (SchemaPiece). */
-  schema: z.tuple([z.number().int().min(0), z.number().int().min(0)]),
+  schema: PlaceSchema,
   tables: z.array(
     z.object({
       name: z.string(),
@@ -61,7 +65,7 @@ export const ManifestSchema = z.object({
     }),
   ),
   /** Values stored apart from their rows, by SHA-256: [pack, index]. */
-  blobs: z.record(z.string(), z.tuple([z.number().int().min(0), z.number().int().min(0)])),
+  blobs: z.record(z.string(), PlaceSchema),
   sizes: z.object({ raw_bytes: z.number().int(), stored_bytes: z.number().int(), new_bytes: z.number().int(), chunks: z.number().int(), new_chunks: z.number().int() }),
   forked_from: z.string().optional(),
 });
