@@ -19,14 +19,12 @@
  * Prints markdown tables (stdout; progress on stderr); writes JSON to scripts/bench/results/latest.json.
  * Run with the project's Node (npm run bench does); wrangler needs Node >= 22.12.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ROOT as root, migrationsSql, startBenchWorker } from './lib.mjs';
+import { awaitTermination, codeVersion, cpuNs, migrationsSql, startBenchWorker, startLlmServer, summary, workerdPidsUnder } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The bootstrap admin token of this run's bench Worker (the secret AGENTOS_ADMIN_TOKEN). */
@@ -61,47 +59,11 @@ function parseArgs(argv) {
 const opts = parseArgs(process.argv.slice(2));
 
 // --- stats ---------------------------------------------------------------------------------------
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const summary = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length, samples: xs });
-/** The code under test: commit, and whether the kernel's sources differ from it (read-only git calls). */
-function codeVersion() {
-  const git = (...a) => execFileSync('git', a, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  try {
-    const modified = git('status', '--porcelain', '--', 'src', 'durable', 'migrations').split('\n').filter(Boolean).map((l) => l.slice(3));
-    return { commit: git('rev-parse', '--short', 'HEAD'), kernel_sources_modified: modified.length > 0, modified };
-  } catch {
-    return { commit: 'unknown', kernel_sources_modified: null, modified: [] };
-  }
-}
-/**
- * CPU time (ns) used so far by the workerd processes this harness started (all threads), from
- * /proc/<pid>/task/<tid>/schedstat. Wall time on a shared machine includes waiting for other
- * tenants; CPU time mostly does not, so both are reported. Null where /proc is not available.
- */
+/** CPU time (ns) used so far by the workerd processes this harness started (see lib.mjs); null without /proc. */
 let workerdPids = null;
 function workerdCpuNs() {
-  try {
-    workerdPids ??= readdirSync('/proc').filter((d) => {
-      if (!/^\d+$/.test(d)) return false;
-      try {
-        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        return ppid === process.pid && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('workerd');
-      } catch {
-        return false;
-      }
-    });
-    if (workerdPids.length === 0) return null;
-    let ns = 0;
-    for (const pid of workerdPids) for (const tid of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    return ns;
-  } catch {
-    return null;
-  }
+  workerdPids ??= workerdPidsUnder(process.pid);
+  return workerdPids.length ? cpuNs(workerdPids) : null;
 }
 
 /** Run `fn` and return its wall time and workerd CPU time, in ms. */
@@ -114,42 +76,6 @@ async function timed(fn) {
   return { out, wall, cpu: c0 === null || c1 === null ? null : (c1 - c0) / 1e6 };
 }
 const f = (x, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
-
-// --- the zero-latency LLM over loopback HTTP ---------------------------------------------------------
-/**
- * An OpenAI-compatible Chat Completions endpoint that answers like ScriptedProvider with benchScript(N):
- * turn i < N-1 → fs_list, turn N-1 → exit, where N comes from the task "bench steps=N" and the turn
- * is the number of assistant messages so far. Both the kernel and the bare loop reach it through the
- * kernel's OpenAiProvider (the `openai` SDK), so the wire format and client cost are the same.
- */
-function startLlmServer() {
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      const request = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      const task = request.messages.find((m) => m.role === 'user')?.content ?? '';
-      const steps = Number(/steps=(\d+)/.exec(task)?.[1] ?? 1);
-      const turn = request.messages.filter((m) => m.role === 'assistant').length;
-      const call = turn < steps - 1 ? { name: 'fs_list', args: { path: '/' } } : turn === steps - 1 ? { name: 'exit', args: { code: 0 } } : null;
-      const message = call
-        ? { role: 'assistant', content: null, tool_calls: [{ id: `call_${turn}_0`, type: 'function', function: { name: call.name, arguments: JSON.stringify(call.args) } }] }
-        : { role: 'assistant', content: 'Script finished.' };
-      const body = JSON.stringify({
-        id: `chatcmpl-${turn}`,
-        object: 'chat.completion',
-        created: Math.floor(Date.now() / 1000),
-        model: request.model,
-        choices: [{ index: 0, message, finish_reason: call ? 'tool_calls' : 'stop' }],
-        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
-      });
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-      res.end(body);
-    });
-  });
-  server.keepAliveTimeout = 60_000;
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
 
 // --- one measured run of each kind -------------------------------------------------------------------
 function benchScript(steps) {
@@ -166,36 +92,6 @@ async function post(url, body) {
 }
 
 /**
- * Read a process's SSE stream until its terminal event. Stops at `state → terminated` rather than
- * at end of stream, so a stream opened after the process ended cannot hang the harness.
- */
-async function awaitTermination(base, prefix, pid) {
-  const r = await fetch(`${base}${prefix}/v1/processes/${pid}/events`, { headers: { accept: 'text/event-stream', ...auth } });
-  if (!r.ok) throw new Error(`events ${pid} → ${r.status}`);
-  const decoder = new TextDecoder();
-  let buf = '';
-  const seen = { exit: null, faults: 0, llm_calls: 0 };
-  for await (const chunk of r.body) {
-    buf += decoder.decode(chunk, { stream: true });
-    let i;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const type = /^event: (.*)$/m.exec(block)?.[1];
-      const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (type === 'llm_call') seen.llm_calls++;
-      if (type === 'fault') seen.faults++;
-      if (type === 'exit') seen.exit = JSON.parse(data).data;
-      if (type === 'state' && JSON.parse(data).data.to === 'terminated') {
-        await r.body.cancel().catch(() => {});
-        return seen;
-      }
-    }
-  }
-  return seen;
-}
-
-/**
  * Kernel: spawn through the real API, wait for termination on the event stream. Returns ms per step.
  * With `llmUrl` the process's model is {provider: "openai", base_url: llmUrl} (the script lives in
  * the server, as a real model's behaviour would); without, the scripted provider with the script.
@@ -206,7 +102,7 @@ async function kernelRun(base, { steps, prefix = '', llmUrl = null, name = 'benc
   if (!llmUrl) body.script = benchScript(steps);
   const { out: pcb, wall, cpu } = await timed(async () => {
     const created = await post(`${base}${prefix}/v1/processes`, body);
-    return { ...created, seen: await awaitTermination(base, prefix, created.pid) };
+    return { ...created, seen: await awaitTermination(`${base}${prefix}/v1/processes/${created.pid}/events`, auth) };
   });
   const seen = pcb.seen;
   // Without stored events (tune "noevents") only live events arrive, so llm_call events may be missed.
