@@ -128,7 +128,7 @@ async function startDev({ name, config, migrate, tracing }) {
     stdio: ['ignore', log, log],
     detached: true,
   });
-  const server = { name, tracing, base: `http://127.0.0.1:${port}`, state, pid: child.pid, workerd: [], cli: [], exited: false };
+  const server = { name, tracing, base: `http://127.0.0.1:${port}`, state, pid: child.pid, workerd: [], cli: [], exited: false, stopped: false };
   child.on('exit', () => (server.exited = true));
   servers.push(server);
   for (let i = 0; ; i++) {
@@ -150,6 +150,8 @@ async function startDev({ name, config, migrate, tracing }) {
 
 /** Stop a dev server: its process group (the wrangler CLI and its workerd), by the CLI's pid. */
 function stopDev(server) {
+  if (server.stopped) return;
+  server.stopped = true;
   try {
     if (!server.exited) process.kill(-server.pid, 'SIGTERM');
   } catch {
