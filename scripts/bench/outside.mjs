@@ -128,7 +128,7 @@ async function startDev({ name, config, migrate, tracing }) {
     stdio: ['ignore', log, log],
     detached: true,
   });
-  const server = { name, tracing, base: `http://127.0.0.1:${port}`, state, pid: child.pid, workerd: [], cli: [], exited: false, stopped: false };
+  const server = { name, tracing, base: `http://127.0.0.1:${port}`, state, pid: child.pid, exited: false, stopped: false };
   child.on('exit', () => (server.exited = true));
   servers.push(server);
   for (let i = 0; ; i++) {
@@ -143,8 +143,6 @@ async function startDev({ name, config, migrate, tracing }) {
     if (i > 360) throw new Error(`wrangler dev (${name}) did not answer within 180 s`);
     await sleep(500);
   }
-  server.workerd = workerdPidsUnder(child.pid);
-  server.cli = cliPids(child.pid, server.workerd);
   return server;
 }
 
@@ -160,16 +158,22 @@ function stopDev(server) {
   rmSync(server.state, { recursive: true, force: true });
 }
 
-/** Wall, workerd CPU and CLI CPU (ms), and state-dir growth (bytes) of `fn`, all per step. */
+/**
+ * Wall, workerd CPU and CLI CPU (ms), and state-dir growth (bytes) of `fn`, all per step. The
+ * processes are looked up before every run: wrangler may replace a workerd shortly after the server
+ * first answers, and a child caught between fork and exec does not look like workerd yet.
+ */
 async function perStep(server, fn) {
+  const workerd = workerdPidsUnder(server.pid);
+  const cli = cliPids(server.pid, workerd);
   const b0 = dirBytes(server.state);
-  const w0 = cpuNs(server.workerd);
-  const c0 = cpuNs(server.cli);
+  const w0 = cpuNs(workerd);
+  const c0 = cpuNs(cli);
   const t0 = performance.now();
   await fn();
   const wall = performance.now() - t0;
-  const w1 = cpuNs(server.workerd);
-  const c1 = cpuNs(server.cli);
+  const w1 = cpuNs(workerd);
+  const c1 = cpuNs(cli);
   const per = (a, b, scale = 1) => (a === null || b === null ? null : (b - a) / scale / STEPS);
   return { wall: wall / STEPS, cpu: per(w0, w1, 1e6), cli_cpu: per(c0, c1, 1e6), bytes: (dirBytes(server.state) - b0) / STEPS };
 }
@@ -227,7 +231,7 @@ try {
   for (const t of TRACING) {
     const kernel = await startDev({ name: `kernel-tracing-${t}`, config: null, migrate: true, tracing: t });
     const floor = await startDev({ name: `floor-tracing-${t}`, config: path.join(ROOT, 'scripts/bench/wrangler.bench.toml'), migrate: false, tracing: t });
-    console.error(`tracing ${t}: kernel ${kernel.base} (pid ${kernel.pid}, workerd ${kernel.workerd.join(',')}), floor ${floor.base} (pid ${floor.pid}, workerd ${floor.workerd.join(',')})`);
+    console.error(`tracing ${t}: kernel ${kernel.base} (pid ${kernel.pid}), floor ${floor.base} (pid ${floor.pid})`);
     arms[`kernel, tracing ${t}`] = () => kernelRun(kernel, llmUrl);
     arms[`floor, tracing ${t}`] = () => floorRun(floor, llmUrl);
   }
