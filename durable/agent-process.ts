@@ -16,7 +16,7 @@ import { pageTable } from '../src/process/context-manager.ts';
 import { ProcessRuntime } from '../src/process/runtime.ts';
 import { StepLoop, type StepDeps } from '../src/process/step.ts';
 import type { EventRow } from '../src/process/store.ts';
-import type { ApprovalDecision, FileView, MailboxView, PageTableView, ProcessApi, Served, ToolDefinitionView } from '../src/rpc/contracts.ts';
+import type { ApprovalDecision, ChainHead, FileView, MailboxView, PageTableView, ProcessApi, Served, ToolDefinitionView } from '../src/rpc/contracts.ts';
 import { TENANT_HEADER } from '../src/rpc/contracts.ts';
 import { auditChain, processStub, schedulerStub } from '../src/rpc/stubs.ts';
 import { deleteProcessRow } from '../src/process/table.ts';
@@ -323,6 +323,13 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
    * Remove the process: kill it if it is alive, deliver what it owes others (its parent's SIGCHLD,
    * audit rows), then drop its row from the process table and release its storage.
    */
+  async auditHead(tenant: string): Promise<Result<ChainHead>> {
+    const own = this.#own(tenant);
+    if (!own.ok) return own;
+    const head = this.#rt.store.auditHead();
+    return ok({ seq: head.seq, hash: head.hash });
+  }
+
   async remove(by: string, tenant: string): Promise<Result<{ pid: string; exit: ExitStatus | null }>> {
     const own = this.#own(tenant);
     if (!own.ok) return own;
@@ -351,7 +358,9 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
       }
     });
     await this.#rt.flush();
-    if (this.#rt.store.outboxSize() > 0) {
+    const head = this.#rt.store.auditHead();
+    // Its audit chain must be in D1 and anchored in the tenant's chain before its storage goes.
+    if (this.#rt.store.owed() > 0 || head.anchored < head.seq) {
       await this.#rt.rearm();
       return fail('EAGAIN', 'the process has deliveries that could not be made yet (its parent or D1 is unreachable); retry shortly', { pid: pcb.pid });
     }

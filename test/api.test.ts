@@ -124,6 +124,8 @@ describe('ps, audit and discovery', () => {
       ['llm', 'llm_call', 'ok', null],
       ['syscall', 'exit', 'ok', null],
       ['lifecycle', 'exit', 'error', '3'],
+      // Exited: the process's chain is anchored in the tenant's chain (docs/security.md).
+      ['audit', 'anchor', 'ok', null],
     ]);
     const page = await api<{ rows: { seq: number }[] }>('GET', `/v1/audit?pid=${pid}&cursor=${r.body.rows[1]!.seq}&limit=1`);
     expect(page.body.rows.map((x) => x.seq)).toEqual([r.body.rows[2]!.seq]);

@@ -3,7 +3,7 @@
  */
 import { SELF, env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { api, runUntil } from './support/helpers.ts';
+import { api, pcbOf, runUntil, tick } from './support/helpers.ts';
 
 type ErrorBody = { error: { code: string; message: string } };
 const scripted = { provider: 'scripted', model: 'scripted' };
@@ -106,33 +106,79 @@ describe('tenant isolation', () => {
 });
 
 describe('the tamper-evident audit log', () => {
-  it('verifies an intact chain and finds an edited row, a deleted row and a cut-off tail', async () => {
+  type Report = { ok: boolean; rows: number; chains: number; first_broken: { chain_seq: number | null; pid: string | null; pid_seq: number | null; reason: string } | null };
+  type Row = Record<string, unknown> & { pid_seq: number; detail: string; id: string };
+  const rowsOf = async (pid: string) => (await env.DB.prepare('SELECT * FROM audit WHERE pid = ? AND pid_seq IS NOT NULL ORDER BY pid_seq').bind(pid).all<Row>()).results;
+  const put = async (row: Row) => {
+    const cols = Object.keys(row);
+    await env.DB.prepare(`INSERT INTO audit (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`).bind(...cols.map((c) => row[c] ?? null)).run();
+  };
+
+  it("each process chains its own records, anchored in the tenant's chain; verify finds an edited row, a deleted row and a cut-off tail in either", async () => {
     const gamma = await tokenFor('gamma', 'operator');
+    const pids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const r = await api<{ pid: string }>('POST', '/v1/processes', { name: `g${i}`, task: 't', model: scripted, script: [{ tool_calls: [{ name: 'exit', args: { code: 0 } }] }] }, gamma);
       await runUntil(r.body.pid, ['terminated'], 50, gamma);
+      pids.push(r.body.pid);
     }
-    const verify = async () => (await api<{ ok: boolean; rows: number; first_broken: { chain_seq: number; reason: string } | null }>('GET', '/v1/audit/verify', undefined, gamma)).body;
+    const verify = async () => (await api<Report>('GET', '/v1/audit/verify', undefined, gamma)).body;
     const intact = await verify();
-    expect(intact).toMatchObject({ ok: true, first_broken: null });
+    expect(intact).toMatchObject({ ok: true, first_broken: null, chains: 3 });
     expect(intact.rows).toBeGreaterThanOrEqual(12);
-    const rows = (await env.DB.prepare("SELECT chain_seq, detail, id FROM audit WHERE tenant = 'gamma' ORDER BY chain_seq").all<{ chain_seq: number; detail: string; id: string }>()).results;
+    // Every process anchored its head in the tenant's chain when it stopped running.
+    const anchors = (await env.DB.prepare("SELECT pid, detail FROM audit WHERE tenant = 'gamma' AND action = 'anchor' AND chain_seq IS NOT NULL").all<{ pid: string; detail: string }>()).results;
+    expect(new Set(anchors.map((a) => a.pid))).toEqual(new Set(pids));
+    const [p0] = pids as [string];
+    const rows = await rowsOf(p0);
+    expect(rows.map((r) => r.pid_seq)).toEqual(rows.map((_, i) => i + 1));
 
-    const target = rows[4]!;
-    await env.DB.prepare("UPDATE audit SET detail = ? WHERE tenant = 'gamma' AND chain_seq = ?").bind('{"forged":true}', target.chain_seq).run();
-    expect(await verify()).toMatchObject({ ok: false, first_broken: { chain_seq: target.chain_seq, reason: expect.stringMatching(/edited/) } });
-    await env.DB.prepare("UPDATE audit SET detail = ? WHERE tenant = 'gamma' AND chain_seq = ?").bind(target.detail, target.chain_seq).run();
+    const target = rows[2]!;
+    await env.DB.prepare('UPDATE audit SET detail = ? WHERE id = ?').bind('{"forged":true}', target.id).run();
+    expect(await verify()).toMatchObject({ ok: false, first_broken: { pid: p0, pid_seq: target.pid_seq, reason: expect.stringMatching(/edited/) } });
+    await env.DB.prepare('UPDATE audit SET detail = ? WHERE id = ?').bind(target.detail, target.id).run();
     expect((await verify()).ok).toBe(true);
 
-    const saved = await env.DB.prepare("SELECT * FROM audit WHERE tenant = 'gamma' AND chain_seq = 6").first<Record<string, unknown>>();
-    await env.DB.prepare("DELETE FROM audit WHERE tenant = 'gamma' AND chain_seq = 6").run();
-    expect(await verify()).toMatchObject({ ok: false, first_broken: { chain_seq: 6, reason: expect.stringMatching(/missing/) } });
-    const cols = Object.keys(saved ?? {});
-    await env.DB.prepare(`INSERT INTO audit (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`).bind(...cols.map((c) => (saved as Record<string, unknown>)[c] ?? null)).run();
+    await env.DB.prepare('DELETE FROM audit WHERE id = ?').bind(rows[1]!.id).run();
+    expect(await verify()).toMatchObject({ ok: false, first_broken: { pid: p0, pid_seq: 2, reason: expect.stringMatching(/missing/) } });
+    await put(rows[1]!);
     expect((await verify()).ok).toBe(true);
 
-    const last = rows.at(-1)!.chain_seq;
-    await env.DB.prepare("DELETE FROM audit WHERE tenant = 'gamma' AND chain_seq >= ?").bind(last - 1).run();
-    expect(await verify()).toMatchObject({ ok: false, first_broken: { chain_seq: last - 1, reason: expect.stringMatching(/deleted from the end/) } });
+    // The tail, anchored: the anchor in the tenant's chain still records it.
+    const last = rows.at(-1)!;
+    await env.DB.prepare('DELETE FROM audit WHERE id = ?').bind(last.id).run();
+    expect(await verify()).toMatchObject({ ok: false, first_broken: { pid: p0, reason: expect.stringMatching(/deleted from the end/) } });
+    await put(last);
+    expect((await verify()).ok).toBe(true);
+
+    // The tenant's chain itself (the anchors): an edited anchor is a broken tenant row.
+    const anchorRow = (await env.DB.prepare("SELECT chain_seq, detail FROM audit WHERE tenant = 'gamma' AND action = 'anchor' ORDER BY chain_seq LIMIT 1").first<{ chain_seq: number; detail: string }>())!;
+    await env.DB.prepare("UPDATE audit SET detail = ? WHERE tenant = 'gamma' AND chain_seq = ?").bind('{"seq":1,"hash":"0"}', anchorRow.chain_seq).run();
+    expect(await verify()).toMatchObject({ ok: false, first_broken: { chain_seq: anchorRow.chain_seq, pid: null, reason: expect.stringMatching(/edited/) } });
+    await env.DB.prepare("UPDATE audit SET detail = ? WHERE tenant = 'gamma' AND chain_seq = ?").bind(anchorRow.detail, anchorRow.chain_seq).run();
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it("finds rows cut from a running process's chain before any anchor covers them, from the head the process keeps", async () => {
+    const delta = await tokenFor('delta', 'operator');
+    const steps = Array.from({ length: 20 }, () => ({ tool_calls: [{ name: 'fs_list', args: { path: '/' } }] }));
+    const r = await api<{ pid: string }>('POST', '/v1/processes', { name: 'busy', task: 't', model: scripted, capabilities: ['fs:/**:rw'], script: [...steps, { tool_calls: [{ name: 'exit', args: { code: 0 } }] }] }, delta);
+    // One slice (8 steps): delivered to D1, still running, so not anchored yet.
+    await tick(r.body.pid);
+    expect((await pcbOf(r.body.pid, delta)).state).toBe('ready');
+    const rows = await rowsOf(r.body.pid);
+    expect(rows.length).toBeGreaterThanOrEqual(16);
+    expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM audit WHERE tenant = 'delta' AND action = 'anchor'").first<{ n: number }>())?.n).toBe(0);
+    const verify = async () => (await api<Report>('GET', '/v1/audit/verify', undefined, delta)).body;
+    expect((await verify()).ok).toBe(true);
+    // Cut the tail: D1 alone cannot tell, the process's own head can.
+    await env.DB.prepare('DELETE FROM audit WHERE pid = ? AND pid_seq > ?').bind(r.body.pid, rows.length - 3).run();
+    expect(await verify()).toMatchObject({ ok: false, first_broken: { pid: r.body.pid, pid_seq: rows.length - 2, reason: expect.stringMatching(/process has delivered/) } });
+    for (const row of rows.slice(-3)) await put(row);
+    expect((await verify()).ok).toBe(true);
+    // It runs to its end and anchors its whole chain.
+    await runUntil(r.body.pid, ['terminated'], 50, delta);
+    expect((await verify()).ok).toBe(true);
+    expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM audit WHERE tenant = 'delta' AND action = 'anchor'").first<{ n: number }>())?.n).toBeGreaterThanOrEqual(1);
   });
 });

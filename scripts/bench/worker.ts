@@ -124,8 +124,8 @@ export class BareLoop extends DurableObject<BenchEnv> {
  * Flags of a `tune` process, parsed from its name ("bench:nodeliver,pagecache,slice64"):
  *  nodeliver outbox delivery is a no-op: D1 batches and audit-chain appends resolve at once
  *            (outbox rows are still written and deleted)
- *  nooutbox  nothing is queued for delivery (no outbox rows, no D1, no audit chain)
- *  noaudit   audit records are not queued (the process-table mirror still is)
+ *  nooutbox  nothing is queued for delivery (no outbox rows, no audit records, no D1, no audit chain)
+ *  noaudit   no audit records are kept (the process-table mirror is still written)
  *  noevents  events are broadcast to live streams but not stored
  *  pagecache context pages (all, and the resident ones) are read from memory after the first read,
  *            as an in-memory context would be (writes unchanged; a residency change re-reads)
@@ -201,9 +201,13 @@ function patchKernelOnce(): void {
   });
   const R = ProcessRuntime.prototype;
   patch(R, 'send', (orig) => function (this: ProcessRuntime, message) {
-    const t = tuneOf(this.store.sql);
-    if (t?.nooutbox || (t?.noaudit && message.kind === 'audit')) return;
+    if (tuneOf(this.store.sql)?.nooutbox) return;
     orig.call(this, message);
+  });
+  patch(R, 'audit', (orig) => function (this: ProcessRuntime, ...args) {
+    const t = tuneOf(this.store.sql);
+    if (t?.nooutbox || t?.noaudit) return;
+    orig.apply(this, args);
   });
 }
 

@@ -235,7 +235,7 @@ export function registerGovernance(api: ApiRegistry): void {
       method: 'get',
       path: '/v1/audit/verify',
       operationId: 'verifyAudit',
-      summary: "Recompute the tenant's audit hash chain and report the first broken link",
+      summary: "Recompute the tenant's audit hash chains (its own and each process's) and report the first broken link",
       tag: 'audit',
       role: 'reader',
       query: z.object({ tenant: TenantSchema.optional() }),
@@ -245,9 +245,18 @@ export function registerGovernance(api: ApiRegistry): void {
           schema: z.object({
             ok: z.boolean(),
             tenant: z.string(),
-            rows: z.number(),
-            head: z.object({ seq: z.number(), hash: z.string() }).nullable(),
-            first_broken: z.object({ chain_seq: z.number(), id: z.string().nullable(), reason: z.string() }).nullable(),
+            rows: z.number().describe("rows checked: the tenant's chain and every process chain"),
+            chains: z.number().describe('process chains checked'),
+            head: z.object({ seq: z.number(), hash: z.string() }).nullable().describe("the tenant chain's head"),
+            first_broken: z
+              .object({
+                chain_seq: z.number().nullable().describe("the broken row's place in the tenant's chain (null: in a process chain)"),
+                pid: z.string().nullable().describe('the process whose chain is broken (null: the tenant chain)'),
+                pid_seq: z.number().nullable().describe("the broken row's place in its process's chain"),
+                id: z.string().nullable(),
+                reason: z.string(),
+              })
+              .nullable(),
           }),
         },
         403: E('another tenant'),

@@ -46,6 +46,7 @@ export const ddlOf = (table: string): readonly string[] => PROCESS_TABLES.find((
  */
 export const LIVE_META: ReadonlySet<string> = new Set([
   'audit_seq',
+  'audit_head',
   'table_dirty',
   'faults',
   'last_fault',

@@ -70,7 +70,6 @@ export const EXIT_NOTICE_RESULT_BYTES = 64 * 1024;
 /** An effect on another object or on D1, committed with the change that caused it and delivered afterwards (./outbox.ts). */
 export type OutboxMessage =
   | { readonly kind: 'd1'; readonly statement: Statement }
-  | { readonly kind: 'audit'; readonly record: AuditRecord }
   | { readonly kind: 'child_exited'; readonly parent: string; readonly child: string; readonly exit: ExitStatus }
   | { readonly kind: 'reap'; readonly child: string; readonly by: string }
   | { readonly kind: 'sched_release'; readonly pool: string; readonly shard: number; readonly shards: number; readonly ticket: string; readonly outcome: Outcome }

@@ -2,15 +2,22 @@
  * Outbox delivery: effects on other objects and on D1 are committed with the change that caused
  * them (`ProcessCore.send`) and delivered here afterwards, in order of kind, with retries on the
  * outbox timer. Receivers are idempotent, so a delivery repeated after a crash is harmless. The
- * process table's row is written from the PCB as it is at delivery, not once per change.
+ * process table's row is written from the PCB as it is at delivery, not once per change. Audit
+ * records (the store's audit log) are hashed onto the process's own chain here and go to D1 in the
+ * same batch as the row and the `d1` statements; the chain's head is anchored in the tenant's
+ * chain from time to time (`anchor`), never once per record.
  */
-import type { AuditRecord } from '../audit/audit.ts';
+import { ANCHOR_EVERY, type AnchorDetail, type AuditRecord, type Statement, chainHash, processChainContent, processRowStatement } from '../audit/audit.ts';
 import { KernelError, toErrorValue } from '../kernel/errors.ts';
 import type { WireMessage } from '../kernel/ipc.ts';
 import { faultBackoffMs } from '../kernel/timers.ts';
 import type { OutboxMessage, ProcessCore } from './core.ts';
 import { initPid } from './init.ts';
+import { AUDIT_HEAD, type AuditHead } from './store.ts';
 import { upsertProcessRow } from './table.ts';
+
+/** Audit records hashed and written to D1 per round (a D1 batch stays well under its limits). */
+const AUDIT_BATCH = 200;
 
 /** Meta key: the process table's row is stale. */
 export const TABLE_DIRTY = 'table_dirty';
@@ -52,70 +59,95 @@ export class Outbox {
     if (this.#rt.pcb() === pcb) this.#rt.store.setMeta(TABLE_DIRTY, false);
   }
 
+  /**
+   * One round of D1 writes, in one batch: the process table's row if it is stale, the audit
+   * backlog hashed onto the process's chain (src/audit/audit.ts), and the outbox's `d1` rows. Then,
+   * in one commit, the delivered records and rows are forgotten and the chain's head moves.
+   */
+  async #writeD1(sqlRows: readonly { id: number; message: OutboxMessage }[]): Promise<void> {
+    const store = this.#rt.store;
+    const pcb = store.getMeta<boolean>(TABLE_DIRTY) ? this.#rt.pcb() : null;
+    const backlog = store.auditBacklog(AUDIT_BATCH);
+    const statements: Statement[] = pcb ? [upsertProcessRow(pcb)] : [];
+    const head = store.auditHead();
+    let next: AuditHead = head;
+    for (const row of backlog) {
+      const record = JSON.parse(row.record) as AuditRecord;
+      const hash = await chainHash(next.hash, processChainContent({ ...record, pid_seq: row.seq }));
+      statements.push(processRowStatement(record, row.seq, next.hash, hash));
+      next = { ...next, seq: row.seq, hash };
+    }
+    for (const m of sqlRows) statements.push((m.message as Extract<OutboxMessage, { kind: 'd1' }>).statement);
+    if (statements.length === 0) return;
+    const db = this.#rt.deps.db;
+    await db.batch(statements.map((st) => db.prepare(st.sql).bind(...st.params)));
+    store.transaction(() => {
+      if (backlog.length > 0) store.delivered(next.seq, next);
+      store.deleteOutbox(sqlRows.map((m) => m.id));
+      // Only clear the flag if nothing changed while the write was in flight.
+      if (pcb && this.#rt.pcb() === pcb) store.setMeta(TABLE_DIRTY, false);
+    });
+  }
+
+  /**
+   * Put the chain's head into the tenant's chain when it is due: ANCHOR_EVERY records since the
+   * last anchor, or now (`force`: the process has exited, or is being removed).
+   */
+  async anchor(force: boolean): Promise<void> {
+    const store = this.#rt.store;
+    const head = store.auditHead();
+    if (head.seq <= head.anchored) return;
+    if (!force && head.seq - head.anchored < ANCHOR_EVERY) return;
+    const pcb = this.#rt.mustPcb();
+    const detail: AnchorDetail = { seq: head.seq, hash: head.hash };
+    await this.#rt.deps.auditChain(pcb.tenant).append(pcb.tenant, [
+      { id: `${pcb.pid}:anchor:${head.seq}`, tenant: pcb.tenant, pid: pcb.pid, at: this.#rt.now, kind: 'audit', action: 'anchor', outcome: 'ok', code: null, detail },
+    ]);
+    const now = store.auditHead();
+    store.transaction(() => store.setMeta(AUDIT_HEAD, { ...now, anchored: head.seq }));
+  }
+
   async #drain(): Promise<void> {
+    const store = this.#rt.store;
     // A pipeline waiting on this process hears of its exit before anything else is written, the
     // process table's row included (a failed delivery stays in the outbox for the loop below).
     await this.deliverNow('exit_notify');
     for (;;) {
-      if (this.#rt.store.getMeta<boolean>(TABLE_DIRTY)) {
-        try {
-          await this.flushTable();
-        } catch (e) {
-          this.#rt.emit('outbox_retry', { attempts: 1, error: toErrorValue(e) });
-          this.#rt.store.setTimer('outbox', this.#rt.now + faultBackoffMs(1, this.#rt.deps.random));
+      const rows = store.outbox(200);
+      const more = store.getMeta<boolean>(TABLE_DIRTY) === true || store.auditBacklog(1).length > 0;
+      try {
+        if (rows.length === 0 && !more) {
+          const state = this.#rt.pcb()?.state;
+          await this.anchor(state === 'zombie' || state === 'terminated');
+          store.clearTimer('outbox');
           return;
         }
-      }
-      const rows = this.#rt.store.outbox(200);
-      if (rows.length === 0) {
-        if (this.#rt.store.getMeta<boolean>(TABLE_DIRTY)) continue;
-        this.#rt.store.clearTimer('outbox');
-        return;
-      }
-      const messages = rows.map((r) => ({ id: r.id, attempts: r.attempts, message: JSON.parse(r.payload) as OutboxMessage }));
-      const sql = messages.filter((m) => m.message.kind === 'd1');
-      const audits = messages.filter((m) => m.message.kind === 'audit');
-      const mail = messages.filter((m) => m.message.kind === 'ipc');
-      try {
+        const messages = rows.map((r) => ({ id: r.id, attempts: r.attempts, message: JSON.parse(r.payload) as OutboxMessage }));
         // A retried exit notice goes before the bookkeeping too.
         for (const m of messages.filter((x) => x.message.kind === 'exit_notify')) {
           await this.#deliver(m.message);
-          this.#rt.store.deleteOutbox([m.id]);
+          store.deleteOutbox([m.id]);
         }
-        if (audits.length > 0) {
-          const byTenant = new Map<string, AuditRecord[]>();
-          for (const m of audits) {
-            const r = (m.message as Extract<OutboxMessage, { kind: 'audit' }>).record;
-            byTenant.set(r.tenant, [...(byTenant.get(r.tenant) ?? []), r]);
-          }
-          for (const [tenant, records] of byTenant) await this.#rt.deps.auditChain(tenant).append(tenant, records);
-          this.#rt.store.deleteOutbox(audits.map((m) => m.id));
-        }
-        if (sql.length > 0) {
-          const stmts = sql.map((m) => {
-            const s = (m.message as Extract<OutboxMessage, { kind: 'd1' }>).statement;
-            return this.#rt.deps.db.prepare(s.sql).bind(...s.params);
-          });
-          await this.#rt.deps.db.batch(stmts);
-          this.#rt.store.deleteOutbox(sql.map((m) => m.id));
-        }
+        await this.#writeD1(messages.filter((m) => m.message.kind === 'd1'));
+        await this.anchor(false);
+        const mail = messages.filter((m) => m.message.kind === 'ipc');
         if (mail.length > 0) {
           const wire = mail.map((m) => (m.message as Extract<OutboxMessage, { kind: 'ipc' }>).message);
           if (this.#rt.deps.ipc) await this.#rt.deps.ipc.deliver(wire);
           else await this.#deliverDirect(wire);
-          this.#rt.store.deleteOutbox(mail.map((m) => m.id));
+          store.deleteOutbox(mail.map((m) => m.id));
         }
         for (const m of messages) {
-          if (m.message.kind === 'd1' || m.message.kind === 'audit' || m.message.kind === 'ipc' || m.message.kind === 'exit_notify') continue;
+          if (m.message.kind === 'd1' || m.message.kind === 'ipc' || m.message.kind === 'exit_notify') continue;
           await this.#deliver(m.message);
-          this.#rt.store.deleteOutbox([m.id]);
+          store.deleteOutbox([m.id]);
         }
       } catch (e) {
-        const pending = this.#rt.store.outbox(1)[0];
+        const pending = store.outbox(1)[0];
         const attempts = (pending?.attempts ?? 0) + 1;
-        if (pending) this.#rt.store.bumpOutbox([pending.id]);
+        if (pending) store.bumpOutbox([pending.id]);
         this.#rt.emit('outbox_retry', { attempts, error: toErrorValue(e) });
-        this.#rt.store.setTimer('outbox', this.#rt.now + faultBackoffMs(attempts, this.#rt.deps.random));
+        store.setTimer('outbox', this.#rt.now + faultBackoffMs(attempts, this.#rt.deps.random));
         return;
       }
     }
@@ -168,7 +200,6 @@ export class Outbox {
         await this.#rt.deps.notifyExit?.(message);
         return;
       case 'd1':
-      case 'audit':
       case 'ipc':
         return;
     }

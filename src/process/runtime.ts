@@ -16,7 +16,7 @@
  *  - The alarm always points at the earliest armable timer, and is re-armed on every entry.
  *  - The clock and randomness come from `deps` (injected), never from the platform directly.
  */
-import type { AuditKind, AuditOutcome } from '../audit/audit.ts';
+import type { AuditKind, AuditOutcome, AuditRecord } from '../audit/audit.ts';
 import { type PageBody, pageText } from '../kernel/context.ts';
 import type { Grant } from '../kernel/capabilities.ts';
 import { KernelError, type Result } from '../kernel/errors.ts';
@@ -39,8 +39,6 @@ import { termAtStepBoundary, termOverdue, termState } from './signals.ts';
 import { type JournalRow, ProcessStore } from './store.ts';
 
 
-/** Meta key: the last audit record's number in this process. */
-const AUDIT_SEQ = 'audit_seq';
 
 export class ProcessRuntime implements ProcessCore {
   readonly store: ProcessStore;
@@ -103,11 +101,12 @@ export class ProcessRuntime implements ProcessCore {
     this.deps.onEvent(this.store.appendEvent(this.now, type, preview(data)));
   }
 
+  /** Record in the process's own audit chain, in the caller's commit; the outbox hashes and delivers it (./outbox.ts). */
   audit(kind: AuditKind, action: string, outcome: AuditOutcome, code: string | null, detail: unknown): void {
     const pcb = this.mustPcb();
-    const n = (this.store.getMeta<number>(AUDIT_SEQ) ?? 0) + 1;
-    this.store.setMeta(AUDIT_SEQ, n);
-    this.send({ kind: 'audit', record: { id: `${pcb.pid}:${n}`, tenant: pcb.tenant, pid: pcb.pid, at: this.now, kind, action, outcome, code, detail } });
+    const n = this.store.nextAuditSeq();
+    const record: AuditRecord = { id: `${pcb.pid}:${n}`, tenant: pcb.tenant, pid: pcb.pid, at: this.now, kind, action, outcome, code, detail: preview(detail) ?? null };
+    this.store.appendAudit(n, JSON.stringify(record));
   }
 
   send(message: OutboxMessage): void {
@@ -204,6 +203,7 @@ export class ProcessRuntime implements ProcessCore {
   /** Forget everything cached from storage (src/checkpoints rewrote it). Part of the caller's commit. */
   reload(): void {
     this.store.reload();
+    this.fs.reset();
     this.mailbox.reset();
     this.#index = null;
   }

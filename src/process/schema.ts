@@ -34,6 +34,8 @@ export interface TableSpec {
   readonly ddl: readonly string[];
   /** Created on first use rather than at spawn (most processes never need it). */
   readonly lazy: boolean;
+  /** The migration that added it (absent: the baseline, version 1). */
+  readonly since?: number;
 }
 
 export const PROCESS_TABLES: readonly TableSpec[] = [
@@ -70,6 +72,15 @@ export const PROCESS_TABLES: readonly TableSpec[] = [
     ],
   },
   { name: 'children', checkpoint: 'live', owner: 'store', lazy: false, holds: 'spawned children and their exit status (live → exited → reaped)', ddl: ['CREATE TABLE IF NOT EXISTS children (pid TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, exit TEXT, spawn_key TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL)'] },
+  {
+    name: 'audit_log',
+    checkpoint: 'live',
+    owner: 'store',
+    lazy: false,
+    since: 4,
+    holds: "audit records not yet in D1, numbered by the process's own hash chain (src/audit/audit.ts); delivered by the outbox, then deleted; never rolled back, not passed to a fork (it has its own chain)",
+    ddl: ['CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)'],
+  },
   { name: 'outbox', checkpoint: 'live', owner: 'store', lazy: false, holds: 'effects on D1 and other objects, committed with their cause, to be delivered', ddl: ['CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0)'] },
   {
     name: 'approvals',
@@ -128,7 +139,7 @@ export const PROCESS_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: 'baseline: the tables created at spawn, as of 6401ad9 (pages with batch and chunks)',
-    up: (sql) => sql.exec(tableDdl(EAGER_TABLES)),
+    up: (sql) => sql.exec(tableDdl(PROCESS_TABLES.filter((t) => !t.lazy && t.since === undefined).map((t) => t.name))),
   },
   {
     version: 2,
@@ -148,5 +159,20 @@ export const PROCESS_MIGRATIONS: readonly Migration[] = [
     version: 3,
     description: 'checkpoints are stored as packs (src/checkpoints/store.ts): the per-chunk reference counts of format 1 go',
     up: (sql) => sql.exec('DROP TABLE IF EXISTS ckpt_chunks'),
+  },
+  {
+    version: 4,
+    description: "audit records move from the outbox (one row each, sent to the tenant's chain) to the process's own chain: audit_log",
+    up: (sql) => {
+      sql.exec(tableDdl(['audit_log']));
+      // Records still owed from before: into the log under the numbers they already have (their ids).
+      const owed = sql.exec<{ id: number; payload: string }>("SELECT id, payload FROM outbox WHERE kind = 'audit' ORDER BY id").toArray();
+      for (const { id, payload } of owed) {
+        const record = (JSON.parse(payload) as { record: { id: string } }).record;
+        const n = Number(record.id.slice(record.id.lastIndexOf(':') + 1));
+        if (Number.isSafeInteger(n) && n > 0) sql.exec('INSERT OR IGNORE INTO audit_log (seq, record) VALUES (?, ?)', n, JSON.stringify(record));
+        sql.exec('DELETE FROM outbox WHERE id = ?', id);
+      }
+    },
   },
 ];

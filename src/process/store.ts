@@ -9,6 +9,7 @@
  * Every method is synchronous: DO SQLite commits writes made in one turn together, and
  * `transactionSync` makes multi-row changes atomic.
  */
+import { GENESIS, type ProcessChainHead } from '../audit/audit.ts';
 import type { PageInfo } from '../kernel/pager.ts';
 import type { Pcb } from '../kernel/pcb.ts';
 import type { Timer, TimerKind } from '../kernel/timers.ts';
@@ -71,6 +72,12 @@ export type ApprovalRow = {
   readonly needed: string;
   readonly status: 'pending' | 'approved' | 'denied' | 'expired';
 };
+
+/** Meta key: the process's audit chain head (AuditHead). */
+export const AUDIT_HEAD = 'audit_head';
+
+/** Where this process's audit chain stands: delivered to D1 up to `seq` (hash `hash`), anchored in the tenant's chain up to `anchored`. */
+export type AuditHead = ProcessChainHead & { readonly anchored: number };
 
 /** Meta entries are cached; this marks a key known to be absent. */
 const ABSENT = Symbol('absent');
@@ -492,6 +499,44 @@ export class ProcessStore {
     this.#sql.exec('UPDATE children SET status = ?, exit = COALESCE(?, exit) WHERE pid = ?', status, exit, pid);
   }
 
+  // --- the audit log (the process's own hash chain; src/audit/audit.ts) ----------------------------
+  /** The next record's number in this process's chain: read once per instance, then counted here. */
+  #auditNext: number | undefined;
+
+  /** Take the next audit record number (undone if the transaction rolls back). */
+  nextAuditSeq(): number {
+    if (this.#auditNext === undefined) {
+      const logged = this.#sql.exec<{ n: number | null }>('SELECT MAX(seq) AS n FROM audit_log').one().n ?? 0;
+      // Numbers already used: delivered (the head), and counted by kernels before the audit log (audit_seq).
+      this.#auditNext = Math.max(logged, this.getMeta<AuditHead>(AUDIT_HEAD)?.seq ?? 0, this.getMeta<number>('audit_seq') ?? 0) + 1;
+    }
+    const n = this.#auditNext;
+    this.#auditNext = n + 1;
+    this.#undo?.push(() => (this.#auditNext = n));
+    return n;
+  }
+
+  /** Keep a record (JSON of an AuditRecord) until the outbox has put it in D1. */
+  appendAudit(seq: number, record: string): void {
+    this.#sql.exec('INSERT INTO audit_log (seq, record) VALUES (?, ?)', seq, record);
+  }
+
+  /** Records not yet in D1, oldest first. */
+  auditBacklog(limit: number): { seq: number; record: string }[] {
+    return this.#sql.exec<{ seq: number; record: string }>('SELECT seq, record FROM audit_log ORDER BY seq LIMIT ?', limit).toArray();
+  }
+
+  /** Delivered: forget the records up to `seq` and move the chain's head (one commit). */
+  delivered(seq: number, head: AuditHead): void {
+    this.#sql.exec('DELETE FROM audit_log WHERE seq <= ?', seq);
+    this.setMeta(AUDIT_HEAD, head);
+  }
+
+  /** The chain's head: the last record in D1, and the last one anchored in the tenant's chain. */
+  auditHead(): AuditHead {
+    return this.getMeta<AuditHead>(AUDIT_HEAD) ?? { seq: 0, hash: GENESIS, anchored: 0 };
+  }
+
   // --- outbox ------------------------------------------------------------------------------------
   enqueue(kind: string, payload: unknown): void {
     this.#sql.exec('INSERT INTO outbox (kind, payload) VALUES (?, ?)', kind, JSON.stringify(payload));
@@ -511,7 +556,15 @@ export class ProcessStore {
   }
 
   deleteOutbox(ids: readonly number[]): void {
-    for (const id of ids) this.#sql.exec('DELETE FROM outbox WHERE id = ?', id);
+    for (let i = 0; i < ids.length; i += 100) {
+      const some = ids.slice(i, i + 100);
+      this.#sql.exec(`DELETE FROM outbox WHERE id IN (${some.map(() => '?').join(', ')})`, ...some);
+    }
+  }
+
+  /** Deliveries still owed: outbox rows and audit records not yet in D1. */
+  owed(): number {
+    return this.outboxSize() + this.#sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM audit_log').one().n;
   }
 
   bumpOutbox(ids: readonly number[]): void {
@@ -524,6 +577,9 @@ export class ProcessStore {
     this.#meta = new Map();
     this.#bodies = new Map();
     this.#approvalsPresent = undefined;
+    this.#auditNext = undefined;
+    this.#table = undefined;
+    this.#openStep = undefined;
   }
 
   // --- raw access for the filesystem module ---------------------------------------------------------
@@ -545,6 +601,7 @@ export class ProcessStore {
     this.#bodies = new Map();
     this.#table = undefined;
     this.#openStep = undefined;
+    this.#auditNext = undefined;
   }
 }
 

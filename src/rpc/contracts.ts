@@ -61,6 +61,8 @@ export interface ProcessApi {
   checkpoints(tenant: string, op: CheckpointOp): Promise<Result<unknown>>;
   /** Become a fork of another process's checkpoint (called by the original's object). */
   adoptFork(input: ForkInput): Promise<Result<Pcb>>;
+  /** Where the process's own audit chain stands: the last record it put in D1 (for /v1/audit/verify). */
+  auditHead(tenant: string): Promise<Result<ChainHead>>;
 }
 
 export interface MailboxView {
@@ -217,9 +219,20 @@ export interface ChainHead {
 export interface VerifyReport {
   readonly ok: boolean;
   readonly tenant: string;
+  /** Rows checked: the tenant's chain and every process chain. */
   readonly rows: number;
+  /** Process chains checked. */
+  readonly chains: number;
+  /** The tenant chain's head. */
   readonly head: ChainHead | null;
-  readonly first_broken: { readonly chain_seq: number; readonly id: string | null; readonly reason: string } | null;
+  /** The first break found: in the tenant's chain (`chain_seq`) or in a process's chain (`pid`, `pid_seq`). */
+  readonly first_broken: {
+    readonly chain_seq: number | null;
+    readonly pid: string | null;
+    readonly pid_seq: number | null;
+    readonly id: string | null;
+    readonly reason: string;
+  } | null;
 }
 
 export interface AuditChainApi {
