@@ -7,9 +7,10 @@
  *  - the object names: `processStub`, `schedulerStub` and `auditChain` (src/rpc/stubs.ts), called
  *    with namespaces that record the names they are asked for;
  *  - every D1 statement goes to the one `DB` binding.
- * Per-event costs are the measured ones (docs/BENCHMARKS.md, "Where a kernel step goes"): 2 audit
- * records per step, one audit append and one process-row write per slice (alarm run), and each
- * append runs 2 D1 statements (the duplicate check and the batch INSERT).
+ * Per-event costs are the code's: 2 audit records per step, each one D1 row written by the process
+ * itself in its delivery batch with the process-table row (one row write per slice); the tenant's
+ * AuditChain receives only anchors (one per ANCHOR_EVERY records of a process, and one at its exit),
+ * and each anchor runs 2 D1 statements there (the duplicate check and the INSERT).
  *
  *   PATH=node_modules/.bin:$PATH node --experimental-transform-types scripts/sim/scale.mjs
  *   … scripts/sim/scale.mjs --processes 1000000 --steps 10000 --tenants 2000 --top-tenant 0.3 --steps-per-slice 1
@@ -20,6 +21,7 @@
 import { parseArgs } from 'node:util';
 import { auditChain, processStub, schedulerStub } from '../../src/rpc/stubs.ts';
 import { SHARD_RPM, shardOf, shardsOf } from '../../src/kernel/scheduler.ts';
+import { ANCHOR_EVERY } from '../../src/audit/audit.ts';
 
 const { values: o } = parseArgs({
   options: {
@@ -35,7 +37,6 @@ const { values: o } = parseArgs({
     pools: { type: 'string', default: '4' },
     'queue-transport': { type: 'boolean', default: false },
     proposed: { type: 'boolean', default: false },
-    'audit-shards': { type: 'string', default: '64' },
     'd1-shards': { type: 'string', default: '32' },
     'table-batch-ms': { type: 'string', default: '1000' },
     seed: { type: 'string', default: '1' },
@@ -49,7 +50,6 @@ const PS = Number(o.ps);
 const TENANTS = Number(o.tenants);
 const TOP = Number(o['top-tenant']);
 const PER_SLICE = Number(o['steps-per-slice']);
-const AUDIT_SHARDS = Number(o['audit-shards']);
 const D1_SHARDS = Number(o['d1-shards']);
 const BATCH_S = Number(o['table-batch-ms']) / 1000;
 
@@ -124,12 +124,8 @@ const auditRate = { value: 0 };
 const processRate = { value: 0 };
 const schedulerRate = { value: 0 };
 const env = { AUDIT_CHAIN: recording('AuditChain', auditRate), AGENT_PROCESS: recording('AgentProcess', processRate), SCHEDULER: recording('LlmScheduler', schedulerRate) };
-/** Where one process's audit appends go: today the code's own `auditChain`; proposed, a shard of it. */
+/** Where one process's anchors go: the code's own `auditChain` (the tenant's chain). */
 function appendTo(p, perSecond) {
-  if (o.proposed) {
-    add('AuditChain', `${p.tenant}#${shardOf(p.pid, AUDIT_SHARDS)}`, perSecond);
-    return;
-  }
   auditRate.value = perSecond;
   auditChain(env, p.tenant);
 }
@@ -148,13 +144,16 @@ for (const p of procs) {
   schedulerRate.value = 2 * stepRate;
   schedulerStub(env, p.pool.id, shardOf(p.root, p.pool.shards));
   // A spawn audits 'spawned' and writes the new row once; a message's send is a syscall (in the step).
-  const appends = sliceRate + spawnRate;
-  appendTo(p, appends);
+  // Audit: each process chains its own records (src/audit/audit.ts) and anchors its head in the
+  // tenant's chain every ANCHOR_EVERY records and at its exit (in steady state, exits = spawns).
+  const records = AUDIT_RECORDS_PER_STEP * stepRate + spawnRate;
+  const anchors = records / ANCHOR_EVERY + spawnRate;
+  appendTo(p, anchors);
   if (o.proposed) {
-    // Appends are written to the audit shard's D1; table rows are coalesced per shard every BATCH_S.
-    d1(p, appends * D1_PER_APPEND);
+    // Audit rows go to the D1 of the process's shard; table rows are coalesced per shard every BATCH_S.
+    d1(p, records + anchors * D1_PER_APPEND);
   } else {
-    d1(p, appends * D1_PER_APPEND + sliceRate + spawnRate);
+    d1(p, records + anchors * D1_PER_APPEND + sliceRate + spawnRate);
   }
   if (o['queue-transport']) add('Queue', 'agentos-ipc', messageRate);
 }

@@ -110,7 +110,11 @@ export class TraceStore {
   /** After a restore or a release of storage the tables may be new: check again on next use. */
   reset(): void {
     this.#ready = false;
+    this.#replaying = undefined;
   }
+
+  /** Whether replay_steps holds a trace: asked once per instance (it is written only by loadReplay). */
+  #replaying: boolean | undefined;
 
   record(step: number, at: number, latencyMs: number, request: RecordedRequest, response: LlmResponse): void {
     this.#db().exec('INSERT OR REPLACE INTO llm_trace (step, at, latency_ms, request, response) VALUES (?, ?, ?, ?, ?)', step, at, latencyMs, JSON.stringify(request), JSON.stringify(response));
@@ -127,10 +131,12 @@ export class TraceStore {
   loadReplay(trace: Trace): void {
     const db = this.#db();
     for (const s of trace.steps) db.exec('INSERT OR REPLACE INTO replay_steps (step, request, response) VALUES (?, ?, ?)', s.step, JSON.stringify(s.request), JSON.stringify(s.response));
+    this.#replaying = undefined;
   }
 
   replaying(): boolean {
-    return this.#db().exec('SELECT 1 FROM replay_steps LIMIT 1').toArray().length > 0;
+    this.#replaying ??= this.#db().exec('SELECT 1 FROM replay_steps LIMIT 1').toArray().length > 0;
+    return this.#replaying;
   }
 
   replayStep(step: number): { request: RecordedRequest; response: LlmResponse } | null {

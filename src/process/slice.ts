@@ -189,10 +189,16 @@ export class SliceClient {
     rt.store.setMeta(LAST, t.id);
     rt.store.setMeta(WOKEN, null);
     rt.send({ kind: 'sched_release', pool: t.pool, shard: t.shard, shards: t.shards, ticket: t.id, outcome });
+    this.#released = true;
   }
+
+  /** A release was committed since the last flush (a commit that rolled back leaves it set: one needless look). */
+  #released = false;
 
   /** Deliver pending releases now rather than at the end of the slice: the slot is someone else's turn. */
   async flush(rt: ProcessRuntime): Promise<void> {
+    if (!this.#released) return;
+    this.#released = false;
     await rt.deliverNow('sched_release');
   }
 

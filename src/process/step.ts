@@ -89,6 +89,19 @@ type JournalArgs = { readonly args: unknown } | { readonly invalid: ErrorValue }
 
 type DispatchOutcome = 'done' | 'yield' | 'blocked' | 'exited' | 'interrupted';
 
+/**
+ * Calls a step may run before its answer is committed (#prepareFused): atomic, with every effect
+ * in the directive's commit, and reading nothing of the step being taken (the context calls, which
+ * refer to steps, and the checkpoint calls, which need a step boundary, are not here).
+ */
+const FUSABLE: ReadonlySet<string> = new Set(['exit', 'sleep', 'yield', 'wait', 'fs_read', 'fs_write', 'fs_list', 'send', 'recv', 'subscribe', 'unsubscribe', 'publish']);
+
+/** A prepared call: what its handler decided, or why it failed before running. */
+type Fused = {
+  readonly row: JournalRow;
+  readonly run: { readonly kind: 'directive'; readonly directive: Exclude<Directive, { kind: 'ask' }>; readonly consume: number | null } | { readonly kind: 'failed'; readonly error: ErrorValue; readonly refused?: 'refused' };
+};
+
 export class StepLoop {
   readonly #rt: ProcessRuntime;
   readonly #deps: StepDeps;
@@ -132,8 +145,14 @@ export class StepLoop {
           rt.store.transaction(() => rt.exit(over));
           return;
         }
-        step = await this.#think();
-        if (step === null) return;
+        const thought = await this.#think(i === steps - 1);
+        if (thought === null) return;
+        if (thought.outcome !== null) {
+          // The whole step, its call included, is in one commit (#fuse).
+          if (thought.outcome === 'done' && i < steps - 1) continue;
+          return;
+        }
+        step = thought.step;
       }
       const outcome = await this.#dispatch(step);
       if (outcome !== 'done' && outcome !== 'yield') return;
@@ -188,8 +207,12 @@ export class StepLoop {
     return opts ? vectorRecall(this.#rt, opts) : new Map();
   }
 
-  /** Ask the LLM for the next step and journal its answer. Returns the step number, or null if the process was killed meanwhile. */
-  async #think(): Promise<number | null> {
+  /**
+   * Ask the LLM for the next step and journal its answer. Returns the step number, or null if the
+   * process was killed meanwhile; `outcome` is set when the step's one call ran in the same commit
+   * as the answer (#fuse), and is then the dispatch's outcome (`last`: the slice ends after it).
+   */
+  async #think(last: boolean): Promise<{ step: number; outcome: DispatchOutcome | null } | null> {
     const rt = this.#rt;
     const pcb = rt.mustPcb();
     const image = this.#image();
@@ -251,7 +274,11 @@ export class StepLoop {
     // A turn with no syscalls at all is the model's final answer: an implicit exit(0) with its text.
     if (calls.length === 0) calls.push({ id: `exit-${step}`, name: 'exit', entry: { args: { code: 0, result: response.text } } });
     const toolCalls: LlmToolCall[] = native ? [...response.tool_calls] : [];
+    const fused = calls.length === 1 ? await this.#prepareFused(step, calls[0]!) : null;
+    let outcome: DispatchOutcome | null = null;
     rt.store.transaction(() => {
+      // A fused call's own commit runs first: it may fail alone, and nothing of the step is queued yet (store.attempt).
+      const effects = fused ? this.#commitEffects(fused) : undefined;
       rt.store.insertStep(step, response.text, rt.now);
       calls.forEach((c, idx) => rt.store.insertJournal(step, idx, c.id, c.name, JSON.stringify(c.entry), 'pending', null));
       rt.addPage(step, { kind: 'assistant', text: response.text, tool_calls: toolCalls });
@@ -283,9 +310,76 @@ export class StepLoop {
       });
       rt.audit('llm', 'llm_call', 'ok', null, { step, provider: pcb.model.provider, model: response.model, usage: response.usage, latency_ms: latency });
       this.#deps.slices?.releaseInCommit(rt, used);
+      if (fused) outcome = this.#fuse(fused, last, effects);
     });
     await this.#deps.slices?.flush(rt);
-    return step;
+    return { step, outcome };
+  }
+
+  /**
+   * The hot path: a step whose answer asks for one atomic call that needs no approval runs that
+   * call before anything is written, and commits the answer, the call's result and the step's end
+   * together (#fuse): one transaction per step. An atomic call's effects are all in its commit, so
+   * dying before it loses nothing but the answer, which is asked for again, as for a crash during
+   * the LLM call. Anything else (several calls, calls with effects outside the object, an approval
+   * to ask, a process signalled meanwhile) takes the journaled path of #dispatch.
+   */
+  async #prepareFused(step: number, c: { id: string; name: string; entry: JournalArgs }): Promise<Fused | null> {
+    if (!FUSABLE.has(c.name)) return null;
+    const rt = this.#rt;
+    const row: JournalRow = { step, idx: 0, call_id: c.id, name: c.name, args: JSON.stringify(c.entry), status: 'pending', result: null, attempts: 0 };
+    if ('invalid' in c.entry) return { row, run: { kind: 'failed', error: c.entry.invalid } };
+    const call = { id: c.id, name: c.name as SyscallName, args: c.entry.args } as ValidCall;
+    if (replayClass(call) !== 'atomic') return null;
+    const verdict = this.#authorize(row, call);
+    if (verdict.kind === 'deny') return { row, run: { kind: 'failed', error: verdict.error, refused: 'refused' } };
+    if (verdict.kind === 'ask') return null;
+    let run: Fused['run'];
+    try {
+      const handler = HANDLERS[call.name] as (args: unknown, ctx: SyscallContext) => Promise<Directive> | Directive;
+      const directive = await handler(call.args, this.#context(rt.mustPcb(), row));
+      if (directive.kind === 'ask') return null;
+      run = { kind: 'directive', directive, consume: verdict.consume };
+    } catch (e) {
+      run = { kind: 'failed', error: toErrorValue(e) };
+    }
+    // Signalled while the handler ran: the journaled path decides what happens to the call.
+    return rt.mustPcb().state === 'running' ? { row, run } : null;
+  }
+
+  /** Run a prepared call's own commit, if it has one: its result, or undefined when there was nothing to run. */
+  #commitEffects(f: Fused): SyscallResult | undefined {
+    if (f.run.kind !== 'directive' || f.run.directive.kind !== 'result' || !f.run.directive.commit) return undefined;
+    return this.#runCommit(f.run.directive.value, f.run.directive.commit);
+  }
+
+  /** A handler's commit, as a part of the open commit that may fail alone. */
+  #runCommit(value: unknown, commit: () => void): SyscallResult {
+    try {
+      this.#rt.store.attempt(commit);
+      return { ok: true, value };
+    } catch (e) {
+      return { ok: false, error: toErrorValue(e) };
+    }
+  }
+
+  /** Commit a prepared call with its step (inside #think's commit; `effects`: its own commit, already run). */
+  #fuse(f: Fused, last: boolean, effects: SyscallResult | undefined): DispatchOutcome {
+    const rt = this.#rt;
+    const { row, run } = f;
+    if (run.kind === 'failed') rt.completeEntry(row, { ok: false, error: run.error }, run.refused);
+    else if (run.consume !== null) {
+      const pcb = rt.mustPcb();
+      rt.save({ ...pcb, capabilities: consume(pcb.capabilities, run.consume), version: pcb.version + 1, updated_at: rt.now });
+    }
+    const applied = run.kind === 'failed' ? 'continue' : this.#apply(row, run.directive, effects);
+    if (applied !== 'continue' && applied !== 'yield') return applied;
+    rt.store.finishStep(row.step);
+    if (applied === 'yield' || last) {
+      rt.apply({ type: 'yield' });
+      rt.store.setTimer('run', rt.now);
+    }
+    return applied === 'yield' ? 'yield' : 'done';
   }
 
   /**
@@ -505,20 +599,13 @@ export class StepLoop {
     });
   }
 
-  /** Apply a handler's directive in one commit. */
-  #apply(row: JournalRow, d: Exclude<Directive, { kind: 'ask' }>): 'continue' | 'yield' | 'blocked' | 'exited' {
+  /** Apply a handler's directive in one commit (`effects`: the result of its own commit, if that already ran). */
+  #apply(row: JournalRow, d: Exclude<Directive, { kind: 'ask' }>, effects?: SyscallResult): 'continue' | 'yield' | 'blocked' | 'exited' {
     const rt = this.#rt;
     return rt.store.transaction(() => {
       switch (d.kind) {
         case 'result': {
-          let result: SyscallResult = { ok: true, value: d.value };
-          if (d.commit) {
-            try {
-              rt.store.transaction(d.commit);
-            } catch (e) {
-              result = { ok: false, error: toErrorValue(e) };
-            }
-          }
+          const result: SyscallResult = effects ?? (d.commit ? this.#runCommit(d.value, d.commit) : { ok: true, value: d.value });
           if (result.ok && row.name === 'wait') {
             // wait found an exited child: collect it now, in the same commit as the result.
             const reaped = (d.value as { pid: string }).pid;

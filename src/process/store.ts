@@ -105,21 +105,111 @@ export class ProcessStore {
   /** Undo actions of the in-memory page table's changes in the open transaction (null outside one). */
   #undo: (() => void)[] | null = null;
 
+  /**
+   * Run `fn` as one commit. Nested inside another, it is part of the outer commit: a throw undoes
+   * its in-memory changes and propagates, and the outer commit rolls back the rows (use `attempt`
+   * for a part that may fail on its own).
+   */
   transaction<T>(fn: () => T): T {
+    if (this.#undo !== null) return this.#nested(fn);
+    const undo: (() => void)[] = (this.#undo = []);
     const pcb = this.#pcb;
     const meta = new Map(this.#meta);
-    const outer = this.#undo === null;
-    const undo = (this.#undo ??= []);
-    const mark = undo.length;
     try {
-      return this.#storage.transactionSync(fn);
+      // The commit's appends and the PCB are written once, at its end.
+      return this.#storage.transactionSync(() => {
+        const result = fn();
+        this.#writePending();
+        return result;
+      });
     } catch (e) {
       this.#pcb = pcb;
+      this.#pcbDirty = false;
       this.#meta = meta;
-      while (undo.length > mark) undo.pop()!();
+      this.#dropPending({ events: 0, audits: 0, pages: 0 });
+      while (undo.length > 0) undo.pop()!();
+      this.#pendingSteps = new Map();
+      this.#pendingJournal = new Map();
       throw e;
     } finally {
-      if (outer) this.#undo = null;
+      this.#undo = null;
+    }
+  }
+
+  /**
+   * A part of the open commit that may fail alone (a syscall's own commit): its rows roll back to a
+   * savepoint and its in-memory changes are undone, and the rest of the commit goes on.
+   */
+  attempt(fn: () => void): void {
+    if (this.#undo === null) {
+      this.transaction(fn);
+      return;
+    }
+    // What the commit queued so far is written first, so the savepoint cannot take it with it.
+    this.#writePending();
+    this.#nested(() => this.#storage.transactionSync(fn));
+  }
+
+  #nested<T>(run: () => T): T {
+    const undo = this.#undo!;
+    const mark = undo.length;
+    const pcb = this.#pcb;
+    const pcbDirty = this.#pcbDirty;
+    const meta = new Map(this.#meta);
+    const pending = { events: this.#pendingEvents.length, audits: this.#pendingAudits.length, pages: this.#pendingPages.length };
+    try {
+      return run();
+    } catch (e) {
+      this.#pcb = pcb;
+      this.#pcbDirty = pcbDirty;
+      this.#meta = meta;
+      this.#dropPending(pending);
+      while (undo.length > mark) undo.pop()!();
+      throw e;
+    }
+  }
+
+  /** Forget queued appends beyond some counts (steps and journal rows are undone by the undo log). */
+  #dropPending(keep: { events: number; audits: number; pages: number }): void {
+    this.#pendingEvents.length = Math.min(keep.events, this.#pendingEvents.length);
+    this.#pendingAudits.length = Math.min(keep.audits, this.#pendingAudits.length);
+    this.#pendingPages.length = Math.min(keep.pages, this.#pendingPages.length);
+  }
+
+  /**
+   * Writes a transaction defers to its end, so that a commit writes the PCB once however often it
+   * changed, and its events and audit records each in one statement: the PCB is dirty, events
+   * and records are queued. Outside a transaction each write happens at once.
+   */
+  #pcbDirty = false;
+  #pendingEvents: EventRow[] = [];
+  #pendingAudits: { seq: number; record: string }[] = [];
+  /** New pages, steps and journal entries of the open commit, as they will be written (a status change before the end changes the row here). */
+  #pendingPages: PendingPage[] = [];
+  #pendingSteps = new Map<number, { step: number; status: string; text: string; created_at: number }>();
+  #pendingJournal = new Map<string, { -readonly [K in keyof JournalRow]: JournalRow[K] }>();
+
+  #writePending(): void {
+    if (this.#pcbDirty && this.#pcb) this.#sql.exec('INSERT INTO pcb (id, data) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data', JSON.stringify(this.#pcb));
+    this.#pcbDirty = false;
+    insertRows(this.#sql, 'steps (step, status, text, created_at)', [...this.#pendingSteps.values()].map((r) => [r.step, r.status, r.text, r.created_at]));
+    this.#pendingSteps = new Map();
+    insertRows(this.#sql, 'journal (step, idx, call_id, name, args, status, result, attempts)', [...this.#pendingJournal.values()].map((r) => [r.step, r.idx, r.call_id, r.name, r.args, r.status, r.result, r.attempts]));
+    this.#pendingJournal = new Map();
+    insertRows(this.#sql, 'pages (seq, step, kind, body, created_at, tokens, importance, excerpt, last_access)', this.#pendingPages.map((r) => [r.seq, r.step, r.kind, r.body, r.at, r.tokens, r.importance, r.excerpt, r.at]));
+    this.#pendingPages = [];
+    insertRows(this.#sql, 'events (seq, at, type, data)', this.#pendingEvents.map((e) => [e.seq, e.at, e.type, JSON.stringify(e.data)]));
+    this.#pendingEvents = [];
+    insertRows(this.#sql, 'audit_log (seq, record)', this.#pendingAudits.map((a) => [a.seq, a.record]));
+    this.#pendingAudits = [];
+  }
+
+  /** Inside a commit, a read of a table with queued rows writes them first (the commit's own view). */
+  #settlePending(): void {
+    if (this.#pendingSteps.size > 0 || this.#pendingJournal.size > 0 || this.#pendingPages.length > 0) {
+      const pcb = this.#pcbDirty;
+      this.#writePending();
+      this.#pcbDirty = pcb;
     }
   }
 
@@ -134,8 +224,9 @@ export class ProcessStore {
   }
 
   savePcb(pcb: Pcb): void {
-    this.#sql.exec('INSERT INTO pcb (id, data) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data', JSON.stringify(pcb));
     this.#pcb = pcb;
+    this.#pcbDirty = true;
+    if (this.#undo === null) this.#writePending();
   }
 
   // --- meta --------------------------------------------------------------------------------------
@@ -168,9 +259,18 @@ export class ProcessStore {
   }
 
   // --- events ------------------------------------------------------------------------------------
+  /** The next event's number: read once per instance (events are never deleted), then counted here. */
+  #eventNext: number | undefined;
+
   appendEvent(at: number, type: string, data: unknown): EventRow {
-    const cursor = this.#sql.exec<{ seq: number }>('INSERT INTO events (at, type, data) VALUES (?, ?, ?) RETURNING seq', at, type, JSON.stringify(data));
-    return { seq: cursor.one().seq, at, type, data };
+    this.#eventNext ??= (this.#sql.exec<{ n: number | null }>('SELECT MAX(seq) AS n FROM events').one().n ?? 0) + 1;
+    const seq = this.#eventNext;
+    this.#eventNext = seq + 1;
+    this.#undo?.push(() => (this.#eventNext = seq));
+    const row: EventRow = { seq, at, type, data };
+    this.#pendingEvents.push(row);
+    if (this.#undo === null) this.#writePending();
+    return row;
   }
 
   events(after: number, limit: number): EventRow[] {
@@ -223,19 +323,11 @@ export class ProcessStore {
     const t = this.#pages();
     const excerpt = meta.excerpt.slice(0, EXCERPT_CHARS);
     const json = JSON.stringify(body);
-    const seq = this.#sql
-      .exec<{ seq: number }>(
-        'INSERT INTO pages (step, kind, body, created_at, tokens, importance, excerpt, last_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq',
-        step,
-        kind,
-        json,
-        at,
-        meta.tokens,
-        meta.importance,
-        excerpt,
-        at,
-      )
-      .one().seq;
+    this.#pageNext ??= (this.#sql.exec<{ n: number | null }>('SELECT MAX(seq) AS n FROM pages').one().n ?? 0) + 1;
+    const seq = this.#pageNext;
+    this.#pageNext = seq + 1;
+    this.#pendingPages.push({ seq, step, kind, body: json, at, tokens: meta.tokens, importance: meta.importance, excerpt });
+    if (this.#undo === null) this.#writePending();
     // Cache a parsed copy (what a read would return), not the caller's object.
     const parsed = JSON.parse(json) as unknown;
     this.#bodies.set(seq, parsed);
@@ -246,16 +338,21 @@ export class ProcessStore {
       untrusted: fields.untrusted === true || fields.untrusted === 1,
       from_step: kind === 'recall' && typeof fields.from_step === 'number' ? fields.from_step : null,
     });
-    // Rolled back, the page is gone (and its seq may be reused).
+    // Rolled back, the page is gone (and its seq is reused).
     this.#undo?.push(() => {
       popEntry(t, maxStep);
       this.#bodies.delete(seq);
+      this.#pageNext = seq;
     });
     return seq;
   }
 
+  /** The next page's number: read once per instance, then counted here (pages are never deleted). */
+  #pageNext: number | undefined;
+
   /** Every page, in order (resident or not). */
   pages(): PageRow[] {
+    this.#settlePending();
     return this.#sql
       .exec<{ seq: number; step: number; kind: string; body: string }>('SELECT seq, step, kind, body FROM pages ORDER BY seq')
       .toArray()
@@ -292,6 +389,7 @@ export class ProcessStore {
 
   /** Bring steps back (counting an access) or swap them out as compaction `batch`. */
   setResident(steps: readonly number[], resident: boolean, now: number, batch = 0): void {
+    this.#settlePending();
     for (const step of steps) {
       if (resident) this.#sql.exec('UPDATE pages SET resident = 1, access_count = access_count + 1, last_access = ? WHERE step = ?', now, step);
       else this.#sql.exec('UPDATE pages SET resident = 0, batch = ? WHERE step = ?', batch, step);
@@ -321,6 +419,7 @@ export class ProcessStore {
 
   /** Record that pages are in the vector index, with how many chunks each. */
   markEmbedded(pages: readonly { seq: number; chunks: number }[]): void {
+    this.#settlePending();
     const t = this.#pages();
     const at = new Map(t.entries.map((e, i) => [e.seq, i]));
     for (const p of pages) {
@@ -337,6 +436,7 @@ export class ProcessStore {
 
   /** A major compaction: every swapped page joins `batch`, so adjacent runs merge. */
   rebatchSwapped(batch: number): void {
+    this.#settlePending();
     this.#sql.exec('UPDATE pages SET batch = ? WHERE resident = 0', batch);
     const t = this.#pages();
     t.entries.forEach((e, i) => {
@@ -346,6 +446,7 @@ export class ProcessStore {
 
   /** Count an access to steps that stay where they are (a page fault recalls a copy). */
   touchSteps(steps: readonly number[], now: number): void {
+    this.#settlePending();
     for (const step of steps) this.#sql.exec('UPDATE pages SET access_count = access_count + 1, last_access = ? WHERE step = ?', now, step);
     this.#updateSteps(steps, (e) => ({ ...e, access_count: e.access_count + 1, last_access: now }));
   }
@@ -363,6 +464,7 @@ export class ProcessStore {
 
   /** Pin or unpin every page of a step; returns how many pages it has. */
   setPinned(step: number, pinned: boolean): number {
+    this.#settlePending();
     this.#sql.exec('UPDATE pages SET pinned = ? WHERE step = ?', pinned ? 1 : 0, step);
     this.#updateSteps([step], (e) => ({ ...e, pinned }));
     return this.#pages().byStep.get(step)?.length ?? 0;
@@ -375,6 +477,7 @@ export class ProcessStore {
   /** The step whose syscalls are not all done, if any (there is at most one). */
   openStep(): number | null {
     if (this.#openStep === undefined) {
+      this.#settlePending();
       const row = this.#sql.exec<{ step: number }>("SELECT step FROM steps WHERE status = 'dispatching' ORDER BY step LIMIT 1").toArray()[0];
       this.#openStep = row ? row.step : null;
     }
@@ -383,13 +486,17 @@ export class ProcessStore {
 
   insertStep(step: number, text: string, at: number): void {
     const open = this.openStep();
-    this.#sql.exec("INSERT INTO steps (step, status, text, created_at) VALUES (?, 'dispatching', ?, ?)", step, text, at);
+    this.#pendingSteps.set(step, { step, status: 'dispatching', text, created_at: at });
+    this.#undo?.push(() => this.#pendingSteps.delete(step));
+    if (this.#undo === null) this.#writePending();
     if (open === null || step < open) this.#setOpenStep(step, open);
   }
 
   finishStep(step: number): void {
     const open = this.openStep();
-    this.#sql.exec("UPDATE steps SET status = 'done' WHERE step = ?", step);
+    const queued = this.#pendingSteps.get(step);
+    if (queued) this.#change(queued, 'status', 'done');
+    else this.#sql.exec("UPDATE steps SET status = 'done' WHERE step = ?", step);
     // There is at most one open step (the loop finishes one before it journals the next).
     if (open === step) this.#setOpenStep(null, open);
   }
@@ -404,29 +511,53 @@ export class ProcessStore {
     this.#undo?.push(undo);
   }
 
+  /** Change a field of a queued row, undone with the commit. */
+  #change<R extends object, K extends keyof R>(row: R, key: K, value: R[K]): void {
+    const prev = row[key];
+    row[key] = value;
+    this.#undo?.push(() => (row[key] = prev));
+  }
+
   insertJournal(step: number, idx: number, callId: string, name: string, args: string, status: JournalStatus, result: string | null): void {
-    this.#sql.exec('INSERT INTO journal (step, idx, call_id, name, args, status, result) VALUES (?, ?, ?, ?, ?, ?, ?)', step, idx, callId, name, args, status, result);
+    const key = `${step}.${idx}`;
+    this.#pendingJournal.set(key, { step, idx, call_id: callId, name, args, status, result, attempts: 0 });
+    this.#undo?.push(() => this.#pendingJournal.delete(key));
+    if (this.#undo === null) this.#writePending();
+  }
+
+  /** A journal entry's status (and result) changes: in the queued row if it is new in this commit. */
+  #setJournal(step: number, idx: number, status: JournalStatus, result?: string): boolean {
+    const queued = this.#pendingJournal.get(`${step}.${idx}`);
+    if (!queued) return false;
+    this.#change(queued, 'status', status);
+    if (result !== undefined) this.#change(queued, 'result', result);
+    return true;
   }
 
   journal(step: number): JournalRow[] {
+    this.#settlePending();
     return this.#sql.exec<JournalRow>('SELECT step, idx, call_id, name, args, status, result, attempts FROM journal WHERE step = ? ORDER BY idx', step).toArray();
   }
 
   /** The journal entry a blocked process is waiting in. */
   blockedEntry(): JournalRow | null {
+    this.#settlePending();
     return this.#sql.exec<JournalRow>("SELECT step, idx, call_id, name, args, status, result, attempts FROM journal WHERE status = 'blocked' LIMIT 1").toArray()[0] ?? null;
   }
 
   markStarted(step: number, idx: number): void {
+    this.#settlePending();
     this.#sql.exec("UPDATE journal SET status = 'started', attempts = attempts + 1 WHERE step = ? AND idx = ?", step, idx);
   }
 
   markBlocked(step: number, idx: number): void {
+    if (this.#setJournal(step, idx, 'blocked')) return;
     this.#sql.exec("UPDATE journal SET status = 'blocked' WHERE step = ? AND idx = ?", step, idx);
   }
 
   /** An approved call goes back to pending so the dispatcher runs it. */
   markPending(step: number, idx: number): void {
+    if (this.#setJournal(step, idx, 'pending')) return;
     this.#sql.exec("UPDATE journal SET status = 'pending' WHERE step = ? AND idx = ?", step, idx);
   }
 
@@ -440,6 +571,7 @@ export class ProcessStore {
   }
 
   markDone(step: number, idx: number, result: string): void {
+    if (this.#setJournal(step, idx, 'done', result)) return;
     this.#sql.exec("UPDATE journal SET status = 'done', result = ? WHERE step = ? AND idx = ?", result, step, idx);
   }
 
@@ -475,28 +607,47 @@ export class ProcessStore {
   }
 
   // --- children ----------------------------------------------------------------------------------
+  /** The children, in memory: read once per instance, kept with every write (rows are immutable; a change replaces one). */
+  #children: (ChildRow & { readonly created_at: number })[] | undefined;
+
+  #kids(): (ChildRow & { readonly created_at: number })[] {
+    this.#children ??= this.#sql.exec<ChildRow & { created_at: number }>('SELECT pid, name, status, exit, spawn_key, created_at FROM children ORDER BY created_at, pid').toArray();
+    return this.#children;
+  }
+
+  #setKids(next: (ChildRow & { readonly created_at: number })[]): void {
+    const prev = this.#kids();
+    this.#children = next;
+    this.#undo?.push(() => (this.#children = prev));
+  }
+
   childBySpawnKey(key: string): ChildRow | null {
-    return this.#sql.exec<ChildRow>('SELECT pid, name, status, exit, spawn_key FROM children WHERE spawn_key = ?', key).toArray()[0] ?? null;
+    return strip(this.#kids().find((c) => c.spawn_key === key));
   }
 
   child(pid: string): ChildRow | null {
-    return this.#sql.exec<ChildRow>('SELECT pid, name, status, exit, spawn_key FROM children WHERE pid = ?', pid).toArray()[0] ?? null;
+    return strip(this.#kids().find((c) => c.pid === pid));
   }
 
   children(): ChildRow[] {
-    return this.#sql.exec<ChildRow>('SELECT pid, name, status, exit, spawn_key FROM children ORDER BY created_at, pid').toArray();
+    return this.#kids().map((c) => strip(c)!);
   }
 
   addChild(pid: string, name: string, spawnKey: string, at: number): void {
     this.#sql.exec("INSERT INTO children (pid, name, status, spawn_key, created_at) VALUES (?, ?, 'live', ?, ?) ON CONFLICT(pid) DO NOTHING", pid, name, spawnKey, at);
+    const kids = this.#kids();
+    if (kids.some((c) => c.pid === pid)) return;
+    this.#setKids([...kids, { pid, name, status: 'live' as const, exit: null, spawn_key: spawnKey, created_at: at }].sort((a, b) => a.created_at - b.created_at || (a.pid < b.pid ? -1 : a.pid > b.pid ? 1 : 0)));
   }
 
   removeChild(pid: string): void {
     this.#sql.exec('DELETE FROM children WHERE pid = ?', pid);
+    this.#setKids(this.#kids().filter((c) => c.pid !== pid));
   }
 
   setChildStatus(pid: string, status: ChildRow['status'], exit: string | null): void {
     this.#sql.exec('UPDATE children SET status = ?, exit = COALESCE(?, exit) WHERE pid = ?', status, exit, pid);
+    this.#setKids(this.#kids().map((c) => (c.pid === pid ? { ...c, status, exit: exit ?? c.exit } : c)));
   }
 
   // --- the audit log (the process's own hash chain; src/audit/audit.ts) ----------------------------
@@ -518,7 +669,8 @@ export class ProcessStore {
 
   /** Keep a record (JSON of an AuditRecord) until the outbox has put it in D1. */
   appendAudit(seq: number, record: string): void {
-    this.#sql.exec('INSERT INTO audit_log (seq, record) VALUES (?, ?)', seq, record);
+    this.#pendingAudits.push({ seq, record });
+    if (this.#undo === null) this.#writePending();
   }
 
   /** Records not yet in D1, oldest first. */
@@ -573,6 +725,13 @@ export class ProcessStore {
 
   /** Forget the caches: the tables were rewritten underneath them (a checkpoint restored or forked in). */
   reload(): void {
+    // The rewrite replaced the PCB; the events and audit records this commit queued (tables it does
+    // not rewrite) are written now, and everything is then read afresh.
+    this.#pcbDirty = false;
+    this.#writePending();
+    this.#eventNext = undefined;
+    this.#pageNext = undefined;
+    this.#children = undefined;
     this.#pcb = undefined;
     this.#meta = new Map();
     this.#bodies = new Map();
@@ -602,6 +761,33 @@ export class ProcessStore {
     this.#table = undefined;
     this.#openStep = undefined;
     this.#auditNext = undefined;
+    this.#eventNext = undefined;
+    this.#pageNext = undefined;
+    this.#children = undefined;
+    this.#pcbDirty = false;
+    this.#pendingEvents = [];
+    this.#pendingAudits = [];
+    this.#pendingPages = [];
+    this.#pendingSteps = new Map();
+    this.#pendingJournal = new Map();
+  }
+}
+
+/** A page queued in the open commit. */
+type PendingPage = { readonly seq: number; readonly step: number; readonly kind: string; readonly body: string; readonly at: number; readonly tokens: number; readonly importance: number; readonly excerpt: string };
+
+/** A child row without the bookkeeping the cache keeps. */
+function strip(c: (ChildRow & { readonly created_at: number }) | undefined): ChildRow | null {
+  if (!c) return null;
+  return { pid: c.pid, name: c.name, status: c.status, exit: c.exit, spawn_key: c.spawn_key };
+}
+
+/** A multi-row INSERT, in statements of at most 100 rows (SQLite's bound on parameters stays far). */
+function insertRows(sql: SqlStorage, into: string, rows: readonly (readonly SqlStorageValue[])[]): void {
+  for (let i = 0; i < rows.length; i += 100) {
+    const some = rows.slice(i, i + 100);
+    const one = `(${some[0]!.map(() => '?').join(', ')})`;
+    sql.exec(`INSERT INTO ${into} VALUES ${some.map(() => one).join(', ')}`, ...some.flat());
   }
 }
 
