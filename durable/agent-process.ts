@@ -52,7 +52,7 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
   readonly #loop: StepLoop;
   readonly #slices: SliceClient;
   readonly #streams = new Set<WritableStreamDefaultWriter<Uint8Array>>();
-  #memory: MemoryService | undefined;
+  #memory: MemoryService | Error | undefined;
   readonly #checkpoints: CheckpointService;
   readonly #traces: TraceStore;
   /** JIT tools: the tool table, the isolates in flight, the broker's and the proxy's callbacks. */
@@ -119,7 +119,16 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
 
   /** Long-term memory, built on first use. Embeddings are cached in this object's SQLite too: recall queries and re-written texts repeat. */
   #memoryService(): MemoryService {
-    return (this.#memory ??= memoryService(this.env, new SqlEmbeddingCache(this.ctx.storage.sql)));
+    if (this.#memory === undefined) {
+      try {
+        this.#memory = memoryService(this.env, new SqlEmbeddingCache(this.ctx.storage.sql));
+      } catch (e) {
+        // A configuration error stays one until the object restarts (a deploy): not rebuilt on every step.
+        this.#memory = e instanceof Error ? e : new Error(String(e));
+      }
+    }
+    if (this.#memory instanceof Error) throw this.#memory;
+    return this.#memory;
   }
 
   /** What the step loop uses to reach outside this object. Overridable for benchmarks and adapters. */

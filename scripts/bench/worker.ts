@@ -291,7 +291,7 @@ export interface Counters {
 function statementKey(sql: string): string {
   const s = sql.trim();
   const verb = s.split(/\s+/, 1)[0]!.toUpperCase();
-  if (verb === 'CREATE') return 'CREATE (schema)';
+  if (verb === 'CREATE') return `CREATE ${/\b(?:TABLE|INDEX)\s+(?:IF NOT EXISTS\s+)?(\w+)/i.exec(s)?.[1] ?? '(schema)'}`;
   const table = verb === 'UPDATE' ? /^UPDATE\s+(\w+)/i.exec(s)?.[1] : /\b(?:FROM|INTO)\s+(\w+)/i.exec(s)?.[1];
   return `${verb} ${table ?? '?'}`;
 }

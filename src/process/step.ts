@@ -105,6 +105,7 @@ type Fused = {
 export class StepLoop {
   readonly #rt: ProcessRuntime;
   readonly #deps: StepDeps;
+  #memoryErrorSaid = false;
 
   constructor(runtime: ProcessRuntime, deps: StepDeps) {
     this.#rt = runtime;
@@ -196,7 +197,9 @@ export class StepLoop {
     try {
       return { memory: deps.memory(), owner: { tenant: pcb.tenant, pid: pcb.pid } };
     } catch (e) {
-      this.#rt.emit('vector_recall_error', { phase: 'configure', error: e instanceof Error ? e.message : String(e) });
+      // Said once per instance: the configuration does not change between steps.
+      if (!this.#memoryErrorSaid) this.#rt.emit('vector_recall_error', { phase: 'configure', error: e instanceof Error ? e.message : String(e) });
+      this.#memoryErrorSaid = true;
       return undefined;
     }
   }

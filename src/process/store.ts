@@ -782,10 +782,15 @@ function strip(c: (ChildRow & { readonly created_at: number }) | undefined): Chi
   return { pid: c.pid, name: c.name, status: c.status, exit: c.exit, spawn_key: c.spawn_key };
 }
 
-/** A multi-row INSERT, in statements of at most 100 rows (SQLite's bound on parameters stays far). */
+/** Bound parameters a Durable Object's SQLite takes per statement (developers.cloudflare.com/durable-objects/platform/limits/). */
+const MAX_PARAMS = 100;
+
+/** A multi-row INSERT, in as few statements as the bound on parameters allows. */
 function insertRows(sql: SqlStorage, into: string, rows: readonly (readonly SqlStorageValue[])[]): void {
-  for (let i = 0; i < rows.length; i += 100) {
-    const some = rows.slice(i, i + 100);
+  if (rows.length === 0) return;
+  const per = Math.max(1, Math.floor(MAX_PARAMS / rows[0]!.length));
+  for (let i = 0; i < rows.length; i += per) {
+    const some = rows.slice(i, i + per);
     const one = `(${some[0]!.map(() => '?').join(', ')})`;
     sql.exec(`INSERT INTO ${into} VALUES ${some.map(() => one).join(', ')}`, ...some.flat());
   }
