@@ -90,7 +90,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Recompute the tenant's audit hash chain and report the first broken link
+         * Recompute the tenant's audit hash chains (its own and each process's) and report the first broken link
          * @description Requires the reader role.
          */
         get: operations["verifyAudit"];
@@ -1269,16 +1269,25 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description process chains checked */
+                        chains: number;
                         first_broken: {
-                            chain_seq: number;
+                            /** @description the broken row's place in the tenant's chain (null: in a process chain) */
+                            chain_seq: number | null;
                             id: string | null;
+                            /** @description the process whose chain is broken (null: the tenant chain) */
+                            pid: string | null;
+                            /** @description the broken row's place in its process's chain */
+                            pid_seq: number | null;
                             reason: string;
                         } | null;
+                        /** @description the tenant chain's head */
                         head: {
                             hash: string;
                             seq: number;
                         } | null;
                         ok: boolean;
+                        /** @description rows checked: the tenant's chain and every process chain */
                         rows: number;
                         tenant: string;
                     };

@@ -76,14 +76,18 @@ export function registerGovernance(program: Command): void {
     });
   audit
     .command('verify')
-    .description("recompute the tenant's audit hash chain; exit code 9 if a row was edited, removed or the chain truncated")
+    .description("recompute the tenant's audit hash chains (its own and each process's); exit code 9 if a row was edited, removed or the chain truncated")
     .option('--tenant <tenant>', "the bootstrap admin: another tenant's chain")
     .action(async (o: { tenant?: string }, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const report = await call(ctx.target, ctx.api.GET('/v1/audit/verify', { params: { query: o.tenant ? { tenant: o.tenant } : {} } }));
       if (ctx.json) printJson(report);
-      else if (report.ok) print(`${colours.green('ok')}  ${report.rows} rows in the chain of ${report.tenant}${report.head ? `, head #${report.head.seq} ${report.head.hash.slice(0, 16)}…` : ''}`);
-      else print(`${colours.red('BROKEN')}  at chain row ${report.first_broken?.chain_seq} (${report.first_broken?.id ?? 'missing'}): ${report.first_broken?.reason}`);
+      else if (report.ok) print(`${colours.green('ok')}  ${report.rows} rows in the chain of ${report.tenant} and its ${report.chains} process chains${report.head ? `, head #${report.head.seq} ${report.head.hash.slice(0, 16)}…` : ''}`);
+      else {
+        const b = report.first_broken;
+        const where = b?.pid ? `process ${b.pid}, row ${b.pid_seq}` : `tenant chain row ${b?.chain_seq}`;
+        print(`${colours.red('BROKEN')}  at ${where} (${b?.id ?? 'missing'}): ${b?.reason}`);
+      }
       if (!report.ok) throw new CliError('', EXIT.auditBroken);
     });
 
