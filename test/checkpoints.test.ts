@@ -83,6 +83,34 @@ describe('taking checkpoints', () => {
     expect((await env.CHECKPOINTS.list({ prefix: `ckpt/default/${pid}/` })).objects).toEqual([]);
   });
 
+  it('pages the list like every list: limit, cursor, next_cursor, oldest first, to the last one', async () => {
+    const { pid } = await spawn({ name: 'many', task: 't', model: scripted, script: [turn(nap)] });
+    await runUntil(pid, ['sleeping']);
+    const taken: string[] = [];
+    for (let i = 0; i < 5; i++) taken.push((await checkpoint(pid, `c${i}`)).id);
+    type Page = { checkpoints: Summary[]; next_cursor: string | null; policy: { keep: number } };
+    const seen: string[] = [];
+    const cursors: (string | null)[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Page = await ok(api<Page>('GET', `/v1/processes/${pid}/checkpoints?limit=2${cursor ? `&cursor=${cursor}` : ''}`));
+      expect(page.checkpoints.length).toBeLessThanOrEqual(2);
+      expect(page.policy.keep).toBeGreaterThan(0);
+      seen.push(...page.checkpoints.map((c) => c.id));
+      cursor = page.next_cursor;
+      cursors.push(cursor);
+    } while (cursor !== null);
+    // Three pages (2, 2, 1), every checkpoint once and in order, and the last page says so.
+    expect(seen).toEqual(taken);
+    expect(cursors).toHaveLength(3);
+    // Exactly a page's worth left: no empty page after it.
+    const four = await ok(api<Page>('GET', `/v1/processes/${pid}/checkpoints?limit=4&cursor=${cursors[0]}`));
+    expect(four.checkpoints.map((c) => c.id)).toEqual(taken.slice(2));
+    expect(four.next_cursor).toBeNull();
+    expect((await api('GET', `/v1/processes/${pid}/checkpoints?cursor=ck0001`)).status).toBe(400);
+    expect((await api('GET', `/v1/processes/${pid}/checkpoints?limit=501`)).status).toBe(400);
+  });
+
   it('classifies every table of a process: each is copied, kept live or skipped on purpose', async () => {
     const { pid } = await spawn({
       name: 'tables',

@@ -74,6 +74,35 @@ describe('grant', () => {
   });
 });
 
+describe('GET /v1/scheduler', () => {
+  it('pages the pools by name (configured and used ones alike) with limit, cursor and next_cursor', async () => {
+    // Pools the scheduler objects have listed; their numbers come from (new, idle) objects.
+    const used = Array.from({ length: 7 }, (_, i) => `scripted:paged-${i}`);
+    for (const pool of used) await env.DB.prepare('INSERT OR IGNORE INTO scheduler_pools (pool, shards, created_at) VALUES (?, 1, 0)').bind(pool).run();
+    const all = (await api<{ pools: PoolView[]; next_cursor: string | null }>('GET', '/v1/scheduler?limit=500')).body;
+    expect(all.next_cursor).toBeNull();
+    const names = all.pools.map((p) => p.pool);
+    expect(names).toEqual([...names].sort());
+    expect(names).toEqual(expect.arrayContaining([...used, 'scripted:sched-open', 'openai:sched-lease']));
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const r: { status: number; body: { pools: PoolView[]; next_cursor: string | null } } = await api('GET', `/v1/scheduler?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      expect(r.status).toBe(200);
+      expect(r.body.pools.length).toBeLessThanOrEqual(3);
+      seen.push(...r.body.pools.map((p) => p.pool));
+      cursor = r.body.next_cursor;
+      pages++;
+    } while (cursor !== null);
+    // Every pool once, in order, and the last page is the one that says there are no more.
+    expect(seen).toEqual(names);
+    expect(pages).toBe(Math.ceil(names.length / 3));
+    expect(all.pools.find((p) => p.pool === 'scripted:paged-3')).toMatchObject({ shards: 1, queue_length: 0, in_flight: 0 });
+    expect((await api('GET', '/v1/scheduler?limit=0')).status).toBe(400);
+  });
+});
+
 describe('park and wake', () => {
   it('parks a process that must wait on its alarm, and the scheduler wakes the most urgent first', async () => {
     const pool = 'scripted:sched-rpm';

@@ -84,3 +84,26 @@ export const Section = ({ title, children, id }: { title: string; children: Comp
 );
 
 export const fmt = (n: number): string => n.toLocaleString('en-US');
+
+/**
+ * Keyset pages of an API list (`cursor` in, `next_cursor` out): `trail` holds the cursors of the
+ * pages before this one, so "Previous" goes back exactly; `reset` starts over when a filter changes.
+ */
+export function usePages(): { cursor: string | undefined; trail: readonly string[]; forward: (next: string) => void; back: () => void; reset: () => void } {
+  const [trail, setTrail] = useState<string[]>([]);
+  return { cursor: trail.at(-1), trail, forward: (next) => setTrail((t) => [...t, next]), back: () => setTrail((t) => t.slice(0, -1)), reset: () => setTrail([]) };
+}
+
+/** Previous / next buttons over usePages(); nothing when everything fits on one page. */
+export const Pager = ({ pages, next, size, label }: { pages: ReturnType<typeof usePages>; next: string | null; size: number; label: string }) =>
+  pages.trail.length > 0 || next !== null ? (
+    <nav class="toolbar" aria-label={label}>
+      <button type="button" disabled={pages.trail.length === 0} onClick={pages.back}>
+        Previous {size}
+      </button>
+      <span>page {pages.trail.length + 1}</span>
+      <button type="button" disabled={next === null} onClick={() => next !== null && pages.forward(next)}>
+        Next {size}
+      </button>
+    </nav>
+  ) : null;

@@ -499,7 +499,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A process's checkpoints, oldest first, and its automatic-checkpoint policy
+         * A process's checkpoints, oldest first, paged (the cursor is a checkpoint's seq), and its automatic-checkpoint policy
          * @description Requires the reader role.
          */
         get: operations["listCheckpoints"];
@@ -767,7 +767,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The LLM scheduler's pools: queue length, in flight, tokens and requests per minute, 429s, waits by priority
+         * The LLM scheduler's pools by name: queue length, in flight, tokens and requests per minute, 429s, waits by priority; the cursor is the last pool name of the previous page
          * @description Requires the reader role.
          */
         get: operations["getScheduler"];
@@ -1661,7 +1661,35 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        images: {
+                            capabilities: (string | {
+                                approved?: boolean;
+                                cap: string;
+                                /**
+                                 * @default allow
+                                 * @enum {string}
+                                 */
+                                effect: "allow" | "deny" | "ask";
+                                /** @description epoch ms after which the grant no longer applies */
+                                expires_at?: number | null;
+                                /** @description how many times it may be used (1 = one-shot) */
+                                uses?: number | null;
+                            })[];
+                            description: string;
+                            model: {
+                                /** Format: uri */
+                                base_url?: string;
+                                model: string;
+                                provider: string;
+                            } | null;
+                            name: string;
+                            /** @enum {string} */
+                            tool_mode: "native" | "text";
+                        }[];
+                    };
+                };
             };
             /** @description missing, invalid or revoked token (EUNAUTH) */
             401: {
@@ -3840,7 +3868,12 @@ export interface operations {
     };
     listCheckpoints: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description next_cursor from the previous page */
+                cursor?: string;
+                /** @description page size (at most 500) */
+                limit?: number;
+            };
             header?: never;
             path: {
                 pid: string;
@@ -3849,7 +3882,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description checkpoints */
+            /** @description a page of checkpoints */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3876,6 +3909,8 @@ export interface operations {
                             /** @description compressed bytes of every pack it reads (whole), plus its manifest */
                             stored_bytes: number;
                         }[];
+                        /** @description pass as cursor for the next page; null: no more rows */
+                        next_cursor: string | null;
                         policy: {
                             /** @description take a checkpoint every this many steps (at the first step boundary after them); 0: never */
                             every_steps: number;
@@ -3887,7 +3922,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description invalid input (EINVAL), with the issues */
+            /** @description bad query; or invalid input (EINVAL), with the issues */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4872,7 +4907,30 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        held: number;
+                        messages: {
+                            arrived_at: number;
+                            body: unknown;
+                            correlation_id: string | null;
+                            from: string;
+                            id: string;
+                            late?: boolean;
+                            received_at: number | null;
+                            reply_to: string | null;
+                            sent_at: number;
+                            seq: number;
+                            /** @description queued, held or received */
+                            status: string;
+                            topic: string | null;
+                        }[];
+                        /** @description pass as cursor for the next page; null: no more rows */
+                        next_cursor: string | null;
+                        pid: string;
+                        queued: number;
+                    };
+                };
             };
             /** @description invalid input (EINVAL), with the issues */
             400: {
@@ -5370,20 +5428,27 @@ export interface operations {
     };
     getScheduler: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description next_cursor from the previous page */
+                cursor?: string;
+                /** @description page size (at most 500) */
+                limit?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description per pool */
+            /** @description a page of pools */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
+                        /** @description pass as cursor for the next page; null: no more rows */
+                        next_cursor: string | null;
                         pools: {
                             abandoned: number;
                             config: unknown;
@@ -5418,7 +5483,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description SCHEDULER_POOLS is invalid */
+            /** @description SCHEDULER_POOLS is invalid, or a bad query; or invalid input (EINVAL), with the issues */
             400: {
                 headers: {
                     [name: string]: unknown;

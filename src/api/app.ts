@@ -10,7 +10,8 @@ import { processStub } from '../rpc/stubs.ts';
 import { queryAudit } from '../audit/audit.ts';
 import { KernelError, toErrorValue } from '../kernel/errors.ts';
 import { IMAGES } from '../kernel/images.ts';
-import { PID_PATTERN, PcbSchema, ProcessStateSchema, TenantSchema } from '../kernel/pcb.ts';
+import { GrantInputSchema } from '../kernel/capabilities.ts';
+import { ModelRefSchema, PID_PATTERN, PcbSchema, ProcessStateSchema, TenantSchema } from '../kernel/pcb.ts';
 import { SpawnRequestSchema, randomPid, resolveSpawn } from '../kernel/spawn.ts';
 import { checkModel } from '../llm/index.ts';
 import { listProcesses } from '../process/table.ts';
@@ -265,7 +266,15 @@ function build(): { app: Hono<{ Bindings: Env }>; api: ApiRegistry } {
   );
 
   api.route(
-    { method: 'get', path: '/v1/images', operationId: 'listImages', summary: 'Built-in images', tag: 'system', role: 'reader', responses: { 200: { description: 'images' } } },
+    {
+      method: 'get',
+      path: '/v1/images',
+      operationId: 'listImages',
+      summary: 'Built-in images',
+      tag: 'system',
+      role: 'reader',
+      responses: { 200: { description: 'images', schema: z.object({ images: z.array(z.object({ name: z.string(), description: z.string(), tool_mode: z.enum(['native', 'text']), model: ModelRefSchema.nullable(), capabilities: z.array(GrantInputSchema) })) }) } },
+    },
     (c) => c.c.json({ images: Object.values(IMAGES).map((i) => ({ name: i.name, description: i.description, tool_mode: i.tool_mode, model: i.model ?? null, capabilities: i.capabilities })) }),
   );
 

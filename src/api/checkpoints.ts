@@ -14,6 +14,7 @@ import { PcbSchema } from '../kernel/pcb.ts';
 import { randomPid } from '../kernel/spawn.ts';
 import { checkModel } from '../llm/index.ts';
 import { E, PidParams, pidOf, unwrap } from './common.ts';
+import { SeqCursor, pageParams, paged } from './paging.ts';
 import type { ApiRegistry } from './registry.ts';
 
 const CKPT_PATTERN = /^ck\d{4,}-[0-9a-f]{8}$/;
@@ -84,13 +85,14 @@ export function registerCheckpointRoutes(api: ApiRegistry): void {
       method: 'get',
       path: '/v1/processes/:pid/checkpoints',
       operationId: 'listCheckpoints',
-      summary: "A process's checkpoints, oldest first, and its automatic-checkpoint policy",
+      summary: "A process's checkpoints, oldest first, paged (the cursor is a checkpoint's seq), and its automatic-checkpoint policy",
       tag,
       role: 'reader',
       params: PidParams,
-      responses: { 200: { description: 'checkpoints', schema: z.object({ checkpoints: z.array(SummarySchema), policy: AutoPolicySchema }) }, 404: E('unknown pid') },
+      query: z.object(pageParams(100, 500, SeqCursor)),
+      responses: { 200: { description: 'a page of checkpoints', schema: paged('checkpoints', SummarySchema).extend({ policy: AutoPolicySchema }) }, 400: E('bad query'), 404: E('unknown pid') },
     },
-    async ({ params, c, principal }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).checkpoints(principal.tenant, { op: 'list' }))),
+    async ({ params, query, c, principal }) => c.json(unwrap(await processStub(c.env, pidOf(params.pid)).checkpoints(principal.tenant, { op: 'list', limit: query.limit, after: query.cursor ?? null }))),
   );
 
   api.route(

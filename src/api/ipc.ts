@@ -27,6 +27,25 @@ export const SIGNATURE_HEADER = 'x-agentos-signature';
 /** An idempotency key from the caller (GitHub's X-GitHub-Delivery plays this role): redelivery is harmless. */
 export const DELIVERY_HEADER = 'x-agentos-delivery';
 
+/** GET /v1/processes/:pid/mailbox: what the object's MailboxView holds, cursor as a string (src/rpc/contracts.ts). */
+const MailboxSchema = paged(
+  'messages',
+  z.object({
+    seq: z.number(),
+    id: z.string(),
+    from: z.string(),
+    topic: z.string().nullable(),
+    correlation_id: z.string().nullable(),
+    reply_to: z.string().nullable(),
+    body: z.unknown(),
+    status: z.string().describe('queued, held or received'),
+    sent_at: z.number(),
+    arrived_at: z.number(),
+    received_at: z.number().nullable(),
+    late: z.boolean().optional(),
+  }),
+).extend({ pid: z.string(), queued: z.number(), held: z.number() });
+
 /** An outside message: shared by the API and the MCP server's process_send tool. */
 export const MessageBody = z
   .object({
@@ -109,7 +128,7 @@ export function registerIpc(api: ApiRegistry): void {
       role: 'reader',
       params: z.object({ pid: z.string() }),
       query: z.object({ status: z.enum(['queued', 'received', 'all']).default('all'), ...pageParams(50, 500, SeqCursor) }),
-      responses: { 200: { description: 'the mailbox' }, 404: E('unknown pid') },
+      responses: { 200: { description: 'the mailbox', schema: MailboxSchema }, 404: E('unknown pid') },
     },
     async ({ params, query, c, principal }) => {
       const { next_before, ...view } = unwrap(await processStub(c.env, pidOf(params.pid)).mailbox(principal.tenant, query.status, query.limit, query.cursor ?? null));

@@ -1,7 +1,8 @@
 /**
  * GET /v1/scheduler: the LLM scheduler's pools and their numbers (queue, in flight, rates, 429s,
  * waits by priority class). Pools are those named in SCHEDULER_POOLS plus every pool a scheduler
- * object has served (listed in D1 by the object itself); each pool's shards are asked in parallel.
+ * object has served (listed in D1 by the object itself), by name, paged like every list (the
+ * cursor is the last pool name of the previous page); each listed pool's shards are asked in parallel.
  */
 import { z } from 'zod';
 import { poolsFromEnv } from '../kernel/scheduler.ts';
@@ -10,9 +11,13 @@ import { schedulerStub } from '../rpc/stubs.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { PRIORITY_CLASSES, type PoolConfig, shardsOf } from '../kernel/scheduler.ts';
 import { E } from './common.ts';
+import { pageOf, pageParams, paged } from './paging.ts';
 import type { ApiRegistry } from './registry.ts';
 
 const WaitsSchema = z.object({ granted: z.number(), mean_ms: z.number().nullable(), p50_ms: z.number().nullable(), p95_ms: z.number().nullable(), max_ms: z.number() });
+/** Pool names are "<provider>:<model>" (or "*" in the configuration only). */
+const PoolNameCursor = z.string().min(1).max(256);
+
 const PoolStatsSchema = z.object({
   pool: z.string(),
   shards: z.number(),
@@ -70,26 +75,31 @@ export function registerScheduler(api: ApiRegistry): void {
       method: 'get',
       path: '/v1/scheduler',
       operationId: 'getScheduler',
-      summary: "The LLM scheduler's pools: queue length, in flight, tokens and requests per minute, 429s, waits by priority",
+      summary: "The LLM scheduler's pools by name: queue length, in flight, tokens and requests per minute, 429s, waits by priority; the cursor is the last pool name of the previous page",
       tag: 'scheduler',
       role: 'reader',
-      responses: { 200: { description: 'per pool', schema: z.object({ pools: z.array(PoolStatsSchema) }) }, 400: E('SCHEDULER_POOLS is invalid') },
+      query: z.object(pageParams(100, 500, PoolNameCursor)),
+      responses: { 200: { description: 'a page of pools', schema: paged('pools', PoolStatsSchema) }, 400: E('SCHEDULER_POOLS is invalid, or a bad query') },
     },
-    async ({ c }) => {
+    async ({ query, c }) => {
       const pools = poolsFromEnv(c.env.SCHEDULER_POOLS);
       if (pools instanceof Error) throw new KernelError('EINVAL', pools.message);
+      const after = query.cursor ?? '';
+      // One page of names from both sources, in one order: the configured pools after the cursor and
+      // the next limit + 1 the objects listed; the first limit + 1 of their union decide the page.
       const known = new Map<string, number>();
-      for (const [id, config] of Object.entries(pools)) if (id !== '*') known.set(id, shardsOf(config));
-      const rows = await c.env.DB.prepare('SELECT pool, shards FROM scheduler_pools ORDER BY pool LIMIT 1000').all<{ pool: string; shards: number }>();
+      for (const [id, config] of Object.entries(pools)) if (id !== '*' && id > after) known.set(id, shardsOf(config));
+      const rows = await c.env.DB.prepare('SELECT pool, shards FROM scheduler_pools WHERE pool > ? ORDER BY pool LIMIT ?').bind(after, query.limit + 1).all<{ pool: string; shards: number }>();
       for (const r of rows.results) if (!known.has(r.pool)) known.set(r.pool, r.shards);
+      const page = pageOf([...known].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), query.limit, ([pool]) => pool);
       const out = await Promise.all(
-        [...known].map(async ([pool, n]) => {
+        page.rows.map(async ([pool, n]) => {
           const config = pools[pool] ?? (pool.startsWith('scripted:') ? null : (pools['*'] ?? null));
           const shards = await Promise.all(Array.from({ length: config ? shardsOf(config) : n }, (_, i) => schedulerStub(c.env, pool, i).stats(pool, i)));
           return merge(pool, config, shards);
         }),
       );
-      return c.json({ pools: out });
+      return c.json({ pools: out, next_cursor: page.next_cursor });
     },
   );
 }

@@ -37,7 +37,7 @@ export type ForkRequest = z.infer<typeof ForkRequestSchema>;
 
 export type CheckpointOp =
   | { readonly op: 'create'; readonly label: string | null }
-  | { readonly op: 'list' }
+  | { readonly op: 'list'; readonly limit: number; readonly after: number | null }
   | { readonly op: 'get'; readonly id: string }
   | { readonly op: 'diff'; readonly from: string; readonly to: string }
   | { readonly op: 'delete'; readonly id: string }

@@ -26,7 +26,7 @@ export async function runCheckpointOp(svc: CheckpointService, rt: ProcessRuntime
     case 'create':
       return svc.create(op.label, 'api');
     case 'list':
-      return { checkpoints: svc.list(), policy: svc.autoPolicy() };
+      return { ...svc.list(op.limit, op.after), policy: svc.autoPolicy() };
     case 'get':
       return svc.manifest(op.id);
     case 'diff':

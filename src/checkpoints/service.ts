@@ -6,6 +6,7 @@
  * counts never race. A checkpoint is only taken at a step boundary: not while a slice is running
  * in this object, and not while a syscall is marked started (EAGAIN: try again when it ends).
  */
+import { pageOf } from '../api/paging.ts';
 import { KernelError } from '../kernel/errors.ts';
 import type { Pcb } from '../kernel/pcb.ts';
 import type { ProcessRuntime } from '../process/runtime.ts';
@@ -246,9 +247,11 @@ export class CheckpointService {
 
   // --- reading ---------------------------------------------------------------------------------------
 
-  list(): CheckpointSummary[] {
+  /** A page of checkpoints, oldest first, after the one numbered `after`; next_cursor is the last one's seq. */
+  list(limit: number, after: number | null): { checkpoints: CheckpointSummary[]; next_cursor: string | null } {
     const pid = this.#rt.mustPcb().pid;
-    return this.index.list().map((r) => ({ ...r, name: `${pid}@${r.id}` }));
+    const page = pageOf(this.index.page(after ?? 0, limit + 1), limit, (r) => String(r.seq));
+    return { checkpoints: page.rows.map((r) => ({ ...r, name: `${pid}@${r.id}` })), next_cursor: page.next_cursor };
   }
 
   async manifest(id: string): Promise<Manifest> {

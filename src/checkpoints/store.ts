@@ -144,6 +144,8 @@ export function piecesOf(m: Manifest): [number, number][] {
 /** A table's chunks as `<pack>:<index>` names (unique within a process: a piece is stored once). */
 export const chunkNames = (m: Manifest, t: ManifestTable): string[] => t.chunks.flatMap(([p, first, count]) => Array.from({ length: count }, (_, i) => `${m.packs[p]?.sha.slice(0, 16) ?? p}:${first + i}`));
 
+const INDEX_COLUMNS = 'id, seq, label, reason, step, state, created_at, raw_bytes, stored_bytes, new_bytes, digest';
+
 /** The per-process index of checkpoints, pieces and packs. */
 export class CheckpointIndex {
   readonly #sql: SqlStorage;
@@ -159,11 +161,16 @@ export class CheckpointIndex {
   }
 
   list(): IndexRow[] {
-    return this.#db().exec<IndexRow>('SELECT id, seq, label, reason, step, state, created_at, raw_bytes, stored_bytes, new_bytes, digest FROM ckpt_index ORDER BY seq').toArray();
+    return this.#db().exec<IndexRow>(`SELECT ${INDEX_COLUMNS} FROM ckpt_index ORDER BY seq`).toArray();
+  }
+
+  /** Up to `limit` checkpoints numbered after `after`, oldest first. */
+  page(after: number, limit: number): IndexRow[] {
+    return this.#db().exec<IndexRow>(`SELECT ${INDEX_COLUMNS} FROM ckpt_index WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit).toArray();
   }
 
   get(id: string): IndexRow | null {
-    return this.#db().exec<IndexRow>('SELECT id, seq, label, reason, step, state, created_at, raw_bytes, stored_bytes, new_bytes, digest FROM ckpt_index WHERE id = ?', id).toArray()[0] ?? null;
+    return this.#db().exec<IndexRow>(`SELECT ${INDEX_COLUMNS} FROM ckpt_index WHERE id = ?`, id).toArray()[0] ?? null;
   }
 
   nextSeq(): number {

@@ -9,7 +9,7 @@ import { call, qs } from '../api.ts';
 import { useGet } from '../hooks.ts';
 import { may, useSession } from '../session.ts';
 import type { Approval } from '../types.ts';
-import { ActionButton, ErrorNote, Json, RoleNote, Time } from '../ui.tsx';
+import { ActionButton, ErrorNote, Json, Pager, RoleNote, Time, usePages } from '../ui.tsx';
 
 const STATUSES = ['pending', 'approved', 'denied', 'expired'] as const;
 
@@ -88,15 +88,15 @@ const PID = /^p[0-9a-z]{20}$/;
 
 /**
  * One page of requests at a time, oldest first, read with the API's own `status`, `pid` and cursor,
- * so every request is reachable however many are open. `trail` holds the cursors of the pages
+ * so every request is reachable however many are open. usePages() holds the cursors of the pages
  * before this one (for "Previous"); the current page is polled, so a decision elsewhere shows here.
  */
 export function ApprovalsPage() {
   const [status, setStatus] = useState<(typeof STATUSES)[number]>('pending');
   const [pidInput, setPidInput] = useState('');
   const [pid, setPid] = useState('');
-  const [trail, setTrail] = useState<string[]>([]);
-  const cursor = trail.at(-1);
+  const pages = usePages();
+  const cursor = pages.cursor;
   const list = useGet<{ approvals: Approval[]; next_cursor: string | null }>(`/v1/approvals${qs({ status, pid: pid || undefined, cursor, limit: PAGE })}`, { pollMs: 3000 });
   const shown = list.data?.approvals ?? [];
   const next = list.data?.next_cursor ?? null;
@@ -112,7 +112,7 @@ export function ApprovalsPage() {
             value={status}
             onChange={(e) => {
               setStatus(e.currentTarget.value as (typeof STATUSES)[number]);
-              setTrail([]);
+              pages.reset();
             }}
           >
             {STATUSES.map((s) => (
@@ -128,7 +128,7 @@ export function ApprovalsPage() {
             e.preventDefault();
             if (!pidValid) return;
             setPid(pidInput.trim());
-            setTrail([]);
+            pages.reset();
           }}
         >
           <label>
@@ -145,23 +145,13 @@ export function ApprovalsPage() {
       </div>
       {!pidValid ? <p role="alert">A pid is p followed by 20 letters or digits.</p> : null}
       <ErrorNote error={list.error} />
-      {list.data && shown.length === 0 ? <p>No {status} approvals{pid ? ` of ${pid}` : ''}{trail.length ? ' on this page' : ''}.</p> : null}
+      {list.data && shown.length === 0 ? <p>No {status} approvals{pid ? ` of ${pid}` : ''}{pages.trail.length ? ' on this page' : ''}.</p> : null}
       <ul class="approvals">
         {shown.map((a) => (
           <ApprovalCard key={a.id} a={a} onDecided={list.reload} />
         ))}
       </ul>
-      {trail.length > 0 || next !== null ? (
-        <nav class="toolbar" aria-label="Pages of approvals">
-          <button type="button" disabled={trail.length === 0} onClick={() => setTrail((t) => t.slice(0, -1))}>
-            Previous {PAGE}
-          </button>
-          <span>page {trail.length + 1}</span>
-          <button type="button" disabled={next === null} onClick={() => next !== null && setTrail((t) => [...t, next])}>
-            Next {PAGE}
-          </button>
-        </nav>
-      ) : null}
+      <Pager pages={pages} next={next} size={PAGE} label="Pages of approvals" />
     </>
   );
 }

@@ -1,18 +1,21 @@
 /**
- * The LLM scheduler's pools (GET /v1/scheduler, read every 2 s): per pool, the queue length and
+ * The LLM scheduler's pools (GET /v1/scheduler, a page of pools by name, read every 2 s): per pool, the queue length and
  * slices in flight over the time this page has been open, and the waits from queueing to grant by
  * priority class (p95 behind p50) as charts, with the numbers in a table beside them.
  */
 import { useEffect, useState } from 'preact/hooks';
 import type uPlot from 'uplot';
 import { Chart } from '../chart.tsx';
+import { qs } from '../api.ts';
 import { useGet } from '../hooks.ts';
 import type { PoolStats } from '../types.ts';
-import { ErrorNote, Section, fmt } from '../ui.tsx';
+import { ErrorNote, Pager, Section, fmt, usePages } from '../ui.tsx';
 
 const CLASSES = ['high', 'normal', 'low'] as const;
 /** Samples kept per pool: ten minutes at one every 2 s. */
 const HISTORY = 300;
+/** Pools per page: each is a section with two charts. */
+const PAGE = 20;
 
 type Sample = { at: number; queue: number; inFlight: number };
 
@@ -101,7 +104,8 @@ function Pool({ p, history }: { p: PoolStats; history: Sample[] }) {
 }
 
 export function SchedulerPage() {
-  const stats = useGet<{ pools: PoolStats[] }>('/v1/scheduler', { pollMs: 2000 });
+  const pages = usePages();
+  const stats = useGet<{ pools: PoolStats[]; next_cursor: string | null }>(`/v1/scheduler${qs({ cursor: pages.cursor, limit: PAGE })}`, { pollMs: 2000 });
   const [history, setHistory] = useState<Map<string, Sample[]>>(new Map());
   useEffect(() => {
     const pools = stats.data?.pools;
@@ -122,6 +126,7 @@ export function SchedulerPage() {
       {stats.data?.pools.map((p) => (
         <Pool key={p.pool} p={p} history={history.get(p.pool) ?? []} />
       ))}
+      <Pager pages={pages} next={stats.data?.next_cursor ?? null} size={PAGE} label="Pages of pools" />
     </>
   );
 }

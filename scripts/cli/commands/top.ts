@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import type { paths } from '../api-types.ts';
 import { CliError, EXIT, call } from '../client.ts';
-import { type Ctx, ctxOf, int } from '../context.ts';
+import { type Ctx, collect, ctxOf, int } from '../context.ts';
 import { ago, colours, print, state, table } from '../output.ts';
 import { type Pcb, listProcesses } from './processes.ts';
 
@@ -23,9 +23,12 @@ const tokensOf = (p: Pcb): number => p.usage.prompt_tokens + p.usage.completion_
 
 async function sample(ctx: Ctx, max: number, previous: Snapshot | null): Promise<Snapshot> {
   const rows = (await listProcesses(ctx, {}, 500)).filter((r) => LIVE.has(r.state)).slice(0, max);
-  const [pcbs, scheduler] = await Promise.all([
+  const [pcbs, pools] = await Promise.all([
     Promise.all(rows.map((r) => call(ctx.target, ctx.api.GET('/v1/processes/{pid}', { params: { path: { pid: r.pid } } })).catch(() => null))),
-    call(ctx.target, ctx.api.GET('/v1/scheduler')),
+    collect(async (cursor) => {
+      const page = await call(ctx.target, ctx.api.GET('/v1/scheduler', { params: { query: { limit: 500, ...(cursor ? { cursor } : {}) } } }));
+      return { rows: page.pools, next_cursor: page.next_cursor };
+    }, 10_000),
   ]);
   const at = Date.now();
   const before = new Map(previous?.processes.map((p) => [p.pid, p]) ?? []);
@@ -46,7 +49,7 @@ async function sample(ctx: Ctx, max: number, previous: Snapshot | null): Promise
         tokens_per_min: rate(tokensOf(p), before.get(p.pid)?.tokens),
         created_at: p.created_at,
       })),
-    pools: scheduler.pools,
+    pools,
   };
 }
 
