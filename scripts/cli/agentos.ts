@@ -8,6 +8,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { CliError, DEFAULT_URL, EXIT } from './client.ts';
+import { registerCheckpoints } from './commands/checkpoints.ts';
 import { registerGovernance } from './commands/governance.ts';
 import { registerLogs } from './commands/logs.ts';
 import { registerPipelines } from './commands/pipelines.ts';
@@ -42,6 +43,7 @@ registerLogs(program);
 registerTop(program);
 registerGovernance(program);
 registerPipelines(program);
+registerCheckpoints(program);
 for (const c of program.commands) c.exitOverride();
 
 try {

@@ -44,3 +44,21 @@ export function pid(v: string): string {
   if (!PID.test(v)) throw new CliError(`"${v}" is not a pid (p followed by 20 lowercase letters or digits)`, EXIT.usage);
   return v;
 }
+
+/** --model: "provider:model" as a model reference, else a model name of the default provider. */
+export function modelOf(v: string): string | { provider: string; model: string } {
+  const i = v.indexOf(':');
+  return i > 0 ? { provider: v.slice(0, i), model: v.slice(i + 1) } : v;
+}
+
+/** --cap values: a grant string ("fs:/**:rw") or a grant as JSON ({"cap": …, "effect": "ask"}). */
+export function grantsOf(values: readonly string[]): unknown[] {
+  return values.map((g) => {
+    if (!g.trim().startsWith('{')) return g;
+    try {
+      return JSON.parse(g) as unknown;
+    } catch {
+      throw new CliError(`--cap ${g}: not valid JSON; a grant is "fs:/**:rw" or {"cap": …, "effect": "ask"}`, EXIT.usage);
+    }
+  });
+}

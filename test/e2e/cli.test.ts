@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { agentos, agentosJson, eventOf, kernel, reached } from './support.ts';
+import { agentos, agentosJson, agentosOnTerminal, eventOf, kernel, reached } from './support.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'agentos-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -125,6 +125,64 @@ describe('processes', () => {
   });
 });
 
+describe('top on a terminal', () => {
+  const ESC = '\x1b';
+  const FRAME = `${ESC}[H`;
+  /** The frames top drew: what follows each cursor-home, up to the erase-below that ends it. */
+  const framesOf = (out: string) => out.split(FRAME).slice(1).map((f) => f.slice(0, f.indexOf(`${ESC}[J`)));
+
+  it('redraws in place on the alternate screen, fits the terminal, and q restores it (exit 0)', async () => {
+    const pid = await spawnScript('top-tty', sleepFor);
+    await reached(pid, 'sleeping');
+    const top = agentosOnTerminal(['top', '--interval', '0.2'], { NO_COLOR: undefined }, { rows: 12, cols: 200 });
+    // Three frames: the first and two redraws over it.
+    await top.until((out) => out.split(FRAME).length > 3);
+    top.type('q');
+    const done = await top;
+    expect(done.code, done.stderr).toBe(0);
+    const out = done.stdout;
+    // Enter the alternate screen and hide the cursor first; show it and leave last.
+    expect(out.startsWith(`${ESC}[?1049h${ESC}[?25l`)).toBe(true);
+    expect(out.trimEnd().endsWith(`${ESC}[?25h${ESC}[?1049l`)).toBe(true);
+    const frames = framesOf(out);
+    expect(frames.length).toBeGreaterThanOrEqual(3);
+    for (const f of frames) {
+      // Every frame starts at the top-left corner and is cut to the terminal's height (11 lines and
+      // the cursor's), so the screen never scrolls; every line erases the rest of the old one.
+      const lines = f.split(/\r?\n/).filter((l, i, all) => i < all.length - 1 || l !== '');
+      expect(lines.length).toBeLessThanOrEqual(11);
+      expect(lines.every((l) => l.endsWith(`${ESC}[K`))).toBe(true);
+      expect(f).toMatch(/agentos top/);
+    }
+    // Colours on a terminal (NO_COLOR unset): the header is bold.
+    expect(out).toMatch(/\x1b\[1m/);
+    // Nothing but the screen switches is written outside the frames: no frame is ever appended below another.
+    expect(out.split(FRAME)[0]).toBe(`${ESC}[?1049h${ESC}[?25l`);
+    await agentos(['kill', pid, '-s', 'KILL']);
+  });
+
+  it('Ctrl-C (raw mode: a byte) and SIGINT both end it cleanly, with the screen restored', async () => {
+    for (const how of ['ctrl-c', 'SIGINT'] as const) {
+      const top = agentosOnTerminal(['top', '--interval', '0.2']);
+      await top.until((out) => out.includes(FRAME) && out.includes('agentos top'));
+      if (how === 'ctrl-c') top.type('\x03');
+      else process.kill(await top.agentosPid(), 'SIGINT');
+      const done = await top;
+      expect(done.code, `${how}: ${done.stderr}`).toBe(0);
+      expect(done.stdout.trimEnd().endsWith(`${ESC}[?25h${ESC}[?1049l`), how).toBe(true);
+      // NO_COLOR (the helper's default) on a terminal: cursor control to redraw, but no colour (SGR) codes.
+      expect(done.stdout, how).not.toMatch(/\x1b\[[0-9;]*m/);
+    }
+  });
+
+  it('with standard output not a terminal: frames one after another, no escape codes even with colours allowed', async () => {
+    const r = await agentos(['top', '-n', '2', '--interval', '0.1'], { NO_COLOR: undefined });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).not.toMatch(/\x1b/);
+    expect(r.stdout.match(/^agentos top/gm)).toHaveLength(2);
+  });
+});
+
 describe('approvals and audit', () => {
   it('approvals lists the exact call; approve --always runs it, deny --note refuses it', async () => {
     const ask = [{ cap: 'fs:/**:r' }, { cap: 'fs:/**:w', effect: 'ask' }];
@@ -193,6 +251,68 @@ describe('pipelines', () => {
   });
 });
 
+describe('checkpoints and traces', () => {
+  it('checkpoints: create, list, show, diff, restore, fork, delete; trace to a file and to standard output', async () => {
+    const pid = await spawnScript('keeper', { name: 'fs_write', args: { path: 'kept.txt', content: 'kept\n' } }, sleepFor);
+    await reached(pid, 'sleeping');
+    const first = await agentos(['checkpoints', 'create', pid, '--label', 'first']);
+    expect(first.code, first.stderr).toBe(0);
+    const a = first.stdout.trim();
+    expect(a).toMatch(/^ck\d{4,}-[0-9a-f]{8}$/);
+    const b = await agentosJson<{ id: string; name: string; label: string | null; state: string; step: number }>(['checkpoint', 'create', pid]);
+    expect(b).toMatchObject({ name: `${pid}@${b.id}`, label: null, state: 'sleeping' });
+
+    const list = await agentosJson<{ checkpoints: { id: string; label: string | null }[]; policy: { keep: number } }>(['checkpoints', pid]);
+    expect(list.checkpoints.map((c) => [c.id, c.label])).toEqual([
+      [a, 'first'],
+      [b.id, null],
+    ]);
+    expect(list.policy.keep).toBeGreaterThan(0);
+    const human = await agentos(['checkpoints', pid]);
+    expect(human.stdout).toMatch(/^automatic: /);
+    expect(human.stdout).toMatch(new RegExp(`^${a}\\s+1\\s+${b.step}\\s+sleeping\\s+api\\s+first\\s`, 'm'));
+    expect((await agentosJson<{ checkpoints: unknown[] }>(['checkpoints', pid, '-n', '1'])).checkpoints).toHaveLength(1);
+
+    const shown = await agentosJson<{ id: string; step: number; tables: { name: string }[] }>(['checkpoints', 'show', pid, a]);
+    expect(shown).toMatchObject({ id: a, step: b.step });
+    expect(shown.tables.map((t) => t.name)).toContain('files');
+    expect((await agentos(['checkpoints', 'show', pid, a])).stdout).toMatch(/^files\s+rollback\s+\d+\s+1$/m);
+    // Two checkpoints of the same step boundary hold the same state.
+    expect(await agentosJson<{ steps: number; same_state: boolean; changed_files: string[] }>(['checkpoints', 'diff', pid, a, b.id])).toMatchObject({ steps: 0, same_state: true, changed_files: [] });
+    expect((await agentos(['checkpoints', 'diff', pid, a, b.id])).stdout).toMatch(new RegExp(`^${a} → ${b.id}: 0 steps, the same state`));
+
+    expect(await agentosJson<{ pid: string }>(['checkpoints', 'restore', pid, a])).toMatchObject({ pid });
+    const fork = await agentos(['checkpoints', 'fork', pid, a, '--name', 'keeper-fork']);
+    expect(fork.code, fork.stderr).toBe(0);
+    const forked = fork.stdout.trim();
+    expect(forked).toMatch(/^p[0-9a-z]{20}$/);
+    expect((await agentos(['cat', forked, 'kept.txt'])).stdout).toBe('kept\n');
+    expect((await agentosJson<{ pid: string; name: string }[]>(['ps', '--all'])).find((p) => p.pid === forked)).toMatchObject({ name: 'keeper-fork' });
+
+    expect((await agentos(['checkpoints', 'rm', pid, b.id])).stdout).toMatch(new RegExp(`^deleted ${b.id}`));
+    const gone = await agentos(['checkpoints', 'show', pid, b.id]);
+    expect(gone.code).toBe(6);
+    expect(gone.stderr).toMatch(/ENOENT/);
+    expect((await agentos(['checkpoints', 'delete', pid, b.id])).code).toBe(6);
+    expect((await agentos(['checkpoints', 'show', pid, 'not-a-checkpoint'])).code).toBe(2);
+    expect((await agentos(['checkpoints', 'p00000000000000000000'])).code).toBe(6);
+
+    const file = path.join(dir, 'keeper.trace.json');
+    const wrote = await agentos(['trace', pid, '-o', file]);
+    expect(wrote.code, wrote.stderr).toBe(0);
+    expect(wrote.stdout).toMatch(new RegExp(`: ${b.step} steps, \\d+ syscalls of ${pid} \\(still running\\)\\n$`));
+    expect(wrote.stdout.startsWith(`${file}: `)).toBe(true);
+    const trace = JSON.parse(readFileSync(file, 'utf8')) as { format: number; pid: string; steps: { step: number }[]; syscalls: { name: string }[]; exit: unknown };
+    expect(trace).toMatchObject({ pid, exit: null });
+    expect(trace.steps.map((s) => s.step)).toEqual(Array.from({ length: b.step }, (_, i) => i + 1));
+    expect(trace.syscalls.map((s) => s.name)).toContain('fs_write');
+    const out = await agentos(['trace', pid]);
+    expect(JSON.parse(out.stdout)).toEqual(trace);
+    expect((await agentos(['trace', 'p00000000000000000000'])).code).toBe(6);
+    for (const p of [pid, forked]) await agentos(['kill', p, '-s', 'KILL']);
+  });
+});
+
 describe('tokens, login and errors', () => {
   it('tokens: create, list, revoke; a reader cannot act (exit 5); a revoked token is refused (exit 4)', async () => {
     const t = await agentosJson<{ id: string; token: string; role: string }>(['tokens', 'create', '--role', 'reader', '--name', 'e2e-reader']);
@@ -254,7 +374,7 @@ describe('tokens, login and errors', () => {
   it('every command has --help, and the list of exit codes is in the help', async () => {
     const help = await agentos(['--help']);
     expect(help.code).toBe(0);
-    for (const c of ['ps', 'top', 'spawn', 'logs', 'kill', 'stop', 'cont', 'send', 'cat', 'context', 'approvals', 'approve', 'deny', 'audit', 'tokens', 'login', 'pipelines']) expect(help.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
+    for (const c of ['ps', 'top', 'spawn', 'logs', 'kill', 'stop', 'cont', 'send', 'cat', 'context', 'approvals', 'approve', 'deny', 'audit', 'tokens', 'login', 'pipelines', 'checkpoints', 'trace']) expect(help.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
     expect(help.stdout).toMatch(/Exit codes:/);
   });
 });

@@ -3,7 +3,9 @@
  * calls, waiting for a process's event on its live stream (no timers: the backlog comes first, so
  * nothing that already happened is missed), and the CLI run as a subprocess.
  */
-import { spawn as spawnChild } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn as spawnChild } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createParser } from 'eventsource-parser';
 import { inject } from 'vitest';
@@ -61,42 +63,74 @@ export interface Run {
   readonly stderr: string;
 }
 
+type Expected = string | RegExp | ((stdout: string) => boolean);
+const seen = (text: Expected, stdout: string): boolean => (typeof text === 'string' ? stdout.includes(text) : text instanceof RegExp ? text.test(stdout) : text(stdout));
+
 export interface Running extends Promise<Run> {
   readonly pid: number | undefined;
-  /** Resolves with the output so far once stdout contains `text`. */
-  until(text: string | RegExp): Promise<string>;
+  /** Resolves with the output so far once stdout contains `text` (or `text(stdout)` holds). */
+  until(text: Expected): Promise<string>;
 }
+
+const AGENTOS = path.join(ROOT, 'scripts/cli/agentos.ts');
+const cliEnv = (env: Record<string, string | undefined>) => ({ ...process.env, AGENTOS_URL: kernel().base, AGENTOS_TOKEN: kernel().token, AGENTOS_CONFIG: path.join(ROOT, 'node_modules/.cache/agentos/no-login.json'), NO_COLOR: '1', FORCE_COLOR: undefined, ...env });
 
 /** Run `agentos …args` as a subprocess on this Node, against the test kernel unless `env` says otherwise. */
 export function agentos(args: readonly string[], env: Record<string, string | undefined> = {}, input?: string): Running {
-  const child = spawnChild(process.execPath, [path.join(ROOT, 'scripts/cli/agentos.ts'), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, AGENTOS_URL: kernel().base, AGENTOS_TOKEN: kernel().token, AGENTOS_CONFIG: path.join(ROOT, 'node_modules/.cache/agentos/no-login.json'), NO_COLOR: '1', FORCE_COLOR: undefined, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  return watch(spawnChild(process.execPath, [AGENTOS, ...args], { cwd: ROOT, env: cliEnv(env), stdio: ['pipe', 'pipe', 'pipe'] }), input ?? '');
+}
+
+export interface OnTerminal extends Running {
+  /** Type into the terminal (its input is in raw mode while top runs: "q", "\x03" …). */
+  type(keys: string): void;
+  /** The pid of agentos itself (not of the terminal around it), once it has started. */
+  agentosPid(): Promise<number>;
+}
+
+/**
+ * Run `agentos …args` on a real pseudo-terminal of `rows` × `cols`: util-linux `script` allocates it
+ * and copies what agentos writes to our stdout (the terminal's output, raw) and what we type to it.
+ */
+export function agentosOnTerminal(args: readonly string[], env: Record<string, string | undefined> = {}, size = { rows: 40, cols: 160 }): OnTerminal {
+  const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+  const pidFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'agentos-tty-')), 'pid');
+  // The shell records its pid and then becomes agentos (exec), so that pid is agentos's.
+  const command = `stty rows ${size.rows} cols ${size.cols}; echo $$ > ${quote(pidFile)}; exec ${[process.execPath, AGENTOS, ...args].map(quote).join(' ')}`;
+  const child = spawnChild('script', ['-qfec', command, '/dev/null'], { cwd: ROOT, env: cliEnv({ TERM: 'xterm-256color', ...env }), stdio: ['pipe', 'pipe', 'pipe'] });
+  const run = watch(child, null);
+  const agentosPid = async (): Promise<number> => {
+    // The pid file is written before agentos prints anything: the first output proves it is there.
+    await run.until(/\S/);
+    return Number(readFileSync(pidFile, 'utf8').trim());
+  };
+  return Object.assign(run, { type: (keys: string) => child.stdin?.write(keys), agentosPid });
+}
+
+/** Collect a child's output; `input` (null: keep standard input open for typing) is written and closed. */
+function watch(child: ChildProcessWithoutNullStreams, input: string | null): Running {
   let stdout = '';
   let stderr = '';
-  const waiters: { text: string | RegExp; resolve: (s: string) => void }[] = [];
+  const waiters: { text: Expected; resolve: (s: string) => void }[] = [];
   child.stdout.on('data', (b: Buffer) => {
     stdout += b.toString('utf8');
     for (const w of [...waiters]) {
-      if (typeof w.text === 'string' ? stdout.includes(w.text) : w.text.test(stdout)) {
+      if (seen(w.text, stdout)) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve(stdout);
       }
     }
   });
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
-  child.stdin.end(input ?? '');
+  if (input !== null) child.stdin.end(input);
   const done = new Promise<Run>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
   return Object.assign(done, {
     pid: child.pid,
-    until: (text: string | RegExp) =>
+    until: (text: Expected) =>
       new Promise<string>((resolve, reject) => {
-        if (typeof text === 'string' ? stdout.includes(text) : text.test(stdout)) return resolve(stdout);
+        if (seen(text, stdout)) return resolve(stdout);
         waiters.push({ text, resolve });
         void done.then((r) => reject(new Error(`agentos exited (${r.code}) before printing ${String(text)}:\n${r.stdout}\n${r.stderr}`)));
       }),

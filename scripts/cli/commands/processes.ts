@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { paths } from '../api-types.ts';
 import { CliError, EXIT, call } from '../client.ts';
-import { type Ctx, collect, ctxOf, int, pid } from '../context.ts';
+import { type Ctx, collect, ctxOf, grantsOf, int, modelOf, pid } from '../context.ts';
 import { ago, colours, fields, print, printJson, short, state, table } from '../output.ts';
 
 type Row = paths['/v1/processes']['get']['responses'][200]['content']['application/json']['processes'][number];
@@ -109,20 +109,8 @@ export function registerProcesses(program: Command): void {
       if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new CliError('the spawn file must hold a JSON object', EXIT.usage);
       for (const k of ['name', 'task', 'image', 'priority'] as const) if (o[k] !== undefined) body[k] = o[k];
       if (o.toolMode !== undefined) body.tool_mode = o.toolMode;
-      if (Array.isArray(o.cap)) {
-        body.capabilities = o.cap.map((g) => {
-          if (!g.trim().startsWith('{')) return g;
-          try {
-            return JSON.parse(g) as unknown;
-          } catch {
-            throw new CliError(`--cap ${g}: not valid JSON; a grant is "fs:/**:rw" or {"cap": …, "effect": "ask"}`, EXIT.usage);
-          }
-        });
-      }
-      if (typeof o.model === 'string') {
-        const i = o.model.indexOf(':');
-        body.model = i > 0 ? { provider: o.model.slice(0, i), model: o.model.slice(i + 1) } : o.model;
-      }
+      if (Array.isArray(o.cap)) body.capabilities = grantsOf(o.cap);
+      if (typeof o.model === 'string') body.model = modelOf(o.model);
       if (o.maxSteps !== undefined || o.maxTokens !== undefined) body.quotas = { ...(body.quotas as object | undefined), ...(o.maxSteps !== undefined ? { max_steps: o.maxSteps } : {}), ...(o.maxTokens !== undefined ? { max_tokens: o.maxTokens } : {}) };
       if (o.script !== undefined) body.script = readJson(String(o.script));
       if (body.name === undefined || body.task === undefined) throw new CliError('spawn needs --name and --task (or a --file that has them)', EXIT.usage);

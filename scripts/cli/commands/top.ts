@@ -2,6 +2,11 @@
  * `agentos top`: live processes (state, steps/min, tokens/min) and the LLM scheduler's pools (queue,
  * in flight, rates, waits by priority class), redrawn in place every --interval seconds on a
  * terminal. Rates are differences between two samples, so the first frame shows none yet.
+ *
+ * On a terminal it draws like top(1): on the alternate screen, each frame from the top-left corner
+ * over the last one (every line erased to its end, the rest of the screen below), cut to the
+ * terminal's height so nothing scrolls; q, Ctrl-C or SIGINT/SIGTERM restore the screen and exit 0.
+ * Anywhere else (a pipe, a file, --json) it prints frames one after another with no cursor codes.
  */
 import type { Command } from 'commander';
 import type { paths } from '../api-types.ts';
@@ -53,6 +58,16 @@ async function sample(ctx: Ctx, max: number, previous: Snapshot | null): Promise
   };
 }
 
+/** Terminal control (ECMA-48 / xterm): only ever written when standard output is a terminal. */
+const TTY = { altScreen: '\x1b[?1049h', mainScreen: '\x1b[?1049l', hideCursor: '\x1b[?25l', showCursor: '\x1b[?25h', home: '\x1b[H', eraseLine: '\x1b[K', eraseBelow: '\x1b[J' } as const;
+
+/** A frame drawn over the previous one: at most `rows` lines, so the terminal never scrolls. */
+export function inPlace(frame: string, rows: number | undefined): string {
+  let lines = frame.split('\n');
+  if (rows && rows > 1 && lines.length > rows - 1) lines = [...lines.slice(0, rows - 2), colours.dim(`… ${lines.length - (rows - 2)} more lines (a taller terminal, or --max)`)];
+  return `${TTY.home}${lines.map((l) => l + TTY.eraseLine).join('\n')}\n${TTY.eraseBelow}`;
+}
+
 function render(s: Snapshot, url: string): string {
   const counts = new Map<string, number>();
   for (const p of s.processes) counts.set(p.state, (counts.get(p.state) ?? 0) + 1);
@@ -101,13 +116,18 @@ export function registerTop(program: Command): void {
       const live = process.stdout.isTTY && !ctx.json;
       const iterations = o.iterations ?? (live ? Number.POSITIVE_INFINITY : 1);
       let quit = false;
-      if (live && process.stdin.isTTY) {
-        process.stdin.setRawMode(true);
-        process.stdin.resume();
-        process.stdin.on('data', (b: Buffer) => {
-          if (b[0] === 0x71 || b[0] === 0x03) quit = true;
-        });
-        process.stdout.write('\x1b[?25l'); // hide the cursor while redrawing
+      const stop = () => {
+        quit = true;
+      };
+      const keys = (b: Buffer) => {
+        // Raw mode: Ctrl-C arrives as a byte, not as SIGINT.
+        if (b.includes(0x71) || b.includes(0x03)) stop();
+      };
+      const raw = live && process.stdin.isTTY;
+      if (live) {
+        process.on('SIGINT', stop).on('SIGTERM', stop);
+        if (raw) process.stdin.setRawMode(true).resume().on('data', keys);
+        process.stdout.write(TTY.altScreen + TTY.hideCursor);
       }
       let previous: Snapshot | null = null;
       try {
@@ -117,14 +137,14 @@ export function registerTop(program: Command): void {
           const s = await sample(ctx, o.max, previous);
           previous = s;
           if (ctx.json) process.stdout.write(`${JSON.stringify(s)}\n`);
-          else if (live) process.stdout.write(`\x1b[H\x1b[2J${render(s, ctx.target.url)}\n`);
+          else if (live) process.stdout.write(inPlace(render(s, ctx.target.url), process.stdout.rows));
           else print(render(s, ctx.target.url));
         }
       } finally {
-        if (live && process.stdin.isTTY) {
-          process.stdin.setRawMode(false);
-          process.stdin.pause();
-          process.stdout.write('\x1b[?25h');
+        if (live) {
+          process.off('SIGINT', stop).off('SIGTERM', stop);
+          if (raw) process.stdin.off('data', keys).setRawMode(false).pause();
+          process.stdout.write(TTY.showCursor + TTY.mainScreen);
         }
       }
     });
