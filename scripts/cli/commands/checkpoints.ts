@@ -32,11 +32,9 @@ export function bytes(n: number): string {
   return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
 }
 
-export function registerCheckpoints(program: Command): void {
-  const checkpoints = program
-    .command('checkpoints')
-    .alias('checkpoint')
-    .description("a process's checkpoints, oldest first, and its automatic-checkpoint policy")
+/** The list, as `checkpoints PID` and `checkpoints ls PID`. */
+function listing(command: Command): Command {
+  return command
     .argument('<pid>', 'the process', pid)
     .option('-n, --limit <n>', 'at most this many', int('--limit'), 1000)
     .action(async (target: string, o: { limit: number }, cmd: Command) => {
@@ -53,6 +51,11 @@ export function registerCheckpoints(program: Command): void {
       const now = Date.now();
       print(table(['ID', 'SEQ', 'STEP', 'STATE', 'REASON', 'LABEL', 'AGE', 'STORED', 'NEW'], rows.map((r) => [r.id, r.seq, r.step, state(r.state), r.reason, r.label ?? '', ago(r.created_at, now), bytes(r.stored_bytes), bytes(r.new_bytes)])));
     });
+}
+
+export function registerCheckpoints(program: Command): void {
+  const checkpoints = listing(program.command('checkpoints').alias('checkpoint').description("a process's checkpoints, oldest first, and its automatic-checkpoint policy"));
+  listing(checkpoints.command('ls').alias('list').description('the same list: checkpoints ls PID'));
 
   checkpoints
     .command('create')
