@@ -272,6 +272,8 @@ describe('checkpoints and traces', () => {
     expect(human.stdout).toMatch(/^automatic: /);
     expect(human.stdout).toMatch(new RegExp(`^${a}\\s+1\\s+${b.step}\\s+sleeping\\s+api\\s+first\\s`, 'm'));
     expect((await agentosJson<{ checkpoints: unknown[] }>(['checkpoint', 'ls', pid, '-n', '1'])).checkpoints).toHaveLength(1);
+    expect((await agentosJson<{ checkpoints: unknown[] }>(['checkpoints', pid, '-n', '1'])).checkpoints).toHaveLength(1);
+    expect((await agentosJson<{ checkpoints: unknown[] }>(['checkpoints', 'ls', pid])).checkpoints).toHaveLength(2);
 
     const shown = await agentosJson<{ id: string; step: number; tables: { name: string }[] }>(['checkpoints', 'show', pid, a]);
     expect(shown).toMatchObject({ id: a, step: b.step });

@@ -32,30 +32,31 @@ export function bytes(n: number): string {
   return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
 }
 
-/** The list, as `checkpoints PID` and `checkpoints ls PID`. */
+/**
+ * The list, as `checkpoints PID` and `checkpoints ls PID`. Only the group declares -n: commander
+ * reads a group's options after its subcommand too, so `ls` takes the group's (optsWithGlobals).
+ */
 function listing(command: Command): Command {
-  return command
-    .argument('<pid>', 'the process', pid)
-    .option('-n, --limit <n>', 'at most this many', int('--limit'), 1000)
-    .action(async (target: string, o: { limit: number }, cmd: Command) => {
-      const ctx = ctxOf(cmd);
-      let policy: { every_steps: number; on_sigstop: boolean; keep: number } | undefined;
-      const rows = await collect(async (cursor) => {
-        const page = await call(ctx.target, ctx.api.GET('/v1/processes/{pid}/checkpoints', { params: { path: { pid: target }, query: { limit: Math.min(500, Math.max(1, o.limit)), ...(cursor ? { cursor } : {}) } } }));
-        policy = page.policy;
-        return { rows: page.checkpoints, next_cursor: page.next_cursor };
-      }, o.limit);
-      if (ctx.json) return printJson({ checkpoints: rows, policy });
-      if (policy) print(colours.dim(`automatic: ${policy.every_steps ? `every ${policy.every_steps} steps` : 'off'}${policy.on_sigstop ? ', on SIGSTOP' : ''}, keep ${policy.keep}`));
-      if (!rows.length) return print(colours.dim('no checkpoints'));
-      const now = Date.now();
-      print(table(['ID', 'SEQ', 'STEP', 'STATE', 'REASON', 'LABEL', 'AGE', 'STORED', 'NEW'], rows.map((r) => [r.id, r.seq, r.step, state(r.state), r.reason, r.label ?? '', ago(r.created_at, now), bytes(r.stored_bytes), bytes(r.new_bytes)])));
-    });
+  return command.argument('<pid>', 'the process', pid).action(async (target: string, _o: unknown, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const o = cmd.optsWithGlobals<{ limit: number }>();
+    let policy: { every_steps: number; on_sigstop: boolean; keep: number } | undefined;
+    const rows = await collect(async (cursor) => {
+      const page = await call(ctx.target, ctx.api.GET('/v1/processes/{pid}/checkpoints', { params: { path: { pid: target }, query: { limit: Math.min(500, Math.max(1, o.limit)), ...(cursor ? { cursor } : {}) } } }));
+      policy = page.policy;
+      return { rows: page.checkpoints, next_cursor: page.next_cursor };
+    }, o.limit);
+    if (ctx.json) return printJson({ checkpoints: rows, policy });
+    if (policy) print(colours.dim(`automatic: ${policy.every_steps ? `every ${policy.every_steps} steps` : 'off'}${policy.on_sigstop ? ', on SIGSTOP' : ''}, keep ${policy.keep}`));
+    if (!rows.length) return print(colours.dim('no checkpoints'));
+    const now = Date.now();
+    print(table(['ID', 'SEQ', 'STEP', 'STATE', 'REASON', 'LABEL', 'AGE', 'STORED', 'NEW'], rows.map((r) => [r.id, r.seq, r.step, state(r.state), r.reason, r.label ?? '', ago(r.created_at, now), bytes(r.stored_bytes), bytes(r.new_bytes)])));
+  });
 }
 
 export function registerCheckpoints(program: Command): void {
-  const checkpoints = listing(program.command('checkpoints').alias('checkpoint').description("a process's checkpoints, oldest first, and its automatic-checkpoint policy"));
-  listing(checkpoints.command('ls').alias('list').description('the same list: checkpoints ls PID'));
+  const checkpoints = listing(program.command('checkpoints').alias('checkpoint').description("a process's checkpoints, oldest first, and its automatic-checkpoint policy").option('-n, --limit <n>', 'at most this many', int('--limit'), 1000));
+  listing(checkpoints.command('ls').alias('list').description('the same list: checkpoints ls PID [-n N]'));
 
   checkpoints
     .command('create')
