@@ -85,12 +85,14 @@ export function registerCheckpoints(program: Command): void {
           ['label', m.label ?? '-'],
           ['taken', `${new Date(m.created_at).toISOString()} (${m.reason}) at step ${m.step}, ${m.state}`],
           ['size', `${bytes(m.sizes.raw_bytes)} raw, ${bytes(m.sizes.stored_bytes)} stored, ${bytes(m.sizes.new_bytes)} new (${m.sizes.new_chunks} of ${m.sizes.chunks} chunks)`],
+          ['packs', String(m.packs.length)],
           ['digest', m.digest],
           ...(m.forked_from ? [['forked from', m.forked_from] as const] : []),
         ]),
       );
       print('');
-      print(table(['TABLE', 'POLICY', 'ROWS', 'CHUNKS'], m.tables.map((t) => [t.name, t.policy, t.rows, t.chunks.length])));
+      // A table's chunks are runs [pack, first index, count] in the checkpoint's packs.
+      print(table(['TABLE', 'POLICY', 'ROWS', 'CHUNKS'], m.tables.map((t) => [t.name, t.policy, t.rows, t.chunks.reduce((n, run) => n + (run[2] ?? 0), 0)])));
     });
 
   checkpoints
