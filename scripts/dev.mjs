@@ -27,6 +27,11 @@ console.log(`[agentos] web console: http://127.0.0.1:${dev.port}/console/  (sign
 if (dev.devToken) console.log(`[agentos] API token for local development: ${DEV_TOKEN}  (set AGENTOS_ADMIN_TOKEN in .dev.vars to change it)`);
 for (const w of dev.warnings) console.warn(`[agentos] warning: ${w}`);
 
-const child = spawn(wrangler, dev.args, { stdio: 'inherit' });
+// wrangler's local trace collector records every span of every request, RPC and query in the same
+// workerd: useful to debug, but it doubles a busy kernel's step time (docs/BENCHMARKS.md). Off unless
+// asked for: `X_LOCAL_OBSERVABILITY=true npm start`.
+const tracing = process.env.X_LOCAL_OBSERVABILITY ?? 'false';
+console.log(`[agentos] wrangler's local tracing: ${/^(true|1|on)$/i.test(tracing) ? 'on' : 'off (X_LOCAL_OBSERVABILITY=true npm start turns it on)'}`);
+const child = spawn(wrangler, dev.args, { stdio: 'inherit', env: { ...process.env, X_LOCAL_OBSERVABILITY: tracing } });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
 child.on('exit', (code) => process.exit(code ?? 0));

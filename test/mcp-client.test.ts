@@ -68,6 +68,28 @@ describe('registering MCP servers', () => {
   });
 });
 
+describe('listing MCP servers', () => {
+  it('pages by name like every list: each server once, in order, and a bad cursor is a 400', async () => {
+    const names = [(await register()).name, (await register()).name, (await register()).name];
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    for (let pages = 0; pages < 100; pages++) {
+      const r: { status: number; body: { servers: Server[]; next_cursor: string | null } } = await api('GET', `/v1/mcp/servers?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(r.status).toBe(200);
+      expect(r.body.servers.length).toBeLessThanOrEqual(2);
+      seen.push(...r.body.servers.map((x) => x.name));
+      cursor = r.body.next_cursor;
+      if (cursor === null) break;
+    }
+    expect(cursor).toBeNull();
+    expect(seen).toEqual([...seen].sort());
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen).toEqual(expect.arrayContaining(names));
+    expect((await api('GET', '/v1/mcp/servers?cursor=..%2Fx')).status).toBe(400);
+    expect((await api('GET', '/v1/mcp/servers?limit=0')).status).toBe(400);
+  });
+});
+
 describe('MCP tools as syscalls', () => {
   it('the model gets the tools natively with their own schemas, calls them, and reads the result as untrusted', async () => {
     const { name } = await register();

@@ -239,7 +239,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Your tenant's MCP servers and their cached tools (header names only)
+         * Your tenant's MCP servers and their cached tools (header names only), by name, paged
          * @description Requires the reader role.
          */
         get: operations["listMcpServers"];
@@ -1951,7 +1951,12 @@ export interface operations {
     };
     listMcpServers: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description next_cursor from the previous page */
+                cursor?: string;
+                /** @description page size (at most 200) */
+                limit?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1965,6 +1970,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description pass as cursor for the next page; null: no more rows */
+                        next_cursor: string | null;
                         servers: {
                             created_at: number;
                             created_by: string;
@@ -1980,6 +1987,15 @@ export interface operations {
                             url: string;
                         }[];
                     };
+                };
+            };
+            /** @description bad limit or cursor; or invalid input (EINVAL), with the issues */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description missing, invalid or revoked token (EUNAUTH) */

@@ -9,6 +9,7 @@ import { McpRegistry, McpServerBody, McpServerViewSchema } from '../mcp/registry
 import { toErrorValue } from '../kernel/errors.ts';
 import { MCP_SERVER_NAME } from '../kernel/capabilities.ts';
 import { E } from './common.ts';
+import { pageOf, pageParams, paged } from './paging.ts';
 import type { Principal } from './auth.ts';
 import type { ApiRegistry } from './registry.ts';
 
@@ -54,8 +55,21 @@ export function registerMcpRoutes(api: ApiRegistry): void {
   );
 
   api.route(
-    { method: 'get', operationId: 'listMcpServers', path: '/v1/mcp/servers', summary: "Your tenant's MCP servers and their cached tools (header names only)", tag: 'mcp', role: 'reader', responses: { 200: { description: 'servers', schema: z.object({ servers: z.array(McpServerViewSchema) }) } } },
-    async ({ c, principal }) => c.json({ servers: await registry(c.env).list(principal.tenant) }),
+    {
+      method: 'get',
+      operationId: 'listMcpServers',
+      path: '/v1/mcp/servers',
+      summary: "Your tenant's MCP servers and their cached tools (header names only), by name, paged",
+      tag: 'mcp',
+      role: 'reader',
+      query: z.object(pageParams(50, 200, z.string().regex(MCP_SERVER_NAME, 'use next_cursor from the previous page'))),
+      responses: { 200: { description: 'servers', schema: paged('servers', McpServerViewSchema) }, 400: E('bad limit or cursor') },
+    },
+    async ({ c, principal, query }) => {
+      const rows = await registry(c.env).list(principal.tenant, { after: query.cursor ?? '', limit: query.limit + 1 });
+      const page = pageOf(rows, query.limit, (s) => s.name);
+      return c.json({ servers: page.rows, next_cursor: page.next_cursor });
+    },
   );
 
   api.route(

@@ -138,8 +138,9 @@ export class McpRegistry {
     return view(await this.#row(tenant, name));
   }
 
-  async list(tenant: string): Promise<McpServerView[]> {
-    const { results } = await this.#db.prepare(`SELECT ${COLUMNS} FROM mcp_servers WHERE tenant = ? ORDER BY name`).bind(tenant).all<Row>();
+  /** The tenant's servers by name, `limit` of them after `after` (a keyset page). */
+  async list(tenant: string, page: { after: string; limit: number }): Promise<McpServerView[]> {
+    const { results } = await this.#db.prepare(`SELECT ${COLUMNS} FROM mcp_servers WHERE tenant = ? AND name > ? ORDER BY name LIMIT ?`).bind(tenant, page.after, page.limit).all<Row>();
     return results.map(view);
   }
 
