@@ -216,6 +216,17 @@ for (const s of streams) {
 
 const rss = [];
 let approved = 0;
+/** Approve every pending request, every page of them (one page held only the oldest 100). */
+async function approveAll() {
+  let n = 0;
+  for (let cursor = null, pages = 0; pages < 100; pages++) {
+    const page = await call('GET', `/v1/approvals?status=pending&limit=500${cursor ? `&cursor=${cursor}` : ''}`).catch(() => ({ body: { approvals: [], next_cursor: null } }));
+    for (const a of page.body?.approvals ?? []) if ((await call('POST', `/v1/approvals/${a.id}`, { decision: 'approve' })).status < 300) n++;
+    cursor = page.body?.next_cursor ?? null;
+    if (!cursor) break;
+  }
+  return n;
+}
 const end = t0 + DURATION_MS;
 let lastSample = 0;
 while (Date.now() < end) {
@@ -224,10 +235,7 @@ while (Date.now() < end) {
   if (r.status === 202) sent++;
   else sendErrors++;
   // Messages from outside are untrusted, so a later spawn asks a human: the operator approves.
-  if (sent % 20 === 0) {
-    const pending = await call('GET', '/v1/approvals?status=pending').catch(() => ({ body: { approvals: [] } }));
-    for (const a of pending.body?.approvals ?? []) if ((await call('POST', `/v1/approvals/${a.id}`, { decision: 'approve' })).status < 300) approved++;
-  }
+  if (sent % 20 === 0) approved += await approveAll();
   if (Date.now() - lastSample > 30_000) {
     lastSample = Date.now();
     rss.push(workerdRssKb());
@@ -266,8 +274,7 @@ while (Date.now() < graceEnd) {
   // every pending request each round, so a waiting process has no reason to wait that long either.
   stuck = mine.filter((r) => r.state !== 'terminated' && r.state !== 'zombie' && Date.now() - r.updated_at > (Number(o['stuck-s']) + (r.state === 'sleeping' ? NAP : 0)) * 1000);
   if (live === 0) break;
-  const pending = await call('GET', '/v1/approvals?status=pending');
-  for (const a of pending.body?.approvals ?? []) if ((await call('POST', `/v1/approvals/${a.id}`, { decision: 'approve' })).status < 300) approved++;
+  approved += await approveAll();
   await sleep(10_000);
 }
 rss.push(workerdRssKb());
