@@ -93,11 +93,11 @@ export class Outbox {
    * Put the chain's head into the tenant's chain when it is due: ANCHOR_EVERY records since the
    * last anchor, or now (`force`: the process has exited, or is being removed).
    */
-  async anchor(force: boolean): Promise<void> {
+  async anchor(force: boolean): Promise<boolean> {
     const store = this.#rt.store;
     const head = store.auditHead();
-    if (head.seq <= head.anchored) return;
-    if (!force && head.seq - head.anchored < ANCHOR_EVERY) return;
+    if (head.seq <= head.anchored) return false;
+    if (!force && head.seq - head.anchored < ANCHOR_EVERY) return false;
     const pcb = this.#rt.mustPcb();
     const detail: AnchorDetail = { seq: head.seq, hash: head.hash };
     await this.#rt.deps.auditChain(pcb.tenant).append(pcb.tenant, [
@@ -105,6 +105,7 @@ export class Outbox {
     ]);
     const now = store.auditHead();
     store.transaction(() => store.setMeta(AUDIT_HEAD, { ...now, anchored: head.seq }));
+    return true;
   }
 
   async #drain(): Promise<void> {
@@ -118,7 +119,9 @@ export class Outbox {
       try {
         if (rows.length === 0 && !more) {
           const state = this.#rt.pcb()?.state;
-          await this.anchor(state === 'zombie' || state === 'terminated');
+          // A change committed while the anchor was in flight found this delivery running and left
+          // its rows to it (settle): look again before stopping.
+          if (await this.anchor(state === 'zombie' || state === 'terminated')) continue;
           store.clearTimer('outbox');
           return;
         }
