@@ -5,6 +5,7 @@
 import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { EAGER_TABLES, PROCESS_MIGRATIONS, PROCESS_TABLES } from '../src/process/schema.ts';
+import { ProcessStore } from '../src/process/store.ts';
 import { type Migration, migrate, schemaVersion } from '../src/storage/migrations.ts';
 import { api, runUntil, spawn, stubOf } from './support/helpers.ts';
 
@@ -107,6 +108,47 @@ describe('migrate', () => {
       };
     });
     expect(out).toEqual({ version: PROCESS_MIGRATIONS.length, approvals: [{ id: 'ap_x', step: 3, idx: 1, needed: 'net:example.com', status: 'pending' }], meta: ['image'] });
+  });
+
+  it('version 5 keeps events and audit records one row per commit, and pages without their index, losing nothing', async () => {
+    const out = await runInDurableObject(stub(), (_i, state) => {
+      const sql = state.storage.sql;
+      migrate(state.storage, PROCESS_MIGRATIONS.slice(0, 4));
+      // As version 4 stored them: one row per event and per record, pages numbered by AUTOINCREMENT.
+      sql.exec(`INSERT INTO events (at, type, data) VALUES (10, 'spawned', '{"a":1}'), (11, 'step', '{"n":2}'), (12, 'exit', 'null')`);
+      sql.exec(`INSERT INTO pages (step, kind, body, created_at, tokens) VALUES (0, 'task', '{"kind":"task","text":"t"}', 1, 3), (1, 'assistant', '{"kind":"assistant","text":"a"}', 2, 4)`);
+      sql.exec(`INSERT INTO audit_log (seq, record) VALUES (7, '{"id":"p:7"}'), (8, '{"id":"p:8"}')`);
+      const store = new ProcessStore(state.storage);
+      const indexes = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pages'").toArray().length;
+      const events = store.events(0, 10).map((e) => [e.seq, e.at, e.type, e.data]);
+      const later = store.events(1, 1).map((e) => e.seq);
+      const backlog = store.auditBacklog(10);
+      const next = store.appendEvent(13, 'more', { b: 2 }).seq;
+      return { version: schemaVersion(sql), indexes, events, later, backlog, next, pages: store.pageMeta().map((p) => [p.seq, p.step, p.tokens]), owed: store.owed() };
+    });
+    expect(out).toEqual({
+      version: PROCESS_MIGRATIONS.length,
+      indexes: 0,
+      events: [[1, 10, 'spawned', { a: 1 }], [2, 11, 'step', { n: 2 }], [3, 12, 'exit', null]],
+      later: [2],
+      backlog: [{ seq: 7, record: '{"id":"p:7"}' }, { seq: 8, record: '{"id":"p:8"}' }],
+      next: 4,
+      pages: [[1, 0, 3], [2, 1, 4]],
+      owed: 2,
+    });
+  });
+
+  it('a commit\'s events are one row, read back one by one from any cursor', async () => {
+    const out = await runInDurableObject(stub(), (_i, state) => {
+      const store = new ProcessStore(state.storage);
+      store.transaction(() => {
+        for (let i = 0; i < 5; i++) store.appendEvent(100 + i, 'e', { i });
+      });
+      store.appendEvent(200, 'alone', null);
+      const rows = state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM events').one().n;
+      return { rows, from2: store.events(2, 3).map((e) => e.seq), from4: store.events(4, 10).map((e) => [e.seq, e.type]), end: store.events(6, 10).length };
+    });
+    expect(out).toEqual({ rows: 2, from2: [3, 4, 5], from4: [[5, 'e'], [6, 'alone']], end: 0 });
   });
 
   it('refuses storage written by newer code, and a list that skips a version', async () => {

@@ -49,7 +49,7 @@ export function readSnapshot(sql: SqlStorage): Snapshot {
     if (name === 'meta') rows = rows.filter((r) => metaRollsBack(String(r[1])));
     tables.push({ name, policy: spec.checkpoint, columns, explicit_rowid: !rowidAlias(sql, name), rows });
   }
-  const events = sql.exec<{ seq: number | null }>('SELECT MAX(seq) AS seq FROM events').one().seq ?? 0;
+  const events = sql.exec<{ seq: number | null }>('SELECT MAX(last) AS seq FROM events').one().seq ?? 0;
   return { tables, events_cursor: events };
 }
 

@@ -115,7 +115,7 @@ export class Outbox {
     await this.deliverNow('exit_notify');
     for (;;) {
       const rows = store.outbox(200);
-      const more = store.getMeta<boolean>(TABLE_DIRTY) === true || store.auditBacklog(1).length > 0;
+      const more = store.getMeta<boolean>(TABLE_DIRTY) === true || store.auditOwed();
       try {
         if (rows.length === 0 && !more) {
           const state = this.#rt.pcb()?.state;

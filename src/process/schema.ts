@@ -42,20 +42,26 @@ export const PROCESS_TABLES: readonly TableSpec[] = [
   { name: 'pcb', checkpoint: 'rollback', owner: 'store', lazy: false, holds: 'the process control block, one row (src/kernel/pcb.ts)', ddl: ['CREATE TABLE IF NOT EXISTS pcb (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL)'] },
   { name: 'meta', checkpoint: 'rollback', owner: 'store', lazy: false, holds: 'per-process settings and counters by key (image, spawn key, lineage, audit and fault counters, context floor, approvals)', ddl: ['CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)'] },
   { name: 'timers', checkpoint: 'rollback', owner: 'store', lazy: false, holds: 'one row per purpose (run, wake, wait_timeout, outbox, fault, term); the alarm points at the earliest', ddl: ['CREATE TABLE IF NOT EXISTS timers (kind TEXT PRIMARY KEY, fire_at INTEGER NOT NULL)'] },
-  { name: 'events', checkpoint: 'skip', owner: 'store', lazy: false, holds: 'the event log served by /events', ddl: ['CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL)'] },
+  {
+    name: 'events',
+    checkpoint: 'skip',
+    owner: 'store',
+    lazy: false,
+    holds: 'the event log served by /events: one row per commit, holding its events numbered seq … last (a JSON array of {at, type, data})',
+    ddl: ['CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, last INTEGER NOT NULL, data TEXT NOT NULL)'],
+  },
   {
     name: 'pages',
     checkpoint: 'rollback',
     owner: 'store',
     lazy: false,
-    holds: 'context pages (task, assistant turns, results, recalls) with their pager metadata',
+    holds: 'context pages (task, assistant turns, results, recalls) with their pager metadata; numbered by the store, changed by seq (the store keeps the page table in memory, so no index by step is needed)',
     ddl: [
       `CREATE TABLE IF NOT EXISTS pages (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT, step INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,
+  seq INTEGER PRIMARY KEY, step INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,
   tokens INTEGER NOT NULL DEFAULT 0, importance REAL NOT NULL DEFAULT 0.5, pinned INTEGER NOT NULL DEFAULT 0, resident INTEGER NOT NULL DEFAULT 1,
   access_count INTEGER NOT NULL DEFAULT 0, last_access INTEGER NOT NULL DEFAULT 0, excerpt TEXT NOT NULL DEFAULT '', batch INTEGER NOT NULL DEFAULT 0,
   chunks INTEGER)`,
-      'CREATE INDEX IF NOT EXISTS pages_by_step ON pages (step)',
     ],
   },
   { name: 'steps', checkpoint: 'rollback', owner: 'store', lazy: false, holds: 'the journal: one row per LLM answer', ddl: ['CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL)'] },
@@ -78,8 +84,8 @@ export const PROCESS_TABLES: readonly TableSpec[] = [
     owner: 'store',
     lazy: false,
     since: 4,
-    holds: "audit records not yet in D1, numbered by the process's own hash chain (src/audit/audit.ts); delivered by the outbox, then deleted; never rolled back, not passed to a fork (it has its own chain)",
-    ddl: ['CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)'],
+    holds: "audit records not yet in D1, numbered by the process's own hash chain (src/audit/audit.ts): one row per commit, holding its records seq … last (a JSON array); delivered by the outbox, then deleted; never rolled back, not passed to a fork (it has its own chain)",
+    ddl: ['CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY, last INTEGER NOT NULL, records TEXT NOT NULL)'],
   },
   { name: 'outbox', checkpoint: 'live', owner: 'store', lazy: false, holds: 'effects on D1 and other objects, committed with their cause, to be delivered', ddl: ['CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0)'] },
   {
@@ -139,7 +145,10 @@ export const PROCESS_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: 'baseline: the tables created at spawn, as of 6401ad9 (pages with batch and chunks)',
-    up: (sql) => sql.exec(tableDdl(PROCESS_TABLES.filter((t) => !t.lazy && t.since === undefined).map((t) => t.name))),
+    up: (sql) => {
+      const later = Object.keys(V1_DDL);
+      sql.exec([...Object.values(V1_DDL), tableDdl(PROCESS_TABLES.filter((t) => !t.lazy && t.since === undefined && !later.includes(t.name)).map((t) => t.name))].join(';\n'));
+    },
   },
   {
     version: 2,
@@ -164,7 +173,7 @@ export const PROCESS_MIGRATIONS: readonly Migration[] = [
     version: 4,
     description: "audit records move from the outbox (one row each, sent to the tenant's chain) to the process's own chain: audit_log",
     up: (sql) => {
-      sql.exec(tableDdl(['audit_log']));
+      sql.exec(V4_AUDIT_LOG);
       // Records still owed from before: into the log under the numbers they already have (their ids).
       const owed = sql.exec<{ id: number; payload: string }>("SELECT id, payload FROM outbox WHERE kind = 'audit' ORDER BY id").toArray();
       for (const { id, payload } of owed) {
@@ -175,4 +184,39 @@ export const PROCESS_MIGRATIONS: readonly Migration[] = [
       }
     },
   },
+  {
+    version: 5,
+    description:
+      'fewer rows written per step: events and audit records are kept one row per commit; pages and events lose AUTOINCREMENT (the store numbers them) and pages lose their index by step',
+    up: (sql) => {
+      sql.exec(`${tableDdl(['events']).replace('events (', 'events_v5 (')};
+INSERT INTO events_v5 (seq, last, data) SELECT seq, seq, json_array(json_object('at', at, 'type', type, 'data', json(data))) FROM events;
+DROP TABLE events; ALTER TABLE events_v5 RENAME TO events`);
+      sql.exec(`${tableDdl(['pages']).replace('pages (', 'pages_v5 (')};
+INSERT INTO pages_v5 SELECT seq, step, kind, body, created_at, tokens, importance, pinned, resident, access_count, last_access, excerpt, batch, chunks FROM pages;
+DROP TABLE pages; ALTER TABLE pages_v5 RENAME TO pages`);
+      sql.exec(`${tableDdl(['audit_log']).replace('audit_log (', 'audit_log_v5 (')};
+INSERT INTO audit_log_v5 (seq, last, records) SELECT seq, seq, json_array(json(record)) FROM audit_log;
+DROP TABLE audit_log; ALTER TABLE audit_log_v5 RENAME TO audit_log`);
+    },
+  },
 ];
+
+/** A new object is created at the latest version directly: the eager tables as described above. */
+export function createProcessSchema(sql: SqlStorage): void {
+  sql.exec(tableDdl(EAGER_TABLES));
+}
+
+/** The DDL version 1 created for tables whose shape changed later (history does not change with the description). */
+const V1_DDL = {
+  events: 'CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL)',
+  pages: `CREATE TABLE IF NOT EXISTS pages (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, step INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,
+  tokens INTEGER NOT NULL DEFAULT 0, importance REAL NOT NULL DEFAULT 0.5, pinned INTEGER NOT NULL DEFAULT 0, resident INTEGER NOT NULL DEFAULT 1,
+  access_count INTEGER NOT NULL DEFAULT 0, last_access INTEGER NOT NULL DEFAULT 0, excerpt TEXT NOT NULL DEFAULT '', batch INTEGER NOT NULL DEFAULT 0,
+  chunks INTEGER);
+CREATE INDEX IF NOT EXISTS pages_by_step ON pages (step)`,
+} as const;
+
+/** audit_log as version 4 created it. */
+const V4_AUDIT_LOG = 'CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)';

@@ -38,8 +38,15 @@ const LLM_ATTEMPTS = 'llm_attempts';
 const CONTEXT_FLOOR = 'context_floor';
 const CONTEXT_SHRUNK_AT = 'context_shrunk_at';
 
-/** Steps one alarm run may take back to back before it yields the object to other work. */
-export const SLICE_STEPS = 8;
+/**
+ * A slice (one alarm run) takes steps back to back for up to SLICE_MS of the kernel's clock, and at
+ * most SLICE_STEPS steps, then yields the object to other work. By time, not count: a process whose
+ * steps are fast (a local model, cached answers) takes many per slice, so the slice's bookkeeping
+ * (dispatch, fault counter, the yield, the outbox round) is spread over them; one whose LLM calls
+ * take seconds takes one or a few, and its steps are bounded in wall time all the same.
+ */
+export const SLICE_MS = 2_000;
+export const SLICE_STEPS = 64;
 
 export interface ImageMeta {
   readonly system_prompt: string;
@@ -56,7 +63,9 @@ export interface StepDeps {
   readonly fetch: (request: Request) => Promise<Response>;
   readonly spawnChild: (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string, untrusted: boolean) => Promise<{ pid: string }>;
   readonly signalChild: (parent: Pcb, pid: string, signal: Signal, cascade?: boolean) => Promise<{ delivered: boolean; state: string }>;
+  /** The most steps a slice takes (SLICE_STEPS), and the kernel-clock milliseconds it may run for (SLICE_MS). */
   readonly sliceSteps?: number;
+  readonly sliceMs?: number;
   /** How long an approval request stays open before the call fails with EPERM. */
   readonly approvalTtlMs?: number;
   /** The LLM scheduler's client: a slice is asked for before each call and given back after it. */
@@ -113,19 +122,30 @@ export class StepLoop {
   }
 
   /**
-   * Run a time slice: up to `sliceSteps` steps back to back. The process is dispatched once and stays
-   * running for the whole slice (quotas and SIGTERM are still checked at every step boundary), then
-   * yields; a step that blocks, exits or is stopped ends the slice early.
+   * Run a time slice: steps back to back for up to `sliceMs` (SLICE_MS), at most `sliceSteps`. The
+   * process is dispatched once and stays running for the whole slice (quotas and SIGTERM are still
+   * checked at every step boundary), then yields; a step that blocks, exits or is stopped ends the
+   * slice early. Whether a step is the slice's last is decided before it runs (its commit then
+   * carries the yield): when the steps so far, at their mean duration, leave no room for another.
    */
   async runSlice(): Promise<void> {
     const rt = this.#rt;
-    const steps = this.#deps.sliceSteps ?? SLICE_STEPS;
+    const maxSteps = this.#deps.sliceSteps ?? SLICE_STEPS;
+    const budget = this.#deps.sliceMs ?? SLICE_MS;
     if (rt.mustPcb().state !== 'ready') return;
     rt.store.transaction(() => {
       rt.apply({ type: 'dispatch' });
       rt.store.setTimer('run', rt.now + STEP_LEASE_MS);
     });
-    for (let i = 0; i < steps; i++) {
+    const start = rt.now;
+    const isLast = (i: number): boolean => {
+      if (i >= maxSteps - 1) return true;
+      if (i === 0) return false;
+      const spent = rt.now - start;
+      return spent + spent / i > budget;
+    };
+    for (let i = 0; i < maxSteps; i++) {
+      const lastStep = isLast(i);
       const pcb = rt.mustPcb();
       if (pcb.state !== 'running') return;
       let step = rt.store.openStep();
@@ -146,18 +166,18 @@ export class StepLoop {
           rt.store.transaction(() => rt.exit(over));
           return;
         }
-        const thought = await this.#think(i === steps - 1);
+        const thought = await this.#think(lastStep);
         if (thought === null) return;
         if (thought.outcome !== null) {
           // The whole step, its call included, is in one commit (#fuse).
-          if (thought.outcome === 'done' && i < steps - 1) continue;
+          if (thought.outcome === 'done' && !lastStep) continue;
           return;
         }
         step = thought.step;
       }
       const outcome = await this.#dispatch(step);
       if (outcome !== 'done' && outcome !== 'yield') return;
-      const last = outcome === 'yield' || i === steps - 1;
+      const last = outcome === 'yield' || lastStep;
       rt.store.transaction(() => {
         rt.store.finishStep(step);
         if (last) {

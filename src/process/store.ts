@@ -15,7 +15,7 @@ import type { Pcb } from '../kernel/pcb.ts';
 import type { Timer, TimerKind } from '../kernel/timers.ts';
 import type { EventRow } from '../rpc/contracts.ts';
 import { migrate } from '../storage/migrations.ts';
-import { PROCESS_MIGRATIONS, tableDdl } from './schema.ts';
+import { createProcessSchema, PROCESS_MIGRATIONS, tableDdl } from './schema.ts';
 
 export type { EventRow };
 
@@ -99,7 +99,7 @@ export class ProcessStore {
     this.#storage = storage;
     this.#sql = storage.sql;
     // The tables, at the version this code knows (./schema.ts); nothing is probed.
-    migrate(storage, PROCESS_MIGRATIONS);
+    migrate(storage, PROCESS_MIGRATIONS, createProcessSchema);
   }
 
   /** Undo actions of the in-memory page table's changes in the open transaction (null outside one). */
@@ -198,10 +198,21 @@ export class ProcessStore {
     this.#pendingJournal = new Map();
     insertRows(this.#sql, 'pages (seq, step, kind, body, created_at, tokens, importance, excerpt, last_access)', this.#pendingPages.map((r) => [r.seq, r.step, r.kind, r.body, r.at, r.tokens, r.importance, r.excerpt, r.at]));
     this.#pendingPages = [];
-    insertRows(this.#sql, 'events (seq, at, type, data)', this.#pendingEvents.map((e) => [e.seq, e.at, e.type, JSON.stringify(e.data)]));
-    this.#pendingEvents = [];
-    insertRows(this.#sql, 'audit_log (seq, record)', this.#pendingAudits.map((a) => [a.seq, a.record]));
-    this.#pendingAudits = [];
+    // A commit's events, and its audit records, are one row each (numbered seq … last).
+    const events = this.#pendingEvents;
+    if (events.length > 0) {
+      this.#sql.exec('INSERT INTO events (seq, last, data) VALUES (?, ?, ?)', events[0]!.seq, events.at(-1)!.seq, JSON.stringify(events.map((e) => ({ at: e.at, type: e.type, data: e.data }))));
+      this.#pendingEvents = [];
+    }
+    const audits = this.#pendingAudits;
+    if (audits.length > 0) {
+      this.#sql.exec('INSERT INTO audit_log (seq, last, records) VALUES (?, ?, ?)', audits[0]!.seq, audits.at(-1)!.seq, `[${audits.map((a) => a.record).join(',')}]`);
+      if (this.#auditRows !== undefined) {
+        this.#auditRows++;
+        this.#undo?.push(() => this.#auditRows !== undefined && this.#auditRows--);
+      }
+      this.#pendingAudits = [];
+    }
   }
 
   /** Inside a commit, a read of a table with queued rows writes them first (the commit's own view). */
@@ -263,7 +274,7 @@ export class ProcessStore {
   #eventNext: number | undefined;
 
   appendEvent(at: number, type: string, data: unknown): EventRow {
-    this.#eventNext ??= (this.#sql.exec<{ n: number | null }>('SELECT MAX(seq) AS n FROM events').one().n ?? 0) + 1;
+    this.#eventNext ??= (this.#sql.exec<{ n: number | null }>('SELECT MAX(last) AS n FROM events').one().n ?? 0) + 1;
     const seq = this.#eventNext;
     this.#eventNext = seq + 1;
     this.#undo?.push(() => (this.#eventNext = seq));
@@ -273,11 +284,24 @@ export class ProcessStore {
     return row;
   }
 
+  /** Events numbered above `after`, oldest first, at most `limit`. */
   events(after: number, limit: number): EventRow[] {
-    return this.#sql
-      .exec<{ seq: number; at: number; type: string; data: string }>('SELECT seq, at, type, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?', after, limit)
-      .toArray()
-      .map((r) => ({ seq: r.seq, at: r.at, type: r.type, data: JSON.parse(r.data) as unknown }));
+    const out: EventRow[] = [];
+    if (limit <= 0) return out;
+    // From the row holding event after + 1 (the last row that starts at or before it), through the
+    // primary key; each row holds at least one event, so `limit` rows are enough.
+    const rows = this.#sql
+      .exec<{ seq: number; data: string }>('SELECT seq, data FROM events WHERE seq >= COALESCE((SELECT MAX(seq) FROM events WHERE seq <= ?), 0) ORDER BY seq LIMIT ?', after + 1, limit)
+      .toArray();
+    for (const r of rows) {
+      const packed = JSON.parse(r.data) as { at: number; type: string; data: unknown }[];
+      packed.forEach((e, i) => {
+        const seq = r.seq + i;
+        if (seq > after && out.length < limit) out.push({ seq, at: e.at, type: e.type, data: e.data });
+      });
+      if (out.length >= limit) break;
+    }
+    return out;
   }
 
   // --- pages -------------------------------------------------------------------------------------
@@ -313,10 +337,13 @@ export class ProcessStore {
     this.#undo?.push(() => setEntry(t, i, prev));
   }
 
-  /** Change every page of some steps in memory (the SQL is the caller's). */
-  #updateSteps(steps: readonly number[], change: (e: PageEntry) => PageEntry): void {
+  /** Change every page of some steps, in memory and in SQLite (`set` with its parameters), by seq: pages have no index by step. */
+  #updateSteps(steps: readonly number[], set: string, params: readonly SqlStorageValue[], change: (e: PageEntry) => PageEntry): void {
+    this.#settlePending();
     const t = this.#pages();
-    for (const step of steps) for (const i of t.byStep.get(step) ?? []) this.#replace(i, change(t.entries[i]!));
+    const at = steps.flatMap((step) => t.byStep.get(step) ?? []);
+    updateBySeq(this.#sql, set, params, at.map((i) => t.entries[i]!.seq));
+    for (const i of at) this.#replace(i, change(t.entries[i]!));
   }
 
   appendPage(step: number, kind: string, body: unknown, at: number, meta: { tokens: number; importance: number; excerpt: string } = { tokens: 0, importance: 0.5, excerpt: '' }): number {
@@ -389,12 +416,8 @@ export class ProcessStore {
 
   /** Bring steps back (counting an access) or swap them out as compaction `batch`. */
   setResident(steps: readonly number[], resident: boolean, now: number, batch = 0): void {
-    this.#settlePending();
-    for (const step of steps) {
-      if (resident) this.#sql.exec('UPDATE pages SET resident = 1, access_count = access_count + 1, last_access = ? WHERE step = ?', now, step);
-      else this.#sql.exec('UPDATE pages SET resident = 0, batch = ? WHERE step = ?', batch, step);
-    }
-    this.#updateSteps(steps, (e) => (resident ? { ...e, resident: true, access_count: e.access_count + 1, last_access: now } : { ...e, resident: false, batch }));
+    if (resident) this.#updateSteps(steps, 'resident = 1, access_count = access_count + 1, last_access = ?', [now], (e) => ({ ...e, resident: true, access_count: e.access_count + 1, last_access: now }));
+    else this.#updateSteps(steps, 'resident = 0, batch = ?', [batch], (e) => ({ ...e, resident: false, batch }));
   }
 
   /** The pages of some steps, with bodies, in order. */
@@ -437,18 +460,15 @@ export class ProcessStore {
   /** A major compaction: every swapped page joins `batch`, so adjacent runs merge. */
   rebatchSwapped(batch: number): void {
     this.#settlePending();
-    this.#sql.exec('UPDATE pages SET batch = ? WHERE resident = 0', batch);
     const t = this.#pages();
-    t.entries.forEach((e, i) => {
-      if (!e.resident) this.#replace(i, { ...e, batch });
-    });
+    const at = t.entries.flatMap((e, i) => (e.resident ? [] : [i]));
+    updateBySeq(this.#sql, 'batch = ?', [batch], at.map((i) => t.entries[i]!.seq));
+    for (const i of at) this.#replace(i, { ...t.entries[i]!, batch });
   }
 
   /** Count an access to steps that stay where they are (a page fault recalls a copy). */
   touchSteps(steps: readonly number[], now: number): void {
-    this.#settlePending();
-    for (const step of steps) this.#sql.exec('UPDATE pages SET access_count = access_count + 1, last_access = ? WHERE step = ?', now, step);
-    this.#updateSteps(steps, (e) => ({ ...e, access_count: e.access_count + 1, last_access: now }));
+    this.#updateSteps(steps, 'access_count = access_count + 1, last_access = ?', [now], (e) => ({ ...e, access_count: e.access_count + 1, last_access: now }));
   }
 
   /** Swapped steps whose content is in the working set through a resident recall page. */
@@ -464,9 +484,7 @@ export class ProcessStore {
 
   /** Pin or unpin every page of a step; returns how many pages it has. */
   setPinned(step: number, pinned: boolean): number {
-    this.#settlePending();
-    this.#sql.exec('UPDATE pages SET pinned = ? WHERE step = ?', pinned ? 1 : 0, step);
-    this.#updateSteps([step], (e) => ({ ...e, pinned }));
+    this.#updateSteps([step], 'pinned = ?', [pinned ? 1 : 0], (e) => ({ ...e, pinned }));
     return this.#pages().byStep.get(step)?.length ?? 0;
   }
 
@@ -657,7 +675,7 @@ export class ProcessStore {
   /** Take the next audit record number (undone if the transaction rolls back). */
   nextAuditSeq(): number {
     if (this.#auditNext === undefined) {
-      const logged = this.#sql.exec<{ n: number | null }>('SELECT MAX(seq) AS n FROM audit_log').one().n ?? 0;
+      const logged = this.#sql.exec<{ n: number | null }>('SELECT MAX(last) AS n FROM audit_log').one().n ?? 0;
       // Numbers already used: delivered (the head), and counted by kernels before the audit log (audit_seq).
       this.#auditNext = Math.max(logged, this.getMeta<AuditHead>(AUDIT_HEAD)?.seq ?? 0, this.getMeta<number>('audit_seq') ?? 0) + 1;
     }
@@ -673,14 +691,37 @@ export class ProcessStore {
     if (this.#undo === null) this.#writePending();
   }
 
-  /** Records not yet in D1, oldest first. */
-  auditBacklog(limit: number): { seq: number; record: string }[] {
-    return this.#sql.exec<{ seq: number; record: string }>('SELECT seq, record FROM audit_log ORDER BY seq LIMIT ?', limit).toArray();
+  /** Rows of audit_log (one per commit that recorded something): counted so an empty log is known without a read. */
+  #auditRows: number | undefined;
+
+  /** Whether records are waiting for D1. */
+  auditOwed(): boolean {
+    this.#auditRows ??= this.#sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM audit_log').one().n;
+    return this.#auditRows > 0 || this.#pendingAudits.length > 0;
   }
 
-  /** Delivered: forget the records up to `seq` and move the chain's head (one commit). */
+  /**
+   * Records not yet in D1, oldest first: whole commits' worth, about `limit` (at least one commit's,
+   * all of it), so that delivering them leaves no commit half in D1.
+   */
+  auditBacklog(limit: number): { seq: number; record: string }[] {
+    this.#settlePending();
+    const out: { seq: number; record: string }[] = [];
+    for (const r of this.#sql.exec<{ seq: number; records: string }>('SELECT seq, records FROM audit_log ORDER BY seq LIMIT ?', Math.max(1, limit)).toArray()) {
+      if (out.length >= limit && out.length > 0) break;
+      (JSON.parse(r.records) as unknown[]).forEach((record, i) => out.push({ seq: r.seq + i, record: JSON.stringify(record) }));
+    }
+    return out;
+  }
+
+  /** Delivered: forget the records up to `seq` (the end of a commit's records) and move the chain's head (one commit). */
   delivered(seq: number, head: AuditHead): void {
-    this.#sql.exec('DELETE FROM audit_log WHERE seq <= ?', seq);
+    const gone = this.#sql.exec('DELETE FROM audit_log WHERE seq <= ?', seq).rowsWritten;
+    const rows = this.#auditRows;
+    if (rows !== undefined) {
+      this.#auditRows = rows - gone;
+      this.#undo?.push(() => (this.#auditRows = rows));
+    }
     this.setMeta(AUDIT_HEAD, head);
   }
 
@@ -716,7 +757,7 @@ export class ProcessStore {
 
   /** Deliveries still owed: outbox rows and audit records not yet in D1. */
   owed(): number {
-    return this.outboxSize() + this.#sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM audit_log').one().n;
+    return this.outboxSize() + this.#sql.exec<{ n: number }>('SELECT COALESCE(SUM(last - seq + 1), 0) AS n FROM audit_log').one().n;
   }
 
   bumpOutbox(ids: readonly number[]): void {
@@ -737,6 +778,7 @@ export class ProcessStore {
     this.#bodies = new Map();
     this.#approvalsPresent = undefined;
     this.#auditNext = undefined;
+    this.#auditRows = undefined;
     this.#table = undefined;
     this.#openStep = undefined;
   }
@@ -753,7 +795,7 @@ export class ProcessStore {
   async destroy(): Promise<void> {
     await this.#storage.deleteAlarm();
     await this.#storage.deleteAll();
-    migrate(this.#storage, PROCESS_MIGRATIONS);
+    migrate(this.#storage, PROCESS_MIGRATIONS, createProcessSchema);
     this.#pcb = undefined;
     this.#approvalsPresent = undefined;
     this.#meta = new Map();
@@ -761,6 +803,7 @@ export class ProcessStore {
     this.#table = undefined;
     this.#openStep = undefined;
     this.#auditNext = undefined;
+    this.#auditRows = undefined;
     this.#eventNext = undefined;
     this.#pageNext = undefined;
     this.#children = undefined;
@@ -784,6 +827,15 @@ function strip(c: (ChildRow & { readonly created_at: number }) | undefined): Chi
 
 /** Bound parameters a Durable Object's SQLite takes per statement (developers.cloudflare.com/durable-objects/platform/limits/). */
 const MAX_PARAMS = 100;
+
+/** `UPDATE pages SET <set> WHERE seq IN (…)`, in as few statements as the bound on parameters allows. */
+function updateBySeq(sql: SqlStorage, set: string, params: readonly SqlStorageValue[], seqs: readonly number[]): void {
+  const per = MAX_PARAMS - params.length;
+  for (let i = 0; i < seqs.length; i += per) {
+    const some = seqs.slice(i, i + per);
+    sql.exec(`UPDATE pages SET ${set} WHERE seq IN (${some.map(() => '?').join(', ')})`, ...params, ...some);
+  }
+}
 
 /** A multi-row INSERT, in as few statements as the bound on parameters allows. */
 function insertRows(sql: SqlStorage, into: string, rows: readonly (readonly SqlStorageValue[])[]): void {

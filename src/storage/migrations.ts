@@ -28,8 +28,11 @@ export function schemaVersion(sql: SqlStorage): number {
  * Bring storage up to the last migration's version. Returns the version reached. Throws if the
  * list is not strictly increasing from 1, or if the storage is at a version this code does not know
  * (written by a newer deployment: running older code over it would corrupt it).
+ *
+ * `fresh`, if given, creates the latest schema at once in storage that has none (version 0): a new
+ * object is born at the latest version instead of replaying the history meant for old ones.
  */
-export function migrate(storage: DurableObjectStorage, migrations: readonly Migration[]): number {
+export function migrate(storage: DurableObjectStorage, migrations: readonly Migration[], fresh?: (sql: SqlStorage) => void): number {
   migrations.forEach((m, i) => {
     if (m.version !== i + 1) throw new Error(`migration ${i} has version ${m.version}; versions must run 1, 2, 3 …`);
   });
@@ -39,7 +42,8 @@ export function migrate(storage: DurableObjectStorage, migrations: readonly Migr
     const at = schemaVersion(sql);
     if (at > latest) throw new Error(`storage is at schema version ${at}, newer than this code's ${latest}`);
     if (at === latest) return at;
-    for (const m of migrations.slice(at)) m.up(sql);
+    if (at === 0 && fresh) fresh(sql);
+    else for (const m of migrations.slice(at)) m.up(sql);
     sql.exec('INSERT INTO schema_version (id, version) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET version = excluded.version', latest);
     return latest;
   });
