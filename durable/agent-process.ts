@@ -20,7 +20,8 @@ import type { ApprovalDecision, ChainHead, FileView, MailboxView, PageTableView,
 import { TENANT_HEADER } from '../src/rpc/contracts.ts';
 import { auditChain, processStub, schedulerStub } from '../src/rpc/stubs.ts';
 import { deleteProcessRow } from '../src/process/table.ts';
-import { LINEAGE, SliceClient } from '../src/process/slice.ts';
+import { META } from '../src/process/meta.ts';
+import { SliceClient } from '../src/process/slice.ts';
 import { type LineageEntry, poolsFromEnv } from '../src/kernel/scheduler.ts';
 import type { WireMessage } from '../src/kernel/ipc.ts';
 import { createTransport, parseMode } from '../src/ipc/transport.ts';
@@ -145,9 +146,9 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
       // Every LLM call is recorded with its step; a process spawned with a trace replays it (src/checkpoints/trace.ts).
       wrapProvider: (make) =>
         tracingProvider(make, this.#traces, () => Date.now(), (d) => {
-          if (this.#rt.store.getMeta<boolean>('replay_diverged')) return;
+          if (this.#rt.store.getMeta(META.replayDiverged)) return;
           this.#rt.store.transaction(() => {
-            this.#rt.store.setMeta('replay_diverged', true);
+            this.#rt.store.setMeta(META.replayDiverged, true);
             this.#rt.emit('replay_divergence', d);
           });
         }),
@@ -179,7 +180,7 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
         const usable = checkModel(spec.value.model, env);
         if (!usable.ok) throw KernelError.fromValue(usable.error);
         // The child's ancestors and their budgets: the scheduler charges its usage to each of them.
-        const lineage: LineageEntry[] = [{ pid: parent.pid, max_tokens: parent.quotas.max_tokens }, ...(this.#rt.store.getMeta<LineageEntry[]>(LINEAGE) ?? [])];
+        const lineage: LineageEntry[] = [{ pid: parent.pid, max_tokens: parent.quotas.max_tokens }, ...(this.#rt.store.getMeta(META.lineage) ?? [])];
         const r = await processStub(env, pid).spawn({ ...spec.value, lineage });
         if (!r.ok) throw KernelError.fromValue(r.error);
         return { pid: r.value.pid };

@@ -4,6 +4,7 @@
  */
 import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
+import { META_KEYS } from '../src/process/meta.ts';
 import { EAGER_TABLES, PROCESS_MIGRATIONS, PROCESS_TABLES } from '../src/process/schema.ts';
 import { ProcessStore } from '../src/process/store.ts';
 import { type Migration, migrate, schemaVersion } from '../src/storage/migrations.ts';
@@ -45,6 +46,11 @@ describe('the process schema', () => {
     const tables = (await tablesOf(pid)).filter((t) => !BOOKKEEPING.has(t));
     expect(tables).toContain('mailbox');
     expect(tables.filter((t) => !described.has(t))).toEqual([]);
+    // So is every key of its meta table (src/process/meta.ts).
+    const keys = await runInDurableObject(stubOf(pid), (_i, state) => state.storage.sql.exec<{ key: string }>('SELECT key FROM meta').toArray().map((r) => r.key));
+    expect(keys.length).toBeGreaterThan(3);
+    const named = new Set(META_KEYS.map((k) => k.name));
+    expect(keys.filter((k) => !named.has(k))).toEqual([]);
   });
 
   it('the platform refuses PRAGMA user_version, which is why the version lives in a table', async () => {

@@ -17,11 +17,12 @@ import { loadTables } from './service.ts';
 import { writeTables } from './snapshot.ts';
 import { readManifest } from './store.ts';
 import { policyOf } from './tables.ts';
+import { META } from '../process/meta.ts';
 
 export async function adoptFork(rt: ProcessRuntime, bucket: R2Bucket, input: ForkInput): Promise<Pcb> {
   const existing = rt.pcb();
   if (existing) {
-    if (rt.store.getMeta<string>('spawn_key') === input.spawn_key) return existing;
+    if (rt.store.getMeta(META.spawnKey) === input.spawn_key) return existing;
     throw new KernelError('EEXIST', `process ${input.pid} already exists`, { pid: input.pid });
   }
   const manifest = await readManifest(bucket, input.manifest_key);
@@ -80,8 +81,8 @@ export async function adoptFork(rt: ProcessRuntime, bucket: R2Bucket, input: For
       forked_from: input.forked_from,
     };
     rt.save(pcb);
-    rt.store.setMeta('spawn_key', input.spawn_key);
-    if (input.lineage) rt.store.setMeta('lineage', input.lineage);
+    rt.store.setMeta(META.spawnKey, input.spawn_key);
+    if (input.lineage) rt.store.setMeta(META.lineage, input.lineage);
     if (childWait && blocked) rt.completeEntry(blocked, { ok: false, error: { code: 'ECHILD', message: `this process is a fork of ${input.forked_from}; the original's children were not duplicated` } });
     if (input.task !== undefined && input.task !== source.task) rt.addPage(pcb.usage.steps, { kind: 'notice', text: `This process was forked from ${input.forked_from}. Its task is now: ${input.task}` });
     rt.emit('spawned', { pid: pcb.pid, ppid: pcb.ppid, name: pcb.name, image: pcb.image, model: pcb.model, priority: pcb.priority, quotas: pcb.quotas, forked_from: input.forked_from });

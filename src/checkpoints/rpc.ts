@@ -14,6 +14,7 @@ import { forkGrants } from './policy.ts';
 import type { CheckpointService } from './service.ts';
 import { manifestKey, prefixOf } from './store.ts';
 import { TRACE_FORMAT, type Trace, type TraceStore } from './trace.ts';
+import { META } from '../process/meta.ts';
 
 export interface ForkTarget {
   adoptFork(input: ForkInput): Promise<Result<Pcb>>;
@@ -51,7 +52,7 @@ export async function forkFromSyscall(svc: CheckpointService, rt: ProcessRuntime
   const parent = rt.mustPcb();
   const checkpoint = svc.resolve(ref);
   const pid = await childPid(parent.pid, `fork/${callKey}`);
-  const lineage = [{ pid: parent.pid, max_tokens: parent.quotas.max_tokens }, ...(rt.store.getMeta<{ pid: string; max_tokens: number }[]>('lineage') ?? [])];
+  const lineage = [{ pid: parent.pid, max_tokens: parent.quotas.max_tokens }, ...(rt.store.getMeta(META.lineage) ?? [])];
   rt.store.addChild(pid, `${parent.name}-fork`, `fork/${callKey}`, rt.now);
   try {
     const pcb = await fork(svc, rt, { op: 'fork', id: checkpoint.id, by: parent.pid, request: { name: `${parent.name}-fork`, ...(task ? { task } : {}) }, pid, ppid: parent.pid, spawn_key: `${parent.pid}/fork/${callKey}`, lineage }, target);
@@ -112,7 +113,7 @@ async function fork(svc: CheckpointService, rt: ProcessRuntime, op: Extract<Chec
 /** The process's run as a trace file: its spawn, every LLM call with its step, every syscall result. */
 export function exportTrace(rt: ProcessRuntime, traces: TraceStore): Trace {
   const pcb = rt.mustPcb();
-  const image = rt.store.getMeta<{ tool_mode: 'native' | 'text' }>('image');
+  const image = rt.store.getMeta(META.image);
   const syscalls = rt.store.sql
     .exec<{ step: number; idx: number; name: string; args: string; result: string }>("SELECT step, idx, name, args, result FROM journal WHERE status = 'done' ORDER BY step, idx")
     .toArray()

@@ -15,12 +15,9 @@ import { type AutoPolicy, DEFAULT_AUTO, autoDue, checkpointable, diffTables, res
 import { chunkSnapshot, readSnapshot, stateDigest, type TableRows, writeTables } from './snapshot.ts';
 import { CheckpointIndex, type IndexRow, type Manifest, type ManifestTable, type NewPiece, type PieceAt, type Reason, type SchemaPiece, SchemaPieceSchema, bucketOrFail, chunkNames, manifestKey, packKey, prefixOf, readManifest } from './store.ts';
 import { LIVE_META, policyOf } from './tables.ts';
+import { META } from '../process/meta.ts';
 
 /** Meta keys (live: they survive restores). */
-const AUTO = 'ckpt_auto';
-const AUTO_LAST = 'ckpt_auto_last';
-const SIGSTOP_PENDING = 'ckpt_sigstop_pending';
-const REQUESTED = 'ckpt_requested';
 
 export type CheckpointSummary = IndexRow & { readonly name: string };
 
@@ -168,7 +165,7 @@ export class CheckpointService {
     const row: IndexRow = { id, seq, label, reason, step: manifest.step, state: manifest.state, created_at, raw_bytes: rawBytes, stored_bytes: manifest.sizes.stored_bytes, new_bytes: manifest.sizes.new_bytes, digest };
     rt.store.transaction(() => {
       this.index.add(row, manifest, written);
-      if (reason === 'auto') rt.store.setMeta(AUTO_LAST, manifest.step);
+      if (reason === 'auto') rt.store.setMeta(META.ckptAutoLast, manifest.step);
       rt.emit('checkpoint', { id, label, reason, step: manifest.step, stored_bytes: row.stored_bytes, new_bytes: row.new_bytes, digest });
       rt.audit('lifecycle', 'checkpoint', 'ok', null, { id, label, reason, step: manifest.step, version: manifest.version, digest });
     });
@@ -186,13 +183,13 @@ export class CheckpointService {
   // --- automatic checkpoints ------------------------------------------------------------------------
 
   autoPolicy(): AutoPolicy {
-    return this.#rt.store.getMeta<AutoPolicy>(AUTO) ?? DEFAULT_AUTO;
+    return this.#rt.store.getMeta(META.ckptAuto) ?? DEFAULT_AUTO;
   }
 
   setAutoPolicy(policy: AutoPolicy): void {
     this.#rt.store.transaction(() => {
-      this.#rt.store.setMeta(AUTO, policy);
-      if (this.#rt.store.getMeta<number>(AUTO_LAST) === undefined) this.#rt.store.setMeta(AUTO_LAST, this.#rt.mustPcb().usage.steps);
+      this.#rt.store.setMeta(META.ckptAuto, policy);
+      if (this.#rt.store.getMeta(META.ckptAutoLast) === undefined) this.#rt.store.setMeta(META.ckptAutoLast, this.#rt.mustPcb().usage.steps);
       this.#rt.emit('checkpoint_policy', policy);
     });
   }
@@ -200,13 +197,13 @@ export class CheckpointService {
   /** A SIGSTOP arrived: a checkpoint is due at the next step boundary (now, if the process is at one). */
   onSigstop(): Promise<void> {
     if (!this.autoPolicy().on_sigstop) return Promise.resolve();
-    this.#rt.store.setMeta(SIGSTOP_PENDING, true);
+    this.#rt.store.setMeta(META.ckptSigstopPending, true);
     return this.afterSlice();
   }
 
   /** The checkpoint syscall: taken when the current step ends (the syscall ends the slice). */
   request(label: string | null): void {
-    this.#rt.store.setMeta(REQUESTED, { label });
+    this.#rt.store.setMeta(META.ckptRequested, { label });
   }
 
   /** A checkpoint by id, or the newest with that label, or (null) the newest of all. */
@@ -222,23 +219,23 @@ export class CheckpointService {
     const rt = this.#rt;
     const pcb = rt.pcb();
     if (!pcb || this.#slices > 0 || !this.#bucket()) return;
-    const requested = rt.store.getMeta<{ label: string | null } | null>(REQUESTED);
+    const requested = rt.store.getMeta(META.ckptRequested);
     if (requested) {
       try {
         await this.create(requested.label, 'syscall');
-        rt.store.setMeta(REQUESTED, null);
+        rt.store.setMeta(META.ckptRequested, null);
       } catch (e) {
         if (!(e instanceof KernelError && e.code === 'EAGAIN')) throw e;
       }
     }
     const policy = this.autoPolicy();
-    const sigstop = rt.store.getMeta<boolean>(SIGSTOP_PENDING) === true && pcb.state === 'stopped';
-    const due = autoDue(policy, pcb.usage.steps, rt.store.getMeta<number>(AUTO_LAST) ?? 0) && pcb.state !== 'zombie' && pcb.state !== 'terminated';
+    const sigstop = rt.store.getMeta(META.ckptSigstopPending) === true && pcb.state === 'stopped';
+    const due = autoDue(policy, pcb.usage.steps, rt.store.getMeta(META.ckptAutoLast) ?? 0) && pcb.state !== 'zombie' && pcb.state !== 'terminated';
     if (!sigstop && !due) return;
     try {
       await this.create(null, sigstop ? 'sigstop' : 'auto');
-      if (sigstop) rt.store.setMeta(SIGSTOP_PENDING, false);
-      if (!sigstop || due) rt.store.setMeta(AUTO_LAST, pcb.usage.steps);
+      if (sigstop) rt.store.setMeta(META.ckptSigstopPending, false);
+      if (!sigstop || due) rt.store.setMeta(META.ckptAutoLast, pcb.usage.steps);
     } catch (e) {
       // Not at a boundary after all (a syscall under way): the next run tries again.
       if (!(e instanceof KernelError && e.code === 'EAGAIN')) throw e;

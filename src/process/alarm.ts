@@ -9,9 +9,9 @@ import { MAX_FAULTS, armable, due, earliest, faultBackoffMs } from '../kernel/ti
 import { settleApproval } from './approvals.ts';
 import type { ProcessCore } from './core.ts';
 import { termState } from './signals.ts';
+import { META } from './meta.ts';
 
 /** Meta key: consecutive faulted alarm runs. */
-const FAULTS = 'faults';
 
 export class ProcessAlarm {
   readonly #rt: ProcessCore;
@@ -100,12 +100,12 @@ export class ProcessAlarm {
     this.#armedAt = null; // the alarm that woke us is spent
     const pcb = this.#rt.pcb();
     if (!pcb) return;
-    const faults = (this.#rt.store.getMeta<number>(FAULTS) ?? 0) + 1;
-    this.#rt.store.setMeta(FAULTS, faults);
+    const faults = (this.#rt.store.getMeta(META.faults) ?? 0) + 1;
+    this.#rt.store.setMeta(META.faults, faults);
     try {
       if (LIVE_STATES.has(pcb.state)) {
         if (faults > MAX_FAULTS) {
-          const last = this.#rt.store.getMeta<ErrorValue>('last_fault');
+          const last = this.#rt.store.getMeta(META.lastFault);
           this.#rt.store.transaction(() => this.#rt.exit({ code: 'EFAULT', reason: `the process faulted ${MAX_FAULTS} times in a row${last ? `; last: ${last.message}` : ''}` }));
         } else {
           // A PCB left `running` means the previous run died mid-step: resume from the journal.
@@ -113,11 +113,11 @@ export class ProcessAlarm {
           if (this.fireTimers()) await runSlice();
         }
       }
-      this.#rt.store.setMeta(FAULTS, 0);
+      this.#rt.store.setMeta(META.faults, 0);
     } catch (e) {
       const error = toErrorValue(e);
       this.#rt.store.transaction(() => {
-        this.#rt.store.setMeta('last_fault', error);
+        this.#rt.store.setMeta(META.lastFault, error);
         this.#rt.emit('fault', { attempt: faults, max: MAX_FAULTS, error });
         if (this.#rt.mustPcb().state === 'running') this.#rt.apply({ type: 'yield' });
         this.#rt.store.setTimer('fault', this.#rt.now + faultBackoffMs(faults, this.#rt.deps.random));

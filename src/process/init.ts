@@ -11,13 +11,13 @@
 import { DEFAULT_QUOTAS, type ExitStatus, type Pcb, ZERO_USAGE } from '../kernel/pcb.ts';
 import { childPid } from '../kernel/spawn.ts';
 import type { ProcessCore } from './core.ts';
+import { META } from './meta.ts';
 
-const INIT_META = 'init';
 
 /** The pid of a tenant's init process. */
 export const initPid = (tenant: string): Promise<string> => childPid('init', tenant);
 
-export const isInit = (rt: ProcessCore): boolean => rt.store.getMeta<boolean>(INIT_META) === true;
+export const isInit = (rt: ProcessCore): boolean => rt.store.getMeta(META.initialized) === true;
 
 /** Create the init process in this (empty) object. */
 export function createInit(rt: ProcessCore, pid: string, tenant: string): Pcb {
@@ -45,7 +45,7 @@ export function createInit(rt: ProcessCore, pid: string, tenant: string): Pcb {
       version: 1,
     };
     rt.save(pcb);
-    rt.store.setMeta(INIT_META, true);
+    rt.store.setMeta(META.initialized, true);
     rt.emit('spawned', { pid, ppid: null, name: 'init', image: 'init' });
     rt.audit('lifecycle', 'spawn', 'ok', null, { name: 'init', image: 'init', init: true });
   });

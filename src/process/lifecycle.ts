@@ -10,11 +10,11 @@ import { type ExitStatus, LIVE_STATES, type Pcb, type Signal, ZERO_USAGE } from 
 import type { ExitNotify, SpawnSpec } from '../kernel/spawn.ts';
 import type { SyscallResult } from '../kernel/syscalls.ts';
 import { EXIT_NOTICE_RESULT_BYTES, type ProcessCore } from './core.ts';
-import { DEFAULT_TERM_GRACE_MS, TERM_PENDING, beginTermination } from './signals.ts';
+import { META } from './meta.ts';
+import { DEFAULT_TERM_GRACE_MS, beginTermination } from './signals.ts';
 import type { JournalRow } from './store.ts';
 
 /** Meta key: the pipeline to tell when this process exits. */
-const EXIT_NOTIFY = 'exit_notify';
 
 function untrustedSource(argsJson: string): string {
   try {
@@ -33,7 +33,7 @@ function outsideSource(value: unknown): string | null {
 export async function spawn(rt: ProcessCore, spec: SpawnSpec): Promise<Result<Pcb>> {
   const existing = rt.pcb();
   if (existing) {
-    if (rt.store.getMeta<string>('spawn_key') === spec.spawn_key) {
+    if (rt.store.getMeta(META.spawnKey) === spec.spawn_key) {
       await rt.settle();
       return ok(existing);
     }
@@ -63,11 +63,11 @@ export async function spawn(rt: ProcessCore, spec: SpawnSpec): Promise<Result<Pc
       version: 1,
     };
     rt.save(pcb);
-    rt.store.setMeta('spawn_key', spec.spawn_key);
-    if (spec.lineage) rt.store.setMeta('lineage', spec.lineage);
-    if (spec.exit_notify) rt.store.setMeta(EXIT_NOTIFY, spec.exit_notify);
-    if (spec.checkpoints) rt.store.setMeta('ckpt_auto', spec.checkpoints);
-    rt.store.setMeta('image', { system_prompt: spec.system_prompt, tool_mode: spec.tool_mode, script: spec.script });
+    rt.store.setMeta(META.spawnKey, spec.spawn_key);
+    if (spec.lineage) rt.store.setMeta(META.lineage, spec.lineage);
+    if (spec.exit_notify) rt.store.setMeta(META.exitNotify, spec.exit_notify);
+    if (spec.checkpoints) rt.store.setMeta(META.ckptAuto, spec.checkpoints);
+    rt.store.setMeta(META.image, { system_prompt: spec.system_prompt, tool_mode: spec.tool_mode, script: spec.script });
     rt.addPage(0, { kind: 'task', text: spec.task, ...(spec.untrusted_task ? { untrusted: true, source: 'parent context' } : {}) });
     rt.emit('spawned', { pid: spec.pid, ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model, priority: spec.priority, quotas: spec.quotas });
     rt.audit('lifecycle', 'spawn', 'ok', null, { ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model, capabilities: spec.capabilities, untrusted_task: spec.untrusted_task });
@@ -130,7 +130,7 @@ export function exit(rt: ProcessCore, status: ExitStatus): void {
   const blocked = rt.store.blockedEntry();
   if (blocked) rt.completeEntry(blocked, { ok: false, error: { code: 'EINTR', message: 'the process exited while this call was blocked' } });
   for (const t of ['run', 'wake', 'wait_timeout', 'fault', 'term'] as const) rt.store.clearTimer(t);
-  rt.store.setMeta(TERM_PENDING, null);
+  rt.store.setMeta(META.termPending, null);
   rt.emit('exit', status);
   rt.audit('lifecycle', 'exit', typeof status.code === 'number' && status.code === 0 ? 'ok' : 'error', String(status.code), status);
   for (const child of rt.store.children()) {
@@ -146,7 +146,7 @@ export function exit(rt: ProcessCore, status: ExitStatus): void {
   rt.send({ kind: 'd1', statement: { sql: 'DELETE FROM subscriptions WHERE tenant = ? AND pid = ?', params: [pcb.tenant, pcb.pid] } });
   if (pcb.ppid) rt.send({ kind: 'child_exited', parent: pcb.ppid, child: pcb.pid, exit: status });
   else rt.apply({ type: 'reap' });
-  const notify = rt.store.getMeta<ExitNotify>(EXIT_NOTIFY);
+  const notify = rt.store.getMeta(META.exitNotify);
   if (notify) {
     const small = new TextEncoder().encode(JSON.stringify(status.result ?? null)).byteLength <= EXIT_NOTICE_RESULT_BYTES;
     rt.send({ kind: 'exit_notify', ...notify, pid: pcb.pid, code: status.code, ...(small ? { result: status.result ?? null } : {}) });

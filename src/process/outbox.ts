@@ -13,14 +13,13 @@ import type { WireMessage } from '../kernel/ipc.ts';
 import { faultBackoffMs } from '../kernel/timers.ts';
 import type { OutboxMessage, ProcessCore } from './core.ts';
 import { initPid } from './init.ts';
-import { AUDIT_HEAD, type AuditHead } from './store.ts';
+import { type AuditHead, META } from './meta.ts';
 import { upsertProcessRow } from './table.ts';
 
 /** Audit records hashed and written to D1 per round (a D1 batch stays well under its limits). */
 const AUDIT_BATCH = 200;
 
 /** Meta key: the process table's row is stale. */
-export const TABLE_DIRTY = 'table_dirty';
 
 export class Outbox {
   readonly #rt: ProcessCore;
@@ -50,13 +49,13 @@ export class Outbox {
 
   /** Write the process table's row if it is stale (spawn does only this before answering). */
   async flushTable(): Promise<void> {
-    if (!this.#rt.store.getMeta<boolean>(TABLE_DIRTY)) return;
+    if (!this.#rt.store.getMeta(META.tableDirty)) return;
     const pcb = this.#rt.pcb();
     if (!pcb) return;
     const s = upsertProcessRow(pcb);
     await this.#rt.deps.db.prepare(s.sql).bind(...s.params).run();
     // Only clear the flag if nothing changed while the write was in flight.
-    if (this.#rt.pcb() === pcb) this.#rt.store.setMeta(TABLE_DIRTY, false);
+    if (this.#rt.pcb() === pcb) this.#rt.store.setMeta(META.tableDirty, false);
   }
 
   /**
@@ -66,7 +65,7 @@ export class Outbox {
    */
   async #writeD1(sqlRows: readonly { id: number; message: OutboxMessage }[]): Promise<void> {
     const store = this.#rt.store;
-    const pcb = store.getMeta<boolean>(TABLE_DIRTY) ? this.#rt.pcb() : null;
+    const pcb = store.getMeta(META.tableDirty) ? this.#rt.pcb() : null;
     const backlog = store.auditBacklog(AUDIT_BATCH);
     const statements: Statement[] = pcb ? [upsertProcessRow(pcb)] : [];
     const head = store.auditHead();
@@ -85,7 +84,7 @@ export class Outbox {
       if (backlog.length > 0) store.delivered(next.seq, next);
       store.deleteOutbox(sqlRows.map((m) => m.id));
       // Only clear the flag if nothing changed while the write was in flight.
-      if (pcb && this.#rt.pcb() === pcb) store.setMeta(TABLE_DIRTY, false);
+      if (pcb && this.#rt.pcb() === pcb) store.setMeta(META.tableDirty, false);
     });
   }
 
@@ -104,7 +103,7 @@ export class Outbox {
       { id: `${pcb.pid}:anchor:${head.seq}`, tenant: pcb.tenant, pid: pcb.pid, at: this.#rt.now, kind: 'audit', action: 'anchor', outcome: 'ok', code: null, detail },
     ]);
     const now = store.auditHead();
-    store.transaction(() => store.setMeta(AUDIT_HEAD, { ...now, anchored: head.seq }));
+    store.transaction(() => store.setMeta(META.auditHead, { ...now, anchored: head.seq }));
     return true;
   }
 
@@ -115,7 +114,7 @@ export class Outbox {
     await this.deliverNow('exit_notify');
     for (;;) {
       const rows = store.outbox(200);
-      const more = store.getMeta<boolean>(TABLE_DIRTY) === true || store.auditOwed();
+      const more = store.getMeta(META.tableDirty) === true || store.auditOwed();
       try {
         if (rows.length === 0 && !more) {
           const state = this.#rt.pcb()?.state;

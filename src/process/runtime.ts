@@ -34,7 +34,8 @@ import type { OutboxMessage, ProcessCore, RuntimeDeps } from './core.ts';
 import { ProcessFs } from './fs.ts';
 import * as lifecycle from './lifecycle.ts';
 import { Mailbox } from './mailbox.ts';
-import { Outbox, TABLE_DIRTY } from './outbox.ts';
+import { META } from './meta.ts';
+import { Outbox } from './outbox.ts';
 import { termAtStepBoundary, termOverdue, termState } from './signals.ts';
 import { type JournalRow, ProcessStore } from './store.ts';
 
@@ -119,7 +120,7 @@ export class ProcessRuntime implements ProcessCore {
    */
   save(pcb: Pcb): void {
     this.store.savePcb(pcb);
-    this.store.setMeta(TABLE_DIRTY, true);
+    this.store.setMeta(META.tableDirty, true);
   }
 
   /** Apply a lifecycle event, save, and record it. Throws KernelError(ESTATE) if illegal. */

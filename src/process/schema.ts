@@ -40,7 +40,7 @@ export interface TableSpec {
 
 export const PROCESS_TABLES: readonly TableSpec[] = [
   { name: 'pcb', checkpoint: 'rollback', owner: 'store', lazy: false, holds: 'the process control block, one row (src/kernel/pcb.ts)', ddl: ['CREATE TABLE IF NOT EXISTS pcb (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL)'] },
-  { name: 'meta', checkpoint: 'rollback', owner: 'store', lazy: false, holds: 'per-process settings and counters by key (image, spawn key, lineage, audit and fault counters, context floor, approvals)', ddl: ['CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)'] },
+  { name: 'meta', checkpoint: 'rollback', owner: 'store', lazy: false, holds: 'per-process settings and counters by key, every key described with the type of its value in ./meta.ts', ddl: ['CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)'] },
   { name: 'timers', checkpoint: 'rollback', owner: 'store', lazy: false, holds: 'one row per purpose (run, wake, wait_timeout, outbox, fault, term); the alarm points at the earliest', ddl: ['CREATE TABLE IF NOT EXISTS timers (kind TEXT PRIMARY KEY, fire_at INTEGER NOT NULL)'] },
   {
     name: 'events',

@@ -8,23 +8,18 @@
  * The pending termination lives in the process's meta, so it survives restarts.
  */
 import type { ProcessCore } from './core.ts';
+import { META, type TermState } from './meta.ts';
 
-export const TERM_PENDING = 'term_pending';
 export const DEFAULT_TERM_GRACE_MS = 30_000;
 
-export interface TermState {
-  readonly from: string;
-  readonly deadline: number;
-  /** Whether the clean-up step has been handed out. */
-  readonly cleanup: boolean;
-}
+export type { TermState };
 
 /** Record a SIGTERM (inside the caller's commit). A second SIGTERM changes nothing. */
 export function beginTermination(rt: ProcessCore, from: string, graceMs: number): void {
   if (termState(rt)) return;
   const pcb = rt.mustPcb();
   const deadline = rt.now + graceMs;
-  rt.store.setMeta(TERM_PENDING, { from, deadline, cleanup: false } satisfies TermState);
+  rt.store.setMeta(META.termPending, { from, deadline, cleanup: false } satisfies TermState);
   rt.store.setTimer('term', deadline);
   if (pcb.state === 'sleeping' || pcb.state === 'waiting') {
     const entry = rt.store.blockedEntry();
@@ -36,7 +31,7 @@ export function beginTermination(rt: ProcessCore, from: string, graceMs: number)
 }
 
 export function termState(rt: ProcessCore): TermState | null {
-  const v = rt.store.getMeta<TermState | string>(TERM_PENDING);
+  const v = rt.store.getMeta(META.termPending);
   if (v === undefined || v === null) return null;
   // Written by an older kernel as the sender's name: treat it as a termination with no clean-up left.
   if (typeof v === 'string') return { from: v, deadline: rt.now, cleanup: true };
@@ -52,7 +47,7 @@ export function termAtStepBoundary(rt: ProcessCore): string | null {
   if (!term) return null;
   if (term.cleanup || rt.now >= term.deadline) return term.from;
   rt.store.transaction(() => {
-    rt.store.setMeta(TERM_PENDING, { ...term, cleanup: true } satisfies TermState);
+    rt.store.setMeta(META.termPending, { ...term, cleanup: true } satisfies TermState);
     const step = rt.mustPcb().usage.steps + 1;
     const seconds = Math.max(0, Math.round((term.deadline - rt.now) / 1000));
     rt.addPage(step, { kind: 'notice', text: `SIGTERM from ${term.from}: this process is being terminated. This is your last step: clean up (save what matters, tell whoever depends on you), then exit. It ends after this step, or in ${seconds} s at the latest.` });

@@ -18,6 +18,7 @@ import type { Pcb } from '../kernel/pcb.ts';
 import { type LineageEntry, type Outcome, type PoolConfig, type ResolvedPool, resolvePool, shardOf } from '../kernel/scheduler.ts';
 import { countTokens } from '../llm/tokens.ts';
 import type { ProcessRuntime } from './runtime.ts';
+import { type HeldTicket, META } from './meta.ts';
 
 /** What a process needs from a scheduler object (durable/scheduler.ts implements it). */
 export interface SliceScheduler {
@@ -40,12 +41,6 @@ export interface SliceScheduler {
   >;
 }
 
-/** Meta keys: the ticket being asked for or held; the last ticket's number; a wake that arrived mid-ask; the lineage. */
-const TICKET = 'sched_ticket';
-const SEQ = 'sched_seq';
-const WOKEN = 'sched_woken';
-const LAST = 'sched_last';
-export const LINEAGE = 'lineage';
 
 /** How long a parked process waits for its wake before it asks again by itself (a lost wake costs this, never the grant). */
 export const PARK_BACKSTOP_MS = 60_000;
@@ -56,15 +51,6 @@ export const PARK_BACKSTOP_MS = 60_000;
  */
 export const HOLD_MS = 5_000;
 
-interface HeldTicket {
-  readonly id: string;
-  readonly pool: string;
-  readonly shard: number;
-  readonly shards: number;
-  readonly granted: boolean;
-  readonly queued: boolean;
-  readonly est_tokens: number;
-}
 
 export class SliceClient {
   readonly #pools: Readonly<Record<string, PoolConfig>> | Error;
@@ -103,18 +89,18 @@ export class SliceClient {
   async admit(rt: ProcessRuntime, pcb: Pcb, estTokens: number): Promise<'go' | 'stop'> {
     const pool = this.pool(pcb);
     if (!pool) return 'go';
-    const lineage: LineageEntry[] = [{ pid: pcb.pid, max_tokens: pcb.quotas.max_tokens }, ...(rt.store.getMeta<LineageEntry[]>(LINEAGE) ?? [])];
+    const lineage: LineageEntry[] = [{ pid: pcb.pid, max_tokens: pcb.quotas.max_tokens }, ...(rt.store.getMeta(META.lineage) ?? [])];
     const root = lineage.at(-1)?.pid ?? pcb.pid;
     for (let attempt = 0; attempt < 2; attempt++) {
-      let held = rt.store.getMeta<HeldTicket>(TICKET);
+      let held = rt.store.getMeta(META.schedTicket);
       if (!held || held.pool !== pool.id) {
-        const n = (rt.store.getMeta<number>(SEQ) ?? 0) + 1;
+        const n = (rt.store.getMeta(META.schedSeq) ?? 0) + 1;
         held = { id: `${pcb.pid}:${n}`, pool: pool.id, shard: shardOf(root, pool.shards), shards: pool.shards, granted: false, queued: false, est_tokens: estTokens };
         const ticket = held;
         // Durable before the ask: a restart asks again with the same ticket.
         rt.store.transaction(() => {
-          rt.store.setMeta(SEQ, n);
-          rt.store.setMeta(TICKET, ticket);
+          rt.store.setMeta(META.schedSeq, n);
+          rt.store.setMeta(META.schedTicket, ticket);
         });
       }
       const r = await this.#scheduler(held.pool, held.shard).acquire({
@@ -137,7 +123,7 @@ export class SliceClient {
         case 'granted':
           if (!t.granted) {
             rt.store.transaction(() => {
-              rt.store.setMeta(TICKET, { ...t, granted: true });
+              rt.store.setMeta(META.schedTicket, { ...t, granted: true });
               rt.emit('scheduler', { decision: 'granted', pool: t.pool, ticket: t.id, waited_ms: r.waited_ms, class: r.class, lease_until: r.lease_until });
             });
           }
@@ -146,20 +132,20 @@ export class SliceClient {
           if (rt.mustPcb().state !== 'running') return 'stop';
           rt.store.transaction(() => {
             if (!t.queued) {
-              rt.store.setMeta(TICKET, { ...t, queued: true });
+              rt.store.setMeta(META.schedTicket, { ...t, queued: true });
               // Behind more urgent work at a step boundary: this process yields its turn.
               rt.emit('scheduler', { decision: r.higher_waiting > 0 ? 'preempted' : 'queued', pool: t.pool, ticket: t.id, position: r.position, higher_waiting: r.higher_waiting, blocked_by: r.blocked_by, eta: r.eta });
             }
             rt.apply({ type: 'yield' });
             // A wake that arrived while we were asking: run again at once.
-            const woken = rt.store.getMeta<string>(WOKEN) === t.id;
+            const woken = rt.store.getMeta(META.schedWoken) === t.id;
             rt.store.setTimer('run', woken ? now : now + PARK_BACKSTOP_MS);
           });
           return 'stop';
         }
         case 'denied':
           rt.store.transaction(() => {
-            rt.store.setMeta(TICKET, null);
+            rt.store.setMeta(META.schedTicket, null);
             rt.emit('scheduler', { decision: 'denied', pool: t.pool, ticket: t.id, over: r.pid, used: r.used, max_tokens: r.max_tokens });
             const whose = r.pid === pcb.pid ? 'its' : `its ancestor ${r.pid}'s`;
             rt.exit({ code: 'EQUOTA', reason: `${whose} token budget of ${r.max_tokens} is spent (${r.used} used, counting descendants)` });
@@ -169,7 +155,7 @@ export class SliceClient {
         case 'released':
           // The lease ran out while this process was away (or the ticket is spent): take a new one.
           rt.store.transaction(() => {
-            rt.store.setMeta(TICKET, null);
+            rt.store.setMeta(META.schedTicket, null);
             rt.emit('scheduler', { decision: 'lease_expired', pool: t.pool, ticket: t.id });
           });
           continue;
@@ -183,11 +169,11 @@ export class SliceClient {
    * process holds none. Delivered by `flush` right after the commit, or by the outbox's retries.
    */
   releaseInCommit(rt: ProcessRuntime, outcome: Outcome): void {
-    const t = rt.store.getMeta<HeldTicket>(TICKET);
+    const t = rt.store.getMeta(META.schedTicket);
     if (!t) return;
-    rt.store.setMeta(TICKET, null);
-    rt.store.setMeta(LAST, t.id);
-    rt.store.setMeta(WOKEN, null);
+    rt.store.setMeta(META.schedTicket, null);
+    rt.store.setMeta(META.schedLast, t.id);
+    rt.store.setMeta(META.schedWoken, null);
     rt.send({ kind: 'sched_release', pool: t.pool, shard: t.shard, shards: t.shards, ticket: t.id, outcome });
     this.#released = true;
   }
@@ -208,10 +194,10 @@ export class SliceClient {
    */
   async wake(rt: ProcessRuntime, ticket: string): Promise<{ wanted: boolean }> {
     const pcb = rt.pcb();
-    const held = rt.store.getMeta<HeldTicket>(TICKET);
-    if (!pcb || held?.id !== ticket) return { wanted: rt.store.getMeta<string>(LAST) === ticket };
+    const held = rt.store.getMeta(META.schedTicket);
+    if (!pcb || held?.id !== ticket) return { wanted: rt.store.getMeta(META.schedLast) === ticket };
     rt.store.transaction(() => {
-      rt.store.setMeta(WOKEN, ticket);
+      rt.store.setMeta(META.schedWoken, ticket);
       if (pcb.state === 'ready') rt.store.setTimer('run', rt.now);
     });
     await rt.rearm();

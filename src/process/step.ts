@@ -32,11 +32,8 @@ import type { McpHost } from '../mcp/host.ts';
 import type { ProcessRuntime } from './runtime.ts';
 import type { SliceClient } from './slice.ts';
 import type { JournalRow } from './store.ts';
+import { type ImageMeta, META } from './meta.ts';
 
-/** Meta keys: consecutive failed LLM attempts; the first step still in the context; the step that last shrank it. */
-const LLM_ATTEMPTS = 'llm_attempts';
-const CONTEXT_FLOOR = 'context_floor';
-const CONTEXT_SHRUNK_AT = 'context_shrunk_at';
 
 /**
  * A slice (one alarm run) takes steps back to back for up to SLICE_MS of the kernel's clock, and at
@@ -48,11 +45,7 @@ const CONTEXT_SHRUNK_AT = 'context_shrunk_at';
 export const SLICE_MS = 2_000;
 export const SLICE_STEPS = 64;
 
-export interface ImageMeta {
-  readonly system_prompt: string;
-  readonly tool_mode: ToolMode;
-  readonly script: Script | null;
-}
+export type { ImageMeta };
 
 /** What the kernel needs from outside the object to run a step. */
 export interface StepDeps {
@@ -190,7 +183,7 @@ export class StepLoop {
   }
 
   #image(): ImageMeta {
-    const image = this.#rt.store.getMeta<ImageMeta>('image');
+    const image = this.#rt.store.getMeta(META.image);
     if (!image) throw new KernelError('EFAULT', 'process has no image metadata');
     return image;
   }
@@ -207,7 +200,7 @@ export class StepLoop {
 
   /** Whether untrusted content is in the working set (above the context floor). */
   #tainted(): boolean {
-    return this.#rt.store.tainted(this.#rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0);
+    return this.#rt.store.tainted(this.#rt.store.getMeta(META.contextFloor) ?? 0);
   }
 
   /** Long-term memory for recall by meaning, or undefined (none configured, vector recall off, or a configuration error: logged). */
@@ -244,7 +237,7 @@ export class StepLoop {
     const semantic = await this.#similarSwappedSteps(pcb);
     await this.#deps.mcp?.prepare(pcb);
     for (;;) {
-      const floor = rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0;
+      const floor = rt.store.getMeta(META.contextFloor) ?? 0;
       const { pages, tokens } = prepareContext(rt, pcb.max_context_tokens, pcb.usage.steps + 1, semantic);
       const request = { ...buildRequest({ system_prompt: image.system_prompt, tool_mode: image.tool_mode, model: pcb.model.model, pages, floor_step: floor, extra_tools: [...(this.#deps.tools?.specs() ?? []), ...(this.#deps.mcp?.specs() ?? [])] }), step: pcb.usage.steps + 1 };
       const slices = this.#deps.slices;
@@ -275,7 +268,7 @@ export class StepLoop {
       }
       return null;
     }
-    if ((rt.store.getMeta<number>(LLM_ATTEMPTS) ?? 0) > 0) rt.store.setMeta(LLM_ATTEMPTS, 0);
+    if ((rt.store.getMeta(META.llmAttempts) ?? 0) > 0) rt.store.setMeta(META.llmAttempts, 0);
     const step = after.usage.steps + 1;
     const native = response.tool_calls.length > 0;
     const parsed = native ? null : parseTextCalls(response.text, `text-${step}`);
@@ -414,28 +407,28 @@ export class StepLoop {
     const rt = this.#rt;
     const error = { code: e.code, message: e.message, ...(e.status === null ? {} : { details: { status: e.status } }) };
     if (e.kind === 'context') {
-      const floor = rt.store.getMeta<number>(CONTEXT_FLOOR) ?? 0;
-      if (rt.store.getMeta<number>(CONTEXT_SHRUNK_AT) !== step && step - 1 > floor + 1) {
+      const floor = rt.store.getMeta(META.contextFloor) ?? 0;
+      if (rt.store.getMeta(META.contextShrunkAt) !== step && step - 1 > floor + 1) {
         // Drop the older half of the steps still in the context; the task page always stays.
         const next = floor + Math.ceil((step - floor) / 2);
         rt.store.transaction(() => {
-          rt.store.setMeta(CONTEXT_FLOOR, next);
-          rt.store.setMeta(CONTEXT_SHRUNK_AT, step);
+          rt.store.setMeta(META.contextFloor, next);
+          rt.store.setMeta(META.contextShrunkAt, step);
           rt.emit('context_shrunk', { step, dropped_before_step: next, error });
         });
         return true;
       }
     }
-    const attempts = (rt.store.getMeta<number>(LLM_ATTEMPTS) ?? 0) + 1;
+    const attempts = (rt.store.getMeta(META.llmAttempts) ?? 0) + 1;
     rt.store.transaction(() => {
       rt.emit('llm_error', { step, kind: e.kind, attempt: attempts, retry_after_ms: e.retryAfterMs, error });
       rt.audit('llm', 'llm_call', 'error', e.code, { step, kind: e.kind, attempt: attempts, error });
       if (e.kind === 'retryable' && attempts < MAX_LLM_ATTEMPTS) {
-        rt.store.setMeta(LLM_ATTEMPTS, attempts);
+        rt.store.setMeta(META.llmAttempts, attempts);
         rt.apply({ type: 'yield' });
         rt.store.setTimer('run', rt.now + llmRetryDelayMs(attempts, e.retryAfterMs, rt.deps.random));
       } else {
-        rt.store.setMeta(LLM_ATTEMPTS, 0);
+        rt.store.setMeta(META.llmAttempts, 0);
         const why = e.kind === 'retryable' ? `the LLM provider failed ${attempts} times in a row; last: ${e.message}` : e.message;
         rt.exit({ code: e.code, reason: why });
       }

@@ -9,15 +9,16 @@
  * Every method is synchronous: DO SQLite commits writes made in one turn together, and
  * `transactionSync` makes multi-row changes atomic.
  */
-import { GENESIS, type ProcessChainHead } from '../audit/audit.ts';
+import { GENESIS } from '../audit/audit.ts';
 import type { PageInfo } from '../kernel/pager.ts';
 import type { Pcb } from '../kernel/pcb.ts';
 import type { Timer, TimerKind } from '../kernel/timers.ts';
 import type { EventRow } from '../rpc/contracts.ts';
 import { migrate } from '../storage/migrations.ts';
+import { type AuditHead, META, type MetaKey } from './meta.ts';
 import { createProcessSchema, PROCESS_MIGRATIONS, tableDdl } from './schema.ts';
 
-export type { EventRow };
+export type { AuditHead, EventRow };
 
 
 /** Journal entry status: pending (accepted, not started), started (effect may be under way), blocked (waiting for a wake-up), done. */
@@ -72,12 +73,6 @@ export type ApprovalRow = {
   readonly needed: string;
   readonly status: 'pending' | 'approved' | 'denied' | 'expired';
 };
-
-/** Meta key: the process's audit chain head (AuditHead). */
-export const AUDIT_HEAD = 'audit_head';
-
-/** Where this process's audit chain stands: delivered to D1 up to `seq` (hash `hash`), anchored in the tenant's chain up to `anchored`. */
-export type AuditHead = ProcessChainHead & { readonly anchored: number };
 
 /** Meta entries are cached; this marks a key known to be absent. */
 const ABSENT = Symbol('absent');
@@ -241,19 +236,22 @@ export class ProcessStore {
   }
 
   // --- meta --------------------------------------------------------------------------------------
-  getMeta<T>(key: string): T | undefined {
-    if (!this.#meta.has(key)) {
-      const row = this.#sql.exec<{ value: string }>('SELECT value FROM meta WHERE key = ?', key).toArray()[0];
-      this.#meta.set(key, row ? (JSON.parse(row.value) as unknown) : ABSENT);
+  /** A meta value (./meta.ts describes every key and the type of its value). */
+  getMeta<T>(key: MetaKey<T>): T | undefined {
+    const name = key.name;
+    if (!this.#meta.has(name)) {
+      const row = this.#sql.exec<{ value: string }>('SELECT value FROM meta WHERE key = ?', name).toArray()[0];
+      this.#meta.set(name, row ? (JSON.parse(row.value) as unknown) : ABSENT);
     }
-    const value = this.#meta.get(key);
+    const value = this.#meta.get(name);
     return value === ABSENT ? undefined : (value as T);
   }
 
-  setMeta(key: string, value: unknown): void {
-    if (this.#meta.has(key) && this.#meta.get(key) === value && (value === null || typeof value !== 'object')) return;
-    this.#sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, JSON.stringify(value));
-    this.#meta.set(key, value);
+  setMeta<T>(key: MetaKey<T>, value: T): void {
+    const name = key.name;
+    if (this.#meta.has(name) && this.#meta.get(name) === value && (value === null || typeof value !== 'object')) return;
+    this.#sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', name, JSON.stringify(value));
+    this.#meta.set(name, value);
   }
 
   // --- timers ------------------------------------------------------------------------------------
@@ -677,7 +675,7 @@ export class ProcessStore {
     if (this.#auditNext === undefined) {
       const logged = this.#sql.exec<{ n: number | null }>('SELECT MAX(last) AS n FROM audit_log').one().n ?? 0;
       // Numbers already used: delivered (the head), and counted by kernels before the audit log (audit_seq).
-      this.#auditNext = Math.max(logged, this.getMeta<AuditHead>(AUDIT_HEAD)?.seq ?? 0, this.getMeta<number>('audit_seq') ?? 0) + 1;
+      this.#auditNext = Math.max(logged, this.getMeta(META.auditHead)?.seq ?? 0, this.getMeta(META.auditSeqLegacy) ?? 0) + 1;
     }
     const n = this.#auditNext;
     this.#auditNext = n + 1;
@@ -722,12 +720,12 @@ export class ProcessStore {
       this.#auditRows = rows - gone;
       this.#undo?.push(() => (this.#auditRows = rows));
     }
-    this.setMeta(AUDIT_HEAD, head);
+    this.setMeta(META.auditHead, head);
   }
 
   /** The chain's head: the last record in D1, and the last one anchored in the tenant's chain. */
   auditHead(): AuditHead {
-    return this.getMeta<AuditHead>(AUDIT_HEAD) ?? { seq: 0, hash: GENESIS, anchored: 0 };
+    return this.getMeta(META.auditHead) ?? { seq: 0, hash: GENESIS, anchored: 0 };
   }
 
   // --- outbox ------------------------------------------------------------------------------------
