@@ -336,7 +336,7 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
   async auditHead(tenant: string): Promise<Result<ChainHead>> {
     const own = this.#own(tenant);
     if (!own.ok) return own;
-    const head = this.#rt.store.auditHead();
+    const head = this.#rt.store.deliveries.auditHead();
     return ok({ seq: head.seq, hash: head.hash });
   }
 
@@ -348,7 +348,7 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
     if (pcb.state !== 'zombie' && pcb.state !== 'terminated') this.#rt.signal('SIGKILL', by);
     // Its swapped-out pages' vectors (pages/<pid>) go with it. Best effort: a store that cannot be
     // reached must not keep a process from being removed; what is left is in the audit record.
-    const indexed = this.#rt.store.embeddedPages();
+    const indexed = this.#rt.store.pages.embedded();
     let forgot: Record<string, unknown> | null = null;
     if (indexed.length > 0) {
       const chunks = indexed.reduce((n, p) => n + p.chunks, 0);
@@ -364,13 +364,13 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
       if (forgot) {
         this.#rt.audit('memory', 'forget_pages', forgot.error ? 'error' : 'ok', forgot.error ? 'EIO' : null, forgot);
         // Retrying a removal (EAGAIN below) does not delete or audit them again.
-        this.#rt.store.markEmbedded(indexed.map((p) => ({ seq: p.seq, chunks: 0 })));
+        this.#rt.store.pages.markEmbedded(indexed.map((p) => ({ seq: p.seq, chunks: 0 })));
       }
     });
     await this.#rt.flush();
-    const head = this.#rt.store.auditHead();
+    const head = this.#rt.store.deliveries.auditHead();
     // Its audit chain must be in D1 and anchored in the tenant's chain before its storage goes.
-    if (this.#rt.store.owed() > 0 || head.anchored < head.seq) {
+    if (this.#rt.store.deliveries.owed() > 0 || head.anchored < head.seq) {
       await this.#rt.rearm();
       return fail('EAGAIN', 'the process has deliveries that could not be made yet (its parent or D1 is unreachable); retry shortly', { pid: pcb.pid });
     }

@@ -66,19 +66,21 @@ function host(pages: { step: number; text: string; resident: boolean }[]): Conte
     chunks,
     now: 0,
     store: {
-      pageTotals: () => ({ tokens: 0, swapped: pages.some((p) => !p.resident) }),
-      pageMeta: () => rows.map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, tokens: 1, importance: 0.5, pinned: false, resident: resident(r.seq), access_count: 0, last_access: 0, text: '', batch: 0 })),
-      residentPages: unsupported,
-      pagesOfSteps: (steps) => rows.filter((r) => steps.includes(r.step)),
-      setResident: unsupported,
-      touchSteps: unsupported,
-      rebatchSwapped: unsupported,
-      recalledSteps: () => new Set<number>(),
-      unembeddedSwapped: (limit) => rows.filter((r) => !resident(r.seq) && !chunks.has(r.seq)).slice(0, limit),
-      markEmbedded: (done) => {
-        for (const p of done) chunks.set(p.seq, p.chunks);
+      pages: {
+        totals: () => ({ tokens: 0, swapped: pages.some((p) => !p.resident) }),
+        meta: () => rows.map((r) => ({ seq: r.seq, step: r.step, kind: r.kind, tokens: 1, importance: 0.5, pinned: false, resident: resident(r.seq), access_count: 0, last_access: 0, text: '', batch: 0 })),
+        resident: unsupported,
+        ofSteps: (steps) => rows.filter((r) => steps.includes(r.step)),
+        setResident: unsupported,
+        touchSteps: unsupported,
+        rebatchSwapped: unsupported,
+        recalledSteps: () => new Set<number>(),
+        unembeddedSwapped: (limit) => rows.filter((r) => !resident(r.seq) && !chunks.has(r.seq)).slice(0, limit),
+        markEmbedded: (done) => {
+          for (const p of done) chunks.set(p.seq, p.chunks);
+        },
+        newestStep: () => Math.max(...rows.map((r) => r.step)),
       },
-      newestStep: () => Math.max(...rows.map((r) => r.step)),
       transaction: (fn) => fn(),
     },
     index: () => index,

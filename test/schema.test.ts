@@ -128,9 +128,9 @@ describe('migrate', () => {
       const indexes = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pages'").toArray().length;
       const events = store.events(0, 10).map((e) => [e.seq, e.at, e.type, e.data]);
       const later = store.events(1, 1).map((e) => e.seq);
-      const backlog = store.auditBacklog(10);
+      const backlog = store.deliveries.auditBacklog(10);
       const next = store.appendEvent(13, 'more', { b: 2 }).seq;
-      return { version: schemaVersion(sql), indexes, events, later, backlog, next, pages: store.pageMeta().map((p) => [p.seq, p.step, p.tokens]), owed: store.owed() };
+      return { version: schemaVersion(sql), indexes, events, later, backlog, next, pages: store.pages.meta().map((p) => [p.seq, p.step, p.tokens]), owed: store.deliveries.owed() };
     });
     expect(out).toEqual({
       version: PROCESS_MIGRATIONS.length,

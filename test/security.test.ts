@@ -4,6 +4,7 @@
 import { SELF, env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { api, pcbOf, runUntil, tick } from './support/helpers.ts';
+import { SLICE_STEPS } from '../src/process/step.ts';
 
 type ErrorBody = { error: { code: string; message: string } };
 const scripted = { provider: 'scripted', model: 'scripted' };
@@ -161,9 +162,9 @@ describe('the tamper-evident audit log', () => {
 
   it("finds rows cut from a running process's chain before any anchor covers them, from the head the process keeps", async () => {
     const delta = await tokenFor('delta', 'operator');
-    const steps = Array.from({ length: 20 }, () => ({ tool_calls: [{ name: 'fs_list', args: { path: '/' } }] }));
+    const steps = Array.from({ length: SLICE_STEPS + 20 }, () => ({ tool_calls: [{ name: 'fs_list', args: { path: '/' } }] }));
     const r = await api<{ pid: string }>('POST', '/v1/processes', { name: 'busy', task: 't', model: scripted, capabilities: ['fs:/**:rw'], script: [...steps, { tool_calls: [{ name: 'exit', args: { code: 0 } }] }] }, delta);
-    // One slice (8 steps): delivered to D1, still running, so not anchored yet.
+    // One slice (SLICE_STEPS steps): delivered to D1, still running, so not anchored yet.
     await tick(r.body.pid);
     expect((await pcbOf(r.body.pid, delta)).state).toBe('ready');
     const rows = await rowsOf(r.body.pid);

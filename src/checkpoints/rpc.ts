@@ -53,12 +53,12 @@ export async function forkFromSyscall(svc: CheckpointService, rt: ProcessRuntime
   const checkpoint = svc.resolve(ref);
   const pid = await childPid(parent.pid, `fork/${callKey}`);
   const lineage = [{ pid: parent.pid, max_tokens: parent.quotas.max_tokens }, ...(rt.store.getMeta(META.lineage) ?? [])];
-  rt.store.addChild(pid, `${parent.name}-fork`, `fork/${callKey}`, rt.now);
+  rt.store.children.add(pid, `${parent.name}-fork`, `fork/${callKey}`, rt.now);
   try {
     const pcb = await fork(svc, rt, { op: 'fork', id: checkpoint.id, by: parent.pid, request: { name: `${parent.name}-fork`, ...(task ? { task } : {}) }, pid, ppid: parent.pid, spawn_key: `${parent.pid}/fork/${callKey}`, lineage }, target);
     return { pid: pcb.pid, forked_from: pcb.forked_from ?? `${parent.pid}@${checkpoint.id}` };
   } catch (e) {
-    rt.store.removeChild(pid);
+    rt.store.children.remove(pid);
     throw e;
   }
 }

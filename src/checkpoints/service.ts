@@ -500,7 +500,7 @@ function settleApprovals(rt: ProcessRuntime, live: Pcb, liveDone: ReadonlySet<st
     }
   } else if (pcb.state === 'waiting' && pcb.wait?.reason === 'child') {
     const want = pcb.wait.pid ?? null;
-    const kids = rt.store.children().filter((c) => (want === null || c.pid === want) && c.status !== 'reaped');
+    const kids = rt.store.children.all().filter((c) => (want === null || c.pid === want) && c.status !== 'reaped');
     if (kids.length === 0 && blocked) {
       rt.completeEntry(blocked, { ok: false, error: { code: 'ECHILD', message: `the child this wait was for was collected after checkpoint ${checkpoint}` } });
       rt.wake();

@@ -21,7 +21,7 @@ import { type PageBody, embeddingText, pageText } from '../kernel/context.ts';
 import { DEFAULT_PAGER, type LexicalIndex, agreeingSteps, type SwappedRun, groupSteps, keywords, plan, scoreGroup, stubText, swappedRuns, workingSetTokens } from '../kernel/pager.ts';
 import { type PageOwner, chunkText, embedAndIndexSwappedPages, pageScope, topSteps } from '../memory/recall.ts';
 import type { MemoryService } from '../memory/service.ts';
-import type { PageMetaRow, PageRow } from './store.ts';
+import type { PageMetaRow, PageRow, PageStore } from './pages.ts';
 import type { PageTableView } from '../rpc/contracts.ts';
 
 export type ContextPage = PageBody & { readonly step: number };
@@ -30,17 +30,7 @@ export type ContextPage = PageBody & { readonly step: number };
 export interface ContextHost {
   readonly now: number;
   readonly store: {
-    pageTotals(): { tokens: number; swapped: boolean };
-    pageMeta(): PageMetaRow[];
-    residentPages(): PageRow[];
-    pagesOfSteps(steps: readonly number[]): PageRow[];
-    setResident(steps: readonly number[], resident: boolean, now: number, batch?: number): void;
-    touchSteps(steps: readonly number[], now: number): void;
-    rebatchSwapped(batch: number): void;
-    recalledSteps(): Set<number>;
-    unembeddedSwapped(limit: number): PageRow[];
-    markEmbedded(pages: readonly { seq: number; chunks: number }[]): void;
-    newestStep(): number;
+    readonly pages: Pick<PageStore, 'totals' | 'meta' | 'resident' | 'ofSteps' | 'setResident' | 'touchSteps' | 'rebatchSwapped' | 'recalledSteps' | 'unembeddedSwapped' | 'markEmbedded' | 'newestStep'>;
     transaction<T>(fn: () => T): T;
   };
   index(): LexicalIndex;
@@ -62,12 +52,12 @@ export function relevanceByStep(rt: Pick<ContextHost, 'index'>, meta: readonly P
 /** Which steps page_in may bring back: swapped, before `before`, not the task, not already recalled. */
 function pageable(rt: Pick<ContextHost, 'store'>, meta: readonly PageMetaRow[], before: number): (step: number) => boolean {
   const swapped = new Set(meta.filter((p) => !p.resident).map((p) => p.step));
-  const recalled = rt.store.recalledSteps();
+  const recalled = rt.store.pages.recalledSteps();
   return (step) => step > 0 && step < before && swapped.has(step) && !recalled.has(step);
 }
 
 /** Swapped steps (as `pageable`) that match a query lexically, best first. */
-export function searchSwapped(rt: Pick<ContextHost, 'index' | 'store'>, query: string, before: number, meta: readonly PageMetaRow[] = rt.store.pageMeta()): { step: number; score: number }[] {
+export function searchSwapped(rt: Pick<ContextHost, 'index' | 'store'>, query: string, before: number, meta: readonly PageMetaRow[] = rt.store.pages.meta()): { step: number; score: number }[] {
   const ok = pageable(rt, meta, before);
   return [...relevanceByStep(rt, meta, query).entries()]
     .filter(([step]) => ok(step))
@@ -96,7 +86,7 @@ function relevanceToNewest(rt: Pick<ContextHost, 'index'>, meta: readonly PageMe
  */
 export function recallSteps(rt: ContextHost, steps: readonly number[], into: number): { step: number; pages: number }[] {
   if (steps.length === 0) return [];
-  const rows = rt.store.pagesOfSteps(steps);
+  const rows = rt.store.pages.ofSteps(steps);
   const out: { step: number; pages: number }[] = [];
   for (const step of steps) {
     const bodies = rows.filter((r) => r.step === step && r.kind !== 'recall').map((r) => r.body as PageBody);
@@ -106,7 +96,7 @@ export function recallSteps(rt: ContextHost, steps: readonly number[], into: num
     rt.addPage(into, { kind: 'recall', from_step: step, text, ...(tainted ? { untrusted: true, source: tainted.source ?? 'outside' } : {}) });
     out.push({ step, pages: bodies.length });
   }
-  rt.store.touchSteps(steps, rt.now);
+  rt.store.pages.touchSteps(steps, rt.now);
   return out;
 }
 
@@ -133,15 +123,15 @@ function stubFor(rt: ContextHost, meta: readonly PageMetaRow[], run: SwappedRun)
  */
 export function prepareContext(rt: ContextHost, budget: number, currentStep: number, similar: ReadonlyMap<number, number> = new Map()): { pages: ContextPage[]; tokens: number } {
   // Fast path: everything resident and within budget — nothing to fault in, nothing to evict.
-  const totals = rt.store.pageTotals();
+  const totals = rt.store.pages.totals();
   if (!totals.swapped && totals.tokens <= budget) {
-    return { pages: rt.store.residentPages().map((r) => ({ ...(r.body as PageBody), step: r.step })), tokens: totals.tokens };
+    return { pages: rt.store.pages.resident().map((r) => ({ ...(r.body as PageBody), step: r.step })), tokens: totals.tokens };
   }
-  let meta = rt.store.pageMeta();
+  let meta = rt.store.pages.meta();
   const relevance = relevanceToNewest(rt, meta);
   const cfg = { ...DEFAULT_PAGER, budget };
   const semantic = agreeingSteps(similar, relevance, meta.at(-1)?.step ?? 0, cfg);
-  const p = plan(meta, cfg, currentStep, relevance, rt.store.recalledSteps(), semantic);
+  const p = plan(meta, cfg, currentStep, relevance, rt.store.pages.recalledSteps(), semantic);
   if (p.recall.length > 0 || p.evict.length > 0) {
     const before = workingSetTokens(groupSteps(meta, currentStep, cfg.recent_steps));
     const newest = meta.at(-1)?.step ?? 0;
@@ -158,17 +148,17 @@ export function prepareContext(rt: ContextHost, budget: number, currentStep: num
         });
       }
       if (p.evict.length > 0) {
-        rt.store.setResident(p.evict, false, rt.now, p.batch);
-        if (p.rebatch) rt.store.rebatchSwapped(p.batch);
+        rt.store.pages.setResident(p.evict, false, rt.now, p.batch);
+        if (p.rebatch) rt.store.pages.rebatchSwapped(p.batch);
         rt.emit('compaction', { batch: p.batch, kind: p.rebatch ? 'major' : 'minor', evicted_steps: p.evict, tokens_before: before, tokens_after: p.tokens, budget });
       }
     });
-    meta = rt.store.pageMeta();
+    meta = rt.store.pages.meta();
   }
   const groups = groupSteps(meta, currentStep, cfg.recent_steps);
   const runs = swappedRuns(groups);
   const stubAt = new Map(runs.map((r) => [r.from, r]));
-  const bodies = new Map(rt.store.residentPages().map((r) => [r.seq, r.body as PageBody]));
+  const bodies = new Map(rt.store.pages.resident().map((r) => [r.seq, r.body as PageBody]));
   const pages: ContextPage[] = [];
   for (const g of groups) {
     const run = stubAt.get(g.step);
@@ -214,11 +204,11 @@ export interface VectorRecallOptions {
  * the failure is in the event log (`vector_recall_error`); unindexed pages are tried again next step.
  */
 export async function vectorRecall(rt: ContextHost, opts: VectorRecallOptions): Promise<Map<number, number>> {
-  if (!rt.store.pageTotals().swapped) return new Map();
+  if (!rt.store.pages.totals().swapped) return new Map();
   const found = new Map<number, number>();
   let phase = 'index';
   try {
-    const pending = rt.store.unembeddedSwapped(64);
+    const pending = rt.store.pages.unembeddedSwapped(64);
     if (pending.length > 0) {
       const indexed = await embedAndIndexSwappedPages(
         opts.memory,
@@ -227,14 +217,14 @@ export async function vectorRecall(rt: ContextHost, opts: VectorRecallOptions): 
         EMBED_CHUNKS_PER_STEP,
       );
       rt.store.transaction(() => {
-        rt.store.markEmbedded(indexed);
+        rt.store.pages.markEmbedded(indexed);
         rt.emit('pages_indexed', { pages: indexed.length, chunks: indexed.reduce((n, p) => n + p.chunks, 0), steps: [...new Set(indexed.map((p) => p.step))] });
       });
     }
     phase = 'search';
-    const newest = rt.store.newestStep();
-    const input = rt.store
-      .pagesOfSteps([newest])
+    const newest = rt.store.pages.newestStep();
+    const input = rt.store.pages
+      .ofSteps([newest])
       .filter((r) => r.kind !== 'assistant' && r.kind !== 'recall')
       .map((r) => embeddingText(r.body as PageBody))
       .join('\n');
@@ -264,7 +254,7 @@ export const PAGE_IN_MIN_RELEVANCE = 0.1;
  * `vector_recall_error` event).
  */
 export async function findSwapped(rt: ContextHost, query: string, before: number, limit: number, vector?: VectorRecallOptions): Promise<number[]> {
-  const meta = rt.store.pageMeta();
+  const meta = rt.store.pages.meta();
   const lexical = searchSwapped(rt, query, before, meta)
     .filter((h) => h.score >= PAGE_IN_MIN_RELEVANCE)
     .map((h) => h.step);
@@ -290,9 +280,9 @@ export async function findSwapped(rt: ContextHost, query: string, before: number
 
 /** The page table as the API shows it. */
 export function pageTable(rt: ContextHost, budget: number, currentStep: number): PageTableView {
-  const meta = rt.store.pageMeta();
+  const meta = rt.store.pages.meta();
   const groups = groupSteps(meta, currentStep, DEFAULT_PAGER.recent_steps);
-  const recalled = rt.store.recalledSteps();
+  const recalled = rt.store.pages.recalledSteps();
   const relevance = relevanceToNewest(rt, meta);
   const maxAccess = Math.max(0, ...meta.map((p) => p.access_count));
   return {

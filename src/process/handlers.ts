@@ -73,9 +73,9 @@ export const HANDLERS: Handlers = {
   spawn: async (args, ctx) => result(await ctx.spawnChild(args, ctx.callKey)),
 
   wait: (args, ctx) => {
-    const children = ctx.store.children().filter((c) => c.status !== 'reaped');
+    const children = ctx.store.children.all().filter((c) => c.status !== 'reaped');
     if (args.pid !== undefined) {
-      const child = ctx.store.child(args.pid);
+      const child = ctx.store.children.get(args.pid);
       if (!child) throw new KernelError('ECHILD', `process ${args.pid} is not a child of this process`, { pid: args.pid });
       if (child.status === 'reaped') throw new KernelError('ECHILD', `child ${args.pid} was already waited for`, { pid: args.pid });
     } else if (children.length === 0) {
@@ -91,7 +91,7 @@ export const HANDLERS: Handlers = {
   },
 
   kill: async (args, ctx) => {
-    const child = ctx.store.child(args.pid);
+    const child = ctx.store.children.get(args.pid);
     if (!child) throw new KernelError('EPERM', `process ${args.pid} is not a child of this process; only children can be signalled`, { pid: args.pid });
     return result(await ctx.signalChild(args.pid, args.signal, args.cascade ?? false));
   },
@@ -121,14 +121,14 @@ export const HANDLERS: Handlers = {
   pin: (args, ctx) => {
     if (!ctx.knownSteps().has(args.step)) throw new KernelError('ENOENT', `there is no step ${args.step} in this process's context`, { step: args.step });
     return result({ pinned_step: args.step }, () => {
-      ctx.store.setPinned(args.step, true);
-      ctx.store.setResident([args.step], true, ctx.now);
+      ctx.store.pages.setPinned(args.step, true);
+      ctx.store.pages.setResident([args.step], true, ctx.now);
     });
   },
 
   unpin: (args, ctx) => {
     if (!ctx.knownSteps().has(args.step)) throw new KernelError('ENOENT', `there is no step ${args.step} in this process's context`, { step: args.step });
-    return result({ unpinned_step: args.step }, () => void ctx.store.setPinned(args.step, false));
+    return result({ unpinned_step: args.step }, () => void ctx.store.pages.setPinned(args.step, false));
   },
 
   fs_read: (args, ctx) => {

@@ -55,8 +55,8 @@ export function createInit(rt: ProcessCore, pid: string, tenant: string): Pcb {
 /** Take an orphan as a child (idempotent). */
 export function adopt(rt: ProcessCore, child: string, name: string, from: string): void {
   rt.store.transaction(() => {
-    if (rt.store.child(child)) return;
-    rt.store.addChild(child, name, `adopted/${child}`, rt.now);
+    if (rt.store.children.get(child)) return;
+    rt.store.children.add(child, name, `adopted/${child}`, rt.now);
     rt.emit('adopted', { pid: child, from });
   });
 }
@@ -64,8 +64,8 @@ export function adopt(rt: ProcessCore, child: string, name: string, from: string
 /** An orphan exited: reap it now. */
 export function initChildExited(rt: ProcessCore, child: string, exit: ExitStatus): { reap: boolean } {
   rt.store.transaction(() => {
-    if (rt.store.child(child)?.status === 'live') {
-      rt.store.setChildStatus(child, 'reaped', JSON.stringify(exit));
+    if (rt.store.children.get(child)?.status === 'live') {
+      rt.store.children.setStatus(child, 'reaped', JSON.stringify(exit));
       rt.emit('child_exited', { pid: child, exit, reaped: true });
     }
   });

@@ -95,7 +95,7 @@ export function signal(rt: ProcessCore, sig: Signal, from: string, cascade = fal
     rt.emit('signal', { signal: sig, from, ...(cascade ? { cascade } : {}) });
     // The process group: the signal goes on to every live child (and from each, to its children),
     // through the outbox, so it reaches the whole subtree even if this object dies now.
-    if (cascade) for (const c of rt.store.children()) if (c.status === 'live') rt.send({ kind: 'signal', pid: c.pid, signal: sig, from, cascade: true });
+    if (cascade) for (const c of rt.store.children.all()) if (c.status === 'live') rt.send({ kind: 'signal', pid: c.pid, signal: sig, from, cascade: true });
     switch (sig) {
       case 'SIGKILL':
         rt.exit({ code: 'SIGKILL', reason: `killed by ${from}` });
@@ -133,9 +133,9 @@ export function exit(rt: ProcessCore, status: ExitStatus): void {
   rt.store.setMeta(META.termPending, null);
   rt.emit('exit', status);
   rt.audit('lifecycle', 'exit', typeof status.code === 'number' && status.code === 0 ? 'ok' : 'error', String(status.code), status);
-  for (const child of rt.store.children()) {
+  for (const child of rt.store.children.all()) {
     if (child.status === 'exited') {
-      rt.store.setChildStatus(child.pid, 'reaped', null);
+      rt.store.children.setStatus(child.pid, 'reaped', null);
       rt.send({ kind: 'reap', child: child.pid, by: pcb.pid });
     } else if (child.status === 'live') {
       // An orphan: the tenant's init process becomes its parent (./init.ts).
@@ -157,12 +157,12 @@ export function exit(rt: ProcessCore, status: ExitStatus): void {
 export function childExited(rt: ProcessCore, childPid: string, exit: ExitStatus): { reap: boolean } {
   const pcb = rt.pcb();
   if (!pcb || !LIVE_STATES.has(pcb.state)) return { reap: true };
-  const child = rt.store.child(childPid);
+  const child = rt.store.children.get(childPid);
   if (!child) return { reap: true };
   if (child.status !== 'live') return { reap: child.status === 'reaped' };
   let reaped = false;
   rt.store.transaction(() => {
-    rt.store.setChildStatus(childPid, 'exited', JSON.stringify(exit));
+    rt.store.children.setStatus(childPid, 'exited', JSON.stringify(exit));
     rt.emit('child_exited', { pid: childPid, exit });
     // SIGCHLD: the exit also lands in the mailbox, so a parent blocked in recv learns of it.
     rt.emit('signal', { signal: 'SIGCHLD', from: childPid });
@@ -182,10 +182,10 @@ export function recheckWait(rt: ProcessCore, tellChild = true): boolean {
   }
   if (pcb.state !== 'waiting' || pcb.wait?.reason !== 'child') return false;
   const want = pcb.wait.pid ?? null;
-  const exited = rt.store.children().find((c) => c.status === 'exited' && (want === null || c.pid === want));
+  const exited = rt.store.children.all().find((c) => c.status === 'exited' && (want === null || c.pid === want));
   if (!exited) return false;
   const entry = rt.store.blockedEntry();
-  rt.store.setChildStatus(exited.pid, 'reaped', null);
+  rt.store.children.setStatus(exited.pid, 'reaped', null);
   if (tellChild) rt.send({ kind: 'reap', child: exited.pid, by: pcb.pid });
   if (entry) rt.completeEntry(entry, { ok: true, value: { pid: exited.pid, exit: JSON.parse(exited.exit ?? 'null') as unknown } });
   rt.wake();

@@ -66,9 +66,9 @@ export class Outbox {
   async #writeD1(sqlRows: readonly { id: number; message: OutboxMessage }[]): Promise<void> {
     const store = this.#rt.store;
     const pcb = store.getMeta(META.tableDirty) ? this.#rt.pcb() : null;
-    const backlog = store.auditBacklog(AUDIT_BATCH);
+    const backlog = store.deliveries.auditBacklog(AUDIT_BATCH);
     const statements: Statement[] = pcb ? [upsertProcessRow(pcb)] : [];
-    const head = store.auditHead();
+    const head = store.deliveries.auditHead();
     let next: AuditHead = head;
     for (const row of backlog) {
       const record = JSON.parse(row.record) as AuditRecord;
@@ -81,8 +81,8 @@ export class Outbox {
     const db = this.#rt.deps.db;
     await db.batch(statements.map((st) => db.prepare(st.sql).bind(...st.params)));
     store.transaction(() => {
-      if (backlog.length > 0) store.delivered(next.seq, next);
-      store.deleteOutbox(sqlRows.map((m) => m.id));
+      if (backlog.length > 0) store.deliveries.delivered(next.seq, next);
+      store.deliveries.deleteOutbox(sqlRows.map((m) => m.id));
       // Only clear the flag if nothing changed while the write was in flight.
       if (pcb && this.#rt.pcb() === pcb) store.setMeta(META.tableDirty, false);
     });
@@ -94,7 +94,7 @@ export class Outbox {
    */
   async anchor(force: boolean): Promise<boolean> {
     const store = this.#rt.store;
-    const head = store.auditHead();
+    const head = store.deliveries.auditHead();
     if (head.seq <= head.anchored) return false;
     if (!force && head.seq - head.anchored < ANCHOR_EVERY) return false;
     const pcb = this.#rt.mustPcb();
@@ -102,7 +102,7 @@ export class Outbox {
     await this.#rt.deps.auditChain(pcb.tenant).append(pcb.tenant, [
       { id: `${pcb.pid}:anchor:${head.seq}`, tenant: pcb.tenant, pid: pcb.pid, at: this.#rt.now, kind: 'audit', action: 'anchor', outcome: 'ok', code: null, detail },
     ]);
-    const now = store.auditHead();
+    const now = store.deliveries.auditHead();
     store.transaction(() => store.setMeta(META.auditHead, { ...now, anchored: head.seq }));
     return true;
   }
@@ -113,8 +113,8 @@ export class Outbox {
     // process table's row included (a failed delivery stays in the outbox for the loop below).
     await this.deliverNow('exit_notify');
     for (;;) {
-      const rows = store.outbox(200);
-      const more = store.getMeta(META.tableDirty) === true || store.auditOwed();
+      const rows = store.deliveries.outbox(200);
+      const more = store.getMeta(META.tableDirty) === true || store.deliveries.auditOwed();
       try {
         if (rows.length === 0 && !more) {
           const state = this.#rt.pcb()?.state;
@@ -128,7 +128,7 @@ export class Outbox {
         // A retried exit notice goes before the bookkeeping too.
         for (const m of messages.filter((x) => x.message.kind === 'exit_notify')) {
           await this.#deliver(m.message);
-          store.deleteOutbox([m.id]);
+          store.deliveries.deleteOutbox([m.id]);
         }
         await this.#writeD1(messages.filter((m) => m.message.kind === 'd1'));
         await this.anchor(false);
@@ -137,17 +137,17 @@ export class Outbox {
           const wire = mail.map((m) => (m.message as Extract<OutboxMessage, { kind: 'ipc' }>).message);
           if (this.#rt.deps.ipc) await this.#rt.deps.ipc.deliver(wire);
           else await this.#deliverDirect(wire);
-          store.deleteOutbox(mail.map((m) => m.id));
+          store.deliveries.deleteOutbox(mail.map((m) => m.id));
         }
         for (const m of messages) {
           if (m.message.kind === 'd1' || m.message.kind === 'ipc' || m.message.kind === 'exit_notify') continue;
           await this.#deliver(m.message);
-          store.deleteOutbox([m.id]);
+          store.deliveries.deleteOutbox([m.id]);
         }
       } catch (e) {
-        const pending = store.outbox(1)[0];
+        const pending = store.deliveries.outbox(1)[0];
         const attempts = (pending?.attempts ?? 0) + 1;
-        if (pending) store.bumpOutbox([pending.id]);
+        if (pending) store.deliveries.bumpOutbox([pending.id]);
         this.#rt.emit('outbox_retry', { attempts, error: toErrorValue(e) });
         store.setTimer('outbox', this.#rt.now + faultBackoffMs(attempts, this.#rt.deps.random));
         return;
@@ -160,10 +160,10 @@ export class Outbox {
    * leaves the row for the regular delivery and its retries (receivers are idempotent).
    */
   async deliverNow(kind: OutboxMessage['kind']): Promise<void> {
-    for (const row of this.#rt.store.outboxOfKind(kind, 20)) {
+    for (const row of this.#rt.store.deliveries.outboxOfKind(kind, 20)) {
       try {
         await this.#deliver(JSON.parse(row.payload) as OutboxMessage);
-        this.#rt.store.deleteOutbox([row.id]);
+        this.#rt.store.deliveries.deleteOutbox([row.id]);
       } catch (e) {
         this.#rt.store.setTimer('outbox', this.#rt.now);
         this.#rt.emit('outbox_retry', { attempts: row.attempts + 1, error: toErrorValue(e) });

@@ -79,7 +79,7 @@ export class ProcessRuntime implements ProcessCore {
   /** Append a context page: counted with the tokenizer, scored by kind, and indexed for page faults. */
   addPage(step: number, body: PageBody): void {
     const text = pageText(body);
-    const seq = this.store.appendPage(step, body.kind, body, this.now, { tokens: countTokens(text), importance: KIND_IMPORTANCE[body.kind] ?? 0.5, excerpt: text });
+    const seq = this.store.pages.append(step, body.kind, body, this.now, { tokens: countTokens(text), importance: KIND_IMPORTANCE[body.kind] ?? 0.5, excerpt: text });
     if (body.kind !== 'recall') this.#index?.add(seq, text.slice(0, INDEX_CHARS));
   }
 
@@ -90,7 +90,7 @@ export class ProcessRuntime implements ProcessCore {
   index(): LexicalIndex {
     if (!this.#index) {
       const index = new LexicalIndex();
-      for (const p of this.store.pages()) if (p.kind !== 'recall') index.add(p.seq, pageText(p.body as PageBody).slice(0, INDEX_CHARS));
+      for (const p of this.store.pages.all()) if (p.kind !== 'recall') index.add(p.seq, pageText(p.body as PageBody).slice(0, INDEX_CHARS));
       this.#index = index;
     }
     return this.#index;
@@ -105,13 +105,13 @@ export class ProcessRuntime implements ProcessCore {
   /** Record in the process's own audit chain, in the caller's commit; the outbox hashes and delivers it (./outbox.ts). */
   audit(kind: AuditKind, action: string, outcome: AuditOutcome, code: string | null, detail: unknown): void {
     const pcb = this.mustPcb();
-    const n = this.store.nextAuditSeq();
+    const n = this.store.deliveries.nextAuditSeq();
     const record: AuditRecord = { id: `${pcb.pid}:${n}`, tenant: pcb.tenant, pid: pcb.pid, at: this.now, kind, action, outcome, code, detail: preview(detail) ?? null };
-    this.store.appendAudit(n, JSON.stringify(record));
+    this.store.deliveries.appendAudit(n, JSON.stringify(record));
   }
 
   send(message: OutboxMessage): void {
-    this.store.enqueue(message.kind, message);
+    this.store.deliveries.enqueue(message.kind, message);
   }
 
   /**

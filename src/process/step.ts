@@ -200,7 +200,7 @@ export class StepLoop {
 
   /** Whether untrusted content is in the working set (above the context floor). */
   #tainted(): boolean {
-    return this.#rt.store.tainted(this.#rt.store.getMeta(META.contextFloor) ?? 0);
+    return this.#rt.store.pages.tainted(this.#rt.store.getMeta(META.contextFloor) ?? 0);
   }
 
   /** Long-term memory for recall by meaning, or undefined (none configured, vector recall off, or a configuration error: logged). */
@@ -449,11 +449,11 @@ export class StepLoop {
         const pid = await childPid(pcb.pid, callKey);
         const tainted = this.#tainted();
         // Record the child before it exists, so an exit it reports at once is never lost.
-        rt.store.addChild(pid, args.name, callKey, rt.now);
+        rt.store.children.add(pid, args.name, callKey, rt.now);
         try {
           return await deps.spawnChild(pcb, args, pid, callKey, tainted);
         } catch (e) {
-          rt.store.removeChild(pid);
+          rt.store.children.remove(pid);
           throw e;
         }
       },
@@ -468,15 +468,15 @@ export class StepLoop {
       findSwapped: (query: string, limit: number) => findSwapped(rt, query, rt.mustPcb().usage.steps, limit, this.#vectorOptions(pcb)),
       recall: (steps: readonly number[]) => recallSteps(rt, steps, row.step),
       stepState: (step: number) => {
-        const pages = rt.store.pagesOfSteps([step]);
+        const pages = rt.store.pages.ofSteps([step]);
         if (pages.length === 0) return 'unknown';
-        if (rt.store.recalledSteps().has(step)) return 'recalled';
-        return rt.store.pageMeta().some((p) => p.step === step && !p.resident) ? 'swapped' : 'resident';
+        if (rt.store.pages.recalledSteps().has(step)) return 'recalled';
+        return rt.store.pages.meta().some((p) => p.step === step && !p.resident) ? 'swapped' : 'resident';
       },
       signalChild: (pid: string, signal: Signal, cascade?: boolean) => deps.signalChild(pcb, pid, signal, cascade),
       mailbox: rt.mailbox,
       db: rt.deps.db,
-      knownSteps: () => new Set(rt.store.pageMeta().map((p) => p.step)),
+      knownSteps: () => new Set(rt.store.pages.meta().map((p) => p.step)),
       fetch: deps.fetch,
       ...(deps.memory
         ? {
@@ -572,7 +572,7 @@ export class StepLoop {
     const prior = rt.store.approvalFor(row.step, row.idx);
     if (prior?.status === 'approved') return { kind: 'allow', consume: null };
     const pcb = rt.mustPcb();
-    const reqs = requirementsFor(call, { children_spawned: rt.store.children().length });
+    const reqs = requirementsFor(call, { children_spawned: rt.store.children.all().length });
     const decisions = reqs.map((r) => decide(pcb.capabilities, r, rt.now));
     const denied = decisions.find((d) => d.decision === 'deny');
     if (denied && denied.decision === 'deny') {
@@ -625,7 +625,7 @@ export class StepLoop {
           if (result.ok && row.name === 'wait') {
             // wait found an exited child: collect it now, in the same commit as the result.
             const reaped = (d.value as { pid: string }).pid;
-            rt.store.setChildStatus(reaped, 'reaped', null);
+            rt.store.children.setStatus(reaped, 'reaped', null);
             rt.send({ kind: 'reap', child: reaped, by: rt.mustPcb().pid });
           }
           rt.completeEntry(row, result);

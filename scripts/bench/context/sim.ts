@@ -322,7 +322,7 @@ async function runKernel(w: Workload, o: BenchOptions, cfg: { pageInLimit: numbe
       if (hit) m.hits += 1;
       // Diagnostics: the fact step's relevance to the newest input, and its rank among the other steps.
       const queryText = pageText(w.turns[pendingFact.queryTurn - 1]?.result as PageBody);
-      const rel = relevanceByStep(sim, rt.store.pageMeta(), queryText, rt.store.rows.filter((x) => x.step === queryStep && x.kind === 'result').map((x) => x.seq));
+      const rel = relevanceByStep(sim, rt.store.pages.meta(), queryText, rt.store.rows.filter((x) => x.step === queryStep && x.kind === 'result').map((x) => x.seq));
       const r = rel.get(factStep) ?? 0;
       const ranked = [...rel.entries()].filter(([s]) => s !== queryStep).sort((a, b) => b[1] - a[1]);
       const rank = ranked.findIndex(([s]) => s === factStep) + 1;
