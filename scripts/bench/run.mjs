@@ -215,11 +215,10 @@ async function measureSteps(base, results) {
   if (!opts.variants) return;
 
   const arms = {};
-  for (const flags of ['', 'nodeliver', 'noaudit', 'nooutbox', 'noevents', 'pagecache', 'slice64', 'pagecache,noevents,nooutbox,slice64']) {
+  for (const flags of ['', 'nodeliver', 'noaudit', 'nooutbox', 'noevents', 'noevents,nooutbox']) {
     arms[`kernel [${flags || 'as is'}]`] = () => kernelRun(base, { steps, prefix: '/variant/tune', name: `bench:${flags}` });
   }
   arms['bare'] = () => bareRun(base, { steps });
-  arms['bare [slice64]'] = () => bareRun(base, { steps, slice: 64 });
   const attribution = await alternate(arms, opts.reps, 'attribution');
   const asIs = attribution['kernel [as is]'];
   // Savings are paired per rep (as-is minus the arm, both from the same rep), so slow drift in machine load cancels.

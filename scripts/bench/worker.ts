@@ -11,7 +11,7 @@
  *    API under /variant/<name>/v1/…: `count` (counts every SQLite statement, transaction, alarm
  *    call, D1 statement and audit-chain append), and `tune`, which switches off or caches one part
  *    of the kernel's work at a time (flags in the spawn request's name, e.g.
- *    "bench:nodeliver,pagecache"), to price each part. `tune` patches ProcessStore/ProcessRuntime
+ *    "bench:nodeliver,noaudit"), to price each part. `tune` patches ProcessStore/ProcessRuntime
  *    methods on their prototypes when its first object is built, gated per object (other objects
  *    only pay a property lookup per patched call).
  *  - /bench/* routes: setup (D1 schema), bare (run a BareLoop to completion), bare-spawn (spawn
@@ -27,8 +27,8 @@ import { type Script, ScriptedProvider } from '../../src/llm/scripted.ts';
 import { OpenAiProvider } from '../../src/llm/openai.ts';
 import type { ChatMessage, LlmProvider, LlmRequest } from '../../src/llm/types.ts';
 import { ProcessRuntime } from '../../src/process/runtime.ts';
-import { SLICE_STEPS, type StepDeps } from '../../src/process/step.ts';
-import { type EventRow, type PageRow, ProcessStore } from '../../src/process/store.ts';
+import { SLICE_STEPS } from '../../src/process/step.ts';
+import { type EventRow, ProcessStore } from '../../src/process/store.ts';
 import { applySchema } from './schema.ts';
 
 export { AgentProcess };
@@ -121,25 +121,18 @@ export class BareLoop extends DurableObject<BenchEnv> {
 // --- kernel variants ----------------------------------------------------------------------------
 
 /**
- * Flags of a `tune` process, parsed from its name ("bench:nodeliver,pagecache,slice64"):
+ * Flags of a `tune` process, parsed from its name ("bench:nodeliver,noaudit"):
  *  nodeliver outbox delivery is a no-op: D1 batches and audit-chain appends resolve at once
  *            (outbox rows are still written and deleted)
  *  nooutbox  nothing is queued for delivery (no outbox rows, no audit records, no D1, no audit chain)
  *  noaudit   no audit records are kept (the process-table mirror is still written)
  *  noevents  events are broadcast to live streams but not stored
- *  pagecache context pages (all, and the resident ones) are read from memory after the first read,
- *            as an in-memory context would be (writes unchanged; a residency change re-reads)
- *  slice64   64 steps per alarm instead of SLICE_STEPS
  */
 interface Tune {
   nodeliver: boolean;
   nooutbox: boolean;
   noaudit: boolean;
   noevents: boolean;
-  pagecache: boolean;
-  slice64: boolean;
-  pages?: PageRow[];
-  resident?: PageRow[];
   eventSeq: number;
 }
 
@@ -165,35 +158,6 @@ function patchKernelOnce(): void {
   patched = true;
   type Store = ProcessStore;
   const S = ProcessStore.prototype;
-  // pagecache: the context's pages are kept in memory once read, as an in-memory context would be.
-  patch(S, 'pages', (orig) => function (this: Store) {
-    const t = tuneOf(this.sql);
-    if (!t?.pagecache) return orig.call(this);
-    t.pages ??= orig.call(this);
-    return t.pages;
-  });
-  patch(S, 'residentPages', (orig) => function (this: Store) {
-    const t = tuneOf(this.sql);
-    if (!t?.pagecache) return orig.call(this);
-    t.resident ??= orig.call(this);
-    return t.resident;
-  });
-  patch(S, 'setResident', (orig) => function (this: Store, ...args: Parameters<Store['setResident']>) {
-    const t = tuneOf(this.sql);
-    if (t) t.resident = undefined; // residency changed: re-read on next use
-    return (orig as (...a: unknown[]) => unknown).apply(this, args);
-  } as Store['setResident']);
-  patch(S, 'appendPage', (orig) => function (this: Store, ...args: Parameters<Store['appendPage']>) {
-    const out = (orig as (...a: unknown[]) => unknown).apply(this, args);
-    const t = tuneOf(this.sql);
-    const [step, kind, body] = args;
-    const row = { seq: typeof out === 'number' ? out : (t?.pages?.length ?? 0) + 1, step, kind, body };
-    if (t?.pagecache) {
-      t.pages?.push(row); // new pages are resident
-      t.resident?.push(row);
-    }
-    return out;
-  } as Store['appendPage']);
   patch(S, 'appendEvent', (orig) => function (this: Store, at: number, type: string, data: unknown): EventRow {
     const t = tuneOf(this.sql);
     if (!t?.noevents) return orig.call(this, at, type, data);
@@ -248,16 +212,11 @@ export class TunableAgentProcess extends AgentProcess {
 
   constructor(ctx: DurableObjectState, env: Env) {
     patchKernelOnce();
-    const tune: Tune = { nodeliver: false, nooutbox: false, noaudit: false, noevents: false, pagecache: false, slice64: false, eventSeq: 1_000_000 };
+    const tune: Tune = { nodeliver: false, nooutbox: false, noaudit: false, noevents: false, eventSeq: 1_000_000 };
     (ctx.storage.sql as unknown as { [TUNE]: Tune })[TUNE] = tune;
     const off = () => tune.nodeliver;
     super(ctx, { ...env, DB: switchable(env.DB, noopD1(), off), AUDIT_CHAIN: switchable(env.AUDIT_CHAIN, noopAuditChain(env.AUDIT_CHAIN) as Env['AUDIT_CHAIN'], off) });
     this.#tune = tune;
-  }
-
-  protected override stepDeps(): StepDeps {
-    const sql = this.ctx.storage.sql;
-    return { ...super.stepDeps(), get sliceSteps() { return tuneOf(sql)?.slice64 ? 64 : SLICE_STEPS; } };
   }
 
   override async spawn(spec: Parameters<AgentProcess['spawn']>[0]): ReturnType<AgentProcess['spawn']> {
