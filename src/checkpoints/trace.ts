@@ -62,15 +62,34 @@ export const TraceSchema = z.object({
 });
 export type Trace = z.infer<typeof TraceSchema>;
 
-/** Values that differ between two runs of the same process by construction. */
-const normalise = (s: string): string =>
-  s
-    .replace(/\bp[0-9a-z]{20}\b/g, '<pid>')
-    .replace(/\bap_[0-9a-f]{24}\b/g, '<approval>')
-    .replace(/\bck\d{4,}-[0-9a-f]{8}\b/g, '<checkpoint>')
-    .replace(/\b1[6-9]\d{11}\b/g, '<time>');
+/**
+ * Values that differ between two runs of the same process by construction: pids, approval ids,
+ * checkpoint ids, times in milliseconds. One pass over the text (the prompt, at every step): the
+ * four patterns begin with different characters, so no two can match at the same place.
+ */
+const VOLATILE = /\bp[0-9a-z]{20}\b|\bap_[0-9a-f]{24}\b|\bck\d{4,}-[0-9a-f]{8}\b|\b1[6-9]\d{11}\b/g;
+const PLACEHOLDER: Readonly<Record<string, string>> = { p: '<pid>', a: '<approval>', c: '<checkpoint>', '1': '<time>' };
+const normalise = (s: string): string => s.replace(VOLATILE, (m) => PLACEHOLDER[m[0]!]!);
 
-const digest = async (value: unknown): Promise<string> => sha256Hex(new TextEncoder().encode(normalise(JSON.stringify(value))));
+const hashOf = (json: string): Promise<string> => sha256Hex(new TextEncoder().encode(normalise(json)));
+
+/**
+ * Digests of the parts that rarely change between steps (the system prompt, the tool list), by
+ * their JSON: every process of this isolate asks for the same few, at every step.
+ */
+const stable = new Map<string, Promise<string>>();
+const STABLE_MAX = 64;
+
+function stableDigest(value: unknown): Promise<string> {
+  const json = JSON.stringify(value);
+  let d = stable.get(json);
+  if (d === undefined) {
+    if (stable.size >= STABLE_MAX) stable.delete(stable.keys().next().value!);
+    d = hashOf(json);
+    stable.set(json, d);
+  }
+  return d;
+}
 
 function inputsOf(messages: readonly ChatMessage[]): RecordedRequest['inputs'] {
   let i = messages.length;
@@ -82,9 +101,9 @@ export async function recordRequest(request: LlmRequest): Promise<RecordedReques
   return {
     model: request.model,
     tool_mode: request.tool_mode,
-    system: await digest(request.system),
-    tools: await digest(request.tools),
-    messages: await digest(request.messages),
+    system: await stableDigest(request.system),
+    tools: await stableDigest(request.tools),
+    messages: await hashOf(JSON.stringify(request.messages)),
     count: request.messages.length,
     inputs: inputsOf(request.messages),
   };

@@ -53,7 +53,8 @@ const live = (g: Grant, now: number) => g.effect !== 'deny' && (g.expires_at == 
 function serverGlobs(grants: readonly Grant[], now: number): string[] {
   const out: string[] = [];
   for (const g of grants) {
-    if (!live(g, now)) continue;
+    // The domain is the spec's first field: most grants are not mcp:, and parsing each at every step showed in profiles.
+    if (!g.cap.startsWith('mcp:') || !live(g, now)) continue;
     const c = parseCapability(g.cap);
     if (c.ok && c.value.domain === 'mcp') out.push(c.value.server);
   }
