@@ -13,7 +13,8 @@
  * asks for. Its parent's denies and asks pass down.
  */
 import { z } from 'zod';
-import { type Grant, attenuate } from '../kernel/capabilities.ts';
+import { attenuate } from '../kernel/attenuation.ts';
+import type { Grant } from '../kernel/capabilities.ts';
 import { type Result, ok } from '../kernel/errors.ts';
 import type { Pcb } from '../kernel/pcb.ts';
 

@@ -1,5 +1,6 @@
 /**
- * Capabilities: what a process may do, as data. Pure: parsing, matching, attenuation.
+ * Capabilities: what a process may do, as data. Pure: parsing, matching a syscall's requirement,
+ * deciding between grants. What a child may inherit is attenuation.ts; the glob rules, globs.ts.
  *
  * A capability names a right on a resource:
  *   fs:<path-glob>:<r|w|rw>          fs:/home/**:rw     files (the process's own filesystem)
@@ -21,6 +22,7 @@
  */
 import { z } from 'zod';
 import { type Result, fail, ok } from './errors.ts';
+import { globMatch } from './globs.ts';
 
 export const EFFECTS = ['allow', 'deny', 'ask'] as const;
 export type Effect = (typeof EFFECTS)[number];
@@ -75,7 +77,7 @@ export const MCP_TOOL_NAME = /^[A-Za-z0-9_./-]{1,128}$/;
 const MCP_TOOL_GLOB = /^[A-Za-z0-9_./*-]{1,128}$/;
 
 /** MCP tool names are flat (a "/" or "." in one is not a level): in a tool glob every "*" matches any run of characters. */
-const anyRun = (toolGlob: string): string => toolGlob.replace(/\*+/g, '**');
+export const anyRun = (toolGlob: string): string => toolGlob.replace(/\*+/g, '**');
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
@@ -140,69 +142,6 @@ export function normalizeGrant(input: GrantInput): Result<Grant> {
   const grant: Grant = typeof input === 'string' ? { cap: input, effect: 'allow' } : input;
   const parsed = parseCapability(grant.cap);
   return parsed.ok ? ok(grant) : parsed;
-}
-
-/** Glob match: `**` any characters, `*` any characters except `sep`. */
-export function globMatch(pattern: string, value: string, sep: string): boolean {
-  let re = '^';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string;
-    if (c === '*' && pattern[i + 1] === '*') {
-      re += '.*';
-      i++;
-    } else if (c === '*') re += `[^${sep === '/' ? '/' : '.'}]*`;
-    else re += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`${re}$`).test(value);
-}
-
-type GlobToken = { readonly kind: 'lit'; readonly ch: string } | { readonly kind: 'star' } | { readonly kind: 'dstar' };
-
-function tokenize(pattern: string): GlobToken[] {
-  const out: GlobToken[] = [];
-  for (let i = 0; i < pattern.length; i++) {
-    if (pattern[i] === '*' && pattern[i + 1] === '*') {
-      out.push({ kind: 'dstar' });
-      i++;
-    } else if (pattern[i] === '*') out.push({ kind: 'star' });
-    else out.push({ kind: 'lit', ch: pattern[i] as string });
-  }
-  return out;
-}
-
-/**
- * Glob containment: does every string `child` matches also match `parent`? Both are patterns, so the
- * child's wildcards are not literal text: a parent's `*` never covers a child's `**`. Decided by a
- * search over (parent position, child position); sound, and where in doubt it answers no.
- */
-export function globCovers(parent: string, child: string, sep: string): boolean {
-  const p = tokenize(parent);
-  const c = tokenize(child);
-  const memo = new Map<number, boolean>();
-  const go = (i: number, j: number): boolean => {
-    const key = i * (c.length + 1) + j;
-    const known = memo.get(key);
-    if (known !== undefined) return known;
-    memo.set(key, false);
-    let result = false;
-    const pi = p[i];
-    const cj = c[j];
-    if (cj === undefined) result = p.slice(i).every((t) => t.kind !== 'lit');
-    else if (pi === undefined) result = false;
-    else if (cj.kind === 'lit') {
-      if (pi.kind === 'lit') result = pi.ch === cj.ch && go(i + 1, j + 1);
-      else if (pi.kind === 'star') result = (cj.ch !== sep && go(i, j + 1)) || go(i + 1, j);
-      else result = go(i, j + 1) || go(i + 1, j);
-    } else if (cj.kind === 'star') {
-      // The child's * yields any run without a separator: only a parent * or ** absorbs all of them.
-      result = pi.kind !== 'lit' ? go(i, j + 1) || go(i + 1, j) : false;
-    } else {
-      result = pi.kind === 'dstar' ? go(i, j + 1) || go(i + 1, j) : false;
-    }
-    memo.set(key, result);
-    return result;
-  };
-  return go(0, 0);
 }
 
 /** Does a capability grant a requirement? (Spawn limits are checked here against the count so far.) */
@@ -270,14 +209,15 @@ export type Decision =
   | { readonly decision: 'deny'; readonly grant: number | null; readonly needed: string }
   | { readonly decision: 'ask'; readonly grant: number; readonly needed: string };
 
-const live = (g: Grant, now: number) => (g.expires_at === null || g.expires_at === undefined || g.expires_at > now) && (g.uses === null || g.uses === undefined || g.uses > 0);
+/** A grant still in force: not expired, not used up. */
+export const isLive = (g: Grant, now: number): boolean => (g.expires_at === null || g.expires_at === undefined || g.expires_at > now) && (g.uses === null || g.uses === undefined || g.uses > 0);
 
 /** Decide a requirement against a process's grants. `grant` is the index of the deciding grant. */
 export function decide(grantsList: readonly Grant[], req: Requirement, now: number): Decision {
   const needed = describeRequirement(req);
   const matching: { g: Grant; i: number }[] = [];
   grantsList.forEach((g, i) => {
-    if (!live(g, now)) return;
+    if (!isLive(g, now)) return;
     const cap = parseCapability(g.cap);
     if (cap.ok && grants(cap.value, req)) matching.push({ g, i });
   });
@@ -296,123 +236,4 @@ export function decide(grantsList: readonly Grant[], req: Requirement, now: numb
 /** Use a grant once: returns the grants with that grant's use count decremented (if it has one). */
 export function consume(grantsList: readonly Grant[], index: number): Grant[] {
   return grantsList.map((g, i) => (i === index && typeof g.uses === 'number' ? { ...g, uses: g.uses - 1 } : g));
-}
-
-/** Does `parent` cover everything `child` could grant? Used for attenuation on spawn. */
-export function covers(parent: Capability, child: Capability): boolean {
-  if (parent.domain !== child.domain) return false;
-  switch (child.domain) {
-    case 'fs': {
-      const p = parent as Extract<Capability, { domain: 'fs' }>;
-      const dirOf = p.path.endsWith('/**') ? p.path.slice(0, -3) : null; // fs:/a/** also grants /a itself
-      return (!child.read || p.read) && (!child.write || p.write) && (globCovers(p.path, child.path, '/') || child.path === dirOf);
-    }
-    case 'net': {
-      const p = parent as Extract<Capability, { domain: 'net' }>;
-      const methodsOk = p.methods === '*' || (child.methods !== '*' && child.methods.every((m) => (p.methods as readonly string[]).includes(m)));
-      return methodsOk && (p.host === '*' || globCovers(p.host, child.host, '.'));
-    }
-    case 'spawn': {
-      const p = parent as Extract<Capability, { domain: 'spawn' }>;
-      return p.max === null || (child.max !== null && child.max <= p.max);
-    }
-    case 'proc':
-      return (parent as Extract<Capability, { domain: 'proc' }>).right === child.right;
-    case 'ipc': {
-      const p = parent as Extract<Capability, { domain: 'ipc' }>;
-      return p.right === child.right && globCovers(p.target, child.target, '/');
-    }
-    case 'tool': {
-      const p = parent as Extract<Capability, { domain: 'tool' }>;
-      if (p.right !== child.right) return false;
-      if (child.right === 'register') return true;
-      return globCovers((p as { name: string }).name, child.name, '/');
-    }
-    case 'mem': {
-      // `self` is relative (each process's own private namespace); a child gets it only from a parent holding it too.
-      const p = parent as Extract<Capability, { domain: 'mem' }>;
-      return (!child.read || p.read) && (!child.write || p.write) && globCovers(p.namespace, child.namespace, '/');
-    }
-    case 'mcp': {
-      const p = parent as Extract<Capability, { domain: 'mcp' }>;
-      return globCovers(p.server, child.server, '/') && globCovers(anyRun(p.tool), anyRun(child.tool), '/');
-    }
-  }
-}
-
-/**
- * Attenuate: the grants a child may have, given what it asks for and what its parent holds.
- * Every allow grant asked for must be covered by a live allow grant of the parent (an ask grant by
- * an allow or ask grant), and
- * cannot outlive or out-use it. The parent's deny grants are always inherited.
- */
-export function attenuate(parent: readonly Grant[], requested: readonly Grant[], now: number): Result<Grant[]> {
-  const parentAllows = parent.filter((g) => g.effect === 'allow' && live(g, now));
-  const parentAsks = parent.filter((g) => g.effect === 'ask' && live(g, now));
-  const out: Grant[] = [];
-  for (const want of requested) {
-    const wantCap = parseCapability(want.cap);
-    if (!wantCap.ok) return wantCap;
-    if (want.effect === 'deny') {
-      out.push(want);
-      continue;
-    }
-    // An ask grant may also be passed down from a parent that only holds it as ask.
-    // A use-limited grant cannot be handed on: copies would multiply its uses.
-    const cover = [...parentAllows, ...(want.effect === 'ask' ? parentAsks : [])].filter((g) => g.uses === null || g.uses === undefined).find((g) => {
-      const c = parseCapability(g.cap);
-      return c.ok && covers(c.value, wantCap.value);
-    });
-    if (!cover) return fail('EPERM', `cannot grant "${want.cap}" to a child: the parent does not hold it`, { capability: want.cap });
-    const expires = [want.expires_at, cover.expires_at].filter((x): x is number => typeof x === 'number');
-    const uses = [want.uses, cover.uses].filter((x): x is number => typeof x === 'number');
-    out.push({
-      cap: want.cap,
-      effect: want.effect,
-      ...(expires.length ? { expires_at: Math.min(...expires) } : {}),
-      ...(uses.length ? { uses: Math.min(...uses) } : {}),
-    });
-  }
-  // Restrictions always pass down: the parent's denies and asks bind the child too.
-  for (const d of parent.filter((g) => (g.effect === 'deny' || g.effect === 'ask') && live(g, now))) if (!out.some((g) => g.cap === d.cap && g.effect === d.effect)) out.push(d);
-  return ok(out);
-}
-
-/**
- * What a child gets when its spawner lists no capabilities: what its parent holds, narrowed to what
- * its image declares. For each grant the image declares, the child gets it as declared when a live
- * allow grant of the parent covers it, and otherwise each of the parent's narrower grants it covers
- * (a parent with `spawn:max=2` spawning an image that declares `spawn:max=16` passes on
- * `spawn:max=2`). Grants that merely overlap are left out, so the result never exceeds either side;
- * use-limited grants are never handed on (copies would multiply their uses). The result is then
- * attenuated like any request, which also passes down the parent's deny and ask grants.
- * @example inheritGrants(['fs:/**:rw', 'spawn:max=2'], ['fs:/**:rw', 'spawn:max=16', 'proc:signal'], now)
- *          // → fs:/**:rw, spawn:max=2
- */
-export function inheritGrants(parent: readonly Grant[], declared: readonly Grant[], now: number): Grant[] {
-  const held = parent
-    .filter((g) => g.effect === 'allow' && live(g, now) && (g.uses === null || g.uses === undefined))
-    .flatMap((g) => {
-      const cap = parseCapability(g.cap);
-      return cap.ok ? [{ grant: g, cap: cap.value }] : [];
-    });
-  const out: Grant[] = [];
-  const add = (g: Grant) => {
-    if (!out.some((o) => o.cap === g.cap && o.effect === g.effect)) out.push(g);
-  };
-  for (const want of declared) {
-    const wantCap = parseCapability(want.cap);
-    if (!wantCap.ok) continue;
-    if (want.effect === 'deny') {
-      add(want);
-      continue;
-    }
-    const cover = held.find((h) => covers(h.cap, wantCap.value));
-    if (cover) {
-      add(typeof cover.grant.expires_at === 'number' ? { ...want, expires_at: Math.min(cover.grant.expires_at, want.expires_at ?? Infinity) } : want);
-      continue;
-    }
-    for (const narrower of held.filter((h) => covers(wantCap.value, h.cap))) add({ cap: narrower.grant.cap, effect: want.effect, ...(typeof narrower.grant.expires_at === 'number' ? { expires_at: narrower.grant.expires_at } : {}) });
-  }
-  return out;
 }

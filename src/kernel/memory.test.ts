@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { attenuate, covers, decide, parseCapability } from './capabilities.ts';
+import { attenuate, covers } from './attenuation.ts';
+import { decide, parseCapability } from './capabilities.ts';
 import { FilterSchema, MAX_TEXT_BYTES, MetadataSchema, NamespaceSchema, checkText, matchesFilter, storedNamespace } from './memory.ts';
 import { requirementFor } from './policy.ts';
 import { validateCall } from './syscalls.ts';

@@ -6,7 +6,8 @@
 import { z } from 'zod';
 import { type Script, ScriptSchema } from '../llm/scripted.ts';
 import type { ToolMode } from '../llm/types.ts';
-import { type Grant, GrantInputSchema, attenuate, inheritGrants, normalizeGrant } from './capabilities.ts';
+import { attenuate, inheritGrants } from './attenuation.ts';
+import { type Grant, GrantInputSchema, normalizeGrant } from './capabilities.ts';
 import { type Result, fail, ok } from './errors.ts';
 import { type AutoPolicy, AutoPolicySchema, autoPolicyOf } from '../checkpoints/policy.ts';
 import { type Trace, TraceSchema } from '../checkpoints/trace.ts';

@@ -14,7 +14,8 @@
  * them, and a result that echoes one has it replaced by "[redacted]".
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { type Grant, decide, globMatch, parseCapability } from '../kernel/capabilities.ts';
+import { type Grant, decide, parseCapability } from '../kernel/capabilities.ts';
+import { globMatch } from '../kernel/globs.ts';
 import { KernelError, toErrorValue } from '../kernel/errors.ts';
 import { MCP_RESULT_CHARS, MCP_TOOL_PREFIX, type McpCall, McpCallArgs, modelToolName, callKind } from '../kernel/mcp.ts';
 import type { Pcb } from '../kernel/pcb.ts';
