@@ -7,7 +7,8 @@
 import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { type PageBody, embeddingText } from '../src/kernel/context.ts';
-import { DEFAULT_PAGER, LexicalIndex, agreeingSteps } from '../src/kernel/pager.ts';
+import { LexicalIndex } from '../src/kernel/lexical.ts';
+import { DEFAULT_PAGER, agreeingSteps } from '../src/kernel/pager.ts';
 import { type Embedder, LexicalEmbedder, normalize } from '../src/memory/embeddings.ts';
 import { CHUNK_CHARS, MAX_CHUNKS, chunkText, topSteps } from '../src/memory/recall.ts';
 import { MemoryService } from '../src/memory/service.ts';

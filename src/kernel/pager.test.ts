@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PAGER, LexicalIndex, type PageInfo, RECALL_OVERHEAD_TOKENS, STUB_TOKENS, groupSteps, keywords, plan, stubText, swappedRuns, terms, workingSetTokens } from './pager.ts';
+import { keywords } from './lexical.ts';
+import { DEFAULT_PAGER, type PageInfo, RECALL_OVERHEAD_TOKENS, STUB_TOKENS, groupSteps, plan, stubText, swappedRuns, workingSetTokens } from './pager.ts';
 
 const page = (seq: number, step: number, tokens: number, over: Partial<PageInfo> = {}): PageInfo => ({ seq, step, tokens, importance: 0.5, pinned: false, resident: true, access_count: 0, text: `step ${step}`, ...over });
 /** One task page and `n` steps of two pages each, every page `t` tokens. */
@@ -107,36 +108,5 @@ describe('generational compaction', () => {
     expect(major.rebatch).toBe(true);
     expect(major.evict.some((s) => s < 10)).toBe(true);
     expect(major.tokens).toBeLessThanOrEqual(1600 * DEFAULT_PAGER.major_water);
-  });
-});
-
-describe('terms', () => {
-  it('are words without stop or question words, plus adjacent pairs within a line', () => {
-    expect(terms('Which access code opens vault 17?')).toEqual(['access', 'code', 'open', 'vault', '17', 'access_code', 'code_open', 'open_vault', 'vault_17']);
-    // JSON-escaped line breaks separate words and lines; no pair spans them.
-    expect(terms('"vault 17\\nserver 12"')).toEqual(['vault', '17', 'server', '12', 'vault_17', 'server_12']);
-  });
-});
-
-describe('LexicalIndex', () => {
-  it('finds the page where the words of a question stand together, among pages that mention them apart', () => {
-    const index = new LexicalIndex();
-    for (let i = 1; i <= 40; i++) index.add(i, `vault ${10 + i} sync ok. access granted to code review ${i}`);
-    index.add(100, 'Ops note: the access code for vault 17 is 4431.');
-    const hits = index.search('Which access code opens vault 17?');
-    expect(hits[0]?.id).toBe(100);
-    expect(hits[0]!.score).toBeGreaterThan(hits[1]?.score ?? 0);
-  });
-
-  it('scores by distinctive terms, ignoring scaffolding every document shares and words none contains', () => {
-    const index = new LexicalIndex();
-    for (let i = 1; i <= 30; i++) index.add(i, `status ok latency ${i}ms entry${i} result value path`);
-    index.add(100, 'The access code for vault 17 is 4431.');
-    const hits = index.search('{"status":200,"value":{"body":"Question: which access code opens vault 17?","path":"/x"}}');
-    expect(hits[0]?.id).toBe(100);
-    expect(hits.length).toBe(1);
-    expect(index.search('status ok value path')).toEqual([]);
-    index.remove(100);
-    expect(index.search('access code vault')).toEqual([]);
   });
 });

@@ -18,7 +18,8 @@
  * from the page that answers it still finds it (with a semantic embedder).
  */
 import { type PageBody, embeddingText, pageText } from '../kernel/context.ts';
-import { DEFAULT_PAGER, type LexicalIndex, agreeingSteps, type SwappedRun, groupSteps, keywords, plan, scoreGroup, stubText, swappedRuns, workingSetTokens } from '../kernel/pager.ts';
+import { type LexicalIndex, keywords } from '../kernel/lexical.ts';
+import { DEFAULT_PAGER, agreeingSteps, type SwappedRun, groupSteps, plan, scoreGroup, stubText, swappedRuns, workingSetTokens } from '../kernel/pager.ts';
 import { type PageOwner, chunkText, embedAndIndexSwappedPages, pageScope, topSteps } from '../memory/recall.ts';
 import type { MemoryService } from '../memory/service.ts';
 import type { PageMetaRow, PageRow, PageStore } from './pages.ts';

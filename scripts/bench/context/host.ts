@@ -4,7 +4,8 @@
  * simulation (./sim.ts) runs the kernel's own prepareContext, vectorRecall and findSwapped unchanged.
  */
 import { type PageBody, pageText } from '../../../src/kernel/context.ts';
-import { INDEX_CHARS, KIND_IMPORTANCE, LexicalIndex } from '../../../src/kernel/pager.ts';
+import { INDEX_CHARS, LexicalIndex } from '../../../src/kernel/lexical.ts';
+import { KIND_IMPORTANCE } from '../../../src/kernel/pager.ts';
 import { countTokens } from '../../../src/llm/tokens.ts';
 import { EXCERPT_CHARS, type PageMetaRow } from '../../../src/process/store.ts';
 
