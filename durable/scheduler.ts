@@ -1,7 +1,7 @@
 /**
  * LlmScheduler: one Durable Object per shard of an LLM pool (provider + endpoint + model). It holds
  * the pool's run queue and accounting in its SQLite storage and decides, with the pure policy in
- * src/kernel/scheduler.ts, which waiting LLM call gets the next slice.
+ * src/kernel/scheduler.ts and src/kernel/pool-rate.ts, which waiting LLM call gets the next slice.
  *
  * The protocol, and why no grant is lost or duplicated:
  *  - A process names each LLM call's ticket itself (`<pid>:<n>`) and stores it before asking, so a
@@ -21,24 +21,19 @@
  *    fires early; a test that fires it is a time jump), and later calls do not undo that.
  */
 import { DurableObject } from 'cloudflare:workers';
+import { INITIAL_STATE, type PoolState, factorAt, release } from '../src/kernel/pool-rate.ts';
 import {
   type Decision,
-  INITIAL_STATE,
   type LineageEntry,
-  type Outcome,
   PRIORITY_CLASSES,
   type PoolConfig,
-  type PoolState,
-  PoolsConfigSchema,
   type QueuedTicket,
   type TenantWindow,
   WAIT_BOUNDS,
   agedClass,
-  factorAt,
   joinVirtualTimes,
   pick,
   quantileOf,
-  release,
   poolsFromEnv,
   waitBucket,
 } from '../src/kernel/scheduler.ts';

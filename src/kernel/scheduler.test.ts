@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { INITIAL_STATE, release } from './pool-rate.ts';
 import {
-  INITIAL_STATE,
   type PickInput,
   type PoolConfig,
   PoolConfigSchema,
@@ -12,7 +12,6 @@ import {
   pick,
   poolId,
   quantileOf,
-  release,
   resolvePool,
   shardOf,
   waitBucket,

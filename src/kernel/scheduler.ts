@@ -17,10 +17,7 @@
  * tokens in the token buckets (requests/min and tokens/min, with `headroom` below the provider's
  * limits). The head is never bypassed by a smaller ticket, so big prompts cannot starve either.
  *
- * A 429 the provider still answers pauses the whole pool until its `retry-after` and scales the
- * rates down by 15% (recovering 5% per minute): the pool adapts, rather than each process backing
- * off on its own. Token estimates are corrected by the usage reported on release, and the pool
- * learns the ratio of real to estimated tokens.
+ * The buckets, the caps and the adaptation to 429s are pool-rate.ts.
  *
  * Hierarchical quotas: a ticket carries its process's lineage (itself, then its ancestors, each with
  * its `max_tokens`). Usage is charged to every pid in the lineage, so a child's tokens count against
@@ -30,8 +27,9 @@
  */
 import { z } from 'zod';
 import type { ModelRef } from './pcb.ts';
+import { type PoolState, limitsOf, refill, timeToFill } from './pool-rate.ts';
 
-// --- configuration ---------------------------------------------------------------------------------
+// --- configuration --------------------------------------------------------------------------------
 
 export const PoolConfigSchema = z
   .object({
@@ -103,7 +101,7 @@ export function shardOf(rootPid: string, shards: number): number {
   return (h >>> 0) % shards;
 }
 
-// --- tickets and state ------------------------------------------------------------------------------
+// --- tickets --------------------------------------------------------------------------------------
 
 export const PRIORITY_CLASSES = ['high', 'normal', 'low'] as const;
 export type PriorityClass = (typeof PRIORITY_CLASSES)[number];
@@ -131,66 +129,6 @@ export interface QueuedTicket {
   readonly enqueued_at: number;
   /** The process itself first, then its ancestors. */
   readonly lineage: readonly LineageEntry[];
-}
-
-export interface Bucket {
-  readonly level: number;
-  readonly at: number;
-}
-
-export interface PoolState {
-  readonly requests: Bucket;
-  readonly tokens: Bucket;
-  readonly paused_until: number;
-  /** Rate multiplier after 429s, and when it was last lowered. */
-  readonly factor: number;
-  readonly factor_at: number;
-  /** Learned ratio of reported to estimated tokens. */
-  readonly est_ratio: number;
-}
-
-export const INITIAL_STATE: PoolState = { requests: { level: Number.NaN, at: 0 }, tokens: { level: Number.NaN, at: 0 }, paused_until: 0, factor: 1, factor_at: 0, est_ratio: 1 };
-
-export interface Limits {
-  /** Per millisecond; null: unlimited. */
-  readonly req_rate: number | null;
-  readonly req_cap: number;
-  readonly tok_rate: number | null;
-  readonly tok_cap: number;
-  readonly concurrency: number | null;
-}
-
-/** The current rate multiplier: lowered by 15% per 429, back up by 5% per minute since. */
-export function factorAt(state: PoolState, now: number): number {
-  return Math.min(1, state.factor + (Math.max(0, now - state.factor_at) / 60_000) * 0.05);
-}
-
-/** One shard's limits at `now`. */
-export function limitsOf(config: PoolConfig, shards: number, state: PoolState, now: number): Limits {
-  const f = factorAt(state, now) * config.headroom;
-  const rate = (perMin: number | null) => (perMin === null ? null : (perMin / shards / 60_000) * f);
-  const req = rate(config.rpm);
-  const tok = rate(config.tpm);
-  return {
-    req_rate: req,
-    req_cap: req === null ? Infinity : Math.max(1, req * config.burst_seconds * 1000),
-    tok_rate: tok,
-    tok_cap: tok === null ? Infinity : Math.max(1, tok * config.burst_seconds * 1000),
-    concurrency: config.concurrency === null ? null : Math.max(1, Math.ceil(config.concurrency / shards)),
-  };
-}
-
-/** A token bucket refilled to `now`. A new bucket (level NaN) starts full. */
-export function refill(b: Bucket, rate: number | null, cap: number, now: number): Bucket {
-  if (rate === null) return { level: Infinity, at: now };
-  if (Number.isNaN(b.level)) return { level: cap, at: now };
-  return { level: Math.min(cap, b.level + Math.max(0, now - b.at) * rate), at: Math.max(b.at, now) };
-}
-
-/** Milliseconds until the bucket holds `need` (0 if it does). */
-export function timeToFill(b: Bucket, rate: number | null, need: number): number {
-  if (rate === null || b.level >= need) return 0;
-  return Math.ceil((need - b.level) / rate);
 }
 
 // --- fair share -----------------------------------------------------------------------------------
@@ -340,38 +278,6 @@ export function pick(input: PickInput): PickResult {
   return { decisions, state, vtimes, windows, next_at: held, blocked_by: held === null ? null : 'tenant_quota' };
 }
 
-// --- release -------------------------------------------------------------------------------------
-
-export type Outcome = { readonly kind: 'ok'; readonly tokens: number } | { readonly kind: 'rate_limited'; readonly retry_after_ms: number | null } | { readonly kind: 'error' } | { readonly kind: 'expired' };
-
-/**
- * A slice comes back. Tokens: the buckets and shares are corrected from the estimate charged at
- * grant to what the provider reported. A 429 (adaptive pools): pause until retry-after (1 s if none),
- * empty the buckets and lower the rate factor.
- */
-export function release(config: PoolConfig, state: PoolState, charged: number, estimated: number, outcome: Outcome, now: number): PoolState {
-  let s = state;
-  if (outcome.kind === 'ok') {
-    const delta = outcome.tokens - charged;
-    if (Number.isFinite(s.tokens.level)) s = { ...s, tokens: { ...s.tokens, level: s.tokens.level - delta } };
-    if (estimated > 0 && outcome.tokens > 0) {
-      const ratio = Math.min(10, Math.max(0.1, outcome.tokens / estimated));
-      s = { ...s, est_ratio: s.est_ratio * 0.8 + ratio * 0.2 };
-    }
-  } else if (outcome.kind === 'rate_limited' && config.adaptive) {
-    const until = now + Math.max(outcome.retry_after_ms ?? 1000, 0);
-    s = {
-      ...s,
-      paused_until: Math.max(s.paused_until, until),
-      factor: Math.max(0.5, factorAt(s, now) * 0.85),
-      factor_at: now,
-      requests: { level: Math.min(0, s.requests.level), at: now },
-      tokens: { level: Math.min(0, s.tokens.level), at: now },
-    };
-  }
-  return s;
-}
-
 /** Jain's fairness index of non-negative allocations: 1 when all are equal, 1/n when one has everything. */
 export function jain(xs: readonly number[]): number {
   if (xs.length === 0) return 1;
@@ -380,7 +286,7 @@ export function jain(xs: readonly number[]): number {
   return sq === 0 ? 1 : (sum * sum) / (xs.length * sq);
 }
 
-// --- wait statistics -------------------------------------------------------------------------------
+// --- wait statistics ------------------------------------------------------------------------------
 
 /** Upper bounds (ms) of the wait histogram's buckets; the last bucket is unbounded. */
 export const WAIT_BOUNDS = [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000] as const;

@@ -15,7 +15,7 @@ import type { PageBody } from '../kernel/context.ts';
 import type { Result } from '../kernel/errors.ts';
 import type { WireMessage } from '../kernel/ipc.ts';
 import type { ExitStatus, Pcb, Signal } from '../kernel/pcb.ts';
-import type { Outcome } from '../kernel/scheduler.ts';
+import type { Outcome } from '../kernel/pool-rate.ts';
 import type { ExitNotify } from '../kernel/spawn.ts';
 import type { TransitionEvent } from '../kernel/state.ts';
 import type { SyscallResult } from '../kernel/syscalls.ts';

@@ -15,7 +15,8 @@
  */
 import { KernelError } from '../kernel/errors.ts';
 import type { Pcb } from '../kernel/pcb.ts';
-import { type LineageEntry, type Outcome, type PoolConfig, type ResolvedPool, resolvePool, shardOf } from '../kernel/scheduler.ts';
+import type { Outcome } from '../kernel/pool-rate.ts';
+import { type LineageEntry, type PoolConfig, type ResolvedPool, resolvePool, shardOf } from '../kernel/scheduler.ts';
 import { countTokens } from '../llm/tokens.ts';
 import type { ProcessRuntime } from './runtime.ts';
 import { type HeldTicket, META } from './meta.ts';
