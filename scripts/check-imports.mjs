@@ -5,8 +5,8 @@
  *     implement the RPC contracts of src/rpc/contracts.ts, and the rest of the kernel reaches them
  *     only through those contracts (and the stubs of src/rpc/stubs.ts). `worker/index.ts`, the
  *     Worker's entry, is the one module that binds the two.
- *  2. `src/kernel/` (pure rules) never imports the runtime side: nothing from src/process, src/api,
- *     src/ipc, src/tools, src/memory, src/audit, src/rpc, durable/ or worker/.
+ *  2. `src/kernel/` (pure rules) never imports the runtime side: nothing from src/process,
+ *     src/scheduler, src/api, src/ipc, src/tools, src/memory, src/audit, src/rpc, durable/ or worker/.
  *  3. `src/rpc/contracts.ts` is a leaf: type-only imports, from nothing that runs in an object
  *     (src/process, durable/).
  *  4. No import cycles among the project's modules, type-only imports included (a cycle of types is
@@ -57,7 +57,7 @@ function importsOf(file) {
 const edges = new Map(files.map((f) => [rel(f), importsOf(f)]));
 const graph = new Map([...edges].map(([from, list]) => [from, list.map((e) => e.to)]));
 const violations = [];
-const RUNTIME_SIDE = ['src/process/', 'src/api/', 'src/ipc/', 'src/tools/', 'src/memory/', 'src/audit/', 'src/rpc/', 'durable/', 'worker/'];
+const RUNTIME_SIDE = ['src/process/', 'src/scheduler/', 'src/api/', 'src/ipc/', 'src/tools/', 'src/memory/', 'src/audit/', 'src/rpc/', 'durable/', 'worker/'];
 
 for (const [from, list] of edges) {
   for (const { to, typeOnly } of list) {
