@@ -13,7 +13,7 @@ import type { Pcb } from '../kernel/pcb.ts';
 import type { ForkInput } from './contract.ts';
 export type { ForkInput } from './contract.ts';
 import type { ProcessRuntime } from '../process/runtime.ts';
-import { loadTables } from './service.ts';
+import { loadTables, pcbOf } from './reader.ts';
 import { writeTables } from './snapshot.ts';
 import { readManifest } from './store.ts';
 import { policyOf } from './tables.ts';
@@ -35,8 +35,7 @@ export async function adoptFork(rt: ProcessRuntime, bucket: R2Bucket, input: For
       const status = t.columns.indexOf('status');
       return { ...t, rows: t.rows.filter((r) => r[status + 1] === 'received') };
     });
-  const pcbTable = tables.find((t) => t.name === 'pcb');
-  const source = pcbTable ? (JSON.parse(String(pcbTable.rows[0]?.[pcbTable.columns.indexOf('data') + 1])) as Pcb) : null;
+  const source = pcbOf(tables);
   if (!source) throw new KernelError('EIO', `checkpoint ${manifest.id} holds no PCB`);
   if (source.state === 'zombie' || source.state === 'terminated') throw new KernelError('ESTATE', `checkpoint ${manifest.id} is of a process that had exited; there is nothing to run`, { state: source.state });
   const now = rt.now;

@@ -11,6 +11,7 @@ import type { CheckpointOp, ForkInput } from './contract.ts';
 export type { CheckpointOp, ForkRequest } from './contract.ts';
 export { ForkRequestSchema } from './contract.ts';
 import { forkGrants } from './policy.ts';
+import { pcbOf } from './reader.ts';
 import type { CheckpointService } from './service.ts';
 import { manifestKey, prefixOf } from './store.ts';
 import { TRACE_FORMAT, type Trace, type TraceStore } from './trace.ts';
@@ -65,8 +66,7 @@ export async function forkFromSyscall(svc: CheckpointService, rt: ProcessRuntime
 
 async function fork(svc: CheckpointService, rt: ProcessRuntime, op: Extract<CheckpointOp, { op: 'fork' }>, target: (pid: string) => ForkTarget): Promise<Pcb> {
   const manifest = await svc.manifest(op.id);
-  const pcbTable = (await svc.load({ ...manifest, tables: manifest.tables.filter((t) => t.name === 'pcb') }))[0];
-  const atCheckpoint = pcbTable ? (JSON.parse(String(pcbTable.rows[0]?.[pcbTable.columns.indexOf('data') + 1])) as Pcb) : null;
+  const atCheckpoint = pcbOf(await svc.load({ ...manifest, tables: manifest.tables.filter((t) => t.name === 'pcb') }));
   if (!atCheckpoint) throw new KernelError('EIO', `checkpoint ${op.id} holds no PCB`);
   const live = rt.mustPcb();
   let requested: Grant[] | null = null;

@@ -66,6 +66,9 @@ export const LIVE_META: ReadonlySet<string> = new Set([
   'ckpt_requested',
 ]);
 
+/** Timers the live timeline owns: the outbox's retry and a pending SIGTERM's deadline. A restore keeps the live ones; a checkpoint's are never loaded. */
+export const LIVE_TIMERS: readonly string[] = ['outbox', 'term'];
+
 /** Approval state is decided by the live timeline only (./policy.ts). */
 export const isApprovalMeta = (key: string): boolean => key.startsWith('approval:') || key.startsWith('approval_index:');
 
