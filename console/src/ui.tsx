@@ -1,4 +1,4 @@
-/** Small shared pieces: state badges, times, JSON, errors, and buttons that follow the role. */
+/** Small shared pieces: state badges, times, JSON, errors, meters, and buttons that follow the role. */
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
 import { describe } from './api.ts';
@@ -84,6 +84,20 @@ export const Section = ({ title, children, id }: { title: string; children: Comp
 );
 
 export const fmt = (n: number): string => n.toLocaleString('en-US');
+
+/** Used against a limit, as a bar that turns to a warning past 80%. */
+export function Meter({ label, used, max }: { label: string; used: number; max: number }) {
+  return (
+    <div class="meter">
+      <label>
+        <span>
+          {label}: {fmt(used)} / {fmt(max)}
+        </span>
+        <meter min={0} max={max} value={used} high={max * 0.8} optimum={0} />
+      </label>
+    </div>
+  );
+}
 
 /**
  * Keyset pages of an API list (`cursor` in, `next_cursor` out): `trail` holds the cursors of the
