@@ -28,14 +28,13 @@
  * spent per step; if the demand exceeds what the thread can do, every queue grows and requests
  * time out: that is the runtime's capacity on this machine, reported as such.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import net from 'node:net';
+import { readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildConsole } from './build-console.mjs';
+import { startDevCli } from './lib/dev-cli.mjs';
 
 const { values: o } = parseArgs({
   options: {
@@ -53,47 +52,25 @@ const { values: o } = parseArgs({
 const N = Number(o.processes);
 const DURATION_MS = Number(o.minutes) * 60_000;
 const NAP = Number(o.sleep);
-process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
-process.env.WRANGLER_SEND_METRICS ??= 'false';
 process.env.X_LOCAL_OBSERVABILITY ??= 'false';
 const REQUEST_TIMEOUT_MS = Number(o['request-timeout-s']) * 1000;
 const loadAtStart = os.loadavg();
 const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim() || null;
 const command = `node scripts/soak.mjs ${process.argv.slice(2).join(' ')}`.trim();
 
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let t0 = Date.now();
 let sent = 0;
 let sendErrors = 0;
-const state = mkdtempSync(path.join(os.tmpdir(), 'agentos-soak-'));
 const token = `soak-${randomBytes(12).toString('hex')}`;
-const port = await freePort();
-const base = `http://127.0.0.1:${port}`;
 const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
 // wrangler.toml's [assets] directory must exist before `wrangler dev` starts (a fresh checkout has none).
 await buildConsole();
-const migrate = spawnSync('wrangler', ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state], { stdio: 'ignore', env: { ...process.env, CI: 'true' } });
-if (migrate.status !== 0) throw new Error('D1 migrations failed');
-const devLog = o['dev-log'] ? openSync(o['dev-log'], 'w') : 'ignore';
-const dev = spawn('wrangler', ['dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state, '--var', `AGENTOS_ADMIN_TOKEN:${token}`], { stdio: ['ignore', devLog, devLog], detached: true });
-const stopDev = () => {
-  try {
-    process.kill(-dev.pid, 'SIGTERM');
-  } catch {
-    // already gone
-  }
-  rmSync(state, { recursive: true, force: true });
-};
-process.on('exit', stopDev);
+// An interrupt exits through 'exit', which stops the dev server (by its pid) and removes its state.
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+const dev = await startDevCli({ name: 'soak', token, migrate: true, log: o['dev-log'] });
+const base = dev.base;
 
 /** Latencies (ms) by kind of call, and the calls that got no answer within the deadline. */
 const latency = { spawn: [], message: [], other: [] };
@@ -116,15 +93,6 @@ const percentiles = (xs) => {
   const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? null;
   return { n: s.length, p50_ms: at(0.5), p99_ms: at(0.99), max_ms: s.at(-1) ?? null };
 };
-for (let i = 0; ; i++) {
-  try {
-    if ((await fetch(`${base}/healthz`)).ok) break;
-  } catch {
-    // not up yet
-  }
-  if (i > 240) throw new Error('wrangler dev did not answer /healthz within 120 s');
-  await sleep(500);
-}
 
 /** The dev server's workerd processes: resident set (kB) and CPU time (s, user + system), summed. */
 function workerdUsage() {

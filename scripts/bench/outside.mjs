@@ -26,14 +26,13 @@
  * Prints a markdown table (stdout; progress on stderr) and writes JSON to
  * scripts/bench/results/outside.json (git-ignored). Every dev server is stopped by its pid.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildConsole } from '../build-console.mjs';
+import { startDevCli } from '../lib/dev-cli.mjs';
 import { awaitTermination, codeVersion, cpuNs, ROOT, startLlmServer, summary, workerdPidsUnder } from './lib.mjs';
 
 const { values: o } = parseArgs({
@@ -57,20 +56,9 @@ const REPS = o.quick ? Math.min(Number(o.reps), 2) : Number(o.reps);
 const TRACING = o.tracing.split(',').filter(Boolean);
 if (!(STEPS >= 2) || !(REPS >= 1) || TRACING.some((t) => t !== 'on' && t !== 'off')) throw new Error('--steps ≥ 2, --reps ≥ 1, --tracing a list of on/off');
 
-process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
-process.env.WRANGLER_SEND_METRICS ??= 'false';
 const token = `bench-${randomBytes(16).toString('hex')}`;
 const auth = { authorization: `Bearer ${token}` };
-const wranglerCli = path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js');
 const f = (x, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : '–');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 
 /** Bytes in the files under dir (the SQLite databases, their WAL and the D1 database of a dev server). */
 function dirBytes(dir) {
@@ -107,55 +95,12 @@ function cliPids(root, workerd) {
 /** All dev servers started, so that an interrupted run still stops them. */
 const servers = [];
 
-/**
- * `wrangler dev` on 127.0.0.1 and a random port, as `npm start` runs it (scripts/dev.mjs): for the
- * kernel, its D1 migrated first into the fresh state dir the server then persists to; local tracing
- * on or off. Resolves when the server answers.
- */
+/** `wrangler dev` as `npm start` runs it (scripts/lib/dev-cli.mjs), local tracing on or off. */
 async function startDev({ name, config, migrate, tracing }) {
-  const state = mkdtempSync(path.join(o['state-dir'], `agentos-outside-${name}-`));
-  const env = { ...process.env, CI: 'true', X_LOCAL_OBSERVABILITY: tracing === 'on' ? 'true' : 'false' };
-  const configArgs = config ? ['--config', config] : [];
-  if (migrate) {
-    const r = spawnSync(process.execPath, [wranglerCli, 'd1', 'migrations', 'apply', 'DB', '--local', ...configArgs, '--persist-to', state], { cwd: ROOT, encoding: 'utf8', env });
-    if (r.status !== 0) throw new Error(`D1 migrations failed (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
-  }
-  const port = await freePort();
-  const log = o['dev-log'] ? openSync(path.join(o['dev-log'], `${name}.log`), 'w') : 'ignore';
-  const child = spawn(process.execPath, [wranglerCli, 'dev', ...configArgs, '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state, '--var', `AGENTOS_ADMIN_TOKEN:${token}`], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', log, log],
-    detached: true,
-  });
-  const server = { name, tracing, base: `http://127.0.0.1:${port}`, state, pid: child.pid, exited: false, stopped: false };
-  child.on('exit', () => (server.exited = true));
+  const log = o['dev-log'] ? path.join(o['dev-log'], `${name}.log`) : undefined;
+  const server = await startDevCli({ name, token, config, migrate, tracing, stateParent: o['state-dir'], log });
   servers.push(server);
-  for (let i = 0; ; i++) {
-    if (server.exited) throw new Error(`wrangler dev (${name}) exited before answering; rerun with --dev-log DIR`);
-    try {
-      const r = await fetch(`${server.base}/healthz`, { signal: AbortSignal.timeout(5000) });
-      await r.arrayBuffer();
-      if (r.status < 500) break;
-    } catch {
-      // not up yet
-    }
-    if (i > 360) throw new Error(`wrangler dev (${name}) did not answer within 180 s`);
-    await sleep(500);
-  }
   return server;
-}
-
-/** Stop a dev server: its process group (the wrangler CLI and its workerd), by the CLI's pid. */
-function stopDev(server) {
-  if (server.stopped) return;
-  server.stopped = true;
-  try {
-    if (!server.exited) process.kill(-server.pid, 'SIGTERM');
-  } catch {
-    // already gone
-  }
-  rmSync(server.state, { recursive: true, force: true });
 }
 
 /**
@@ -213,13 +158,10 @@ let cleaned = false;
 async function cleanup() {
   if (cleaned) return;
   cleaned = true;
-  for (const s of servers) stopDev(s);
+  for (const s of servers) s.stop();
   llm.closeAllConnections?.();
   await new Promise((r) => llm.close(r));
 }
-process.on('exit', () => {
-  for (const s of servers) stopDev(s);
-});
 for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => void cleanup().finally(() => process.exit(130)));
 
 try {
