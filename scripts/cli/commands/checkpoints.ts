@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { paths } from '../api-types.ts';
 import { CliError, EXIT, call } from '../client.ts';
-import { collect, ctxOf, grantsOf, int, modelOf, pid } from '../context.ts';
+import { type Ctx, collect, ctxOf, grantsOf, int, modelOf, pid } from '../context.ts';
 import { ago, colours, fields, print, printJson, state, table } from '../output.ts';
 
 type ForkBody = paths['/v1/processes/{pid}/checkpoints/{id}/fork']['post']['requestBody']['content']['application/json'];
@@ -30,6 +30,22 @@ export function bytes(n: number): string {
     u++;
   }
   return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+}
+
+/**
+ * A command on one checkpoint (`<pid> <id>`): one request, its answer printed as JSON with --json,
+ * else as `human` writes it. The command's own options come in as `o`.
+ */
+function onCheckpoint<O, T>(command: Command, request: (ctx: Ctx, target: string, id: string, o: O) => Promise<T>, human: (answer: T, id: string) => string): Command {
+  return command
+    .argument('<pid>', 'the process', pid)
+    .argument('<id>', 'the checkpoint', ckpt)
+    .action(async (target: string, id: string, o: O, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const answer = await request(ctx, target, id, o);
+      if (ctx.json) return printJson(answer);
+      print(human(answer, id));
+    });
 }
 
 /**
@@ -70,16 +86,11 @@ export function registerCheckpoints(program: Command): void {
       print(c.id);
     });
 
-  checkpoints
-    .command('show')
-    .description('inspect a checkpoint: its tables (rows, chunks), sizes, step and time')
-    .argument('<pid>', 'the process', pid)
-    .argument('<id>', 'the checkpoint', ckpt)
-    .action(async (target: string, id: string, _o: unknown, cmd: Command) => {
-      const ctx = ctxOf(cmd);
-      const m = await call(ctx.target, ctx.api.GET('/v1/processes/{pid}/checkpoints/{id}', { params: { path: { pid: target, id } } }));
-      if (ctx.json) return printJson(m);
-      print(
+  onCheckpoint(
+    checkpoints.command('show').description('inspect a checkpoint: its tables (rows, chunks), sizes, step and time'),
+    (ctx, target, id) => call(ctx.target, ctx.api.GET('/v1/processes/{pid}/checkpoints/{id}', { params: { path: { pid: target, id } } })),
+    (m) =>
+      [
         fields([
           ['checkpoint', `${m.pid}@${m.id}`],
           ['label', m.label ?? '-'],
@@ -89,11 +100,11 @@ export function registerCheckpoints(program: Command): void {
           ['digest', m.digest],
           ...(m.forked_from ? [['forked from', m.forked_from] as const] : []),
         ]),
-      );
-      print('');
-      // A table's chunks are runs [pack, first index, count] in the checkpoint's packs.
-      print(table(['TABLE', 'POLICY', 'ROWS', 'CHUNKS'], m.tables.map((t) => [t.name, t.policy, t.rows, t.chunks.reduce((n, run) => n + (run[2] ?? 0), 0)])));
-    });
+        '',
+        // A table's chunks are runs [pack, first index, count] in the checkpoint's packs.
+        table(['TABLE', 'POLICY', 'ROWS', 'CHUNKS'], m.tables.map((t) => [t.name, t.policy, t.rows, t.chunks.reduce((n, run) => n + (run[2] ?? 0), 0)])),
+      ].join('\n'),
+  );
 
   checkpoints
     .command('diff')
@@ -111,43 +122,28 @@ export function registerCheckpoints(program: Command): void {
       if (d.changed_files.length) print(`files changed:\n${d.changed_files.map((f) => `  ${f}`).join('\n')}`);
     });
 
-  checkpoints
-    .command('delete')
-    .alias('rm')
-    .description('delete a checkpoint; chunks no other checkpoint uses are freed')
-    .argument('<pid>', 'the process', pid)
-    .argument('<id>', 'the checkpoint', ckpt)
-    .action(async (target: string, id: string, _o: unknown, cmd: Command) => {
-      const ctx = ctxOf(cmd);
-      const r = await call(ctx.target, ctx.api.DELETE('/v1/processes/{pid}/checkpoints/{id}', { params: { path: { pid: target, id } } }));
-      if (ctx.json) return printJson(r);
-      print(`deleted ${r.deleted}  (${r.chunks_freed} chunks freed)`);
-    });
+  onCheckpoint(
+    checkpoints.command('delete').alias('rm').description('delete a checkpoint; chunks no other checkpoint uses are freed'),
+    (ctx, target, id) => call(ctx.target, ctx.api.DELETE('/v1/processes/{pid}/checkpoints/{id}', { params: { path: { pid: target, id } } })),
+    (r) => `deleted ${r.deleted}  (${r.chunks_freed} chunks freed)`,
+  );
 
-  checkpoints
-    .command('restore')
-    .description('roll the process back to a checkpoint (a new version; its events and the audit record it)')
-    .argument('<pid>', 'the process', pid)
-    .argument('<id>', 'the checkpoint', ckpt)
-    .action(async (target: string, id: string, _o: unknown, cmd: Command) => {
-      const ctx = ctxOf(cmd);
-      const pcb = await call(ctx.target, ctx.api.POST('/v1/processes/{pid}/checkpoints/{id}/restore', { params: { path: { pid: target, id } } }));
-      if (ctx.json) return printJson(pcb);
-      print(`${pcb.pid}  restored to ${id}  → ${state(pcb.state)} at step ${pcb.usage.steps}`);
-    });
+  onCheckpoint(
+    checkpoints.command('restore').description('roll the process back to a checkpoint (a new version; its events and the audit record it)'),
+    (ctx, target, id) => call(ctx.target, ctx.api.POST('/v1/processes/{pid}/checkpoints/{id}/restore', { params: { path: { pid: target, id } } })),
+    (pcb, id) => `${pcb.pid}  restored to ${id}  → ${state(pcb.state)} at step ${pcb.usage.steps}`,
+  );
 
-  checkpoints
-    .command('fork')
-    .description('start a new process from a checkpoint (capabilities can only narrow); prints the new pid')
-    .argument('<pid>', 'the process', pid)
-    .argument('<id>', 'the checkpoint', ckpt)
-    .option('--name <name>', 'the new process name')
-    .option('--task <task>', 'a different task: the fork reads it after its history')
-    .option('--model <model>', 'a model name, or provider:model')
-    .option('--priority <n>', '0 (most urgent) … 100', int('--priority'))
-    .option('--cap <grant...>', 'narrower capability grants (each covered by the original and the checkpoint)')
-    .action(async (target: string, id: string, o: { name?: string; task?: string; model?: string; priority?: number; cap?: string[] }, cmd: Command) => {
-      const ctx = ctxOf(cmd);
+  onCheckpoint(
+    checkpoints
+      .command('fork')
+      .description('start a new process from a checkpoint (capabilities can only narrow); prints the new pid')
+      .option('--name <name>', 'the new process name')
+      .option('--task <task>', 'a different task: the fork reads it after its history')
+      .option('--model <model>', 'a model name, or provider:model')
+      .option('--priority <n>', '0 (most urgent) … 100', int('--priority'))
+      .option('--cap <grant...>', 'narrower capability grants (each covered by the original and the checkpoint)'),
+    (ctx, target, id, o: { name?: string; task?: string; model?: string; priority?: number; cap?: string[] }) => {
       const body = {
         ...(o.name ? { name: o.name } : {}),
         ...(o.task ? { task: o.task } : {}),
@@ -155,10 +151,10 @@ export function registerCheckpoints(program: Command): void {
         ...(o.priority !== undefined ? { priority: o.priority } : {}),
         ...(o.cap ? { capabilities: grantsOf(o.cap) } : {}),
       } as ForkBody;
-      const pcb = await call(ctx.target, ctx.api.POST('/v1/processes/{pid}/checkpoints/{id}/fork', { params: { path: { pid: target, id } }, body }));
-      if (ctx.json) return printJson(pcb);
-      print(pcb.pid);
-    });
+      return call(ctx.target, ctx.api.POST('/v1/processes/{pid}/checkpoints/{id}/fork', { params: { path: { pid: target, id } }, body }));
+    },
+    (pcb) => pcb.pid,
+  );
 
   program
     .command('trace')
