@@ -166,3 +166,74 @@ export function cpuNs(pids) {
     return null;
   }
 }
+
+/**
+ * CPU time (ns) so far of each thread of `pids`, keyed "pid/tid". Every Durable Object and the Worker
+ * of a local runtime share one workerd thread, so the busiest thread's share of wall time says whether
+ * a run was bound by that thread (near 100%) or waited on something else. Empty without /proc.
+ */
+export function threadCpuNs(pids) {
+  const out = new Map();
+  for (const pid of pids) {
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) out.set(`${pid}/${tid}`, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Sample the workerd threads under this process every `everyMs` while a phase runs: `stop()` returns
+ * the total CPU (ms), the busiest thread's CPU and its share of the wall time, and the share of the
+ * samples in which that thread was ≥ 90% busy (a run bound by that thread is there most of the time),
+ * and how busy the whole machine was (all cores, every process: other jobs show up here).
+ */
+/** Jiffies of the whole machine from /proc/stat: [busy, total]; null without /proc. */
+function machineJiffies() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + (f[4] ?? 0);
+    const total = f.reduce((a, b) => a + b, 0);
+    return [total - idle, total];
+  } catch {
+    return null;
+  }
+}
+
+export function cpuSampler(everyMs = 1000) {
+  const pids = workerdPidsUnder(process.pid);
+  const m0 = machineJiffies();
+  const first = threadCpuNs(pids);
+  const t0 = performance.now();
+  let last = first;
+  let lastT = t0;
+  const busy = [];
+  const timer = setInterval(() => {
+    const now = threadCpuNs(pids);
+    const t = performance.now();
+    let top = 0;
+    for (const [k, v] of now) top = Math.max(top, v - (last.get(k) ?? 0));
+    busy.push(top / 1e6 / (t - lastT));
+    last = now;
+    lastT = t;
+  }, everyMs);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      const end = threadCpuNs(pids);
+      const m1 = machineJiffies();
+      const wallMs = performance.now() - t0;
+      let total = 0;
+      let top = { key: null, ms: 0 };
+      for (const [k, v] of end) {
+        const d = (v - (first.get(k) ?? 0)) / 1e6;
+        total += d;
+        if (d > top.ms) top = { key: k, ms: d };
+      }
+      return { wall_ms: wallMs, cpu_ms: total, busiest_thread_cpu_ms: top.ms, busiest_thread_share: top.ms / wallMs, samples: busy.length, samples_over_90pct: busy.filter((x) => x >= 0.9).length / Math.max(1, busy.length), workerd_pids: pids.length, machine_busy_share: m0 && m1 ? (m1[0] - m0[0]) / (m1[1] - m0[1]) : null };
+    },
+  };
+}

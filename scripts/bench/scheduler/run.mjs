@@ -33,7 +33,8 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { migrationsSql, startBenchWorker } from '../lib.mjs';
+import os from 'node:os';
+import { codeVersion, cpuSampler, migrationsSql, startBenchWorker } from '../lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const token = `bench-${randomBytes(16).toString('hex')}`;
@@ -207,6 +208,9 @@ async function waitAllDone(arm, agents, limitMs = 15 * 60_000) {
 
 async function kernelArm(base, provider, url, agents) {
   const arm = provider.start('kernel');
+  // Whether the run was bound by the workerd thread every object shares (see lib.mjs cpuSampler).
+  const cpu = cpuSampler(1000);
+  arm.load_start = os.loadavg();
   let next = 0;
   const lane = async () => {
     while (next < agents.length) {
@@ -222,7 +226,10 @@ async function kernelArm(base, provider, url, agents) {
   };
   await Promise.all(Array.from({ length: opts.spawnConcurrency }, lane));
   log(`kernel: ${agents.length} processes spawned after ${((performance.now() - arm.t0) / 1000).toFixed(1)} s`);
+  arm.spawned_s = (performance.now() - arm.t0) / 1000;
   await waitAllDone(arm, agents);
+  arm.cpu = cpu.stop();
+  arm.load_end = os.loadavg();
   const stats = await (await fetch(`${base}/v1/scheduler`, { headers: auth })).json();
   arm.scheduler = stats.pools.find((p) => p.pool.includes('bench')) ?? stats;
   return arm;
@@ -294,6 +301,9 @@ function report(arm, agents) {
     high_over_low_p95: byClass.high.p95_s / byClass.low.p95_s,
     jain_min: Math.min(...CLASSES.map((c) => byClass[c].jain).filter((x) => x !== null)),
     scheduler: arm.scheduler ?? null,
+    spawned_s: arm.spawned_s ?? null,
+    cpu: arm.cpu ? { ...arm.cpu, cpu_ms_per_served_call: arm.cpu.cpu_ms / arm.served } : null,
+    load: arm.load_start ? { start: arm.load_start, end: arm.load_end } : null,
     agents: completion.map((a) => ({ id: a.id, cls: a.cls, done_ms: (arm.agents.get(a.id)?.done ?? []).map(Math.round) })),
   };
 }
@@ -345,7 +355,13 @@ try {
     const c = (k) => `${f(r.classes[k].p50_s, 1)} / ${f(r.classes[k].p95_s, 1)} s`;
     console.log(`| ${r.arm} | ${f(r.makespan_s, 1)} s | ${f(r.bound_s, 1)} s (${r.bound_by}) | ${f(r.ratio, 3)} | ${r.rejected_429} (${r.rejected_429_after_warmup}) | ${c('high')} | ${c('normal')} | ${c('low')} | ${f(r.high_over_low_p95, 3)} | ${f(r.jain_min, 4)} (${CLASSES.map((k) => f(r.classes[k].jain, 3)).join(' / ')}) |`);
   }
-  writeFileSync(opts.out, JSON.stringify({ at: new Date().toISOString(), opts, pool_config: poolConfig, results: results.map(({ arrivals_map, ...r }) => r) }, null, 2));
+  for (const r of results.filter((x) => x.cpu)) {
+    const c = r.cpu;
+    console.log(`\n${r.arm} arm: ${opts.agents} processes spawned in ${f(r.spawned_s, 1)} s; workerd CPU ${f(c.cpu_ms / 1000, 1)} s over ${f(c.wall_ms / 1000, 1)} s (${f(c.cpu_ms / r.served, 1)} ms per served call); busiest thread ${f(100 * c.busiest_thread_share, 0)}% of wall time, ≥ 90% busy in ${f(100 * c.samples_over_90pct, 0)}% of ${c.samples} one-second samples; machine (all cores) ${f(100 * c.machine_busy_share, 0)}% busy; load ${r.load.start.map((x) => x.toFixed(2)).join(' ')} → ${r.load.end.map((x) => x.toFixed(2)).join(' ')}`);
+  }
+  const code = codeVersion();
+  console.log(`\n_node scripts/bench/scheduler/run.mjs ${process.argv.slice(2).join(' ')} · commit ${code.commit}${code.kernel_sources_modified ? ' + uncommitted kernel changes' : ''} · ${os.cpus().length} CPUs · X_LOCAL_OBSERVABILITY=${process.env.X_LOCAL_OBSERVABILITY ?? '(unset: on)'} · ${new Date().toISOString()}_`);
+  writeFileSync(opts.out, JSON.stringify({ at: new Date().toISOString(), code, opts, pool_config: poolConfig, results: results.map(({ arrivals_map, ...r }) => r) }, null, 2));
   log(`results: ${opts.out}`);
 } finally {
   await cleanup();
