@@ -8,7 +8,12 @@
  * recipient's deliverMessages, which applies the message to its mailbox in one commit), so one
  * measured send = sender commit + RPC + recipient dedupe/order/apply commit. The baseline is a
  * plain Durable Object RPC from the same sender object to the same recipient object (`ping`, which
- * touches nothing), measured in the same run.
+ * touches nothing), measured in the same run; and the fair floor for a durable message, `floor`: the
+ * sender commits one row (its own SQLite, one transaction), then RPCs the same recipient object,
+ * which commits one row (a primary key on sender and seq, so a redelivery is ignored, as the
+ * mailbox's dedupe record does) before it answers. Under the output gate each commit is durable
+ * before the RPC leaves the sender and before the answer leaves the recipient: the unavoidable part
+ * of a message that survives a crash at either end.
  */
 import { DurableObject } from 'cloudflare:workers';
 import { AgentProcess } from '../../../durable/agent-process.ts';
@@ -22,9 +27,22 @@ import { applySchema } from '../schema.ts';
 
 export { AuditChain } from '../../../durable/audit-chain.ts';
 
-/** The real process class plus a no-op RPC: the floor a message between these objects cannot beat. */
+/** The real process class plus a no-op RPC (the floor a message between these objects cannot beat) and a one-row durable receive. */
 export class BenchAgentProcess extends AgentProcess {
+  #floorTable = false;
+
   ping(): number {
+    return 1;
+  }
+
+  /** The durable floor's receiving end: one row committed, idempotent on (sender, seq). */
+  floorReceive(sender: string, seq: number, body: string): number {
+    const sql = this.ctx.storage.sql;
+    if (!this.#floorTable) sql.exec('CREATE TABLE IF NOT EXISTS bench_floor_in (sender TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (sender, seq))');
+    this.#floorTable = true;
+    this.ctx.storage.transactionSync(() => {
+      sql.exec('INSERT OR IGNORE INTO bench_floor_in (sender, seq, body, at) VALUES (?, ?, ?, ?)', sender, seq, body, Date.now());
+    });
     return 1;
   }
 }
@@ -35,7 +53,7 @@ interface BenchEnv extends Env {
 }
 
 const TENANT = 'bench';
-type PingStub = { ping(): Promise<number> };
+type PingStub = { ping(): Promise<number>; floorReceive(sender: string, seq: number, body: string): Promise<number> };
 
 export class IpcSender extends DurableObject<BenchEnv> {
   #rt: ProcessRuntime | null = null;
@@ -93,6 +111,26 @@ export class IpcSender extends DurableObject<BenchEnv> {
     return out;
   }
 
+  /**
+   * The durable floor: `n` times, commit one row here, then RPC the recipient, which commits one row
+   * before it answers. The body is the size of the kernel arm's message payload.
+   */
+  async floor(to: string, n: number): Promise<number[]> {
+    const stub = processStub(this.env, to) as unknown as PingStub;
+    const sql = this.ctx.storage.sql;
+    sql.exec('CREATE TABLE IF NOT EXISTS bench_floor_out (seq INTEGER PRIMARY KEY, peer TEXT NOT NULL, body TEXT NOT NULL, at INTEGER NOT NULL)');
+    const me = this.#runtime().mustPcb().pid;
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      const body = JSON.stringify({ i, pad: 'x'.repeat(64) });
+      const seq = this.ctx.storage.transactionSync(() => sql.exec<{ seq: number }>('INSERT INTO bench_floor_out (peer, body, at) VALUES (?, ?, ?) RETURNING seq', to, body, Date.now()).one().seq);
+      await stub.floorReceive(me, seq, body);
+      out.push(performance.now() - t0);
+    }
+    return out;
+  }
+
   /** The floor: `n` plain RPCs to the same recipient object. */
   async ping(to: string, n: number): Promise<number[]> {
     const stub = processStub(this.env, to) as unknown as PingStub;
@@ -135,13 +173,15 @@ export default {
         return Response.json({ pairs });
       }
       case '/run': {
-        // All pairs at once; kind: send (the kernel path) or ping (the floor).
-        const body = (await request.json()) as { pairs: { sender: string; recipient: string }[]; kind: 'send' | 'ping'; n: number; batch?: number; mode?: TransportMode };
+        // All pairs at once; kind: send (the kernel path), ping (the no-op floor) or floor (RPC + one committed row at each end).
+        const body = (await request.json()) as { pairs: { sender: string; recipient: string }[]; kind: 'send' | 'ping' | 'floor'; n: number; batch?: number; mode?: TransportMode };
         const t0 = Date.now();
         const lat = await Promise.all(
           body.pairs.map((p) => {
             const s = env.IPC_SENDER.get(env.IPC_SENDER.idFromName(p.sender));
-            return body.kind === 'ping' ? s.ping(p.recipient, body.n) : s.send(p.recipient, body.n, body.batch ?? 1, body.mode ?? 'direct');
+            if (body.kind === 'ping') return s.ping(p.recipient, body.n);
+            if (body.kind === 'floor') return s.floor(p.recipient, body.n);
+            return s.send(p.recipient, body.n, body.batch ?? 1, body.mode ?? 'direct');
           }),
         );
         return Response.json({ wall_ms: Date.now() - t0, latencies: lat.flat() });
