@@ -16,7 +16,8 @@
  *    only pay a property lookup per patched call).
  *  - /bench/* routes: setup (D1 schema), bare (run a BareLoop to completion), bare-spawn (spawn
  *    floor; ?schema=1 also creates the kernel's tables), count (processes in a state), counters
- *    (a `count` process's counters), tune-status, spawn-inside (spawns issued by the Worker itself).
+ *    (a `count` process's counters), route-counters (D1 work of the routes for `count` requests),
+ *    d1-size, tune-status, spawn-inside (spawns issued by the Worker itself).
  */
 import { DurableObject } from 'cloudflare:workers';
 import { AgentProcess } from '../../durable/agent-process.ts';
@@ -242,9 +243,22 @@ export interface Counters {
   alarms: number;
   d1_batches: number;
   d1_statements: number;
+  /** Rows D1 read and wrote for these statements (its result's meta: what D1 bills), and its size in bytes after the last one. */
+  d1_rows_read: number;
+  d1_rows_written: number;
+  d1_size_after: number | null;
   /** RPCs to the tenant's AuditChain object, and the records they carried. */
   audit_appends: number;
   audit_records: number;
+  /** Wall time inside this object's spawn and alarm handlers (Date.now at entry and exit: it includes awaited I/O and misses the CPU after the last I/O). */
+  active_ms: number;
+  /** The object's SQLite database size in bytes when the counters were read (what storage billing charges). */
+  database_size: number;
+}
+
+/** Fresh counters (everything zero). */
+function newCounters(): Counters {
+  return { sql: {}, write_chars: 0, rows_read: 0, read_chars: 0, rows_scanned: 0, rows_written: 0, transactions: 0, alarm_ops: {}, alarms: 0, d1_batches: 0, d1_statements: 0, d1_rows_read: 0, d1_rows_written: 0, d1_size_after: null, audit_appends: 0, audit_records: 0, active_ms: 0, database_size: 0 };
 }
 
 function statementKey(sql: string): string {
@@ -313,20 +327,55 @@ function instrumentStorage(ctx: DurableObjectState, c: Counters): void {
   }
 }
 
-/** Count D1 statements prepared (however they are then run) and batches. */
-function countingD1(db: D1Database, c: Counters): D1Database {
+type D1Counts = Pick<Counters, 'd1_batches' | 'd1_statements' | 'd1_rows_read' | 'd1_rows_written' | 'd1_size_after'>;
+
+/**
+ * Count D1 statements prepared (however they are then run) and batches, and the rows D1 read and
+ * wrote for them (each result's meta). Statements are wrapped so their results are seen; `first()`
+ * runs as `all()` and takes the first row (D1's first() does not add a LIMIT, so D1 reads the same
+ * rows either way); a batch is given the real statements back.
+ */
+function countingD1(db: D1Database, c: D1Counts): D1Database {
+  const real = new WeakMap<object, D1PreparedStatement>();
+  const seen = (meta: D1Meta | undefined): void => {
+    c.d1_rows_read += meta?.rows_read ?? 0;
+    c.d1_rows_written += meta?.rows_written ?? 0;
+    if (typeof meta?.size_after === 'number') c.d1_size_after = meta.size_after;
+  };
+  const wrap = (st: D1PreparedStatement): D1PreparedStatement => {
+    const proxy = new Proxy(st, {
+      get(t, prop) {
+        if (prop === 'bind') return (...values: unknown[]) => wrap(t.bind(...values));
+        if (prop === 'run' || prop === 'all') return async () => { const r = await t.all(); seen(r.meta); return r; };
+        if (prop === 'first') {
+          return async (column?: string) => {
+            const r = await t.all<Record<string, unknown>>();
+            seen(r.meta);
+            const row = r.results[0] ?? null;
+            return column === undefined || row === null ? row : (row[column] ?? null);
+          };
+        }
+        const v = Reflect.get(t, prop, t) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    real.set(proxy, st);
+    return proxy;
+  };
   return new Proxy(db, {
     get(t, prop) {
       if (prop === 'prepare') {
         return (query: string) => {
           c.d1_statements++;
-          return t.prepare(query);
+          return wrap(t.prepare(query));
         };
       }
       if (prop === 'batch') {
-        return (stmts: D1PreparedStatement[]) => {
+        return async (stmts: D1PreparedStatement[]) => {
           c.d1_batches++;
-          return t.batch(stmts);
+          const results = await t.batch(stmts.map((st) => real.get(st) ?? st));
+          for (const r of results) seen(r.meta);
+          return results;
         };
       }
       const v = Reflect.get(t, prop, t) as unknown;
@@ -359,7 +408,7 @@ export class CountingAgentProcess extends AgentProcess {
   readonly #c: Counters;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    const c: Counters = { sql: {}, write_chars: 0, rows_read: 0, read_chars: 0, rows_scanned: 0, rows_written: 0, transactions: 0, alarm_ops: {}, alarms: 0, d1_batches: 0, d1_statements: 0, audit_appends: 0, audit_records: 0 };
+    const c = newCounters();
     instrumentStorage(ctx, c);
     super(ctx, { ...env, DB: countingD1(env.DB, c), AUDIT_CHAIN: countingAuditChain(env.AUDIT_CHAIN, c) as Env['AUDIT_CHAIN'] });
     this.#c = c;
@@ -367,11 +416,26 @@ export class CountingAgentProcess extends AgentProcess {
 
   override async alarm(): Promise<void> {
     this.#c.alarms++;
-    await super.alarm();
+    const t0 = Date.now();
+    try {
+      await super.alarm();
+    } finally {
+      this.#c.active_ms += Date.now() - t0;
+    }
+  }
+
+  override async spawn(spec: Parameters<AgentProcess['spawn']>[0]): ReturnType<AgentProcess['spawn']> {
+    const t0 = Date.now();
+    try {
+      return await super.spawn(spec);
+    } finally {
+      this.#c.active_ms += Date.now() - t0;
+    }
   }
 
   benchCounters(): Counters {
-    return { ...this.#c }; // a plain copy: rows_scanned and rows_written are getters
+    // A plain copy (rows_scanned and rows_written are getters), with the database's size now.
+    return { ...this.#c, database_size: this.ctx.storage.sql.databaseSize };
   }
 }
 
@@ -381,10 +445,15 @@ const app = createApp();
 
 const VARIANTS: Readonly<Record<string, keyof BenchEnv>> = { tune: 'KP_TUNE', count: 'KP_COUNT' };
 
-/** The API with AGENT_PROCESS pointing at a variant class. */
+/** D1 work of the Worker's own routes (token checks, listings) for requests to the `count` variant; read and reset by /bench/route-counters. */
+const routeD1: D1Counts = { d1_batches: 0, d1_statements: 0, d1_rows_read: 0, d1_rows_written: 0, d1_size_after: null };
+
+/** The API with AGENT_PROCESS pointing at a variant class (for `count`, with the routes' D1 counted too). */
 function variantEnv(env: BenchEnv, name: string): BenchEnv | null {
   const binding = VARIANTS[name];
-  return binding ? { ...env, AGENT_PROCESS: env[binding] as Env['AGENT_PROCESS'] } : null;
+  if (!binding) return null;
+  const e: BenchEnv = { ...env, AGENT_PROCESS: env[binding] as Env['AGENT_PROCESS'] };
+  return name === 'count' ? { ...e, DB: countingD1(env.DB, routeD1) } : e;
 }
 
 const int = (v: string | null, def: number): number => (v !== null && /^\d+$/.test(v) ? Number(v) : def);
@@ -424,6 +493,17 @@ async function bench(request: Request, env: BenchEnv, ctx: ExecutionContext, url
       // Processes in a state, from the process table (run.mjs waits for spawned processes to park).
       const row = await env.DB.prepare('SELECT COUNT(*) AS n FROM processes WHERE state = ?').bind(q.get('state') ?? 'sleeping').first<{ n: number }>();
       return Response.json({ n: row?.n ?? 0 });
+    }
+    case '/bench/route-counters': {
+      // The routes' D1 counts for `count` requests since the last reset (?reset=1 starts again).
+      const out = { ...routeD1 };
+      if (q.get('reset') === '1') Object.assign(routeD1, { d1_batches: 0, d1_statements: 0, d1_rows_read: 0, d1_rows_written: 0, d1_size_after: null });
+      return Response.json(out);
+    }
+    case '/bench/d1-size': {
+      // D1's size in bytes now (a statement's meta.size_after): run.mjs takes the difference over a counted run.
+      const r = await env.DB.prepare('SELECT 1').run();
+      return Response.json({ size: r.meta.size_after ?? null });
     }
     case '/bench/tune-status':
       return Response.json({ patched, missing: missingPatches, alarms_done: tuneAlarmsDone });
