@@ -92,7 +92,9 @@ export function costTable(costs) {
     const item = PRICES.items[k];
     const cells = names.map((n) => {
       const l = costs[n].lines.find((x) => x.key === k);
-      return l ? `${num(l.per_unit)} ${item.unit} | ${money(l.usd)}` : '– | –';
+      if (!l) return '– | –';
+      // Storage is shown as the bytes one unit leaves behind, kept for the month.
+      return `${item.unit === 'GB-month' ? `${num(l.per_unit * GB)} B` : `${num(l.per_unit)} ${item.unit}`} | ${money(l.usd)}`;
     });
     out.push(`| ${item.label} ($${item.usd} per ${item.per === 1 ? '' : `${item.per / 1e6} M `}${item.unit}; ${item.included.toLocaleString('en-US')} included) | ${cells.join(' | ')} |`);
   }
