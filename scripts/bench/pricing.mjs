@@ -56,6 +56,7 @@ export const ASSUMPTIONS = [
   'Workers CPU ms is an upper bound: all workerd CPU (the Worker\'s routes and the objects together; locally they share one process and cannot be told apart). Objects are billed by duration, not CPU',
   'storage: the bytes a step or a spawn leaves in SQLite (the object\'s databaseSize) and in D1 (size_after), kept for the whole month',
   'rows: what SQLite (cursor.rowsRead/rowsWritten) and D1 (meta.rows_read/rows_written) count locally; each setAlarm() adds one row written',
+  'the counted step calls the in-process model: a model behind the LLM scheduler adds its RPCs per call (acquire, release, a wake when the call waited) and the scheduler object\'s own rows, not counted here; nor is the tenant audit chain\'s own storage (an anchor every 256 records and at exit, counted as a request)',
 ];
 
 /**
