@@ -357,8 +357,11 @@ async function countSpawn(base, results) {
       await new Promise((r) => setTimeout(r, 50));
     }
   });
-  const all = [];
-  for (const pid of pids) all.push(await settledCounters(base, pid));
+  // Parked means the process-table row is in D1; what follows it (the outbox rows' deletion) is local and immediate.
+  await new Promise((r) => setTimeout(r, 1000));
+  const all = await Promise.all(pids.map((pid) => getJson(`${base}/bench/counters?pid=${pid}`)));
+  const again = await getJson(`${base}/bench/counters?pid=${pids.at(-1)}`);
+  if (again.rows_written !== all.at(-1).rows_written || again.d1_batches !== all.at(-1).d1_batches) console.error('warning: a counted spawn was still writing when its counters were read');
   const route = await getJson(`${base}/bench/route-counters?reset=1`);
   const d1After = (await getJson(`${base}/bench/d1-size`)).size;
   const sum = (f) => all.reduce((n, c) => n + f(c), 0) / k;
