@@ -290,7 +290,28 @@ function countingCursor<T extends Record<string, SqlStorageValue>>(cursor: SqlSt
  * Count storage.sql.exec, transactionSync and alarm calls of one object. The runtime only accepts a
  * real DurableObjectState, so the object's own storage instances are patched (this object only).
  */
-function instrumentStorage(ctx: DurableObjectState, c: Counters): void {
+type Cursors = SqlStorageCursor<Record<string, SqlStorageValue>>[];
+
+/**
+ * Counters per object, kept across its instances: workerd evicts an idle object (a parked process)
+ * and the next call builds a new instance, which goes on counting where the last one stopped.
+ */
+const countersById = new Map<string, { c: Counters; cursors: Cursors }>();
+function countersOf(id: string): { c: Counters; cursors: Cursors } {
+  let r = countersById.get(id);
+  if (!r) {
+    const c = newCounters();
+    const cursors: Cursors = [];
+    // rowsRead/rowsWritten grow as a cursor is consumed: sum them when the counters are read.
+    Object.defineProperty(c, 'rows_scanned', { enumerable: true, get: () => cursors.reduce((n, k) => n + k.rowsRead, 0) });
+    Object.defineProperty(c, 'rows_written', { enumerable: true, get: () => cursors.reduce((n, k) => n + k.rowsWritten, 0) });
+    r = { c, cursors };
+    countersById.set(id, r);
+  }
+  return r;
+}
+
+function instrumentStorage(ctx: DurableObjectState, c: Counters, cursors: Cursors): void {
   const storage = ctx.storage;
   const sql = storage.sql;
   if (ctx.storage !== storage || storage.sql !== sql) throw new Error('storage objects are not stable; cannot instrument');
@@ -305,10 +326,6 @@ function instrumentStorage(ctx: DurableObjectState, c: Counters): void {
       return countingCursor(cursor, c);
     },
   });
-  // rowsRead/rowsWritten grow as a cursor is consumed: sum them when the counters are read.
-  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
-  Object.defineProperty(c, 'rows_scanned', { enumerable: true, get: () => cursors.reduce((n, k) => n + k.rowsRead, 0) });
-  Object.defineProperty(c, 'rows_written', { enumerable: true, get: () => cursors.reduce((n, k) => n + k.rowsWritten, 0) });
   const transactionSync = storage.transactionSync.bind(storage);
   Object.defineProperty(storage, 'transactionSync', {
     value: <T>(fn: () => T): T => {
@@ -408,8 +425,8 @@ export class CountingAgentProcess extends AgentProcess {
   readonly #c: Counters;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    const c = newCounters();
-    instrumentStorage(ctx, c);
+    const { c, cursors } = countersOf(ctx.id.toString());
+    instrumentStorage(ctx, c, cursors);
     super(ctx, { ...env, DB: countingD1(env.DB, c), AUDIT_CHAIN: countingAuditChain(env.AUDIT_CHAIN, c) as Env['AUDIT_CHAIN'] });
     this.#c = c;
   }
