@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The scheduler benchmark's workload run against the scheduler's pure policy alone (src/kernel/
- * scheduler.ts: `pick`, `release`, `joinVirtualTimes`), on a simulated clock, with no runtime: what
+ * scheduler.ts: `pick`, `joinVirtualTimes`; src/kernel/pool-rate.ts: `release`), on a simulated clock, with no runtime: what
  * the policy can reach when every step, wake and request costs only the delays given here. Beside
  * scripts/bench/scheduler/run.mjs it tells a miss of the policy from a miss of the machine.
  *
@@ -21,7 +21,8 @@
  * reports: makespan / lower bound, 429s, p50/p95 completion per class, high p95 / low p95.
  */
 import { parseArgs } from 'node:util';
-import { INITIAL_STATE, PoolConfigSchema, joinVirtualTimes, pick, release } from '../../../src/kernel/scheduler.ts';
+import { INITIAL_STATE, release } from '../../../src/kernel/pool-rate.ts';
+import { PoolConfigSchema, joinVirtualTimes, pick } from '../../../src/kernel/scheduler.ts';
 
 const { values: a } = parseArgs({
   options: {
