@@ -1,28 +1,26 @@
 /**
  * AgentProcess: one Durable Object per agent process. A thin shell: it owns the storage, the alarm,
- * the RPC surface and live event streams, and delegates every decision to src/process (runtime and
- * step loop) and src/kernel (pure rules).
+ * the RPC surface and live event streams (./process-streams.ts), wires what the step loop reaches
+ * outside the object (./process-step-deps.ts), and delegates every decision to src/process (runtime
+ * and step loop) and src/kernel (pure rules).
  *
  * RPC methods return `Result` values rather than throwing: errors are part of the contract, and a
  * value survives the RPC boundary with its code and details intact.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { KernelError, type Result, fail, ok, toErrorValue } from '../src/kernel/errors.ts';
+import { type Result, fail, ok, toErrorValue } from '../src/kernel/errors.ts';
 import { normalizePath } from '../src/kernel/paths.ts';
-import { type ExitStatus, type Pcb, type Signal } from '../src/kernel/pcb.ts';
-import { type SpawnRequest, type SpawnSpec, remainingQuotas, resolveSpawn } from '../src/kernel/spawn.ts';
-import { checkModel } from '../src/llm/index.ts';
+import type { ExitStatus, Pcb, Signal } from '../src/kernel/pcb.ts';
+import type { SpawnSpec } from '../src/kernel/spawn.ts';
 import { pageTable } from '../src/process/context-manager.ts';
 import { ProcessRuntime } from '../src/process/runtime.ts';
 import { StepLoop, type StepDeps } from '../src/process/step.ts';
 import type { EventRow } from '../src/process/store.ts';
 import type { ApprovalDecision, ChainHead, FileView, MailboxView, PageTableView, ProcessApi, Served, ToolDefinitionView } from '../src/rpc/contracts.ts';
-import { TENANT_HEADER } from '../src/rpc/contracts.ts';
 import { auditChain, processStub, schedulerStub } from '../src/rpc/stubs.ts';
 import { deleteProcessRow } from '../src/process/table.ts';
-import { META } from '../src/process/meta.ts';
 import { SliceClient } from '../src/process/slice.ts';
-import { type LineageEntry, poolsFromEnv } from '../src/kernel/scheduler.ts';
+import { poolsFromEnv } from '../src/kernel/scheduler.ts';
 import type { WireMessage } from '../src/kernel/ipc.ts';
 import { createTransport, parseMode } from '../src/ipc/transport.ts';
 import type { DeliveryOutcome } from '../src/process/mailbox.ts';
@@ -31,28 +29,24 @@ import { SqlEmbeddingCache } from '../src/memory/embeddings.ts';
 import { type MemoryService, memoryService } from '../src/memory/service.ts';
 import { forgetPages } from '../src/memory/recall.ts';
 import { type BrokerProps, ToolHost, type ToolLimits } from '../src/tools/host.ts';
-import { imageToolsAtSpawn } from '../src/tools/images.ts';
+import { type ImageHeadRow, imageHeadStatement, imageTools } from '../src/tools/images.ts';
 import { ToolStore } from '../src/tools/store.ts';
 import { notifyPipeline } from '../workflows/notify.ts';
 import { McpHost } from '../src/mcp/host.ts';
 import { McpRegistry } from '../src/mcp/registry.ts';
 import { CheckpointService } from '../src/checkpoints/service.ts';
-import { type CheckpointOp, forkFromSyscall, runCheckpointOp } from '../src/checkpoints/rpc.ts';
+import { type CheckpointOp, runCheckpointOp } from '../src/checkpoints/rpc.ts';
 import { type ForkInput, adoptFork } from '../src/checkpoints/fork.ts';
 import { bucketOrFail } from '../src/checkpoints/store.ts';
-import { TraceStore, tracingProvider } from '../src/checkpoints/trace.ts';
-
-const encoder = new TextEncoder();
-
-function sse(event: EventRow): Uint8Array {
-  return encoder.encode(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-}
+import { TraceStore } from '../src/checkpoints/trace.ts';
+import { EventStreams } from './process-streams.ts';
+import { stepDepsFor } from './process-step-deps.ts';
 
 export class AgentProcess extends DurableObject<Env> implements Served<ProcessApi> {
   readonly #rt: ProcessRuntime;
   readonly #loop: StepLoop;
   readonly #slices: SliceClient;
-  readonly #streams = new Set<WritableStreamDefaultWriter<Uint8Array>>();
+  readonly #streams = new EventStreams();
   #memory: MemoryService | Error | undefined;
   readonly #checkpoints: CheckpointService;
   readonly #traces: TraceStore;
@@ -71,7 +65,7 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
       auditChain: (tenant) => auditChain(env, tenant),
       now: () => this.clock(),
       random: Math.random,
-      onEvent: (e) => this.#broadcast(e),
+      onEvent: (e) => this.#streams.broadcast(e),
       scheduler: (pool, shard) => schedulerStub(env, pool, shard),
       ipc: createTransport({
         mode: parseMode(env.IPC_TRANSPORT),
@@ -92,8 +86,9 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
       emit: (type, data) => this.#rt.store.transaction(() => this.#rt.emit(type, data)),
     });
     this.#traces = new TraceStore(ctx.storage.sql);
-    this.#loop = new StepLoop(this.#rt, this.stepDeps());
     this.#checkpoints = new CheckpointService(this.#rt, () => env.CHECKPOINTS);
+    // Last: what the step loop is given (./process-step-deps.ts) holds the parts built above.
+    this.#loop = new StepLoop(this.#rt, this.stepDeps());
     // A new instance means the old one is gone: a step it left open resumes now, and every timer is re-armed.
     void ctx.blockConcurrencyWhile(() => this.#rt.recover());
   }
@@ -132,66 +127,19 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
     return this.#memory;
   }
 
-  /** What the step loop uses to reach outside this object. Overridable for benchmarks and adapters. */
+  /** What the step loop uses to reach outside this object (./process-step-deps.ts). Overridable for benchmarks and adapters. */
   protected stepDeps(): StepDeps {
-    const env = this.env;
-    return {
-      llm: env,
+    return stepDepsFor({
+      env: this.env,
+      rt: this.#rt,
+      clock: () => this.clock(),
       slices: this.#slices,
-      // Embeddings are cached in this object's SQLite too: recall queries and re-written texts repeat.
       memory: () => this.#memoryService(),
-      vectorRecall: (env.CONTEXT_VECTOR_RECALL ?? 'on').trim().toLowerCase() !== 'off',
       tools: this.toolHost,
       mcp: this.mcpHost,
-      // Every LLM call is recorded with its step; a process spawned with a trace replays it (src/checkpoints/trace.ts).
-      wrapProvider: (make) =>
-        tracingProvider(make, this.#traces, () => Date.now(), (d) => {
-          if (this.#rt.store.getMeta(META.replayDiverged)) return;
-          this.#rt.store.transaction(() => {
-            this.#rt.store.setMeta(META.replayDiverged, true);
-            this.#rt.emit('replay_divergence', d);
-          });
-        }),
-      ...(env.CHECKPOINTS
-        ? {
-            checkpoints: {
-              request: (label: string | null) => this.#checkpoints.request(label),
-              fork: (ref: string | null, task: string | null, callKey: string) => forkFromSyscall(this.#checkpoints, this.#rt, ref, task, callKey, (pid) => processStub(env, pid)),
-            },
-          }
-        : {}),
-      approvalTtlMs: Math.max(1, Number(env.APPROVAL_TIMEOUT_SECONDS) || 86_400) * 1000,
-      fetch: (request) => fetch(request),
-      spawnChild: async (parent: Pcb, request: SpawnRequest, pid: string, spawnKey: string, untrusted: boolean) => {
-        const spec = resolveSpawn(request, {
-          pid,
-          tenant: parent.tenant,
-          ppid: parent.pid,
-          spawn_key: `${parent.pid}/${spawnKey}`,
-          default_model: { provider: env.LLM_PROVIDER, model: env.LLM_MODEL },
-          parent_grants: parent.capabilities,
-          parent_remaining: remainingQuotas(parent, this.clock()),
-          untrusted,
-          now: this.clock(),
-          priority: parent.priority,
-          model: parent.model,
-        });
-        if (!spec.ok) throw KernelError.fromValue(spec.error);
-        const usable = checkModel(spec.value.model, env);
-        if (!usable.ok) throw KernelError.fromValue(usable.error);
-        // The child's ancestors and their budgets: the scheduler charges its usage to each of them.
-        const lineage: LineageEntry[] = [{ pid: parent.pid, max_tokens: parent.quotas.max_tokens }, ...(this.#rt.store.getMeta(META.lineage) ?? [])];
-        const r = await processStub(env, pid).spawn({ ...spec.value, lineage });
-        if (!r.ok) throw KernelError.fromValue(r.error);
-        return { pid: r.value.pid };
-      },
-      signalChild: async (parent: Pcb, pid: string, signal: Signal, cascade?: boolean) => {
-        const r = await processStub(env, pid).signal(signal, parent.pid, parent.tenant, cascade);
-        if (r.ok) return { delivered: true, state: r.value.state };
-        if (r.error.code === 'ESTATE') return { delivered: false, state: String((r.error.details as { state?: string } | undefined)?.state ?? 'exited') };
-        throw KernelError.fromValue(r.error);
-      },
-    };
+      traces: this.#traces,
+      checkpoints: this.#checkpoints,
+    });
   }
 
   override async alarm(): Promise<void> {
@@ -201,23 +149,35 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
 
   // --- RPC ------------------------------------------------------------------------------------------
 
+  /**
+   * Spawn: the process is created in one commit (src/process/lifecycle.ts), then, in one D1 round
+   * trip, listed in the process table (so `ps` shows it once this answers) and the tools published
+   * into its image are read. Those and the image's built-in tools are registered before the first
+   * step: the alarm that runs it is armed only after them, and nothing else reaches this object
+   * meanwhile. A retried spawn (same key) is answered with the process as it is.
+   */
   async spawn(spec: SpawnSpec): Promise<Result<Pcb>> {
     // The trace to replay is in before the process exists, so its first step already answers from it.
     if (spec.replay && !this.#rt.pcb()) this.#traces.loadReplay(spec.replay);
-    const r = await this.#rt.spawn(spec);
+    const r = this.#rt.spawn(spec);
     if (!r.ok) return r;
-    // Tools the image carries (built-in and published) are registered before the first step: nothing
-    // else (the alarm that runs the first step) is delivered to this object until they are in.
-    if (this.toolHost.store.count() === 0) {
+    const { created } = r.value;
+    if (created || this.toolHost.store.count() === 0) {
       await this.ctx.blockConcurrencyWhile(async () => {
         try {
-          for (const { defs, origin } of await imageToolsAtSpawn(this.env.DB, spec.tenant, spec.image)) await this.toolHost.install(defs, origin);
+          const head = imageHeadStatement(spec.tenant, spec.image);
+          const read = created ? await this.#rt.listNew([head]) : [await this.env.DB.prepare(head.sql).bind(...head.params).all<ImageHeadRow>()];
+          if (read === null) throw new Error('D1 was not reachable; the published tools could not be read');
+          for (const { defs, origin } of imageTools(spec.image, read[0]?.results[0] as ImageHeadRow | undefined)) await this.toolHost.install(defs, origin);
         } catch (e) {
           this.#rt.store.transaction(() => this.#rt.emit('tool_install_failed', { image: spec.image, error: toErrorValue(e) }));
         }
       });
     }
-    return r;
+    // A new process's audit record goes to D1 with its first step's; a retried spawn delivers what it owes.
+    if (created) await this.#rt.rearm();
+    else await this.#rt.settle();
+    return ok(this.#rt.mustPcb());
   }
 
   // --- JIT tools: callbacks from a tool's broker and egress proxy, and the tool list ---------------
@@ -384,8 +344,7 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
     const s = deleteProcessRow(pcb.pid);
     await this.env.DB.prepare(s.sql).bind(...s.params).run();
     const exit = this.#rt.pcb()?.exit ?? null;
-    for (const w of this.#streams) void w.close().catch(() => {});
-    this.#streams.clear();
+    this.#streams.closeAll();
     await this.#rt.destroy();
     this.toolHost.store.reset();
     return ok({ pid: pcb.pid, exit });
@@ -423,37 +382,9 @@ export class AgentProcess extends DurableObject<Env> implements Served<ProcessAp
     await this.#rt.settle();
   }
 
-  // --- live events (server-sent events) ------------------------------------------------------------
+  // --- live events (server-sent events, ./process-streams.ts) ------------------------------------
 
   override async fetch(request: Request): Promise<Response> {
-    const url = new URL(request.url);
-    if (!this.#own(request.headers.get(TENANT_HEADER) ?? '').ok) return Response.json({ error: { code: 'ENOENT', message: 'no such process' } }, { status: 404 });
-    const lastId = Number(request.headers.get('last-event-id') ?? url.searchParams.get('after') ?? 0);
-    const after = Number.isFinite(lastId) && lastId >= 0 ? Math.floor(lastId) : 0;
-    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-    const writer = writable.getWriter();
-    // Backlog first, then live events. Writes are not awaited: nothing reads until the response is returned.
-    for (const e of this.#rt.store.events(after, 10_000)) void writer.write(sse(e)).catch(() => this.#streams.delete(writer));
-    // A terminated process has nothing more to say: send the backlog and end the stream.
-    if (this.#rt.pcb()?.state === 'terminated') {
-      void writer.close().catch(() => {});
-      return new Response(readable, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-store' } });
-    }
-    this.#streams.add(writer);
-    request.signal?.addEventListener('abort', () => {
-      this.#streams.delete(writer);
-      void writer.close().catch(() => {});
-    });
-    return new Response(readable, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-store' } });
-  }
-
-  #broadcast(event: EventRow): void {
-    const last = event.type === 'state' && (event.data as { to?: string }).to === 'terminated';
-    for (const writer of this.#streams) {
-      writer.write(sse(event)).catch(() => this.#streams.delete(writer));
-      // A terminated process has nothing more to say: end its streams.
-      if (last) void writer.close().catch(() => {});
-    }
-    if (last) this.#streams.clear();
+    return this.#streams.open(request, this.#rt);
   }
 }

@@ -4,7 +4,7 @@
  */
 import { SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { ADMIN, api, runUntil, spawn } from './support/helpers.ts';
+import { ADMIN, api, eventsOf, runUntil, spawn } from './support/helpers.ts';
 
 type ErrorBody = { error: { code: string; message: string; details?: { issues?: { path: string[] }[] } } };
 const scripted = { provider: 'scripted', model: 'scripted' };
@@ -111,6 +111,19 @@ describe('ps, audit and discovery', () => {
     const sleeping = await api<{ processes: { pid: string; state: string }[] }>('GET', '/v1/processes?state=sleeping&limit=500');
     expect(sleeping.body.processes.filter((p) => ours.has(p.pid)).map((p) => p.pid)).toEqual([b.pid]);
     expect(sleeping.body.processes.every((p) => p.state === 'sleeping')).toBe(true);
+  });
+
+  it('lists a process as soon as its spawn answers, before its first step; its spawn record reaches the audit log with that step', async () => {
+    const { pid } = await spawn({ name: 'fresh', task: 't', model: scripted, script: [{ tool_calls: [{ name: 'sleep', args: { seconds: 600 } }] }] });
+    // No alarm has been driven: the row was written in the spawn's own D1 round trip.
+    const listed = await api<{ processes: { pid: string; state: string; name: string }[] }>('GET', '/v1/processes?limit=500');
+    expect(listed.body.processes.find((p) => p.pid === pid)).toMatchObject({ name: 'fresh' });
+    await runUntil(pid, ['sleeping']);
+    const after = await api<{ processes: { pid: string; state: string }[] }>('GET', '/v1/processes?state=sleeping&limit=500');
+    expect(after.body.processes.map((p) => p.pid)).toContain(pid);
+    const audit = await api<{ rows: { action: string }[] }>('GET', `/v1/audit?pid=${pid}`);
+    expect(audit.body.rows.map((r) => r.action)).toEqual(['spawn', 'llm_call']);
+    expect((await eventsOf(pid)).map((e) => e.type)).not.toContain('outbox_retry');
   });
 
   it('records lifecycle events and syscalls in the audit log, paged by seq', async () => {

@@ -5,9 +5,9 @@
 import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { META_KEYS } from '../src/process/meta.ts';
-import { EAGER_TABLES, PROCESS_MIGRATIONS, PROCESS_TABLES } from '../src/process/schema.ts';
+import { EAGER_TABLES, PROCESS_FRESH, PROCESS_MIGRATIONS, PROCESS_TABLES, tableDdl } from '../src/process/schema.ts';
 import { ProcessStore } from '../src/process/store.ts';
-import { type Migration, migrate, schemaVersion } from '../src/storage/migrations.ts';
+import { type Migration, migrate, open, schemaVersion } from '../src/storage/migrations.ts';
 import { api, runUntil, spawn, stubOf } from './support/helpers.ts';
 
 /** Tables SQLite or the migration runner keep for themselves: not process state. */
@@ -155,6 +155,37 @@ describe('migrate', () => {
       return { rows, from2: store.events(2, 3).map((e) => e.seq), from4: store.events(4, 10).map((e) => [e.seq, e.type]), end: store.events(6, 10).length };
     });
     expect(out).toEqual({ rows: 2, from2: [3, 4, 5], from4: [[5, 'e'], [6, 'alone']], end: 0 });
+  });
+
+  it('creates a new object at the latest shape in one step, exactly what the whole history makes; an old object is migrated', async () => {
+    // Each table's columns (name, type, constraints, default, key) and indexes: what a shape is, whatever DDL text made it.
+    const shape = (sql: SqlStorage) =>
+      sql
+        .exec<{ type: string; name: string }>("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT IN ('schema_version', 'sqlite_sequence') AND name NOT LIKE '_cf_%' AND name NOT LIKE '__miniflare%' ORDER BY name")
+        .toArray()
+        .map((o) => ({
+          ...o,
+          columns: o.type === 'table' ? sql.exec(`SELECT name, type, "notnull", dflt_value, pk FROM pragma_table_info('${o.name}')`).toArray() : sql.exec(`SELECT name FROM pragma_index_info('${o.name}')`).toArray(),
+        }));
+    const created = await runInDurableObject(stub(), (_i, state) => ({ opened: open(state.storage, PROCESS_MIGRATIONS, PROCESS_FRESH), shape: shape(state.storage.sql) }));
+    const migrated = await runInDurableObject(stub(), (_i, state) => {
+      // Version by version from 1, as an object created at version 1 has lived through every migration since.
+      for (let v = 1; v <= PROCESS_MIGRATIONS.length; v++) migrate(state.storage, PROCESS_MIGRATIONS.slice(0, v));
+      return { opened: open(state.storage, PROCESS_MIGRATIONS, PROCESS_FRESH), shape: shape(state.storage.sql) };
+    });
+    expect(created.opened).toEqual({ version: PROCESS_MIGRATIONS.length, created: true });
+    expect(migrated.opened).toEqual({ version: PROCESS_MIGRATIONS.length, created: false });
+    expect(created.shape).toEqual(migrated.shape);
+    expect(created.shape.filter((r) => r.type === 'table').map((r) => r.name).sort()).toEqual([...EAGER_TABLES].sort());
+
+    // Tables without a version (the kernel before versioning): migrated along the history, never "created".
+    const old = await runInDurableObject(stub(), (_i, state) => {
+      const sql = state.storage.sql;
+      sql.exec(tableDdl(['pcb', 'meta', 'outbox']));
+      sql.exec("INSERT INTO meta (key, value) VALUES ('approval:1.0', ?)", JSON.stringify({ id: 'ap_old', status: 'denied', needed: 'net:x' }));
+      return { opened: open(state.storage, PROCESS_MIGRATIONS, PROCESS_FRESH), approvals: sql.exec('SELECT id, status FROM approvals').toArray() };
+    });
+    expect(old).toEqual({ opened: { version: PROCESS_MIGRATIONS.length, created: false }, approvals: [{ id: 'ap_old', status: 'denied' }] });
   });
 
   it('refuses storage written by newer code, and a list that skips a version', async () => {

@@ -5,6 +5,8 @@
  *   node_modules/.bin/node scripts/bench/profile.mjs step 200     # one 200-step kernel process
  *   node_modules/.bin/node scripts/bench/profile.mjs bare 200     # the bare loop, 200 steps
  *   node_modules/.bin/node scripts/bench/profile.mjs spawn 300    # 300 parked spawns, 32 at a time
+ *   node_modules/.bin/node scripts/bench/profile.mjs spawn-alone 300   # the same without their first step (tune `nostep`)
+ *   node_modules/.bin/node scripts/bench/profile.mjs spawn-floor 300   # the spawn floor: a new object that writes one row
  *
  * Starts scripts/bench/worker.ts like run.mjs (temp state, migrations, bootstrap token) with the
  * inspector on, warms up with one unprofiled run, then samples every 100 µs and prints the top
@@ -49,11 +51,13 @@ async function kernelRun(steps) {
   }
 }
 const park = JSON.stringify({ name: 'bench', task: 'park', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: [{ tool_calls: [{ name: 'sleep', args: { seconds: 3600 } }] }] });
-async function spawns(count) {
+async function spawns(count, route = '/v1/processes', body = park) {
   let next = 0;
-  await Promise.all(Array.from({ length: 32 }, async () => { while (next++ < count) await post('/v1/processes', park); }));
+  await Promise.all(Array.from({ length: 32 }, async () => { while (next++ < count) await post(route, body); }));
 }
-const workloads = { step: () => kernelRun(n), bare: () => post(`/bench/bare?steps=${n}`), spawn: () => spawns(n) };
+// spawn-alone: the same spawns on the `tune` kernel with `nostep` (their alarms do nothing): the spawn without its first step.
+const alone = park.replace('"name":"bench"', '"name":"bench:nostep"');
+const workloads = { step: () => kernelRun(n), bare: () => post(`/bench/bare?steps=${n}`), spawn: () => spawns(n), 'spawn-alone': () => spawns(n, '/variant/tune/v1/processes', alone), 'spawn-floor': () => spawns(n, '/bench/bare-spawn', '') };
 if (!workloads[what]) throw new Error(`workload must be one of ${Object.keys(workloads).join(', ')}`);
 
 try {

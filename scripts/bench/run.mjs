@@ -478,10 +478,12 @@ async function measureSpawn(base, results) {
   const inside = await post(`${base}/bench/spawn-inside?n=${opts.spawns}&c=${c0}`, park('bench'));
   while ((await sleeping()) < before + opts.spawns) await new Promise((r) => setTimeout(r, 50));
   results.spawn_inside_worker = { concurrency: c0, kernel_per_s: opts.spawns / (inside.ms / 1000), kernel_parked_per_s: opts.spawns / ((performance.now() - t0) / 1000) };
+  await countSpawnWork(base, results, park, sleeping);
   if (!opts.variants) return;
-  // Attribution: the `tune` kernel with parts switched off, in alternating order.
+  // Attribution: the `tune` kernel with parts switched off, in alternating order. `nostep`: the
+  // spawn alone, without the first step (its alarm runs do nothing).
   const n = Math.min(opts.spawns, 500);
-  const arms = ['', 'noaudit', 'nodeliver', 'noevents,nooutbox'];
+  const arms = ['', 'nostep', 'noaudit', 'nodeliver', 'nostep,nodeliver'];
   const runs = Object.fromEntries(arms.map((a) => [a, []]));
   for (let r = 0; r < 2; r++) {
     for (const flags of r % 2 ? [...arms].reverse() : arms) {
@@ -495,6 +497,46 @@ async function measureSpawn(base, results) {
     spawns: n,
     runs: 2,
     arms: Object.fromEntries(arms.map((a) => [`kernel [${a || 'as is'}]`, { acked_per_s: summary(runs[a].map((x) => x.acked)), parked_per_s: summary(runs[a].map((x) => x.parked)), cpu_ms_per_spawn: cpuSummary(runs[a]) }])),
+  };
+}
+
+/**
+ * What one spawn does inside its object, to parked (the spawn and its first step): the `count`
+ * kernel's counters summed over K processes spawned through the API, per spawn. The Worker's own
+ * work (the route: authentication, validation) is not in them.
+ */
+async function countSpawnWork(base, results, park, sleeping) {
+  const k = 32;
+  const before = await sleeping();
+  const pids = [];
+  for (let i = 0; i < k; i++) pids.push((await post(`${base}/variant/count/v1/processes`, park('bench'))).pid);
+  const t0 = performance.now();
+  while ((await sleeping()) < before + k) {
+    if (performance.now() - t0 > 60_000) throw new Error('counted spawns did not park within 60 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const sum = { sql: {}, transactions: 0, rows_read: 0, rows_scanned: 0, rows_written: 0, alarms: 0, d1_batches: 0, d1_statements: 0, audit_appends: 0 };
+  for (const pid of pids) {
+    const c = await (await fetch(`${base}/bench/counters?pid=${pid}`)).json();
+    for (const [key, v] of Object.entries(c.sql)) sum.sql[key] = (sum.sql[key] ?? 0) + v;
+    for (const key of Object.keys(sum)) if (key !== 'sql') sum[key] += c[key] ?? 0;
+  }
+  const per = (x) => x / k;
+  const statements = Object.values(sum.sql).reduce((a, b) => a + b, 0);
+  results.spawn_counters = {
+    spawns: k,
+    per_spawn: {
+      sqlite_statements: per(statements),
+      by_statement: Object.fromEntries(Object.entries(sum.sql).sort((a, b) => b[1] - a[1]).map(([key, v]) => [key, per(v)])),
+      transactions: per(sum.transactions),
+      rows_read: per(sum.rows_read),
+      rows_scanned: per(sum.rows_scanned),
+      rows_written: per(sum.rows_written),
+      alarms: per(sum.alarms),
+      d1_batches: per(sum.d1_batches),
+      d1_statements: per(sum.d1_statements),
+      audit_chain_appends: per(sum.audit_appends),
+    },
   };
 }
 
@@ -567,6 +609,12 @@ function report(results) {
     }
     const si = results.spawn_inside_worker;
     if (si) lines.push('', `Spawned from inside the Worker (no HTTP client), c=${si.concurrency}: ${f(si.kernel_per_s, 0)} processes/s acknowledged, ${f(si.kernel_parked_per_s, 0)}/s all parked.`);
+  }
+  if (results.spawn_counters) {
+    const p = results.spawn_counters.per_spawn;
+    lines.push('', `### Work per spawn inside its object, to parked (instrumented, ${results.spawn_counters.spawns} spawns)`, '', '| per spawn | count |', '|---|---:|');
+    lines.push(`| SQLite statements (CREATE included) | ${f(p.sqlite_statements, 1)} |`, `| transactionSync calls | ${f(p.transactions, 1)} |`, `| rows returned | ${f(p.rows_read, 1)} |`, `| rows read by SQLite (billed) | ${f(p.rows_scanned, 1)} |`, `| rows written by SQLite | ${f(p.rows_written, 1)} |`, `| alarm invocations | ${f(p.alarms, 2)} |`, `| D1 batches | ${f(p.d1_batches, 2)} |`, `| D1 statements | ${f(p.d1_statements, 2)} |`, `| audit-chain appends (RPC) | ${f(p.audit_chain_appends, 2)} |`);
+    for (const [k, v] of Object.entries(p.by_statement)) lines.push(`| · ${k} | ${f(v, 2)} |`);
   }
   if (results.spawn_attribution) {
     const a = results.spawn_attribution;

@@ -128,12 +128,15 @@ export class BareLoop extends DurableObject<BenchEnv> {
  *  nooutbox  nothing is queued for delivery (no outbox rows, no audit records, no D1, no audit chain)
  *  noaudit   no audit records are kept (the process-table mirror is still written)
  *  noevents  events are broadcast to live streams but not stored
+ *  nostep    the process's alarm runs do nothing: a spawn burst of these prices the spawn alone,
+ *            without the first step that otherwise runs as soon as the spawn commits
  */
 interface Tune {
   nodeliver: boolean;
   nooutbox: boolean;
   noaudit: boolean;
   noevents: boolean;
+  nostep: boolean;
   eventSeq: number;
 }
 
@@ -207,13 +210,13 @@ export class TunableAgentProcess extends AgentProcess {
   #tune!: Tune;
 
   override async alarm(): Promise<void> {
-    await super.alarm();
+    if (!this.#tune.nostep) await super.alarm();
     tuneAlarmsDone++;
   }
 
   constructor(ctx: DurableObjectState, env: Env) {
     patchKernelOnce();
-    const tune: Tune = { nodeliver: false, nooutbox: false, noaudit: false, noevents: false, eventSeq: 1_000_000 };
+    const tune: Tune = { nodeliver: false, nooutbox: false, noaudit: false, noevents: false, nostep: false, eventSeq: 1_000_000 };
     (ctx.storage.sql as unknown as { [TUNE]: Tune })[TUNE] = tune;
     const off = () => tune.nodeliver;
     super(ctx, { ...env, DB: switchable(env.DB, noopD1(), off), AUDIT_CHAIN: switchable(env.AUDIT_CHAIN, noopAuditChain(env.AUDIT_CHAIN) as Env['AUDIT_CHAIN'], off) });

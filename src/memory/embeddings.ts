@@ -223,13 +223,22 @@ export class SqlEmbeddingCache implements EmbeddingCache {
   ) {
     this.#sql = sql;
     this.#lru = new LruEmbeddingCache(Math.min(capacity, 1024));
-    sql.exec(tableDdl(['mem_embedding_cache']));
+  }
+
+  /** The table, created on first use, not with the object: most steps of most processes embed nothing. */
+  #ready = false;
+  get #db(): SqlStorage {
+    if (!this.#ready) {
+      this.#sql.exec(tableDdl(['mem_embedding_cache']));
+      this.#ready = true;
+    }
+    return this.#sql;
   }
 
   get(key: string): Float32Array | undefined {
     const hit = this.#lru.get(key);
     if (hit) return hit;
-    const row = this.#sql.exec<{ vec: ArrayBuffer }>('SELECT vec FROM mem_embedding_cache WHERE key = ?', key).toArray()[0];
+    const row = this.#db.exec<{ vec: ArrayBuffer }>('SELECT vec FROM mem_embedding_cache WHERE key = ?', key).toArray()[0];
     if (!row) return undefined;
     const v = new Float32Array(row.vec);
     this.#lru.set(key, v);
@@ -239,7 +248,7 @@ export class SqlEmbeddingCache implements EmbeddingCache {
   set(key: string, vector: Float32Array): void {
     this.#lru.set(key, vector);
     const at = ++this.#writes + Date.now() * 1000;
-    this.#sql.exec('INSERT OR REPLACE INTO mem_embedding_cache (key, vec, at) VALUES (?, ?, ?)', key, vector.buffer.slice(vector.byteOffset, vector.byteOffset + vector.byteLength), at);
+    this.#db.exec('INSERT OR REPLACE INTO mem_embedding_cache (key, vec, at) VALUES (?, ?, ?)', key, vector.buffer.slice(vector.byteOffset, vector.byteOffset + vector.byteLength), at);
     if (this.#writes % 100 === 0) this.#sql.exec('DELETE FROM mem_embedding_cache WHERE key NOT IN (SELECT key FROM mem_embedding_cache ORDER BY at DESC LIMIT ?)', this.capacity);
   }
 }

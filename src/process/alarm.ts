@@ -35,7 +35,13 @@ export class ProcessAlarm {
    */
   async recover(): Promise<void> {
     const pcb = this.#rt.pcb();
-    if (pcb?.state === 'running') {
+    // No process, nothing to arm: a new object (about to be spawned) has no alarm either, so it is
+    // not read. (An alarm left over without a PCB would only fire into onAlarm, which ignores it.)
+    if (!pcb) {
+      this.#armedAt ??= null;
+      return;
+    }
+    if (pcb.state === 'running') {
       const run = this.#rt.store.timers().find((t) => t.kind === 'run');
       if (!run || run.fire_at > this.#rt.now) this.#rt.store.setTimer('run', this.#rt.now);
     }

@@ -22,6 +22,11 @@ export class ChildStore {
     this.#w = pending;
   }
 
+  /** The table was created just now (a new object): no children, known without a read. */
+  empty(): void {
+    this.#children = [];
+  }
+
   /** Forget the copy (the table was rewritten or dropped). */
   reset(): void {
     this.#children = undefined;

@@ -115,5 +115,6 @@ export interface ProcessCore {
   /** Deliver the outbox and re-arm: the tail of every entry point that changed something. */
   settle(): Promise<void>;
   rearm(): Promise<void>;
-  flushTable(): Promise<void>;
+  /** Write the process table's row if it is stale, with `reads` in the same D1 batch; their results. */
+  flushTable(reads?: readonly Statement[]): Promise<D1Result[]>;
 }

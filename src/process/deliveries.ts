@@ -31,6 +31,12 @@ export class Deliveries {
     this.#meta = meta;
   }
 
+  /** The tables were created just now (a new object): nothing logged, known without a read. */
+  empty(): void {
+    this.#auditNext = 1;
+    this.#auditRows = 0;
+  }
+
   /** Forget the counters (the tables were rewritten or dropped). */
   reset(): void {
     this.#auditNext = undefined;

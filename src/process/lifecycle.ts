@@ -4,6 +4,7 @@
  * synchronous commit, and every state change goes through `apply` (src/kernel/state.ts), saved
  * together with its event, its audit record and its outbox entries.
  */
+import type { Statement } from '../audit/audit.ts';
 import { type ErrorValue, type Result, fail, ok, toErrorValue } from '../kernel/errors.ts';
 import { isOutsideSender } from '../kernel/ipc.ts';
 import { type ExitStatus, LIVE_STATES, type Pcb, type Signal, ZERO_USAGE } from '../kernel/pcb.ts';
@@ -30,13 +31,17 @@ function outsideSource(value: unknown): string | null {
   return typeof from === 'string' && isOutsideSender(from) ? `a message from ${from}` : null;
 }
 
-export async function spawn(rt: ProcessCore, spec: SpawnSpec): Promise<Result<Pcb>> {
+/**
+ * Create the process in one commit: its PCB, settings, task page, event, audit record and a run
+ * timer due now. The alarm is not armed here: the caller arms it once what must precede the first
+ * step is in (durable/agent-process.ts: the process-table row and the image's tools), and a new
+ * instance arms it from the timer if this one dies first. `created` is false when a spawn with the
+ * same key made the process already (a retried request), which is then answered as it is.
+ */
+export function spawn(rt: ProcessCore, spec: SpawnSpec): Result<{ pcb: Pcb; created: boolean }> {
   const existing = rt.pcb();
   if (existing) {
-    if (rt.store.getMeta(META.spawnKey) === spec.spawn_key) {
-      await rt.settle();
-      return ok(existing);
-    }
+    if (rt.store.getMeta(META.spawnKey) === spec.spawn_key) return ok({ pcb: existing, created: false });
     return fail('EEXIST', `process ${spec.pid} already exists`, { pid: spec.pid });
   }
   const now = rt.now;
@@ -73,15 +78,22 @@ export async function spawn(rt: ProcessCore, spec: SpawnSpec): Promise<Result<Pc
     rt.audit('lifecycle', 'spawn', 'ok', null, { ppid: spec.ppid, name: spec.name, image: spec.image, model: spec.model, capabilities: spec.capabilities, untrusted_task: spec.untrusted_task });
     rt.store.setTimer('run', now);
   });
-  // Answer once the process is durable and armed, and (unless D1 is down) listed; its first alarm,
-  // due now, delivers the audit and retries the listing if it failed.
-  await rt.rearm();
+  return ok({ pcb: rt.mustPcb(), created: true });
+}
+
+/**
+ * List a new process in the process table, so that `ps` shows it once its spawn has answered, with
+ * `reads` in the same D1 batch (what the process must read from D1 before its first step rides
+ * along: one round trip per spawn). Returns their results, or null if D1 failed: the failure is an
+ * event, and the first delivery writes the row (it stays stale until then).
+ */
+export async function listNew(rt: ProcessCore, reads: readonly Statement[]): Promise<D1Result[] | null> {
   try {
-    await rt.flushTable();
+    return await rt.flushTable(reads);
   } catch (e) {
-    rt.emit('outbox_retry', { attempts: 1, error: toErrorValue(e) });
+    rt.store.transaction(() => rt.emit('outbox_retry', { attempts: 1, error: toErrorValue(e) }));
+    return null;
   }
-  return ok(rt.mustPcb());
 }
 
 export function signal(rt: ProcessCore, sig: Signal, from: string, cascade = false): Result<Pcb> {

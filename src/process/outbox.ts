@@ -47,15 +47,20 @@ export class Outbox {
     return this.#flushing;
   }
 
-  /** Write the process table's row if it is stale (spawn does only this before answering). */
-  async flushTable(): Promise<void> {
-    if (!this.#rt.store.getMeta(META.tableDirty)) return;
-    const pcb = this.#rt.pcb();
-    if (!pcb) return;
-    const s = upsertProcessRow(pcb);
-    await this.#rt.deps.db.prepare(s.sql).bind(...s.params).run();
+  /**
+   * Write the process table's row if it is stale, and run `reads` in the same D1 batch: a spawn's
+   * one round trip before it answers (its row, and what it must read before its first step).
+   * Returns the results of `reads`.
+   */
+  async flushTable(reads: readonly Statement[] = []): Promise<D1Result[]> {
+    const pcb = this.#rt.store.getMeta(META.tableDirty) ? this.#rt.pcb() : null;
+    const statements = pcb ? [upsertProcessRow(pcb), ...reads] : reads;
+    if (statements.length === 0) return [];
+    const db = this.#rt.deps.db;
+    const results = await db.batch(statements.map((st) => db.prepare(st.sql).bind(...st.params)));
     // Only clear the flag if nothing changed while the write was in flight.
-    if (this.#rt.pcb() === pcb) this.#rt.store.setMeta(META.tableDirty, false);
+    if (pcb && this.#rt.pcb() === pcb) this.#rt.store.setMeta(META.tableDirty, false);
+    return pcb ? results.slice(1) : results;
   }
 
   /**

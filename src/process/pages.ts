@@ -34,6 +34,13 @@ export class PageStore {
     this.#w = pending;
   }
 
+  /** The table was created just now (a new object): empty, known without a read. */
+  empty(): void {
+    this.reset();
+    this.#table = emptyPageTable();
+    this.#pageNext = 1;
+  }
+
   /** Forget the caches: the table was rewritten underneath them (a restore) or dropped. */
   reset(): void {
     this.#bodies = new Map();
@@ -51,7 +58,7 @@ export class PageStore {
 
   #pages(): PageTable {
     if (!this.#table) {
-      const t: PageTable = { entries: [], byStep: new Map(), tokens: 0, swapped: 0, maxStep: 0, untrusted: [], recalls: [] };
+      const t = emptyPageTable();
       const rows = this.#sql
         .exec<{ seq: number; step: number; kind: string; tokens: number; importance: number; pinned: number; resident: number; access_count: number; last_access: number; excerpt: string; batch: number; chunks: number | null; untrusted: number | null; from_step: number | null }>(
           "SELECT seq, step, kind, tokens, importance, pinned, resident, access_count, last_access, excerpt, batch, chunks, json_extract(body, '$.untrusted') AS untrusted, CASE WHEN kind = 'recall' THEN json_extract(body, '$.from_step') END AS from_step FROM pages ORDER BY seq",
@@ -250,6 +257,10 @@ type PageTable = {
   readonly untrusted: number[];
   readonly recalls: number[];
 };
+
+function emptyPageTable(): PageTable {
+  return { entries: [], byStep: new Map(), tokens: 0, swapped: 0, maxStep: 0, untrusted: [], recalls: [] };
+}
 
 function pushEntry(t: PageTable, e: PageEntry): void {
   const i = t.entries.push(e) - 1;

@@ -16,7 +16,7 @@
  *  - The alarm always points at the earliest armable timer, and is re-armed on every entry.
  *  - The clock and randomness come from `deps` (injected), never from the platform directly.
  */
-import type { AuditKind, AuditOutcome, AuditRecord } from '../audit/audit.ts';
+import type { AuditKind, AuditOutcome, AuditRecord, Statement } from '../audit/audit.ts';
 import { type PageBody, pageText } from '../kernel/context.ts';
 import type { Grant } from '../kernel/capabilities.ts';
 import { KernelError, type Result } from '../kernel/errors.ts';
@@ -145,8 +145,12 @@ export class ProcessRuntime implements ProcessCore {
 
   // --- lifecycle (./lifecycle.ts) ---------------------------------------------------------------------
 
-  spawn(spec: SpawnSpec): Promise<Result<Pcb>> {
+  spawn(spec: SpawnSpec): Result<{ pcb: Pcb; created: boolean }> {
     return lifecycle.spawn(this, spec);
+  }
+
+  listNew(reads: readonly Statement[]): Promise<D1Result[] | null> {
+    return lifecycle.listNew(this, reads);
   }
 
   signal(sig: Signal, from: string, cascade = false): Result<Pcb> {
@@ -248,8 +252,8 @@ export class ProcessRuntime implements ProcessCore {
     return this.#outbox.flush();
   }
 
-  flushTable(): Promise<void> {
-    return this.#outbox.flushTable();
+  flushTable(reads: readonly Statement[] = []): Promise<D1Result[]> {
+    return this.#outbox.flushTable(reads);
   }
 
   deliverNow(kind: OutboxMessage['kind']): Promise<void> {

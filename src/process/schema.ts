@@ -9,11 +9,14 @@
  * The history of this description is `PROCESS_MIGRATIONS`, applied by src/storage/migrations.ts.
  * Version 1 is the schema every object opened by the kernel at 6401ad9 already has (that code added
  * the `pages.batch` and `pages.chunks` columns on every start), so existing objects adopt it as is.
+ * A new object skips the history (`PROCESS_FRESH`): its eager tables are created at the latest
+ * shape in one step, which must be what the whole history makes (test/schema.test.ts compares them);
+ * storage at version 0 that has tables (from before versioning) is migrated, never created.
  *
  * Lazy tables (mailbox, IPC sequencing, JIT tools) are created by their module on first use from
  * the DDL here, always at the latest shape: a migration that changes one must handle its absence.
  */
-import type { Migration } from '../storage/migrations.ts';
+import type { FreshSchema, Migration } from '../storage/migrations.ts';
 
 /**
  * What a checkpoint does with a table (src/checkpoints/tables.ts explains the policies):
@@ -206,6 +209,13 @@ DROP TABLE audit_log; ALTER TABLE audit_log_v5 RENAME TO audit_log`);
 export function createProcessSchema(sql: SqlStorage): void {
   sql.exec(tableDdl(EAGER_TABLES));
 }
+
+/**
+ * How a new process object is born (src/storage/migrations.ts `open`): storage without any table
+ * the history ever had (ckpt_chunks too, dropped by version 3) gets createProcessSchema; any other
+ * is migrated along PROCESS_MIGRATIONS, version 0 included (an object from before versioning).
+ */
+export const PROCESS_FRESH: FreshSchema = { tables: [...PROCESS_TABLES.map((t) => t.name), 'ckpt_chunks'], up: createProcessSchema };
 
 /** The DDL version 1 created for tables whose shape changed later (history does not change with the description). */
 const V1_DDL = {

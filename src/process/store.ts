@@ -13,13 +13,13 @@
 import type { Pcb } from '../kernel/pcb.ts';
 import type { Timer, TimerKind } from '../kernel/timers.ts';
 import type { EventRow } from '../rpc/contracts.ts';
-import { migrate } from '../storage/migrations.ts';
+import { open } from '../storage/migrations.ts';
 import { ChildStore } from './children.ts';
 import { type JournalRow, type JournalStatus, Pending } from './commit.ts';
 import { Deliveries } from './deliveries.ts';
 import type { AuditHead, MetaKey } from './meta.ts';
 import { PageStore } from './pages.ts';
-import { createProcessSchema, PROCESS_MIGRATIONS, tableDdl } from './schema.ts';
+import { PROCESS_FRESH, PROCESS_MIGRATIONS, tableDdl } from './schema.ts';
 
 export type { AuditHead, EventRow, JournalRow, JournalStatus };
 export { EXCERPT_CHARS, type PageMetaRow, type PageRow } from './pages.ts';
@@ -61,13 +61,31 @@ export class ProcessStore {
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
     this.#sql = storage.sql;
-    // The tables, at the version this code knows (./schema.ts); nothing is probed.
-    migrate(storage, PROCESS_MIGRATIONS, createProcessSchema);
     this.#w = new Pending(this.#sql, () => this.deliveries.auditRowWritten());
     this.pages = new PageStore(this.#sql, this.#w);
     this.children = new ChildStore(this.#sql, this.#w);
     this.deliveries = new Deliveries(this.#sql, this.#w, { get: (k) => this.getMeta(k), set: (k, v) => this.setMeta(k, v) });
+    // The tables, at the version this code knows (./schema.ts); nothing is probed.
+    if (open(storage, PROCESS_MIGRATIONS, PROCESS_FRESH).created) this.#created();
   }
+
+  /**
+   * The tables were created just now (a new object): they are empty, so every cache starts complete
+   * instead of being read: no PCB, meta entry, event, open step, approval, page, child or audit record.
+   */
+  #created(): void {
+    this.#pcb = null;
+    this.#metaComplete = true;
+    this.#eventNext = 1;
+    this.#openStep = null;
+    this.#approvalsPresent = false;
+    this.pages.empty();
+    this.children.empty();
+    this.deliveries.empty();
+  }
+
+  /** Whether #meta holds every entry there is (a key it lacks is absent, not unread): true for a new object. */
+  #metaComplete = false;
 
   /**
    * Run `fn` as one commit. Nested inside another, it is part of the outer commit: a throw undoes
@@ -163,6 +181,7 @@ export class ProcessStore {
   getMeta<T>(key: MetaKey<T>): T | undefined {
     const name = key.name;
     if (!this.#meta.has(name)) {
+      if (this.#metaComplete) return undefined;
       const row = this.#sql.exec<{ value: string }>('SELECT value FROM meta WHERE key = ?', name).toArray()[0];
       this.#meta.set(name, row ? (JSON.parse(row.value) as unknown) : ABSENT);
     }
@@ -360,6 +379,7 @@ export class ProcessStore {
     this.#eventNext = undefined;
     this.#pcb = undefined;
     this.#meta = new Map();
+    this.#metaComplete = false;
     this.#approvalsPresent = undefined;
     this.#openStep = undefined;
     this.pages.reset();
@@ -379,10 +399,10 @@ export class ProcessStore {
   async destroy(): Promise<void> {
     await this.#storage.deleteAlarm();
     await this.#storage.deleteAll();
-    migrate(this.#storage, PROCESS_MIGRATIONS, createProcessSchema);
     this.#forget();
     this.#pcbDirty = false;
     this.#w.clear();
+    if (open(this.#storage, PROCESS_MIGRATIONS, PROCESS_FRESH).created) this.#created();
   }
 }
 

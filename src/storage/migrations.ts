@@ -25,14 +25,39 @@ export function schemaVersion(sql: SqlStorage): number {
 }
 
 /**
+ * How a kind of object is born: its latest shape made at once (`up`), which must be exactly what
+ * running every migration from 1 makes (test/schema.test.ts compares the two), and every table the
+ * schema may hold (`tables`), so that "storage with none of it yet" is a check, not a guess.
+ */
+export interface FreshSchema {
+  readonly tables: readonly string[];
+  readonly up: (sql: SqlStorage) => void;
+}
+
+/** Where `open` left storage: its version, and whether it was created just now (every table new and empty). */
+export interface Opened {
+  readonly version: number;
+  readonly created: boolean;
+}
+
+/**
  * Bring storage up to the last migration's version. Returns the version reached. Throws if the
  * list is not strictly increasing from 1, or if the storage is at a version this code does not know
  * (written by a newer deployment: running older code over it would corrupt it).
  *
- * `fresh`, if given, creates the latest schema at once in storage that has none (version 0): a new
+ * `fresh`, if given, creates the latest schema at once in storage that has none of it: a new
  * object is born at the latest version instead of replaying the history meant for old ones.
  */
-export function migrate(storage: DurableObjectStorage, migrations: readonly Migration[], fresh?: (sql: SqlStorage) => void): number {
+export function migrate(storage: DurableObjectStorage, migrations: readonly Migration[], fresh?: FreshSchema): number {
+  return open(storage, migrations, fresh).version;
+}
+
+/**
+ * `migrate`, saying whether the storage was created just now. Version 0 alone does not mean new:
+ * an object from before versioning has tables and no version, and is migrated along the history
+ * (its data needs the history's moves); only storage without any table of the schema is created.
+ */
+export function open(storage: DurableObjectStorage, migrations: readonly Migration[], fresh?: FreshSchema): Opened {
   migrations.forEach((m, i) => {
     if (m.version !== i + 1) throw new Error(`migration ${i} has version ${m.version}; versions must run 1, 2, 3 …`);
   });
@@ -41,10 +66,16 @@ export function migrate(storage: DurableObjectStorage, migrations: readonly Migr
     const sql = storage.sql;
     const at = schemaVersion(sql);
     if (at > latest) throw new Error(`storage is at schema version ${at}, newer than this code's ${latest}`);
-    if (at === latest) return at;
-    if (at === 0 && fresh) fresh(sql);
+    if (at === latest) return { version: at, created: false };
+    const created = at === 0 && fresh !== undefined && !hasAnyTable(sql, fresh.tables);
+    if (created) fresh.up(sql);
     else for (const m of migrations.slice(at)) m.up(sql);
     sql.exec('INSERT INTO schema_version (id, version) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET version = excluded.version', latest);
-    return latest;
+    return { version: latest, created };
   });
+}
+
+function hasAnyTable(sql: SqlStorage, names: readonly string[]): boolean {
+  if (names.length === 0) return false;
+  return sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN (${names.map(() => '?').join(', ')}) LIMIT 1`, ...names).toArray().length > 0;
 }

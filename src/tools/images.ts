@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { BUILTIN_TOOLS } from '../../jit-tools/builtin.gen.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { IMAGES } from '../kernel/images.ts';
+import type { Statement } from '../audit/audit.ts';
 import type { ToolDefinition } from './store.ts';
 
 export const MAX_PUBLISHED_TOOLS_BYTES = 900 * 1024;
@@ -41,25 +42,38 @@ export function builtinTools(image: string): ToolDefinition[] {
   });
 }
 
-async function head(db: D1Database, tenant: string, image: string): Promise<{ version: number; tools: ToolDefinition[] } | null> {
-  const row = await db
-    .prepare('SELECT v.version AS version, v.tools AS tools FROM image_tool_heads h JOIN image_tool_versions v ON v.tenant = h.tenant AND v.image = h.image AND v.version = h.version WHERE h.tenant = ? AND h.image = ?')
-    .bind(tenant, image)
-    .first<{ version: number; tools: string }>();
+/** The image's published head: one D1 read (a spawn sends it in the same batch as its process-table row). */
+export function imageHeadStatement(tenant: string, image: string): Statement {
+  return {
+    sql: 'SELECT v.version AS version, v.tools AS tools FROM image_tool_heads h JOIN image_tool_versions v ON v.tenant = h.tenant AND v.image = h.image AND v.version = h.version WHERE h.tenant = ? AND h.image = ?',
+    params: [tenant, image],
+  };
+}
+
+/** A row of imageHeadStatement, as it comes back from D1. */
+export type ImageHeadRow = { readonly version: number; readonly tools: string };
+
+function head(row: ImageHeadRow | null | undefined): { version: number; tools: ToolDefinition[] } | null {
   if (!row) return null;
   return { version: row.version, tools: z.array(DefinitionSchema).parse(JSON.parse(row.tools)) };
 }
 
-/** What a process spawned from `image` starts with: groups of definitions, each with its origin. */
-export async function imageToolsAtSpawn(db: D1Database, tenant: string, image: string): Promise<{ defs: ToolDefinition[]; origin: string }[]> {
+/** What a process spawned from `image` starts with, given its published head (or none): groups of definitions, each with its origin. */
+export function imageTools(image: string, row: ImageHeadRow | null | undefined): { defs: ToolDefinition[]; origin: string }[] {
   const groups: { defs: ToolDefinition[]; origin: string }[] = [];
   const builtin = builtinTools(image);
-  const published = await head(db, tenant, image);
+  const published = head(row);
   const overridden = new Set(published?.tools.map((t) => t.name) ?? []);
   const kept = builtin.filter((t) => !overridden.has(t.name));
   if (kept.length) groups.push({ defs: kept, origin: 'builtin' });
   if (published?.tools.length) groups.push({ defs: published.tools, origin: `image:${image}@${published.version}` });
   return groups;
+}
+
+/** imageTools, reading the head from D1 on its own. */
+export async function imageToolsAtSpawn(db: D1Database, tenant: string, image: string): Promise<{ defs: ToolDefinition[]; origin: string }[]> {
+  const s = imageHeadStatement(tenant, image);
+  return imageTools(image, await db.prepare(s.sql).bind(...s.params).first<ImageHeadRow>());
 }
 
 async function append(db: D1Database, tenant: string, image: string, tools: readonly ToolDefinition[], meta: { source_pid: string | null; restored_from: number | null; by: string; now: number }): Promise<number> {
