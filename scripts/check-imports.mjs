@@ -115,7 +115,6 @@ const GENERATED = new Set(['src/worker-configuration.d.ts']);
  * a line when its file's split lands; the check then holds that file to the limit like any other.
  */
 const OVER_LIMIT_FOR_NOW = new Map([
-  ['durable/agent-process.ts', 'the AgentProcess class: being thinned in its own change'],
 ]);
 const sources = SIZE_DIRS.flatMap((d) => walk(path.join(root, d), (name) => /\.(ts|tsx|js|mjs)$/.test(name) && !/\.gen\./.test(name))).map(rel).filter((f) => !GENERATED.has(f));
 for (const f of OVER_LIMIT_FOR_NOW.keys()) if (!sources.includes(f)) violations.push(`${f} is gone: take it off OVER_LIMIT_FOR_NOW in scripts/check-imports.mjs`);

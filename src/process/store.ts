@@ -69,22 +69,12 @@ export class ProcessStore {
     if (open(storage, PROCESS_MIGRATIONS, PROCESS_FRESH).created) this.#created();
   }
 
-  /**
-   * The tables were created just now (a new object): they are empty, so every cache starts complete
-   * instead of being read: no PCB, meta entry, event, open step, approval, page, child or audit record.
-   */
+  /** A new object: its tables were created just now, empty, so every cache starts complete instead of being read. */
   #created(): void {
-    this.#pcb = null;
-    this.#metaComplete = true;
-    this.#eventNext = 1;
-    this.#openStep = null;
-    this.#approvalsPresent = false;
-    this.pages.empty();
-    this.children.empty();
-    this.deliveries.empty();
+    [this.#pcb, this.#metaComplete, this.#eventNext, this.#openStep, this.#approvalsPresent] = [null, true, 1, null, false];
+    for (const part of [this.pages, this.children, this.deliveries]) part.empty();
   }
-
-  /** Whether #meta holds every entry there is (a key it lacks is absent, not unread): true for a new object. */
+  /** Whether #meta holds every entry there is (a key it lacks is absent, not unread). */
   #metaComplete = false;
 
   /**
