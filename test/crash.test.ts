@@ -112,6 +112,36 @@ describe('a new instance of a process', () => {
   });
 });
 
+describe('a delivery cut short by a crash', () => {
+  it('is made by the next instance, though nothing else wakes the process: a message sent just before it exited', async () => {
+    const b = await spawn({ name: 'receiver', task: 't', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: [{ tool_calls: [{ name: 'recv', args: {} }] }, { tool_calls: [{ name: 'exit', args: { code: 0, result: '{{last_result}}' } }] }] });
+    await runUntil(b.pid, ['waiting']);
+    const a = await spawn({ name: 'sender', task: 't', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: [{ tool_calls: [{ name: 'send', args: { to: b.pid, body: 'before the crash' } }] }, { tool_calls: [{ name: 'exit', args: { code: 0 } }] }] });
+    // The sender's run commits the send and its exit, and dies in its outbox's delivery: after the
+    // audit records reached D1 (an I/O, so what came before is durable), before the message left.
+    const run = runInDurableObject(stubOf(a.pid), async (instance: { alarm(): Promise<void> }, state) => {
+      const sql = state.storage.sql;
+      const exec = sql.exec.bind(sql);
+      Object.defineProperty(sql, 'exec', {
+        value: (query: string, ...params: SqlStorageValue[]) => {
+          if (/INTO meta/.test(query) && params[0] === 'audit_head') state.abort('crash before the outbox is delivered');
+          return exec(query, ...params);
+        },
+      });
+      await state.storage.deleteAlarm();
+      await instance.alarm();
+    });
+    await expect(run).rejects.toThrow(/crash before the outbox/);
+    expect((await pcbOf(b.pid)).state).toBe('waiting');
+    // The sender has exited, so no step will run again; its new instance owes the message and arms
+    // its outbox, whose alarm delivers it (it may fire on its own before this tick).
+    expect((await pcbOf(a.pid)).state).toBe('terminated');
+    await tick(a.pid);
+    const done = await runUntil(b.pid, ['terminated']);
+    expect(JSON.parse(String(done.exit?.result))).toMatchObject({ ok: true, value: { from: a.pid, body: 'before the crash' } });
+  });
+});
+
 describe('a process whose runs keep faulting', () => {
   it('backs off between tries and ends with EFAULT after a bounded number, never looping forever', async () => {
     const { pid } = await spawn({ name: 'faulty', task: 'x', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: [{ tool_calls: [{ name: 'yield', args: {} }] }] });

@@ -30,8 +30,11 @@ export class ProcessAlarm {
    * A fresh instance of this object starts. A Durable Object runs in one place at a time, so a new
    * instance proves its predecessor is gone: a step it left `running` is dead, and resumes now (the
    * next alarm yields it and dispatches the journal's open entries), not when its `run` lease
-   * would have expired. Exactly-once still comes from the journal. Then the alarm is re-armed, so
-   * a restart never loses a schedule.
+   * would have expired. Exactly-once still comes from the journal. A delivery it left undone is
+   * due now too: rows are committed to the outbox without a timer (the entry point that commits
+   * them delivers them before it returns), so a predecessor that died in between leaves messages,
+   * a child's exit or audit records that nothing else would deliver while the process is blocked
+   * or has exited. Then the alarm is re-armed, so a restart never loses a schedule.
    */
   async recover(): Promise<void> {
     const pcb = this.#rt.pcb();
@@ -45,6 +48,8 @@ export class ProcessAlarm {
       const run = this.#rt.store.timers().find((t) => t.kind === 'run');
       if (!run || run.fire_at > this.#rt.now) this.#rt.store.setTimer('run', this.#rt.now);
     }
+    const store = this.#rt.store;
+    if (pcb && !store.timers().some((t) => t.kind === 'outbox') && (store.deliveries.owed() > 0 || store.getMeta(META.tableDirty) === true)) store.setTimer('outbox', this.#rt.now);
     await this.rearm();
   }
 
