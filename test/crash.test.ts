@@ -142,6 +142,33 @@ describe('a delivery cut short by a crash', () => {
   });
 });
 
+describe('a message delivered again after its recipient exited', () => {
+  it('is a duplicate, not a dead letter: the sender crashed after the delivery, before it forgot the message', async () => {
+    const b = await spawn({ name: 'receiver', task: 't', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: [{ tool_calls: [{ name: 'recv', args: {} }] }, { tool_calls: [{ name: 'exit', args: { code: 0 } }] }] });
+    await runUntil(b.pid, ['waiting']);
+    const a = await spawn({ name: 'sender', task: 't', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: [{ tool_calls: [{ name: 'send', args: { to: b.pid, body: 'once' } }] }, { tool_calls: [{ name: 'sleep', args: { seconds: 60 } }] }, { tool_calls: [{ name: 'exit', args: { code: 0 } }] }] });
+    // The sender's outbox delivers the message, then its object dies before the row is deleted.
+    const run = runInDurableObject(stubOf(a.pid), async (instance: { alarm(): Promise<void> }, state) => {
+      const sql = state.storage.sql;
+      const exec = sql.exec.bind(sql);
+      Object.defineProperty(sql, 'exec', {
+        value: (query: string, ...params: SqlStorageValue[]) => {
+          if (/^DELETE FROM outbox/.test(query)) state.abort('crash after the delivery');
+          return exec(query, ...params);
+        },
+      });
+      await state.storage.deleteAlarm();
+      await instance.alarm();
+    });
+    await expect(run).rejects.toThrow(/crash after the delivery/);
+    expect((await runUntil(b.pid, ['terminated'])).exit?.code).toBe(0);
+    // The sender's next instance delivers the message again, to a recipient that has exited.
+    await runUntil(a.pid, ['terminated']);
+    const { results } = await env.DB.prepare('SELECT id, reason FROM dead_letters WHERE recipient = ?').bind(b.pid).all();
+    expect(results).toEqual([]);
+  });
+});
+
 describe('a process whose runs keep faulting', () => {
   it('backs off between tries and ends with EFAULT after a bounded number, never looping forever', async () => {
     const { pid } = await spawn({ name: 'faulty', task: 'x', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: [{ tool_calls: [{ name: 'yield', args: {} }] }] });

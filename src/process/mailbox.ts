@@ -109,7 +109,11 @@ export class Mailbox {
     const foreign = messages.filter((m) => m.tenant !== pcb.tenant || m.to !== pcb.pid);
     const own = messages.filter((m) => m.tenant === pcb.tenant && m.to === pcb.pid);
     const out: DeliveryOutcome[] = foreign.map((m) => ({ id: m.id, status: 'dead', code: 'ENOENT', reason: 'no such process' }));
-    if (!LIVE_STATES.has(pcb.state)) return [...out, ...own.map((m) => ({ id: m.id, status: 'dead' as const, code: 'ESTATE' as const, reason: `the recipient has exited (${pcb.state})` }))];
+    if (!LIVE_STATES.has(pcb.state)) {
+      // A copy of a message it took before it exited (its sender delivering again after a crash) was
+      // delivered: a duplicate, not a dead letter.
+      return [...out, ...own.map((m) => (this.#applied(m.id) ? { id: m.id, status: 'duplicate' as const } : { id: m.id, status: 'dead' as const, code: 'ESTATE' as const, reason: `the recipient has exited (${pcb.state})` }))];
+    }
     if (own.length === 0) return out;
     this.#rt.store.transaction(() => {
       out.push(...this.apply(own));
@@ -180,6 +184,11 @@ export class Mailbox {
     }
     this.#sql.exec('INSERT INTO ipc_in (channel, next) VALUES (?, ?) ON CONFLICT(channel) DO UPDATE SET next = excluded.next', channel, d.next);
     return applied;
+  }
+
+  /** Whether a message with this id was applied (the mailbox keeps every applied message). */
+  #applied(id: string): boolean {
+    return this.#sql.exec('SELECT 1 FROM mailbox WHERE id = ?', id).toArray().length > 0;
   }
 
   #insert(m: WireMessage, now: number, late: boolean): boolean {
