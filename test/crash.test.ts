@@ -5,7 +5,8 @@
  */
 import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { api, eventsOf, fileOf, pcbOf, runUntil, spawn, stubOf, tick } from './support/helpers.ts';
+import { AgentProcess } from '../durable/agent-process.ts';
+import { api, eventsOf, fileOf, pcbOf, runTree, runUntil, spawn, stubOf, tick } from './support/helpers.ts';
 
 type AuditRow = { action: string; outcome: string; code: string | null; kind: string };
 
@@ -166,6 +167,40 @@ describe('a message delivered again after its recipient exited', () => {
     await runUntil(a.pid, ['terminated']);
     const { results } = await env.DB.prepare('SELECT id, reason FROM dead_letters WHERE recipient = ?').bind(b.pid).all();
     expect(results).toEqual([]);
+  });
+});
+
+describe('a spawn whose answer is lost in transit', () => {
+  it('is issued again with the same key: the parent gets its one child, and no second one is made', async () => {
+    // The child's object makes the child, then its answer to the parent is lost (a platform error).
+    // (The process object's spawn is patched for this test only; the API's spawn of the parent passes.)
+    const proto = AgentProcess.prototype as unknown as { spawn: (...a: unknown[]) => Promise<unknown> };
+    const spawnOf = Object.getOwnPropertyDescriptor(proto, 'spawn')!;
+    let lost = 0;
+    Object.defineProperty(proto, 'spawn', {
+      configurable: true,
+      writable: true,
+      value: async function (this: unknown, ...a: unknown[]) {
+        const r = await (spawnOf.value as (...x: unknown[]) => Promise<unknown>).apply(this, a);
+        if ((a[0] as { ppid: string | null }).ppid !== null && lost++ === 0) throw new Error('Network connection lost.');
+        return r;
+      },
+    });
+    try {
+      const { pid } = await spawn({ name: 'parent', task: 't', image: 'default', model: { provider: 'scripted', model: 'scripted' }, script: [{ tool_calls: [{ name: 'spawn', args: { name: 'kid', task: 'finish', image: 'demo-helper' } }] }, { tool_calls: [{ name: 'wait', args: {} }] }, { tool_calls: [{ name: 'exit', args: { code: 0, result: '{{last_result}}' } }] }] });
+      const done = await runTree(pid);
+      expect(lost).toBe(2); // asked twice: the lost answer, then the same spawn again
+      const spawned = (await eventsOf(pid)).filter((e) => e.type === 'syscall' && e.data.name === 'spawn');
+      expect(spawned).toHaveLength(1);
+      expect(spawned[0]!.data).toMatchObject({ ok: true });
+      const kid = (spawned[0]!.data.result as { pid: string }).pid;
+      expect(JSON.parse(String(done.exit?.result))).toMatchObject({ ok: true, value: { pid: kid, exit: { code: 0 } } });
+      const { results } = await env.DB.prepare('SELECT pid FROM processes WHERE ppid = ?').bind(pid).all<{ pid: string }>();
+      expect(results.map((r) => r.pid)).toEqual([kid]);
+      expect((await eventsOf(pid)).filter((e) => e.type === 'fault')).toHaveLength(1);
+    } finally {
+      Object.defineProperty(proto, 'spawn', spawnOf);
+    }
   });
 });
 

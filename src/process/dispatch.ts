@@ -6,7 +6,7 @@
  * (`prepareFused`, ./step.ts) runs one atomic call before its answer commits, so the two commit
  * together.
  */
-import { type ErrorValue, toErrorValue } from '../kernel/errors.ts';
+import { type ErrorValue, KernelError, toErrorValue } from '../kernel/errors.ts';
 import type { Pcb, Signal } from '../kernel/pcb.ts';
 import { type SpawnRequest, childPid } from '../kernel/spawn.ts';
 import { type SyscallArgs, type SyscallName, type SyscallResult, type ValidCall, replayClass } from '../kernel/syscalls.ts';
@@ -18,7 +18,7 @@ import type { LlmProvider } from '../llm/types.ts';
 import type { MemoryService } from '../memory/service.ts';
 import { type VectorRecallOptions, findSwapped, recallSteps, vectorRecall } from './context-manager.ts';
 import { HANDLERS } from './handlers.ts';
-import type { CheckpointCalls, Directive, SyscallContext } from './syscall-context.ts';
+import { type CheckpointCalls, type Directive, OutcomeUnknown, type SyscallContext } from './syscall-context.ts';
 import type { ToolHost } from '../tools/host.ts';
 import type { McpHost } from '../mcp/host.ts';
 import type { ProcessRuntime } from './runtime.ts';
@@ -176,6 +176,9 @@ export class Dispatcher {
         try {
           return await deps.spawnChild(pcb, args, pid, callKey, tainted);
         } catch (e) {
+          // A refusal (a KernelError, from the checks or the child's answer) made no child. Anything
+          // else failed in transit, perhaps after the child was made: keep it, and spawn again.
+          if (!(e instanceof KernelError)) throw new OutcomeUnknown(e);
           rt.store.children.remove(pid);
           throw e;
         }
@@ -269,6 +272,8 @@ export class Dispatcher {
         const handler = HANDLERS[call.name] as (args: unknown, ctx: SyscallContext) => Promise<Directive> | Directive;
         directive = await handler(call.args, this.#context(rt.mustPcb(), row));
       } catch (e) {
+        // The call may have taken effect: it stays `started`, and the next run issues it again.
+        if (e instanceof OutcomeUnknown && replay === 'idempotent') throw e;
         rt.store.transaction(() => rt.completeEntry(row, { ok: false, error: toErrorValue(e) }));
         continue;
       }

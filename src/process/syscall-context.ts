@@ -27,6 +27,18 @@ export interface MemoryAccess {
   audit(action: 'write' | 'delete', detail: Record<string, unknown>): void;
 }
 
+/**
+ * Thrown by a handler whose request left the object and whose answer never came back (an RPC that
+ * failed in transit: the other object may have acted on it). Only an idempotent call throws it:
+ * the dispatcher does not record it as the call's result, the run ends as a fault, and the next
+ * run issues the call again with the same key (docs/process.md, crash safety).
+ */
+export class OutcomeUnknown extends Error {
+  constructor(cause: unknown) {
+    super(`the outcome is unknown: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
 export type Directive =
   | { readonly kind: 'result'; readonly value: unknown; readonly commit?: () => void }
   | { readonly kind: 'sleep'; readonly until: number }
