@@ -31,6 +31,9 @@ export default defineConfig(async () => {
                   // scripts/replay.mjs: a trace to replay (npm run replay -- trace.json), or record the scenarios again.
                   REPLAY_TRACE: process.env.REPLAY_TRACE ?? '',
                   RECORD_TRACES: process.env.RECORD_TRACES ?? '',
+                  // test/crash-battery.test.ts: rerun a battery by its seed, or inject more faults.
+                  CRASH_SEED: process.env.CRASH_SEED ?? '',
+                  CRASH_INJECTIONS: process.env.CRASH_INJECTIONS ?? '',
                   // The real SDKs, pointed at the fake LLM service in test/support/fake-llm.ts.
                   OPENAI_BASE_URL: `http://127.0.0.1:${inject('testServerPort')}/llm/openai/v1`,
                   OPENAI_API_KEY: 'sk-test-openai',

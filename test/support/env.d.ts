@@ -5,6 +5,8 @@ declare global {
     interface Env {
       TEST_MIGRATIONS: D1Migration[];
       TEST_SERVER: string;
+      CRASH_SEED: string;
+      CRASH_INJECTIONS: string;
     }
   }
 }
