@@ -580,7 +580,7 @@ function report(results) {
     const p = results.counters.per_step;
     lines.push('', `### Kernel work per step (instrumented run, N = ${results.counters.steps})`, '', '| per step | count |', '|---|---:|');
     lines.push(`| SQLite statements | ${f(p.sqlite_statements, 1)} |`, `| transactionSync calls | ${f(p.transactions, 1)} |`, `| rows returned | ${f(p.rows_read, 1)} |`, `| rows read by SQLite (billed) | ${f(p.rows_scanned, 1)} |`, `| rows written by SQLite | ${f(p.rows_written, 1)} |`, `| chars read (JSON parsed) | ${f(p.chars_read, 0)} |`, `| chars written | ${f(p.chars_written, 0)} |`, `| alarm API calls | ${f(p.alarm_calls, 2)} |`, `| alarm invocations | ${f(p.alarms, 3)} |`, `| D1 batches | ${f(p.d1_batches, 3)} |`, `| D1 statements | ${f(p.d1_statements, 2)} |`, `| audit-chain appends (RPC) | ${f(p.audit_chain_appends, 3)} |`, `| audit records | ${f(p.audit_records, 2)} |`);
-    for (const [k, v] of Object.entries(p.by_statement)) lines.push(`| · ${k} | ${f(v, 2)} |`);
+    for (const [k, v] of Object.entries(p.by_statement ?? {})) lines.push(`| · ${k} | ${f(v, 2)} |`);
   }
   if (results.counters || results.spawn_counters) {
     const p = results.counters?.per_step;
@@ -614,7 +614,7 @@ function report(results) {
     const p = results.spawn_counters.per_spawn;
     lines.push('', `### Work per spawn inside its object, to parked (instrumented, ${results.spawn_counters.spawns} spawns)`, '', '| per spawn | count |', '|---|---:|');
     lines.push(`| SQLite statements (CREATE included) | ${f(p.sqlite_statements, 1)} |`, `| transactionSync calls | ${f(p.transactions, 1)} |`, `| rows returned | ${f(p.rows_read, 1)} |`, `| rows read by SQLite (billed) | ${f(p.rows_scanned, 1)} |`, `| rows written by SQLite | ${f(p.rows_written, 1)} |`, `| alarm invocations | ${f(p.alarms, 2)} |`, `| D1 batches | ${f(p.d1_batches, 2)} |`, `| D1 statements | ${f(p.d1_statements, 2)} |`, `| audit-chain appends (RPC) | ${f(p.audit_chain_appends, 2)} |`);
-    for (const [k, v] of Object.entries(p.by_statement)) lines.push(`| · ${k} | ${f(v, 2)} |`);
+    for (const [k, v] of Object.entries(p.by_statement ?? {})) lines.push(`| · ${k} | ${f(v, 2)} |`);
   }
   if (results.spawn_attribution) {
     const a = results.spawn_attribution;
