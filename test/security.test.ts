@@ -58,6 +58,21 @@ describe('authentication and roles', () => {
     expect((await api('GET', '/v1/processes', undefined, auth)).status).toBe(401);
   });
 
+  it('a token verified in the last AUTH_CACHE_MS needs no D1 read; a revocation through this isolate ends it at once', async () => {
+    const created = await api<{ id: string; token: string }>('POST', '/v1/tokens', { role: 'reader', name: 'cached' });
+    const auth = { authorization: `Bearer ${created.body.token}`, 'cf-connecting-ip': '192.0.2.40' };
+    expect((await api('GET', '/v1/processes', undefined, auth)).status).toBe(200);
+    // Revoked in D1 behind this isolate's back (as another isolate's DELETE would): the isolate
+    // still trusts what it verified a moment ago, for up to AUTH_CACHE_MS (docs/security.md).
+    await env.DB.prepare('UPDATE tokens SET revoked_at = 1 WHERE id = ?').bind(created.body.id).run();
+    expect((await api('GET', '/v1/processes', undefined, auth)).status).toBe(200);
+    // The same token from a client this isolate has not counted is checked against D1.
+    expect((await api('GET', '/v1/processes', undefined, { ...auth, 'cf-connecting-ip': '192.0.2.41' })).status).toBe(401);
+    await env.DB.prepare('UPDATE tokens SET revoked_at = NULL WHERE id = ?').bind(created.body.id).run();
+    expect((await api('DELETE', `/v1/tokens/${created.body.id}`)).status).toBe(200);
+    expect((await api('GET', '/v1/processes', undefined, auth)).status).toBe(401);
+  });
+
   it('rate-limits a client after 20 failed attempts, even with a valid token; other clients are unaffected', async () => {
     const ip = { 'cf-connecting-ip': '203.0.113.77' };
     for (let i = 0; i < 20; i++) await api('GET', '/v1/processes', undefined, { ...ip, authorization: 'Bearer wrong' });

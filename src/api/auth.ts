@@ -9,10 +9,21 @@
  * Failed attempts are counted per client and minute in D1. Past AUTH_FAILURE_LIMIT the client gets
  * 429 (ERATE) for the rest of the minute, even with a valid token, so guessing does not pay. Every failure
  * is audited in the `system` tenant's chain.
+ *
+ * A verified token, and a client's failure count as D1 last said, are kept in the isolate for
+ * AUTH_CACHE_MS (./auth-cache.ts), so a client that keeps presenting a good token costs no D1 read
+ * per request. What that trades: a token revoked through another isolate keeps working in this one
+ * for up to AUTH_CACHE_MS (revoking evicts it at once in the isolate that served the revocation),
+ * and a client locked out by failures seen only in other isolates may still use a good token here
+ * for as long. Every failure still goes to D1 and is counted and audited; a failure seen here
+ * updates this isolate's count at once, and nothing cached can refuse a request.
  */
 import { auditChain } from '../rpc/stubs.ts';
 import { KernelError } from '../kernel/errors.ts';
 import { sha256Hex } from '../kernel/policy.ts';
+import { AuthCache } from './auth-cache.ts';
+
+export { AUTH_CACHE_MS } from './auth-cache.ts';
 
 export const ROLES = ['reader', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -24,6 +35,14 @@ export interface Principal {
   readonly tenant: string;
   readonly role: Role;
   readonly token_id: string;
+}
+
+/** This isolate's verified tokens and failure counts (./auth-cache.ts). */
+const authCache = new AuthCache<Principal>();
+
+/** A token was revoked: this isolate stops trusting it at once (others within AUTH_CACHE_MS). */
+export function forgetToken(tokenId: string): void {
+  authCache.forget(tokenId);
 }
 
 export const roleAtLeast = (have: Role, need: Role): boolean => ROLES.indexOf(have) >= ROLES.indexOf(need);
@@ -57,14 +76,21 @@ export async function createToken(db: D1Database, input: { tenant: string; role:
   return { id, token: `aos_${id}.${secret}` };
 }
 
-async function lookup(env: Env, presented: string): Promise<Principal | null> {
+interface TokenRow {
+  tenant: string;
+  role: Role;
+  secret_hash: string;
+  revoked_at: number | null;
+}
+
+/** The token's principal, or null. `row` is the tokens row of an `aos_` token's id (read with the failure count). */
+async function lookup(env: Env, presented: string, row: TokenRow | null): Promise<Principal | null> {
   const bootstrap = env.AGENTOS_ADMIN_TOKEN;
   if (typeof bootstrap === 'string' && bootstrap.length >= 8 && (await safeEqual(presented, bootstrap))) {
     return { tenant: BOOTSTRAP_TENANT, role: 'admin', token_id: 'bootstrap' };
   }
   const m = TOKEN_PATTERN.exec(presented);
   if (!m) return null;
-  const row = await env.DB.prepare('SELECT tenant, role, secret_hash, revoked_at FROM tokens WHERE id = ?').bind(m[1]).first<{ tenant: string; role: Role; secret_hash: string; revoked_at: number | null }>();
   // Hash and compare even when the id is unknown, so timing does not reveal which ids exist.
   const ok = await safeEqual(await sha256Hex(m[2] ?? ''), row?.secret_hash ?? '0'.repeat(64));
   if (!row || !ok || row.revoked_at !== null) return null;
@@ -81,6 +107,7 @@ async function recordFailure(env: Env, request: Request, reason: string, now: nu
   const row = await env.DB.prepare('INSERT INTO auth_failures (key, count, expires_at) VALUES (?, 1, ?) ON CONFLICT(key) DO UPDATE SET count = count + 1 RETURNING count')
     .bind(key, now + 120_000)
     .first<{ count: number }>();
+  authCache.sawFailures(key, row?.count ?? 1, now);
   await env.DB.prepare('DELETE FROM auth_failures WHERE expires_at < ?').bind(now).run();
   const id = `auth:${now}:${crypto.randomUUID()}`;
   await auditChain(env, SYSTEM_TENANT).append(SYSTEM_TENANT, [
@@ -89,16 +116,37 @@ async function recordFailure(env: Env, request: Request, reason: string, now: nu
   return row?.count ?? 1;
 }
 
+/**
+ * The client's failure count and, for an `aos_` token, its row: one D1 round trip. The count is
+ * remembered (./auth-cache.ts) so that a cached token can skip this read.
+ */
+async function readD1(env: Env, key: string, presented: string | undefined, now: number): Promise<{ failures: number; row: TokenRow | null }> {
+  const limit = env.DB.prepare('SELECT count FROM auth_failures WHERE key = ?').bind(key);
+  const id = presented ? TOKEN_PATTERN.exec(presented)?.[1] : undefined;
+  const [counted, token] = id ? await env.DB.batch([limit, env.DB.prepare('SELECT tenant, role, secret_hash, revoked_at FROM tokens WHERE id = ?').bind(id)]) : [await limit.all()];
+  const failures = (counted?.results[0] as { count: number } | undefined)?.count ?? 0;
+  authCache.sawFailures(key, failures, now);
+  return { failures, row: (token?.results[0] as TokenRow | undefined) ?? null };
+}
+
 /** Authenticate a request, or throw EUNAUTH (401) / EAGAIN (429 while rate-limited). */
 export async function authenticate(request: Request, env: Env, now: number): Promise<Principal> {
-  const limited = await env.DB.prepare('SELECT count FROM auth_failures WHERE key = ?').bind(clientKey(request, now)).first<{ count: number }>();
-  if (limited && limited.count >= AUTH_FAILURE_LIMIT) {
-    throw new KernelError('ERATE', 'too many failed authentication attempts from this client; try again in a minute', { retry_after_seconds: 60 - Math.floor((now % 60_000) / 1000) });
-  }
+  const key = clientKey(request, now);
   const header = request.headers.get('authorization') ?? '';
   const presented = /^Bearer (.+)$/i.exec(header)?.[1]?.trim();
-  const principal = presented ? await lookup(env, presented) : null;
-  if (principal) return principal;
+  const digestHex = presented ? await sha256Hex(presented) : null;
+  // A token verified in the last AUTH_CACHE_MS, from a client D1 did not count as locked out then.
+  const cached = digestHex ? authCache.principal(digestHex, key, AUTH_FAILURE_LIMIT, env.AGENTOS_ADMIN_TOKEN, now) : null;
+  if (cached) return cached;
+  const { failures, row } = await readD1(env, key, presented, now);
+  if (failures >= AUTH_FAILURE_LIMIT) {
+    throw new KernelError('ERATE', 'too many failed authentication attempts from this client; try again in a minute', { retry_after_seconds: 60 - Math.floor((now % 60_000) / 1000) });
+  }
+  const principal = presented ? await lookup(env, presented, row) : null;
+  if (principal && digestHex) {
+    authCache.remember(digestHex, principal, env.AGENTOS_ADMIN_TOKEN, now);
+    return principal;
+  }
   const count = await recordFailure(env, request, presented ? 'invalid or revoked token' : 'missing bearer token', now);
   if (count >= AUTH_FAILURE_LIMIT) throw new KernelError('ERATE', 'too many failed authentication attempts from this client; try again in a minute');
   throw new KernelError('EUNAUTH', presented ? 'the bearer token is invalid or revoked' : 'send Authorization: Bearer <token>');

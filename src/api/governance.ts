@@ -9,7 +9,7 @@ import { KernelError } from '../kernel/errors.ts';
 import { PID_PATTERN, TenantSchema } from '../kernel/pcb.ts';
 import { E, unwrap } from './common.ts';
 import { KeysetCursor, keyset, pageOf, pageParams, paged } from './paging.ts';
-import { type Principal, ROLES, SYSTEM_TENANT, createToken } from './auth.ts';
+import { type Principal, ROLES, SYSTEM_TENANT, createToken, forgetToken } from './auth.ts';
 import type { ApiRegistry } from './registry.ts';
 
 /**
@@ -226,6 +226,8 @@ export function registerGovernance(api: ApiRegistry): void {
       const row = await c.env.DB.prepare('SELECT tenant FROM tokens WHERE id = ?').bind(params.id).first<{ tenant: string }>();
       if (!row || (row.tenant !== principal.tenant && principal.token_id !== 'bootstrap')) throw new KernelError('ENOENT', 'no such token');
       await c.env.DB.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').bind(Date.now(), params.id).run();
+      // Other isolates stop trusting it within AUTH_CACHE_MS (./auth.ts).
+      forgetToken(params.id);
       return c.json({ id: params.id, revoked: true });
     },
   );
