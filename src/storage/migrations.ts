@@ -64,18 +64,35 @@ export function open(storage: DurableObjectStorage, migrations: readonly Migrati
   const latest = migrations.length;
   return storage.transactionSync(() => {
     const sql = storage.sql;
-    const at = schemaVersion(sql);
+    // One look-up says which of three storages this is: versioned (read the version), tables
+    // without a version (from before versioning: version 0, migrated), or none of it (new).
+    const found = present(sql, fresh?.tables ?? []);
+    const at = found === VERSION ? versionOf(sql) : 0;
     if (at > latest) throw new Error(`storage is at schema version ${at}, newer than this code's ${latest}`);
     if (at === latest) return { version: at, created: false };
-    const created = at === 0 && fresh !== undefined && !hasAnyTable(sql, fresh.tables);
-    if (created) fresh.up(sql);
-    else for (const m of migrations.slice(at)) m.up(sql);
+    const created = found === null && fresh !== undefined;
+    if (created) {
+      fresh.up(sql);
+      // `latest` is a list's length, an integer: the version row goes in the same statement list as its table.
+      sql.exec(`${VERSION_TABLE};\nINSERT INTO schema_version (id, version) VALUES (1, ${latest})`);
+      return { version: latest, created };
+    }
+    if (found !== VERSION) sql.exec(VERSION_TABLE);
+    for (const m of migrations.slice(at)) m.up(sql);
     sql.exec('INSERT INTO schema_version (id, version) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET version = excluded.version', latest);
     return { version: latest, created };
   });
 }
 
-function hasAnyTable(sql: SqlStorage, names: readonly string[]): boolean {
-  if (names.length === 0) return false;
-  return sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN (${names.map(() => '?').join(', ')}) LIMIT 1`, ...names).toArray().length > 0;
+const VERSION = 'schema_version';
+
+function versionOf(sql: SqlStorage): number {
+  return sql.exec<{ version: number }>('SELECT version FROM schema_version WHERE id = 1').toArray()[0]?.version ?? 0;
+}
+
+/** `schema_version` if storage has it, else the name of one of `names` it has, else null. */
+function present(sql: SqlStorage, names: readonly string[]): string | null {
+  const all = [VERSION, ...names];
+  const row = sql.exec<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (${all.map(() => '?').join(', ')}) ORDER BY name = ? DESC LIMIT 1`, ...all, VERSION).toArray()[0];
+  return row?.name ?? null;
 }
