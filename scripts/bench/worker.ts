@@ -94,10 +94,20 @@ export class BareLoop extends DurableObject<BenchEnv> {
     return this.#run.finished;
   }
 
-  /** The spawn floor: a fresh object that writes one row (and, with `schema`, creates the kernel's tables first). */
-  touch(schema = false): { ok: true } {
+  /**
+   * The spawn floor: a fresh object that writes one row (and, with `schema`, creates the kernel's
+   * tables first; with `listed` too, also writes its process-table row in D1 and awaits it, the
+   * one round trip a spawn needs for `ps` to list it when it answers).
+   */
+  async touch(schema = false, listed = false): Promise<{ ok: true }> {
     if (schema) new ProcessStore(this.ctx.storage);
-    this.ctx.storage.sql.exec('INSERT INTO answers (step, text, tool_calls, at) VALUES (0, ?, ?, ?)', 'spawned', '[]', Date.now());
+    const now = Date.now();
+    this.ctx.storage.sql.exec('INSERT INTO answers (step, text, tool_calls, at) VALUES (0, ?, ?, ?)', 'spawned', '[]', now);
+    if (listed) {
+      await this.env.DB.prepare('INSERT INTO processes (pid, tenant, ppid, name, image, state, priority, exit_code, created_at, updated_at, version) VALUES (?, ?, NULL, ?, ?, ?, 50, NULL, ?, ?, 1)')
+        .bind(`floor-${this.ctx.id.toString()}`, 'bench-floor', 'floor', 'default', 'ready', now, now)
+        .run();
+    }
     return { ok: true };
   }
 
@@ -507,7 +517,7 @@ async function bench(request: Request, env: BenchEnv, ctx: ExecutionContext, url
     }
     case '/bench/bare-spawn': {
       const stub = env.BARE_LOOP.get(env.BARE_LOOP.newUniqueId());
-      return Response.json(await stub.touch(q.get('schema') === '1'), { status: 201 });
+      return Response.json(await stub.touch(q.get('schema') === '1', q.get('listed') === '1'), { status: 201 });
     }
     case '/bench/count': {
       // Processes in a state, from the process table (run.mjs waits for spawned processes to park).
