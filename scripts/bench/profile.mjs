@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { profileTables, startProfile } from './cpu-profile.mjs';
 import { migrationsSql, startBenchWorker } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -31,7 +32,6 @@ const headers = { 'content-type': 'application/json', authorization: `Bearer ${t
 
 const bench = await startBenchWorker({ config: path.join(here, 'wrangler.bench.toml'), name: 'profile', bindings: { AGENTOS_ADMIN_TOKEN: { type: 'secret_text', value: token } }, inspector: true });
 const { base, worker } = bench;
-const inspector = new URL(String(await worker.inspectorUrl));
 
 async function post(p, body) {
   const r = await fetch(base + p, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
@@ -64,50 +64,16 @@ try {
   await post('/bench/setup', migrationsSql());
   await workloads[what](); // warm-up, not profiled
 
-  // The inspector proxy checks the Origin header; Node's WebSocket accepts headers as an option.
-  const ws = new WebSocket(`ws://${inspector.host}/ws`, { headers: { Origin: `http://${inspector.host}` } });
-  await new Promise((resolve, reject) => Object.assign(ws, { onopen: resolve, onerror: () => reject(new Error('cannot open the inspector')) }));
-  let id = 0;
-  const pending = new Map();
-  ws.onmessage = (m) => {
-    const d = JSON.parse(m.data);
-    pending.get(d.id)?.(d);
-    pending.delete(d.id);
-  };
-  const send = (method, params = {}) => new Promise((r) => (pending.set(++id, r), ws.send(JSON.stringify({ id, method, params }))));
-  await send('Profiler.enable');
-  await send('Profiler.setSamplingInterval', { interval: 100 });
-  await send('Profiler.start');
+  const profiler = await startProfile(worker);
   const t0 = performance.now();
   await workloads[what]();
   const wall = performance.now() - t0;
-  const { result } = await send('Profiler.stop');
-  ws.close();
-  const profile = result.profile;
+  const profile = await profiler.stop();
   if (flag('--save')) writeFileSync(flag('--save'), JSON.stringify(profile));
 
-  // Self and inclusive time per function (a function counted once per sample even if recursive).
-  const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
-  const parent = new Map();
-  for (const node of profile.nodes) for (const c of node.children ?? []) parent.set(c, node.id);
-  const label = (node) => `${node.callFrame.functionName || '(anonymous)'} ${node.callFrame.url.split('/').slice(-1)[0]}:${node.callFrame.lineNumber + 1}`;
-  const self = new Map();
-  const incl = new Map();
-  let total = 0;
-  profile.samples.forEach((sid, i) => {
-    const dt = profile.timeDeltas[i] ?? 0;
-    total += dt;
-    const l = label(nodes.get(sid));
-    self.set(l, (self.get(l) ?? 0) + dt);
-    const seen = new Set();
-    for (let cur = sid; cur !== undefined; cur = parent.get(cur)) {
-      const cl = label(nodes.get(cur));
-      if (!seen.has(cl)) incl.set(cl, (incl.get(cl) ?? 0) + dt), seen.add(cl);
-    }
-  });
-  const table = (m) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([l, t]) => `${(t / 1000).toFixed(1).padStart(9)} ms ${((100 * t) / total).toFixed(1).padStart(5)}%  ${l}`).join('\n');
-  console.log(`${what} ${n}: wall ${wall.toFixed(0)} ms, sampled ${(total / 1000).toFixed(0)} ms (line numbers are in the bundled worker.js)`);
-  console.log(`\n--- self time\n${table(self)}\n\n--- inclusive time\n${table(incl)}`);
+  const { total_ms, text } = profileTables(profile, top);
+  console.log(`${what} ${n}: wall ${wall.toFixed(0)} ms, sampled ${total_ms.toFixed(0)} ms (line numbers are in the bundled worker.js)`);
+  console.log(`\n${text}`);
 } finally {
   await bench.stop();
 }

@@ -34,6 +34,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
+import { profileTables, startProfile } from '../cpu-profile.mjs';
 import { codeVersion, cpuSampler, migrationsSql, startBenchWorker } from '../lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -55,8 +56,9 @@ function parseArgs(argv) {
     else if (a === '--seed') o.seed = Number(v());
     else if (a === '--arms') o.arms = v().split(',');
     else if (a === '--out') o.out = path.resolve(v());
+    else if (a === '--profile') o.profile = path.resolve(v());
     else if (a === '--help' || a === '-h') {
-      console.log('usage: run.mjs [--agents 200] [--calls 10] [--rpm 1800] [--tpm N] [--mix high,normal,low] [--latency-ms 1500] [--seed 1] [--arms kernel,direct] [--out file]');
+      console.log('usage: run.mjs [--agents 200] [--calls 10] [--rpm 1800] [--tpm N] [--mix high,normal,low] [--latency-ms 1500] [--seed 1] [--arms kernel,direct] [--out file] [--profile kernel.cpuprofile]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -206,8 +208,10 @@ async function waitAllDone(arm, agents, limitMs = 15 * 60_000) {
   }
 }
 
-async function kernelArm(base, provider, url, agents) {
+async function kernelArm(base, provider, url, agents, worker) {
   const arm = provider.start('kernel');
+  // --profile: the isolate's CPU profile over the whole arm (sampling slows it down a little).
+  const profiler = opts.profile ? await startProfile(worker, 200) : null;
   // Whether the run was bound by the workerd thread every object shares (see lib.mjs cpuSampler).
   const cpu = cpuSampler(1000);
   arm.load_start = os.loadavg();
@@ -230,6 +234,11 @@ async function kernelArm(base, provider, url, agents) {
   await waitAllDone(arm, agents);
   arm.cpu = cpu.stop();
   arm.load_end = os.loadavg();
+  if (profiler) {
+    const profile = await profiler.stop();
+    writeFileSync(opts.profile, JSON.stringify(profile));
+    arm.profile = profileTables(profile, 40);
+  }
   const stats = await (await fetch(`${base}/v1/scheduler`, { headers: auth })).json();
   arm.scheduler = stats.pools.find((p) => p.pool.includes('bench')) ?? stats;
   return arm;
@@ -301,6 +310,7 @@ function report(arm, agents) {
     high_over_low_p95: byClass.high.p95_s / byClass.low.p95_s,
     jain_min: Math.min(...CLASSES.map((c) => byClass[c].jain).filter((x) => x !== null)),
     scheduler: arm.scheduler ?? null,
+    profile: arm.profile ?? null,
     spawned_s: arm.spawned_s ?? null,
     cpu: arm.cpu ? { ...arm.cpu, cpu_ms_per_served_call: arm.cpu.cpu_ms / arm.served } : null,
     load: arm.load_start ? { start: arm.load_start, end: arm.load_end } : null,
@@ -330,6 +340,7 @@ try {
   bench = await startBenchWorker({
     config: path.join(here, 'wrangler.toml'),
     name: 'sched-bench',
+    inspector: Boolean(opts.profile),
     bindings: { AGENTOS_ADMIN_TOKEN: { type: 'secret_text', value: token }, SCHEDULER_POOLS: { type: 'plain_text', value: JSON.stringify({ [pool]: poolConfig }) } },
   });
   const { base } = bench;
@@ -341,7 +352,7 @@ try {
   for (const name of opts.arms) {
     const agents = agentsPlan();
     log(`${name} arm: ${agents.length} agents × ${opts.calls} calls …`);
-    const arm = name === 'kernel' ? await kernelArm(base, provider, url, agents) : await directArm(provider, url, agents, results.find((r) => r.arm === 'kernel')?.arrivals_map);
+    const arm = name === 'kernel' ? await kernelArm(base, provider, url, agents, bench.worker) : await directArm(provider, url, agents, results.find((r) => r.arm === 'kernel')?.arrivals_map);
     const r = report(arm, agents);
     log(`${name}: makespan ${f(r.makespan_s, 1)} s (${f(r.ratio)}× bound), 429s ${r.rejected_429} (${r.rejected_429_after_warmup} after warm-up)`);
     results.push(r);
@@ -359,9 +370,10 @@ try {
     const c = r.cpu;
     console.log(`\n${r.arm} arm: ${opts.agents} processes spawned in ${f(r.spawned_s, 1)} s; workerd CPU ${f(c.cpu_ms / 1000, 1)} s over ${f(c.wall_ms / 1000, 1)} s (${f(c.cpu_ms / r.served, 1)} ms per served call); busiest thread ${f(100 * c.busiest_thread_share, 0)}% of wall time, ≥ 90% busy in ${f(100 * c.samples_over_90pct, 0)}% of ${c.samples} one-second samples; machine (all cores) ${f(100 * c.machine_busy_share, 0)}% busy; load ${r.load.start.map((x) => x.toFixed(2)).join(' ')} → ${r.load.end.map((x) => x.toFixed(2)).join(' ')}`);
   }
+  for (const r of results.filter((x) => x.profile)) console.log(`\n${r.arm} arm's CPU profile (${f(r.profile.total_ms / 1000, 1)} s sampled; saved to ${opts.profile}; line numbers are in the bundled worker.js):\n${r.profile.text}`);
   const code = codeVersion();
   console.log(`\n_node scripts/bench/scheduler/run.mjs ${process.argv.slice(2).join(' ')} · commit ${code.commit}${code.kernel_sources_modified ? ' + uncommitted kernel changes' : ''} · ${os.cpus().length} CPUs · X_LOCAL_OBSERVABILITY=${process.env.X_LOCAL_OBSERVABILITY ?? '(unset: on)'} · ${new Date().toISOString()}_`);
-  writeFileSync(opts.out, JSON.stringify({ at: new Date().toISOString(), code, opts, pool_config: poolConfig, results: results.map(({ arrivals_map, ...r }) => r) }, null, 2));
+  writeFileSync(opts.out, JSON.stringify({ at: new Date().toISOString(), code, opts, pool_config: poolConfig, results: results.map(({ arrivals_map, profile, ...r }) => r) }, null, 2));
   log(`results: ${opts.out}`);
 } finally {
   await cleanup();
