@@ -32,6 +32,8 @@ import { migrate } from '../src/storage/migrations.ts';
 
 /** Finished tickets are kept this long (an RPC retried late still finds them), then pruned. */
 const KEEP_DONE_MS = 3600_000;
+/** Pruning scans the finished tickets: at most once a minute. */
+const PRUNE_EVERY_MS = 60_000;
 const MAX_WAKE_ATTEMPTS = 10;
 /** A held acquire that was answered directly still gets a wake this much later, unless its slice comes back first (a reply can be lost). */
 const HELD_WAKE_DELAY_MS = 10_000;
@@ -43,14 +45,17 @@ export class LlmScheduler extends DurableObject<Env> implements Served<Scheduler
   /** Acquires being held open until their ticket is decided (in memory: a restart drops them, and their callers ask again). */
   readonly #held = new Map<string, () => void>();
 
+  /** When finished tickets were last pruned (in memory: a new instance prunes at its first alarm). */
+  #prunedAt = -Infinity;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     migrate(ctx.storage, SCHEDULER_MIGRATIONS);
-    this.#store = new ShardStore(ctx.storage.sql);
+    this.#store = new ShardStore(ctx.storage.sql, (fn) => ctx.storage.transactionSync(fn), this.clock());
     this.#clock = this.#store.get<number>('clock') ?? 0;
   }
 
-  /** The wall clock this shard reads (tests and benchmarks override it); every decision goes through #now. */
+  /** The wall clock this shard reads, injected (a subclass overrides it, as AgentProcess's); every decision goes through #now. */
   protected clock(): number {
     return Date.now();
   }
@@ -100,13 +105,11 @@ export class LlmScheduler extends DurableObject<Env> implements Served<Scheduler
     const store = this.#store;
     const existing = store.ticket(req.ticket);
     if (!existing) {
-      this.ctx.storage.transactionSync(() => {
-        store.enqueue(req, now);
+      store.transaction(() => {
+        const joined = store.enqueue(req, now);
         // An idle tenant or process joins at the current minimum virtual time.
-        const queue = store.queue();
-        const joined = queue.find((t) => t.id === req.ticket) as QueuedTicket;
-        store.saveVtimes(joinVirtualTimes(store.vtimes(queue), queue, joined), [joined]);
-      });
+        store.saveVtimes(joinVirtualTimes(store.vtimes(), store.queue(), joined));
+      }, now);
     }
     // The caller is waiting to make its call: others' wakes go out after the reply.
     if ((!existing || existing.state === 'queued') && this.#schedule(config, req.shards, now, req.ticket)) this.ctx.waitUntil(this.#deliverWakes(now));
@@ -160,13 +163,16 @@ export class LlmScheduler extends DurableObject<Env> implements Served<Scheduler
     if (!config || !t || t.state === 'released' || t.state === 'queued' || t.state === 'denied') return { ok: true };
     const now = this.#now();
     const used = req.outcome.kind === 'ok' ? Math.max(0, Math.round(req.outcome.tokens)) : 0;
-    this.ctx.storage.transactionSync(() => {
+    // The provider counts a request it answered in its window from when it was sent (no later than now, no earlier than its grant).
+    const reached = t.state === 'granted' && req.outcome.kind !== 'rate_limited' && req.outcome.kind !== 'expired';
+    const sentAt = reached ? Math.min(now, Math.max(t.granted_at ?? now, req.sent_at ?? now)) : null;
+    store.transaction(() => {
       const lineage = lineageOf(t);
       const stats = store.stats();
       if (t.state === 'granted') {
         // Correct what was charged at grant to what was used.
         const charged = req.outcome.kind === 'ok' ? t.charged : 0;
-        store.put('pool_state', release(config, store.poolState(), charged, t.est_tokens, req.outcome, now));
+        store.put('pool_state', release(config, store.poolState(), charged, t.est_tokens, req.outcome, now, t.granted_at ?? now));
         stats.released++;
         if (req.outcome.kind === 'rate_limited') stats.rate_limited++;
         store.charge(config, t, lineage, used - (req.outcome.kind === 'ok' ? t.charged : 0), used);
@@ -176,9 +182,9 @@ export class LlmScheduler extends DurableObject<Env> implements Served<Scheduler
         store.charge(config, t, lineage, used - t.charged, t.state === 'expired' ? used - t.charged : used);
         if (req.outcome.kind === 'rate_limited') stats.rate_limited++;
       }
-      store.released(t.id, used, now);
+      store.released(t.id, used, now, sentAt, config.window_seconds === null ? null : config.window_seconds * 1000);
       store.put('stats', stats);
-    });
+    }, now);
     // The slot is someone's turn: tell them before answering, so the releasing step hands over directly.
     if (this.#schedule(config, req.shards, now, null)) await this.#deliverWakes(now);
     return { ok: true };
@@ -201,7 +207,10 @@ export class LlmScheduler extends DurableObject<Env> implements Served<Scheduler
     // The alarm is the timer interrupt: it counts as the time it was set for.
     const now = this.#now(at ?? 0);
     this.#schedule(config, this.#store.get<number>('shards') ?? 1, now, null);
-    this.#store.prune(now - KEEP_DONE_MS);
+    if (now - this.#prunedAt >= PRUNE_EVERY_MS) {
+      this.#prunedAt = now;
+      this.#store.prune(now - KEEP_DONE_MS);
+    }
     await this.#deliverWakes(now);
   }
 
@@ -215,7 +224,7 @@ export class LlmScheduler extends DurableObject<Env> implements Served<Scheduler
   #schedule(config: PoolConfig, shards: number, now: number, self: string | null): boolean {
     const decided: Decision[] = [];
     const store = this.#store;
-    this.ctx.storage.transactionSync(() => {
+    store.transaction(() => {
       const stats = store.stats();
       let state = store.poolState();
       for (const t of store.expiredLeases(now)) {
@@ -225,9 +234,9 @@ export class LlmScheduler extends DurableObject<Env> implements Served<Scheduler
         store.ended(t.id, 'expired', now);
         stats.expired++;
       }
-      const queue = store.queue();
-      const subtree = store.subtree([...new Set(queue.flatMap((q) => q.lineage.map((l) => l.pid)))]);
-      const r = pick({ config, shards, state, queue, in_flight: store.count('granted'), vtimes: store.vtimes(queue), windows: store.windows(), subtree, now });
+      const windowMs = config.window_seconds === null ? null : config.window_seconds * 1000;
+      const window = windowMs === null ? undefined : { entries: store.sent(windowMs, now), in_flight: store.count('granted'), in_flight_tokens: store.inFlightTokens() };
+      const r = pick({ config, shards, state, queue: store.queue(), in_flight: store.count('granted'), vtimes: store.vtimes(), windows: store.windows(), subtree: store.subtree(), window, now });
       for (const d of r.decisions) {
         if (d.kind === 'grant') {
           store.grant(d.ticket.id, now, now + config.lease_seconds * 1000, d.charged);
@@ -241,13 +250,13 @@ export class LlmScheduler extends DurableObject<Env> implements Served<Scheduler
         if (d.ticket.id !== self) store.addWake(d.ticket.id, d.ticket.pid, wakeAt);
         decided.push(d);
       }
-      store.saveVtimes(r.vtimes, queue);
+      store.saveVtimes(r.vtimes);
       store.saveWindows(r.windows);
       store.put('pool_state', r.state);
       store.put('blocked', { next_at: r.next_at, blocked_by: r.blocked_by });
       store.put('stats', stats);
       store.put('clock', now);
-    });
+    }, now);
     const wakes = decided.some((d) => d.ticket.id !== self && !this.#held.has(d.ticket.id));
     for (const d of decided) this.#held.get(d.ticket.id)?.();
     this.ctx.waitUntil(this.#rearm());
@@ -284,12 +293,13 @@ export class LlmScheduler extends DurableObject<Env> implements Served<Scheduler
     const config = pool === undefined ? null : this.#config(pool);
     const t = store.ticket(ticket);
     if (!config || !t || t.state !== 'granted') return;
-    this.ctx.storage.transactionSync(() => {
+    const now = this.#now();
+    store.transaction(() => {
       const stats = store.stats();
       stats.abandoned++;
-      store.ended(t.id, 'abandoned', this.#now());
+      store.ended(t.id, 'abandoned', now);
       store.put('stats', stats);
-    });
+    }, now);
     if (this.#schedule(config, store.get<number>('shards') ?? 1, this.#now(), null)) this.ctx.waitUntil(this.#deliverWakes(this.#now()));
   }
 

@@ -199,7 +199,7 @@ describe('crashes', () => {
 });
 
 describe('429 adaptation', () => {
-  it('pauses the whole pool until retry-after and slows it down, instead of each process retrying alone', async () => {
+  it('pauses the whole pool until retry-after, instead of each process retrying alone (a first 429 does not slow it down)', async () => {
     const pool = 'openai:sched-429';
     const model = 'sched-429';
     const ok = { body: { id: 'c', object: 'chat.completion', created: 1, model, choices: [{ index: 0, message: { role: 'assistant', content: 'fine' }, finish_reason: 'stop' }], usage: { prompt_tokens: 50, completion_tokens: 5, total_tokens: 55 } } };
@@ -209,7 +209,8 @@ describe('429 adaptation', () => {
     const view = await poolView(pool);
     expect(view.rate_limited).toBe(1);
     expect(view.paused_until).toBeGreaterThanOrEqual(Date.now() + 15_000);
-    expect(view.rate_factor).toBeCloseTo(0.85);
+    // Only 429s that persist after a pause lower the rate (src/kernel/pool-rate.test.ts).
+    expect(view.rate_factor).toBe(1);
     // Another process does not hit the provider while the pool is paused: it waits in the queue.
     const b = await spawn({ name: 'b', task: 't', model: { provider: 'openai', model } });
     await tick(b.pid);

@@ -36,7 +36,11 @@ export async function startProfile(worker, intervalUs = 100) {
   };
 }
 
-/** Self and inclusive time per function (a function counted once per sample even if recursive), the top `top` of each. */
+/**
+ * Self and inclusive share per function (a function counted once per sample even if recursive), the
+ * top `top` of each, by samples: on a busy machine a sample's time delta includes the time the thread
+ * waited for a core, which would be charged to whatever ran before it.
+ */
 export function profileTables(profile, top = 30) {
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
   const parent = new Map();
@@ -45,8 +49,8 @@ export function profileTables(profile, top = 30) {
   const self = new Map();
   const incl = new Map();
   let total = 0;
-  profile.samples.forEach((sid, i) => {
-    const dt = profile.timeDeltas[i] ?? 0;
+  profile.samples.forEach((sid) => {
+    const dt = 1;
     total += dt;
     const l = label(nodes.get(sid));
     self.set(l, (self.get(l) ?? 0) + dt);
@@ -56,6 +60,7 @@ export function profileTables(profile, top = 30) {
       if (!seen.has(cl)) incl.set(cl, (incl.get(cl) ?? 0) + dt), seen.add(cl);
     }
   });
-  const table = (m) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([l, t]) => `${(t / 1000).toFixed(1).padStart(9)} ms ${((100 * t) / total).toFixed(1).padStart(5)}%  ${l}`).join('\n');
-  return { total_ms: total / 1000, text: `--- self time\n${table(self)}\n\n--- inclusive time\n${table(incl)}` };
+  const wall = (profile.endTime - profile.startTime) / 1000;
+  const table = (m) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([l, n]) => `${((wall * n) / total).toFixed(1).padStart(9)} ms ${((100 * n) / total).toFixed(1).padStart(5)}%  ${l}`).join('\n');
+  return { total_ms: wall, samples: total, text: `--- self time\n${table(self)}\n\n--- inclusive time\n${table(incl)}` };
 }

@@ -14,10 +14,15 @@
  *  3. arrival order.
  * The head of that order is granted when the pool allows it: not paused by a 429, under the
  * concurrency cap, within the per-tenant token window, and with one request and its estimated
- * tokens in the token buckets (requests/min and tokens/min, with `headroom` below the provider's
- * limits). The head is never bypassed by a smaller ticket, so big prompts cannot starve either.
+ * tokens within the rate limits (token buckets and, when the provider's window is given, a sliding
+ * window like the provider's; `headroom` below the provider's limits). The head is never bypassed by a smaller ticket, so big prompts
+ * cannot starve either.
  *
- * The buckets, the caps and the adaptation to 429s are pool-rate.ts.
+ * The rate limits, the caps and the adaptation to 429s are pool-rate.ts.
+ *
+ * Cost: `pick` scans the queue once per decision (no sort, no copy of the shares: it returns only
+ * the virtual times it changed), so a pass over n waiting tickets that grants k costs O(k·n) in
+ * memory; the scheduler object keeps the queue and the shares in memory.
  *
  * Hierarchical quotas: a ticket carries its process's lineage (itself, then its ancestors, each with
  * its `max_tokens`). Usage is charged to every pid in the lineage, so a child's tokens count against
@@ -27,7 +32,7 @@
  */
 import { z } from 'zod';
 import type { ModelRef } from './pcb.ts';
-import { type PoolState, limitsOf, refill, timeToFill } from './pool-rate.ts';
+import { type PoolState, type WindowUse, limitsOf, refill, timeToFill, windowAllowance, windowRoom } from './pool-rate.ts';
 
 // --- configuration --------------------------------------------------------------------------------
 
@@ -36,7 +41,8 @@ export const PoolConfigSchema = z
     rpm: z.number().positive().nullable().default(null).describe("the provider's requests per minute for this key and model; null: unlimited"),
     tpm: z.number().positive().nullable().default(null).describe("the provider's tokens per minute; null: unlimited"),
     concurrency: z.number().int().positive().nullable().default(null).describe('LLM calls in flight at once; null: unlimited'),
-    burst_seconds: z.number().positive().max(60).default(1).describe('bucket capacity, in seconds of rate'),
+    burst_seconds: z.number().positive().max(60).default(1).describe('bucket capacity, in seconds of rate (without window_seconds)'),
+    window_seconds: z.number().positive().max(3600).nullable().default(null).describe("the provider's enforcement window: admit at most headroom × a window's allowance in any such window; null: token buckets"),
     headroom: z.number().min(0.5).max(1).default(0.97).describe('fraction of rpm/tpm the scheduler aims for'),
     aging_seconds: z.number().positive().default(60).describe('a waiting call rises one priority class per this many seconds'),
     lease_seconds: z.number().int().min(5).default(180).describe('a granted slice not released by then is expired (its process died)'),
@@ -155,6 +161,8 @@ export interface PickInput {
   readonly windows: ReadonlyMap<string, TenantWindow>;
   /** Tokens used so far by each pid's subtree (the pid and its descendants), in this pool shard. */
   readonly subtree: ReadonlyMap<string, number>;
+  /** With `window_seconds`: the requests the provider has counted in its window, and the calls in flight. */
+  readonly window?: WindowUse;
   readonly now: number;
 }
 
@@ -165,6 +173,7 @@ export type Decision =
 export interface PickResult {
   readonly decisions: readonly Decision[];
   readonly state: PoolState;
+  /** The virtual times this pass changed (apply them with `withVtimes`). */
   readonly vtimes: VirtualTimes;
   readonly windows: ReadonlyMap<string, TenantWindow>;
   /** When the head of the queue can next be granted if nothing else happens (a release also re-runs this); null: nothing waits on time. */
@@ -173,33 +182,57 @@ export interface PickResult {
   readonly blocked_by: string | null;
 }
 
+/** Virtual times with `changes` applied (copies; the scheduler object applies them in place). */
+export function withVtimes(v: VirtualTimes, changes: VirtualTimes): VirtualTimes {
+  return { tenant: new Map([...v.tenant, ...changes.tenant]), pid: new Map([...v.pid, ...changes.pid]) };
+}
+
 /** The order tickets compete in: aged class, tenant share, process share, arrival. */
 export function order(queue: readonly QueuedTicket[], vtimes: VirtualTimes, agingMs: number, now: number): QueuedTicket[] {
-  const key = (t: QueuedTicket) => [agedClass(t.priority, now - t.enqueued_at, agingMs), vtimes.tenant.get(t.tenant) ?? 0, vtimes.pid.get(t.pid) ?? 0, t.enqueued_at] as const;
-  return [...queue].sort((a, b) => {
-    const ka = key(a);
-    const kb = key(b);
-    for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return (ka[i] as number) - (kb[i] as number);
-    return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-  });
+  const v: Shares = { tenant: (k) => vtimes.tenant.get(k) ?? 0, pid: (k) => vtimes.pid.get(k) ?? 0 };
+  return [...queue].sort((a, b) => compare(a, b, agedClass(a.priority, now - a.enqueued_at, agingMs), agedClass(b.priority, now - b.enqueued_at, agingMs), v));
+}
+
+/** Virtual times as lookups (0 for one not set). */
+interface Shares {
+  tenant(key: string): number;
+  pid(key: string): number;
+}
+
+function compare(a: QueuedTicket, b: QueuedTicket, ca: number, cb: number, v: Shares): number {
+  if (ca !== cb) return ca - cb;
+  const ta = v.tenant(a.tenant);
+  const tb = v.tenant(b.tenant);
+  if (ta !== tb) return ta - tb;
+  const pa = v.pid(a.pid);
+  const pb = v.pid(b.pid);
+  if (pa !== pb) return pa - pb;
+  if (a.enqueued_at !== b.enqueued_at) return a.enqueued_at - b.enqueued_at;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
 /**
- * Virtual times for a ticket that joins the queue: an idle tenant or process starts at the lowest
- * virtual time among those already waiting, so time spent idle is not banked as credit.
+ * The virtual times to set for a ticket that joins the queue (only those that change): an idle
+ * tenant or process starts at the lowest virtual time among those already waiting, so time spent
+ * idle is not banked as credit. One pass over the queue.
  */
 export function joinVirtualTimes(v: VirtualTimes, queue: readonly QueuedTicket[], t: QueuedTicket): VirtualTimes {
-  const waiting = queue.filter((q) => q.id !== t.id);
-  const tenant = new Map(v.tenant);
-  const pid = new Map(v.pid);
-  if (!waiting.some((q) => q.tenant === t.tenant)) {
-    const others = waiting.map((q) => v.tenant.get(q.tenant) ?? 0);
-    if (others.length > 0) tenant.set(t.tenant, Math.max(v.tenant.get(t.tenant) ?? 0, Math.min(...others)));
+  let tenantWaits = false;
+  let pidWaits = false;
+  let minTenant = Infinity;
+  let minPeer = Infinity;
+  for (const q of queue) {
+    if (q.id === t.id) continue;
+    if (q.tenant === t.tenant) {
+      tenantWaits = true;
+      if (q.pid === t.pid) pidWaits = true;
+      minPeer = Math.min(minPeer, v.pid.get(q.pid) ?? 0);
+    } else minTenant = Math.min(minTenant, v.tenant.get(q.tenant) ?? 0);
   }
-  const peers = waiting.filter((q) => q.tenant === t.tenant);
-  if (!peers.some((q) => q.pid === t.pid) && peers.length > 0) {
-    pid.set(t.pid, Math.max(v.pid.get(t.pid) ?? 0, Math.min(...peers.map((q) => v.pid.get(q.pid) ?? 0))));
-  }
+  const tenant = new Map<string, number>();
+  const pid = new Map<string, number>();
+  if (!tenantWaits && minTenant !== Infinity) tenant.set(t.tenant, Math.max(v.tenant.get(t.tenant) ?? 0, minTenant));
+  if (!pidWaits && minPeer !== Infinity) pid.set(t.pid, Math.max(v.pid.get(t.pid) ?? 0, minPeer));
   return { tenant, pid };
 }
 
@@ -224,28 +257,43 @@ function windowOf(w: TenantWindow | undefined, windowMs: number, now: number): T
 export function pick(input: PickInput): PickResult {
   const { config, shards, now } = input;
   const limits = limitsOf(config, shards, input.state, now);
+  const allowance = windowAllowance(config, shards, input.state, now);
   let state: PoolState = {
     ...input.state,
     requests: refill(input.state.requests, limits.req_rate, limits.req_cap, now),
     tokens: refill(input.state.tokens, limits.tok_rate, limits.tok_cap, now),
   };
-  let vtimes = input.vtimes;
+  // The shares this pass changed, read through to the input's.
+  const changed = { tenant: new Map<string, number>(), pid: new Map<string, number>() };
+  const v: Shares = { tenant: (k) => changed.tenant.get(k) ?? input.vtimes.tenant.get(k) ?? 0, pid: (k) => changed.pid.get(k) ?? input.vtimes.pid.get(k) ?? 0 };
   const windows = new Map(input.windows);
   const weight = (tenant: string) => config.tenant_weights[tenant] ?? 1;
   const decisions: Decision[] = [];
   let inFlight = input.in_flight;
-  let queue = order(input.queue, vtimes, config.aging_seconds * 1000, now);
+  let inFlightTokens = input.window?.in_flight_tokens ?? 0;
+  const agingMs = config.aging_seconds * 1000;
+  const classes = input.queue.map((t) => agedClass(t.priority, now - t.enqueued_at, agingMs));
+  const out = new Uint8Array(input.queue.length);
+  const heldTenants = new Set<string>();
   let held: number | null = null;
-  while (queue.length > 0) {
-    const t = queue[0] as QueuedTicket;
+  const done = (blocked: { next_at: number | null; blocked_by: string | null }): PickResult => ({ decisions, state, vtimes: changed, windows, ...blocked });
+  for (;;) {
+    // The head: the first of the remaining tickets in order.
+    let h = -1;
+    for (let i = 0; i < input.queue.length; i++) {
+      if (out[i] || heldTenants.has((input.queue[i] as QueuedTicket).tenant)) continue;
+      if (h === -1 || compare(input.queue[i] as QueuedTicket, input.queue[h] as QueuedTicket, classes[i] as number, classes[h] as number, v) < 0) h = i;
+    }
+    if (h === -1) break;
+    const t = input.queue[h] as QueuedTicket;
     const over = quotaExceeded(t.lineage, input.subtree);
     if (over) {
       decisions.push({ kind: 'deny', ticket: t, ...over });
-      queue = queue.slice(1);
+      out[h] = 1;
       continue;
     }
-    if (state.paused_until > now) return { decisions, state, vtimes, windows, next_at: state.paused_until, blocked_by: 'paused' };
-    if (limits.concurrency !== null && inFlight >= limits.concurrency) return { decisions, state, vtimes, windows, next_at: null, blocked_by: 'concurrency' };
+    if (state.paused_until > now) return done({ next_at: state.paused_until, blocked_by: 'paused' });
+    if (limits.concurrency !== null && inFlight >= limits.concurrency) return done({ next_at: null, blocked_by: 'concurrency' });
     const charged = Math.max(1, Math.round(t.est_tokens * state.est_ratio));
     if (config.tenant_tokens) {
       const windowMs = config.tenant_tokens.window_seconds * 1000;
@@ -254,28 +302,31 @@ export function pick(input: PickInput): PickResult {
       if (w.tokens >= config.tenant_tokens.tokens / shards) {
         // This tenant waits for its next window; the others go on.
         held = Math.min(held ?? Infinity, w.start + windowMs);
-        queue = queue.filter((q) => q.tenant !== t.tenant);
+        heldTenants.add(t.tenant);
         continue;
       }
     }
-    if (state.requests.level < 1) return { decisions, state, vtimes, windows, next_at: now + timeToFill(state.requests, limits.req_rate, 1), blocked_by: 'requests' };
+    if (state.requests.level < 1) return done({ next_at: now + timeToFill(state.requests, limits.req_rate, 1), blocked_by: 'requests' });
     const need = Math.min(charged, limits.tok_cap);
-    if (state.tokens.level < need) return { decisions, state, vtimes, windows, next_at: now + timeToFill(state.tokens, limits.tok_rate, need), blocked_by: 'tokens' };
+    if (state.tokens.level < need) return done({ next_at: now + timeToFill(state.tokens, limits.tok_rate, need), blocked_by: 'tokens' });
+    if (allowance) {
+      // The buckets pace grants; the window keeps requests that reach the provider bunched within its limit.
+      const room = windowRoom(allowance, { entries: input.window?.entries ?? [], in_flight: inFlight, in_flight_tokens: inFlightTokens }, charged, now);
+      if (!room.ok) return done(room);
+    }
     state = { ...state, requests: { ...state.requests, level: state.requests.level - 1 }, tokens: { ...state.tokens, level: state.tokens.level - charged } };
-    const tenantV = new Map(vtimes.tenant);
-    const pidV = new Map(vtimes.pid);
-    tenantV.set(t.tenant, (tenantV.get(t.tenant) ?? 0) + charged / weight(t.tenant));
-    pidV.set(t.pid, (pidV.get(t.pid) ?? 0) + charged);
-    vtimes = { tenant: tenantV, pid: pidV };
+    changed.tenant.set(t.tenant, v.tenant(t.tenant) + charged / weight(t.tenant));
+    changed.pid.set(t.pid, v.pid(t.pid) + charged);
     if (config.tenant_tokens) {
       const w = windows.get(t.tenant) as TenantWindow;
       windows.set(t.tenant, { ...w, tokens: w.tokens + charged });
     }
     inFlight++;
+    inFlightTokens += charged;
+    out[h] = 1;
     decisions.push({ kind: 'grant', ticket: t, charged, waited_ms: Math.max(0, now - t.enqueued_at), class: classOf(t.priority) });
-    queue = order(queue.slice(1), vtimes, config.aging_seconds * 1000, now);
   }
-  return { decisions, state, vtimes, windows, next_at: held, blocked_by: held === null ? null : 'tenant_quota' };
+  return done({ next_at: held, blocked_by: held === null ? null : 'tenant_quota' });
 }
 
 /** Jain's fairness index of non-negative allocations: 1 when all are equal, 1/n when one has everything. */

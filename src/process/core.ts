@@ -72,7 +72,7 @@ export type OutboxMessage =
   | { readonly kind: 'd1'; readonly statement: Statement }
   | { readonly kind: 'child_exited'; readonly parent: string; readonly child: string; readonly exit: ExitStatus }
   | { readonly kind: 'reap'; readonly child: string; readonly by: string }
-  | { readonly kind: 'sched_release'; readonly pool: string; readonly shard: number; readonly shards: number; readonly ticket: string; readonly outcome: Outcome }
+  | { readonly kind: 'sched_release'; readonly pool: string; readonly shard: number; readonly shards: number; readonly ticket: string; readonly outcome: Outcome; readonly sent_at?: number | null }
   | { readonly kind: 'ipc'; readonly message: WireMessage }
   | { readonly kind: 'signal'; readonly pid: string; readonly signal: Signal; readonly from: string; readonly cascade: boolean }
   | { readonly kind: 'orphan'; readonly child: string; readonly name: string; readonly tenant: string; readonly parent: string }

@@ -54,6 +54,8 @@ export interface HeldTicket {
   readonly granted: boolean;
   readonly queued: boolean;
   readonly est_tokens: number;
+  /** When the grant was first heard (the call goes then): the provider's window counts the request from it. */
+  readonly sent_at?: number;
 }
 
 /** Where this process's audit chain stands: delivered to D1 up to `seq` (hash `hash`), anchored in the tenant's chain up to `anchored`. */

@@ -124,7 +124,7 @@ export class SliceClient {
         case 'granted':
           if (!t.granted) {
             rt.store.transaction(() => {
-              rt.store.setMeta(META.schedTicket, { ...t, granted: true });
+              rt.store.setMeta(META.schedTicket, { ...t, granted: true, sent_at: now });
               rt.emit('scheduler', { decision: 'granted', pool: t.pool, ticket: t.id, waited_ms: r.waited_ms, class: r.class, lease_until: r.lease_until });
             });
           }
@@ -175,7 +175,7 @@ export class SliceClient {
     rt.store.setMeta(META.schedTicket, null);
     rt.store.setMeta(META.schedLast, t.id);
     rt.store.setMeta(META.schedWoken, null);
-    rt.send({ kind: 'sched_release', pool: t.pool, shard: t.shard, shards: t.shards, ticket: t.id, outcome });
+    rt.send({ kind: 'sched_release', pool: t.pool, shard: t.shard, shards: t.shards, ticket: t.id, outcome, sent_at: t.sent_at ?? null });
     this.#released = true;
   }
 

@@ -174,6 +174,8 @@ export interface ReleaseRequest {
   readonly shards: number;
   readonly ticket: string;
   readonly outcome: Outcome;
+  /** When the call's request left the process (its clock), if it did: the provider's window counts it from then. */
+  readonly sent_at?: number | null;
 }
 
 export interface ClassWaits {

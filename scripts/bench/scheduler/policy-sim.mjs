@@ -21,8 +21,8 @@
  * reports: makespan / lower bound, 429s, p50/p95 completion per class, high p95 / low p95.
  */
 import { parseArgs } from 'node:util';
-import { INITIAL_STATE, release } from '../../../src/kernel/pool-rate.ts';
-import { PoolConfigSchema, joinVirtualTimes, pick } from '../../../src/kernel/scheduler.ts';
+import { INITIAL_STATE, recordSent, release } from '../../../src/kernel/pool-rate.ts';
+import { PoolConfigSchema, joinVirtualTimes, pick, withVtimes } from '../../../src/kernel/scheduler.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -39,6 +39,10 @@ const { values: a } = parseArgs({
     'aging-s': { type: 'string', default: '60' },
     headroom: { type: 'string', default: '0.97' },
     burst: { type: 'string', default: '0.3' },
+    // The admission: 'window' (buckets of --burst seconds and a sliding window of the provider's 10 s, as run.mjs configures the pool) or 'bucket' (buckets alone).
+    admission: { type: 'string', default: 'window' },
+    // Grant → request delay varies by ± this fraction (uniformly): a runtime that sends its requests late and unevenly.
+    'grant-jitter': { type: 'string', default: '0' },
     seed: { type: 'string', default: '1' },
   },
 });
@@ -79,8 +83,9 @@ for (let i = plan.length - 1; i > 0; i--) {
 }
 const agents = plan.map((p, id) => ({ id, cls: p.cls, turn: 0, first: null, done: null }));
 
-const config = PoolConfigSchema.parse({ rpm: RPM, tpm: TPM, burst_seconds: Number(a.burst), aging_seconds: Number(a['aging-s']), headroom: Number(a.headroom) });
+const config = PoolConfigSchema.parse({ rpm: RPM, tpm: TPM, burst_seconds: Number(a.burst), window_seconds: a.admission === 'window' ? WINDOW_MS / 1000 : null, aging_seconds: Number(a['aging-s']), headroom: Number(a.headroom) });
 const latRand = prng(Number(a.seed) * 7919);
+const jitRand = prng(Number(a.seed) * 104729);
 
 // --- a discrete-event loop ------------------------------------------------------------------------
 const events = []; // [at, seq, fn], kept sorted by (at, seq)
@@ -97,6 +102,9 @@ let vtimes = { tenant: new Map(), pid: new Map() };
 let windows = new Map();
 let queue = [];
 let inFlight = 0;
+let inFlightTokens = 0;
+/** Requests the provider counted, as the scheduler hears of them on release: [sent at, tokens]. */
+let sent = [];
 let timerAt = null;
 let ticketSeq = 0;
 const provider = { window: [], tokens: 0, served: 0, servedTokens: 0, rejected: [] };
@@ -106,21 +114,25 @@ const tokensOf = (turn) => Number(a.tokens) + Number(a['tokens-per-turn']) * tur
 function ask(agent, now) {
   const t = { id: `t${ticketSeq++}`, pid: `p${agent.id}`, tenant: 'bench', priority: PRIORITY[agent.cls], est_tokens: tokensOf(agent.turn), enqueued_at: now, lineage: [{ pid: `p${agent.id}`, max_tokens: 1e12 }], agent };
   queue.push(t);
-  vtimes = joinVirtualTimes(vtimes, queue, t);
+  vtimes = withVtimes(vtimes, joinVirtualTimes(vtimes, queue, t));
   schedule(now);
 }
 
 function schedule(now) {
-  const r = pick({ config, shards: 1, state, queue, in_flight: inFlight, vtimes, windows, subtree: new Map(), now });
+  const window = config.window_seconds ? { entries: (sent = sent.filter(([s]) => s + WINDOW_MS > now)), in_flight: inFlight, in_flight_tokens: inFlightTokens } : undefined;
+  const r = pick({ config, shards: 1, state, queue, in_flight: inFlight, vtimes, windows, subtree: new Map(), window, now });
   state = r.state;
-  vtimes = r.vtimes;
+  vtimes = withVtimes(vtimes, r.vtimes);
   windows = r.windows;
   for (const d of r.decisions) {
     queue = queue.filter((q) => q.id !== d.ticket.id);
     if (d.kind !== 'grant') continue;
     inFlight++;
+    inFlightTokens += d.charged;
     const t = d.ticket;
-    at(now + Number(a['grant-delay-ms']), (tr) => request(t, d.charged, tr));
+    const grantedAt = now;
+    const jitter = Number(a['grant-jitter']);
+    at(now + Number(a['grant-delay-ms']) * (1 - jitter + 2 * jitter * jitRand()), (tr) => request(t, d.charged, tr, grantedAt));
   }
   if (r.next_at !== null && (timerAt === null || r.next_at < timerAt || timerAt <= now)) {
     timerAt = r.next_at;
@@ -131,7 +143,7 @@ function schedule(now) {
   }
 }
 
-function request(t, charged, now) {
+function request(t, charged, now, grantedAt) {
   const agent = t.agent;
   const tokens = tokensOf(agent.turn);
   while (provider.window.length && provider.window[0][0] <= now - WINDOW_MS) {
@@ -150,7 +162,8 @@ function request(t, charged, now) {
     const retry = Math.max(1, Math.ceil(wait));
     provider.rejected.push(now);
     inFlight--;
-    state = release(config, state, charged, t.est_tokens, { kind: 'rate_limited', retry_after_ms: retry }, now);
+    inFlightTokens -= charged;
+    state = release(config, state, charged, t.est_tokens, { kind: 'rate_limited', retry_after_ms: retry }, now, grantedAt);
     schedule(now);
     at(now + retry, (tn) => ask(agent, tn));
     return;
@@ -162,7 +175,9 @@ function request(t, charged, now) {
     provider.served++;
     provider.servedTokens += tokens;
     inFlight--;
-    state = release(config, state, charged, t.est_tokens, { kind: 'ok', tokens }, td);
+    inFlightTokens -= charged;
+    sent = recordSent(sent, now, tokens, WINDOW_MS, td);
+    state = release(config, state, charged, t.est_tokens, { kind: 'ok', tokens }, td, grantedAt);
     schedule(td);
     agent.turn++;
     if (agent.turn >= CALLS) agent.done = td;
@@ -185,7 +200,7 @@ const arrivalBound = Math.max(...agents.map((x) => x.first)) + CALLS * Number(a[
 const bound = Math.max(reqBound, tokBound, arrivalBound);
 const by = CLASSES.map((_, c) => agents.filter((x) => x.cls === c).map((x) => (x.done - x.first) / 1000));
 const f = (x, d = 1) => x.toFixed(d);
-console.log(`policy simulation: ${N} agents × ${CALLS} calls, ${RPM} rpm; spawns over ${a['spawn-s']} s, grant → request ${a['grant-delay-ms']} ms, step ${a['step-ms']} ms, tokens ${a.tokens} + ${a['tokens-per-turn']}/turn, aging ${a['aging-s']} s`);
+console.log(`policy simulation: ${N} agents × ${CALLS} calls, ${RPM} rpm, admission by ${a.burst} s buckets${a.admission === 'window' ? ' and a 10 s sliding window' : ''}; grant → request jitter ±${Number(a['grant-jitter']) * 100}%; spawns over ${a['spawn-s']} s, grant → request ${a['grant-delay-ms']} ms, step ${a['step-ms']} ms, tokens ${a.tokens} + ${a['tokens-per-turn']}/turn, aging ${a['aging-s']} s`);
 console.log(`| makespan | lower bound | ratio (goal ≤ 1.10) | 429s | high p50 / p95 | normal p50 / p95 | low p50 / p95 | high p95 / low p95 (goal ≤ 0.2) |`);
 console.log(`|---:|---:|---:|---:|---:|---:|---:|---:|`);
 console.log(`| ${f(makespan / 1000)} s | ${f(bound / 1000)} s (${bound === arrivalBound ? 'arrivals' : tokBound > reqBound ? 'tokens' : 'requests'}) | ${f(makespan / bound, 3)} | ${provider.rejected.length} | ${by.map((xs) => `${f(quantile(xs, 0.5))} / ${f(quantile(xs, 0.95))} s`).join(' | ')} | ${f(quantile(by[0], 0.95) / quantile(by[2], 0.95), 3)} |`);

@@ -43,7 +43,7 @@ const auth = { authorization: `Bearer ${token}` };
 const log = (s) => process.stderr.write(`${s}\n`);
 
 function parseArgs(argv) {
-  const o = { agents: 200, calls: 10, rpm: 1800, tpm: null, mix: [20, 60, 120], latencyMs: 1500, seed: 1, arms: ['kernel', 'direct'], out: path.join(here, 'results.json'), spawnConcurrency: 8 };
+  const o = { agents: 200, calls: 10, rpm: 1800, tpm: null, mix: [20, 60, 120], latencyMs: 1500, seed: 1, arms: ['kernel', 'direct'], window: true, out: path.join(here, 'results.json'), spawnConcurrency: 8 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = () => argv[++i];
@@ -57,8 +57,9 @@ function parseArgs(argv) {
     else if (a === '--arms') o.arms = v().split(',');
     else if (a === '--out') o.out = path.resolve(v());
     else if (a === '--profile') o.profile = path.resolve(v());
+    else if (a === '--no-window') o.window = false;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: run.mjs [--agents 200] [--calls 10] [--rpm 1800] [--tpm N] [--mix high,normal,low] [--latency-ms 1500] [--seed 1] [--arms kernel,direct] [--out file] [--profile kernel.cpuprofile]');
+      console.log('usage: run.mjs [--agents 200] [--calls 10] [--rpm 1800] [--tpm N] [--mix high,normal,low] [--latency-ms 1500] [--seed 1] [--arms kernel,direct] [--out file] [--profile kernel.cpuprofile] [--no-window]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -306,6 +307,7 @@ function report(arm, agents) {
     tokens: arm.tokens,
     rejected_429: arm.rejected.length,
     rejected_429_after_warmup: arm.rejected.filter((t) => t > warmup).length,
+    rejected_at_s: arm.rejected.map((t) => Math.round(t) / 1000),
     classes: byClass,
     high_over_low_p95: byClass.high.p95_s / byClass.low.p95_s,
     jain_min: Math.min(...CLASSES.map((c) => byClass[c].jain).filter((x) => x !== null)),
@@ -324,8 +326,9 @@ await new Promise((r) => provider.server.listen(0, '127.0.0.1', r));
 const port = provider.server.address().port;
 const url = `http://127.0.0.1:${port}/v1`;
 const pool = `openai:bench@127.0.0.1:${port}`;
-// The provider's limits as its documentation states them; a burst of 0.3 s of rate (scaled) stays inside its 10 s windows.
-const poolConfig = { rpm: opts.rpm, tpm: opts.tpm, burst_seconds: 0.3 / opts.scale, aging_seconds: 60 / opts.scale };
+// The provider's limits as its documentation states them; a burst of 0.3 s of rate (scaled) stays inside its 10 s windows,
+// and (unless --no-window) the provider's window itself, so requests sent bunched cannot overflow it.
+const poolConfig = { rpm: opts.rpm, tpm: opts.tpm, burst_seconds: 0.3 / opts.scale, aging_seconds: 60 / opts.scale, ...(opts.window ? { window_seconds: WINDOW_S / opts.scale } : {}) };
 let bench = null;
 const cleanup = async () => {
   await bench?.stop();
