@@ -52,6 +52,7 @@ export function stepDepsFor(w: StepWiring): StepDeps {
           rt.emit('replay_divergence', d);
         });
       }),
+    takeTrace: (step) => w.traces.take(step),
     ...(env.CHECKPOINTS
       ? {
           checkpoints: {

@@ -6,12 +6,12 @@
  * `npm run replay -- trace.json` runs this file against one more trace (REPLAY_TRACE, see
  * scripts/replay.mjs) and fails on a divergence.
  */
-import { env } from 'cloudflare:test';
+import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import type { Trace } from '../src/checkpoints/trace.ts';
 import demoTrace from './traces/demo.json';
 import notesTrace from './traces/notes.json';
-import { api, eventsOf, runTree, spawn } from './support/helpers.ts';
+import { api, eventsOf, runTree, spawn, stubOf } from './support/helpers.ts';
 
 const scripted = { provider: 'scripted', model: 'scripted' };
 const call = (name: string, args: Record<string, unknown> = {}) => ({ name, args });
@@ -56,6 +56,24 @@ describe('record and replay', () => {
     expect(trace.steps[1]?.request.inputs.map((m) => m.role)).toEqual(['tool', 'tool']);
     expect(trace.syscalls.map((s) => s.name)).toEqual(['fs_write', 'fs_write', 'fs_list', 'fs_read', 'fs_read', 'fs_read', 'exit']);
     expect(trace.exit).toMatchObject({ code: 0 });
+  });
+
+  it('an object that recorded calls before schema 6 (llm_trace) still exports them, with the calls recorded since in their step rows', async () => {
+    const { pid } = await spawn(SCENARIOS.notes as Record<string, unknown>);
+    await runTree(pid);
+    const recorded = (await api<Trace>('GET', `/v1/processes/${pid}/trace`)).body;
+    // As the code before version 6 left it: steps 1 and 2 in llm_trace, their step rows without a trace.
+    await runInDurableObject(stubOf(pid), (_i, state) => {
+      const sql = state.storage.sql;
+      sql.exec('CREATE TABLE llm_trace (step INTEGER PRIMARY KEY, at INTEGER NOT NULL, latency_ms INTEGER NOT NULL, request TEXT NOT NULL, response TEXT NOT NULL)');
+      for (const s of recorded.steps.slice(0, 2)) {
+        sql.exec('INSERT INTO llm_trace VALUES (?, ?, ?, ?, ?)', s.step, s.at, s.latency_ms, JSON.stringify(s.request), JSON.stringify(s.response));
+        sql.exec('UPDATE steps SET trace = NULL WHERE step = ?', s.step);
+      }
+      expect(sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM steps WHERE trace IS NOT NULL').one().n).toBe(recorded.steps.length - 2);
+    });
+    const exported = (await api<Trace>('GET', `/v1/processes/${pid}/trace`)).body;
+    expect(exported.steps).toEqual(recorded.steps);
   });
 
   for (const [name, committed] of [

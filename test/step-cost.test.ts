@@ -109,6 +109,7 @@ describe('step cost', () => {
     // before the fused step: 3.3 transactions and about 24 kernel statements per step; before events
     // and audit records were kept one row per commit (and slices were 8 steps): 1.4 and 11.
     expect(per.transactions).toBeLessThanOrEqual(1.1);
-    expect(per.kernel).toBeLessThanOrEqual(8.5);
+    // The LLM trace in the step row (schema 6) took one statement more off: 7.3 → 6.3.
+    expect(per.kernel).toBeLessThanOrEqual(7.5);
   });
 });

@@ -1,8 +1,9 @@
 /**
  * Record and replay of LLM I/O.
  *
- * Recording: every LLM call is kept in the process's `llm_trace` table with its step, keyed by
- * step, so a call asked again after a crash replaces the one whose answer was never journaled.
+ * Recording: every LLM call whose answer is journaled is kept in that step's row (`steps.trace`),
+ * written in the step's own commit; a call whose answer was never journaled (a crash during it)
+ * leaves no record, and the call asked again is recorded instead.
  * A request is not stored whole (the context grows with the session, and storing it every step
  * would cost O(n²)); it is stored as digests of its system prompt, tool list and messages, plus the
  * messages that are new since the last assistant turn: the inputs of this step (the previous
@@ -21,8 +22,8 @@ import { z } from 'zod';
 import type { ChatMessage, LlmProvider, LlmRequest, LlmResponse } from '../llm/types.ts';
 import { sha256Hex } from './chunks.ts';
 
-const SCHEMA = `CREATE TABLE IF NOT EXISTS llm_trace (step INTEGER PRIMARY KEY, at INTEGER NOT NULL, latency_ms INTEGER NOT NULL, request TEXT NOT NULL, response TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS replay_steps (step INTEGER PRIMARY KEY, request TEXT NOT NULL, response TEXT NOT NULL);`;
+/** The trace a replaying process answers from (created when one is loaded). */
+const REPLAY_SCHEMA = 'CREATE TABLE IF NOT EXISTS replay_steps (step INTEGER PRIMARY KEY, request TEXT NOT NULL, response TEXT NOT NULL)';
 
 export const TRACE_FORMAT = 'agentos-trace/1';
 
@@ -109,57 +110,82 @@ export async function recordRequest(request: LlmRequest): Promise<RecordedReques
   };
 }
 
-/** The process's record of LLM calls (and, in a replaying process, the trace it replays). */
+/** A recorded call as it is kept in its step's row (steps.trace). */
+type StepTrace = { readonly at: number; readonly latency_ms: number; readonly request: RecordedRequest; readonly response: LlmResponse };
+
+/**
+ * The process's record of LLM calls (and, in a replaying process, the trace it replays).
+ *
+ * A call's record is kept in memory until the step it answered is journaled, and is written in that
+ * step's row (`take`, in the step's commit: no row or statement of its own). An answer that is
+ * never journaled (the process died or was killed during the call) leaves no record: the call is
+ * asked again, and that one is recorded. Calls recorded before schema version 6 are in the legacy
+ * `llm_trace` table, which `steps()` still reads.
+ */
 export class TraceStore {
   readonly #sql: SqlStorage;
-  #ready = false;
+  /** The last call's record, until its step is written. */
+  #pending: { step: number; json: string } | null = null;
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
   }
 
-  #db(): SqlStorage {
-    if (!this.#ready) {
-      this.#sql.exec(SCHEMA);
-      this.#ready = true;
-    }
-    return this.#sql;
-  }
-
   /** After a restore or a release of storage the tables may be new: check again on next use. */
   reset(): void {
-    this.#ready = false;
     this.#replaying = undefined;
+    this.#pending = null;
   }
 
   /** Whether replay_steps holds a trace: asked once per instance (it is written only by loadReplay). */
   #replaying: boolean | undefined;
 
+  #has(table: string): boolean {
+    return this.#sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", table).toArray().length > 0;
+  }
+
   record(step: number, at: number, latencyMs: number, request: RecordedRequest, response: LlmResponse): void {
-    this.#db().exec('INSERT OR REPLACE INTO llm_trace (step, at, latency_ms, request, response) VALUES (?, ?, ?, ?, ?)', step, at, latencyMs, JSON.stringify(request), JSON.stringify(response));
+    const trace: StepTrace = { at, latency_ms: latencyMs, request, response };
+    this.#pending = { step, json: JSON.stringify(trace) };
+  }
+
+  /** The record of the call that answered `step`, for its row (once: it is then forgotten here). */
+  take(step: number): string | null {
+    const p = this.#pending;
+    if (p === null || p.step !== step) return null;
+    this.#pending = null;
+    return p.json;
   }
 
   steps(): Trace['steps'] {
-    return this.#db()
-      .exec<{ step: number; at: number; latency_ms: number; request: string; response: string }>('SELECT step, at, latency_ms, request, response FROM llm_trace ORDER BY step')
-      .toArray()
-      .map((r) => ({ step: r.step, at: r.at, latency_ms: r.latency_ms, request: JSON.parse(r.request) as RecordedRequest, response: JSON.parse(r.response) as Trace['steps'][number]['response'] }));
+    const out = new Map<number, Trace['steps'][number]>();
+    if (this.#has('llm_trace')) {
+      for (const r of this.#sql.exec<{ step: number; at: number; latency_ms: number; request: string; response: string }>('SELECT step, at, latency_ms, request, response FROM llm_trace ORDER BY step')) {
+        out.set(r.step, { step: r.step, at: r.at, latency_ms: r.latency_ms, request: JSON.parse(r.request) as RecordedRequest, response: JSON.parse(r.response) as Trace['steps'][number]['response'] });
+      }
+    }
+    for (const r of this.#sql.exec<{ step: number; trace: string }>('SELECT step, trace FROM steps WHERE trace IS NOT NULL ORDER BY step')) {
+      const t = JSON.parse(r.trace) as StepTrace;
+      out.set(r.step, { step: r.step, at: t.at, latency_ms: t.latency_ms, request: t.request, response: t.response as Trace['steps'][number]['response'] });
+    }
+    return [...out.values()].sort((a, b) => a.step - b.step);
   }
 
   /** Load the trace this process replays. */
   loadReplay(trace: Trace): void {
-    const db = this.#db();
-    for (const s of trace.steps) db.exec('INSERT OR REPLACE INTO replay_steps (step, request, response) VALUES (?, ?, ?)', s.step, JSON.stringify(s.request), JSON.stringify(s.response));
+    this.#sql.exec(REPLAY_SCHEMA);
+    for (const s of trace.steps) this.#sql.exec('INSERT OR REPLACE INTO replay_steps (step, request, response) VALUES (?, ?, ?)', s.step, JSON.stringify(s.request), JSON.stringify(s.response));
     this.#replaying = undefined;
   }
 
   replaying(): boolean {
-    this.#replaying ??= this.#db().exec('SELECT 1 FROM replay_steps LIMIT 1').toArray().length > 0;
+    this.#replaying ??= this.#has('replay_steps') && this.#sql.exec('SELECT 1 FROM replay_steps LIMIT 1').toArray().length > 0;
     return this.#replaying;
   }
 
   replayStep(step: number): { request: RecordedRequest; response: LlmResponse } | null {
-    const row = this.#db().exec<{ request: string; response: string }>('SELECT request, response FROM replay_steps WHERE step = ?', step).toArray()[0];
+    if (!this.replaying()) return null;
+    const row = this.#sql.exec<{ request: string; response: string }>('SELECT request, response FROM replay_steps WHERE step = ?', step).toArray()[0];
     return row ? { request: JSON.parse(row.request) as RecordedRequest, response: JSON.parse(row.response) as LlmResponse } : null;
   }
 }

@@ -59,6 +59,8 @@ export interface StepDeps {
   readonly mcp?: McpHost;
   /** Wraps the provider of every call (src/checkpoints/trace.ts: record, or replay from a trace); `make` builds the real one. */
   readonly wrapProvider?: (make: () => LlmProvider, pcb: Pcb) => LlmProvider;
+  /** The record of the LLM call that answered `step`, written in its row (src/checkpoints/trace.ts `TraceStore.take`); none: nothing is recorded. */
+  readonly takeTrace?: (step: number) => string | null;
   /** The checkpoint and fork syscalls (src/checkpoints); without them they fail with ENOSYS. */
   readonly checkpoints?: CheckpointCalls;
 }

@@ -67,7 +67,14 @@ export const PROCESS_TABLES: readonly TableSpec[] = [
   chunks INTEGER)`,
     ],
   },
-  { name: 'steps', checkpoint: 'rollback', owner: 'store', lazy: false, holds: 'the journal: one row per LLM answer', ddl: ['CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL)'] },
+  {
+    name: 'steps',
+    checkpoint: 'rollback',
+    owner: 'store',
+    lazy: false,
+    holds: 'the journal: one row per LLM answer, with the record of the LLM call that gave it (`trace`: request digests and new inputs, the response; src/checkpoints/trace.ts)',
+    ddl: ['CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL, trace TEXT)'],
+  },
   {
     name: 'journal',
     checkpoint: 'rollback',
@@ -122,7 +129,7 @@ export const PROCESS_TABLES: readonly TableSpec[] = [
   { name: 'tool_code', checkpoint: 'rollback', owner: 'tools', lazy: true, holds: "JIT tools' source and compiled JavaScript, by hash", ddl: ['CREATE TABLE IF NOT EXISTS tool_code (hash TEXT PRIMARY KEY, source TEXT NOT NULL, js TEXT NOT NULL)'] },
   { name: 'tools', checkpoint: 'rollback', owner: 'tools', lazy: true, holds: 'registered JIT tools by name', ddl: ['CREATE TABLE IF NOT EXISTS tools (name TEXT PRIMARY KEY, description TEXT NOT NULL, parameters TEXT NOT NULL, hash TEXT NOT NULL, version INTEGER NOT NULL, origin TEXT NOT NULL, updated_at INTEGER NOT NULL)'] },
   { name: 'mem_embedding_cache', checkpoint: 'skip', owner: 'memory', lazy: true, holds: 'a cache of embeddings (recomputable; a checkpoint may skip its rows)', ddl: ['CREATE TABLE IF NOT EXISTS mem_embedding_cache (key TEXT PRIMARY KEY, vec BLOB NOT NULL, at INTEGER NOT NULL)'] },
-  { name: 'llm_trace', checkpoint: 'rollback', owner: 'checkpoints', lazy: true, holds: 'every LLM call by step: request digests and new inputs, the response (src/checkpoints/trace.ts)', ddl: ['CREATE TABLE IF NOT EXISTS llm_trace (step INTEGER PRIMARY KEY, at INTEGER NOT NULL, latency_ms INTEGER NOT NULL, request TEXT NOT NULL, response TEXT NOT NULL)'] },
+  { name: 'llm_trace', checkpoint: 'rollback', owner: 'checkpoints', lazy: true, holds: 'LLM calls recorded before version 6, by step (since then each is in its step row, steps.trace); written by no code now, read by src/checkpoints/trace.ts, and present only in objects that recorded calls then or restored a checkpoint made then', ddl: ['CREATE TABLE IF NOT EXISTS llm_trace (step INTEGER PRIMARY KEY, at INTEGER NOT NULL, latency_ms INTEGER NOT NULL, request TEXT NOT NULL, response TEXT NOT NULL)'] },
   { name: 'replay_steps', checkpoint: 'live', owner: 'checkpoints', lazy: true, holds: 'the trace a replaying process answers from', ddl: ['CREATE TABLE IF NOT EXISTS replay_steps (step INTEGER PRIMARY KEY, request TEXT NOT NULL, response TEXT NOT NULL)'] },
   { name: 'ckpt_index', checkpoint: 'skip', owner: 'checkpoints', lazy: true, holds: "the process's checkpoints (src/checkpoints/store.ts)", ddl: ['CREATE TABLE IF NOT EXISTS ckpt_index (id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, label TEXT, reason TEXT NOT NULL, step INTEGER NOT NULL, state TEXT NOT NULL, created_at INTEGER NOT NULL, raw_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL, new_bytes INTEGER NOT NULL, digest TEXT NOT NULL)'] },
   { name: 'ckpt_pieces', checkpoint: 'skip', owner: 'checkpoints', lazy: true, holds: 'every piece (row chunk or blob) in a stored pack, by SHA-256: the pack, its place there, how many checkpoints reference it', ddl: ['CREATE TABLE IF NOT EXISTS ckpt_pieces (hash TEXT PRIMARY KEY, pack TEXT NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL, raw INTEGER NOT NULL, refs INTEGER NOT NULL)', 'CREATE UNIQUE INDEX IF NOT EXISTS ckpt_pieces_at ON ckpt_pieces (pack, idx)'] },
@@ -203,6 +210,11 @@ INSERT INTO audit_log_v5 (seq, last, records) SELECT seq, seq, json_array(json(r
 DROP TABLE audit_log; ALTER TABLE audit_log_v5 RENAME TO audit_log`);
     },
   },
+  {
+    version: 6,
+    description: "the record of each LLM call moves into its step's row (steps.trace): one row and one statement fewer per step; llm_trace keeps the calls recorded before",
+    up: (sql) => sql.exec('ALTER TABLE steps ADD COLUMN trace TEXT'),
+  },
 ];
 
 /** A new object is created at the latest version directly: the eager tables as described above. */
@@ -219,6 +231,7 @@ export const PROCESS_FRESH: FreshSchema = { tables: [...PROCESS_TABLES.map((t) =
 
 /** The DDL version 1 created for tables whose shape changed later (history does not change with the description). */
 const V1_DDL = {
+  steps: 'CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL)',
   events: 'CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL)',
   pages: `CREATE TABLE IF NOT EXISTS pages (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, step INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL,

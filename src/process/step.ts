@@ -214,7 +214,7 @@ export class StepLoop {
     rt.store.transaction(() => {
       // A fused call's own commit runs first: it may fail alone, and nothing of the step is queued yet (store.attempt).
       const effects = fused ? this.#calls.commitEffects(fused) : undefined;
-      rt.store.insertStep(step, response.text, rt.now);
+      rt.store.insertStep(step, response.text, rt.now, this.#deps.takeTrace?.(step) ?? null);
       calls.forEach((c, idx) => rt.store.insertJournal(step, idx, c.id, c.name, JSON.stringify(c.entry), 'pending', null));
       rt.addPage(step, { kind: 'assistant', text: response.text, tool_calls: toolCalls });
       const current = rt.mustPcb();

@@ -248,9 +248,10 @@ export class ProcessStore {
     return this.#openStep;
   }
 
-  insertStep(step: number, text: string, at: number): void {
+  /** A new step (an LLM answer), with the record of the call that answered it (`trace`: src/checkpoints/trace.ts; null when none was kept). */
+  insertStep(step: number, text: string, at: number, trace: string | null = null): void {
     const open = this.openStep();
-    this.#w.steps.set(step, { step, status: 'dispatching', text, created_at: at });
+    this.#w.steps.set(step, { step, status: 'dispatching', text, created_at: at, trace });
     this.#w.onUndo(() => this.#w.steps.delete(step));
     if (!this.#w.open) this.#writePending();
     if (open === null || step < open) this.#setOpenStep(step, open);
