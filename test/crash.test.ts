@@ -69,6 +69,28 @@ describe('a step killed mid-syscall', () => {
     expect(audit.body.rows.filter((r) => r.kind === 'syscall').map((r) => r.action)).toEqual(['fs_write', 'net_fetch', 'fs_write', 'exit']);
   });
 
+  it("keeps the PCB's counters across a crash in the middle of a slice, though only the step rows held them", async () => {
+    const key = `counters-${crypto.randomUUID()}`;
+    const append = { name: 'fs_write', args: { path: 'a.txt', content: 'A', append: true } };
+    const steps = [...Array.from({ length: 5 }, () => ({ tool_calls: [append] })), { tool_calls: [{ name: 'net_fetch', args: { url: `${env.TEST_SERVER}/hang/${key}`, method: 'GET' } }] }, { tool_calls: [{ name: 'exit', args: { code: 0 } }] }];
+    const { pid } = await spawn({ name: 'counted', task: 'count', image: 'default', model: { provider: 'scripted', model: 'scripted' }, capabilities: ['fs:/**:rw', 'net:127.0.0.1'], script: steps });
+    await crashDuringFetch(pid, key);
+    const after = await runInDurableObject(stubOf(pid), (_i, state) => {
+      const row = state.storage.sql.exec<{ data: string }>('SELECT data FROM pcb').one();
+      return { row: (JSON.parse(row.data) as { usage: { steps: number } }).usage.steps, stepRows: state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM steps').one().n };
+    });
+    // The five fused steps and the sixth's journal commit changed only counters: the pcb row lags behind them.
+    expect(after.stepRows).toBe(6);
+    expect(after.row).toBeLessThan(6);
+    const pcb = await pcbOf(pid);
+    expect(pcb.usage).toMatchObject({ steps: 6, llm_calls: 6 });
+    expect(await tick(pid)).toBe(true);
+    const done = await pcbOf(pid);
+    expect(done.state).toBe('terminated');
+    expect(done.usage).toMatchObject({ steps: 7, llm_calls: 7 });
+    expect(await fileOf(pid, 'a.txt')).toBe('AAAAA');
+  });
+
   it('never repeats an unsafe call: the model is told EINTR instead', async () => {
     const key = `post-${crypto.randomUUID()}`;
     const { pid } = await spawn({ name: 'crashy', task: 'survive', image: 'default', model: { provider: 'scripted', model: 'scripted' }, capabilities: ['fs:/**:rw', 'net:127.0.0.1'], script: script(key, 'POST') });

@@ -72,7 +72,7 @@ function settleApprovals(rt: ProcessRuntime, live: Pcb, liveDone: ReadonlySet<st
   if (pcb.state === 'waiting' && pcb.wait?.reason === 'approval' && blocked) {
     const id = pcb.wait.approval_id ?? '';
     if (id !== liveWaiting) {
-      const status = rt.store.approvalFor(blocked.step, blocked.idx)?.status ?? 'decided';
+      const status = rt.store.approvals.forEntry(blocked.step, blocked.idx)?.status ?? 'decided';
       rt.completeEntry(blocked, { ok: false, error: { code: 'EPERM', message: `approval ${id} was ${status} after checkpoint ${checkpoint} was taken; the restored process does not repeat the call. Make the call again to ask anew.` } });
       rt.wake();
     }
@@ -91,13 +91,13 @@ function settleApprovals(rt: ProcessRuntime, live: Pcb, liveDone: ReadonlySet<st
       kind: 'd1',
       statement: { sql: "UPDATE approvals SET status = 'expired', note = ?, decided_at = ?, decided_by = 'kernel' WHERE id = ? AND status = 'pending'", params: [`withdrawn: the process was restored to ${checkpoint}`, rt.now, liveWaiting] },
     });
-    rt.store.setApprovalStatus(liveWaiting, 'expired');
+    rt.store.approvals.setStatus(liveWaiting, 'expired');
     rt.emit('approval_decided', { id: liveWaiting, status: 'expired', grant: null, note: `withdrawn: restored to ${checkpoint}`, by: 'kernel' });
   }
   // Entries about to run whose approval was already used in the live timeline are not run twice.
   for (const row of rt.store.sql.exec<{ step: number; idx: number }>("SELECT step, idx FROM journal WHERE status = 'pending'").toArray()) {
     const key = `${row.step}.${row.idx}`;
-    const approval = rt.store.approvalFor(row.step, row.idx);
+    const approval = rt.store.approvals.forEntry(row.step, row.idx);
     if (approval?.status === 'approved' && liveDone.has(key)) {
       const entry = rt.store.journal(row.step).find((r) => r.idx === row.idx);
       if (entry) rt.completeEntry(entry, { ok: false, error: { code: 'EPERM', message: `approval ${approval.id} was used after checkpoint ${checkpoint} was taken; an approval is used once. Make the call again to ask anew.` } });

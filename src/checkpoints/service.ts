@@ -75,6 +75,7 @@ export class CheckpointService {
     const pcb = rt.mustPcb();
     this.#atBoundary(pcb);
     // Synchronous from here to the end of readSnapshot: one instant of the process.
+    rt.store.flushPcb();
     const snap = readSnapshot(rt.store.sql);
     const seq = this.index.nextSeq();
     const id = `ck${String(seq).padStart(4, '0')}-${crypto.randomUUID().slice(0, 8)}`;
@@ -277,6 +278,7 @@ export class CheckpointService {
 
   /** The digest of the process's state now (what a checkpoint taken now would record). */
   digestNow(): Promise<string> {
+    this.#rt.store.flushPcb();
     return stateDigest(readSnapshot(this.#rt.store.sql).tables);
   }
 }

@@ -138,3 +138,16 @@ export const PcbSchema = z.object({
   forked_from: z.string().optional(),
 });
 export type Pcb = z.infer<typeof PcbSchema>;
+
+/** The PCB's fields a step changes in every commit (its usage counters, version and time): kept in the step's row when nothing else changed (src/process/store.ts). */
+export const PCB_COUNTERS = ['usage', 'version', 'updated_at'] as const;
+
+/** Whether `next` differs from `prev` only in PCB_COUNTERS (fields compared by reference: a PCB is changed by making a new one). */
+export function onlyCountersDiffer(prev: Pcb, next: Pcb): boolean {
+  const a = prev as unknown as Record<string, unknown>;
+  const b = next as unknown as Record<string, unknown>;
+  const keys = Object.keys(b);
+  if (keys.length !== Object.keys(a).length) return false;
+  for (const k of keys) if (!(PCB_COUNTERS as readonly string[]).includes(k) && a[k] !== b[k]) return false;
+  return true;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type Pcb, PROCESS_STATES, type ProcessState, ZERO_USAGE, DEFAULT_QUOTAS } from './pcb.ts';
+import { type Pcb, PROCESS_STATES, type ProcessState, ZERO_USAGE, DEFAULT_QUOTAS, onlyCountersDiffer } from './pcb.ts';
 import { LEGAL_FROM, type TransitionEvent, type TransitionType, canTransition, transition } from './state.ts';
 
 const NOW = 1_700_000_123_456;
@@ -153,5 +153,17 @@ describe('transition side effects', () => {
     if (r.ok) throw new Error('expected ESTATE');
     expect(r.error.details).toEqual({ pid: 'p00000000000000000001', state: 'terminated', event: 'wake', legal_from: ['sleeping', 'waiting'] });
     expect(r.error.message).toContain('terminated');
+  });
+});
+
+describe('onlyCountersDiffer (which commits may leave the PCB row behind its step rows)', () => {
+  it('holds for a step that changed only usage, version and time, and for nothing else', () => {
+    const prev = makePcb();
+    expect(onlyCountersDiffer(prev, { ...prev, usage: { ...prev.usage, steps: 1 }, version: 8, updated_at: 3_000 })).toBe(true);
+    expect(onlyCountersDiffer(prev, { ...prev, state: 'running' })).toBe(false);
+    expect(onlyCountersDiffer(prev, { ...prev, capabilities: [...prev.capabilities] })).toBe(false);
+    const { wait: _dropped, ...fewer } = prev;
+    expect(onlyCountersDiffer(prev, fewer as Pcb)).toBe(false);
+    expect(onlyCountersDiffer(prev, { ...prev, forked_from: 'p1' })).toBe(false);
   });
 });

@@ -19,7 +19,7 @@ import type { JournalRow } from './store.ts';
 export async function decideApproval(rt: ProcessCore, input: { id: string; tenant: string; args_hash: string; decision: 'approve' | 'deny'; grant: 'once' | 'always'; note: string; by: string }): Promise<Result<Pcb>> {
   const pcb = rt.pcb();
   if (!pcb || pcb.tenant !== input.tenant) return fail('ENOENT', 'no such process');
-  const approval = rt.store.approval(input.id);
+  const approval = rt.store.approvals.get(input.id);
   const entry = rt.store.blockedEntry();
   if (!approval || pcb.state !== 'waiting' || pcb.wait?.approval_id !== input.id || !entry || entry.step !== approval.step || entry.idx !== approval.idx) {
     return fail('ESTATE', `process ${pcb.pid} is not waiting for approval ${input.id}`, { state: pcb.state });
@@ -66,7 +66,7 @@ export function addGrant(rt: ProcessCore, grant: Grant, by: string): void {
 }
 
 export function settleApproval(rt: ProcessCore, id: string, status: 'approved' | 'denied' | 'expired', grant: 'once' | 'always' | null, note: string, by: string): void {
-  rt.store.setApprovalStatus(id, status);
+  rt.store.approvals.setStatus(id, status);
   rt.send({
     kind: 'd1',
     statement: {

@@ -45,7 +45,7 @@ export class Pending {
   audits: { seq: number; record: string }[] = [];
   pages: PendingPage[] = [];
   /** New steps and journal entries, as they will be written (a status change before the end changes the row here). */
-  steps = new Map<number, { step: number; status: string; text: string; created_at: number; trace: string | null }>();
+  steps = new Map<number, { step: number; status: string; text: string; created_at: number; trace: string | null; pcb: string | null }>();
   journal = new Map<string, Mutable<JournalRow>>();
 
   readonly #onAuditRow: () => void;
@@ -98,7 +98,7 @@ export class Pending {
   /** Write what is queued. */
   write(): void {
     const sql = this.#sql;
-    insertRows(sql, 'steps (step, status, text, created_at, trace)', [...this.steps.values()].map((r) => [r.step, r.status, r.text, r.created_at, r.trace]));
+    insertRows(sql, 'steps (step, status, text, created_at, trace, pcb)', [...this.steps.values()].map((r) => [r.step, r.status, r.text, r.created_at, r.trace, r.pcb]));
     this.steps = new Map();
     insertRows(sql, 'journal (step, idx, call_id, name, args, status, result, attempts)', [...this.journal.values()].map((r) => [r.step, r.idx, r.call_id, r.name, r.args, r.status, r.result, r.attempts]));
     this.journal = new Map();

@@ -299,7 +299,7 @@ export class Dispatcher {
    */
   #authorize(row: JournalRow, call: ValidCall): { kind: 'allow'; consume: number | null } | { kind: 'deny'; error: ErrorValue } | { kind: 'ask'; needed: string; reason: string } {
     const rt = this.#rt;
-    const prior = rt.store.approvalFor(row.step, row.idx);
+    const prior = rt.store.approvals.forEntry(row.step, row.idx);
     if (prior?.status === 'approved') return { kind: 'allow', consume: null };
     const pcb = rt.mustPcb();
     const reqs = requirementsFor(call, { children_spawned: rt.store.children.all().length });
@@ -327,7 +327,7 @@ export class Dispatcher {
     const argsHash = await callHash(call.name, call.args);
     const expires = rt.now + (this.#deps.approvalTtlMs ?? DEFAULT_APPROVAL_TTL_MS);
     rt.store.transaction(() => {
-      rt.store.addApproval({ id, step: row.step, idx: row.idx, needed, status: 'pending' });
+      rt.store.approvals.add({ id, step: row.step, idx: row.idx, needed, status: 'pending' });
       rt.store.markBlocked(row.step, row.idx);
       rt.store.clearTimer('run');
       rt.apply({ type: 'block', wait: { reason: 'approval', approval_id: id, deadline: expires } });

@@ -72,8 +72,8 @@ export const PROCESS_TABLES: readonly TableSpec[] = [
     checkpoint: 'rollback',
     owner: 'store',
     lazy: false,
-    holds: 'the journal: one row per LLM answer, with the record of the LLM call that gave it (`trace`: request digests and new inputs, the response; src/checkpoints/trace.ts)',
-    ddl: ['CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL, trace TEXT)'],
+    holds: "the journal: one row per LLM answer, with the record of the LLM call that gave it (`trace`: request digests and new inputs, the response; src/checkpoints/trace.ts) and, when the step's commit changed only the PCB's counters, those counters (`pcb`: usage, version, updated_at), which the pcb row then lacks (./store.ts)",
+    ddl: ['CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL, trace TEXT, pcb TEXT)'],
   },
   {
     name: 'journal',
@@ -212,8 +212,8 @@ DROP TABLE audit_log; ALTER TABLE audit_log_v5 RENAME TO audit_log`);
   },
   {
     version: 6,
-    description: "the record of each LLM call moves into its step's row (steps.trace): one row and one statement fewer per step; llm_trace keeps the calls recorded before",
-    up: (sql) => sql.exec('ALTER TABLE steps ADD COLUMN trace TEXT'),
+    description: "the record of each LLM call moves into its step's row (steps.trace), and so do the PCB's counters when a step changed nothing else (steps.pcb): two rows and two statements fewer per step; llm_trace keeps the calls recorded before",
+    up: (sql) => sql.exec('ALTER TABLE steps ADD COLUMN trace TEXT; ALTER TABLE steps ADD COLUMN pcb TEXT'),
   },
 ];
 

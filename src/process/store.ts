@@ -3,38 +3,31 @@
  * ./schema.ts, every meta key in ./meta.ts).
  *
  * The store owns the commit (`transaction`, `attempt`; the rows a commit defers to its end are in
- * ./commit.ts) and the PCB, meta, timers, events, the step journal (write-ahead record of every LLM
- * answer and every syscall it asked for) and approvals. By concept, beside it: `pages` (context
+ * ./commit.ts) and the PCB, meta, timers, events and the step journal (write-ahead record of every LLM
+ * answer and every syscall it asked for). By concept, beside it: `pages` (context
  * pages and the in-memory page table, ./pages.ts), `children` (./children.ts) and `deliveries` (the
- * outbox and the audit log, what the process owes others, ./deliveries.ts).
+ * outbox and the audit log, what the process owes others, ./deliveries.ts) and `approvals`
+ * (./approval-store.ts).
  * Every method is synchronous: DO SQLite commits writes made in one turn together, and
  * `transactionSync` makes multi-row changes atomic.
  */
-import type { Pcb } from '../kernel/pcb.ts';
+import { type PCB_COUNTERS, type Pcb, onlyCountersDiffer } from '../kernel/pcb.ts';
 import type { Timer, TimerKind } from '../kernel/timers.ts';
 import type { EventRow } from '../rpc/contracts.ts';
 import { open } from '../storage/migrations.ts';
+import { type ApprovalRow, ApprovalStore } from './approval-store.ts';
 import { ChildStore } from './children.ts';
 import { type JournalRow, type JournalStatus, Pending } from './commit.ts';
 import { Deliveries } from './deliveries.ts';
 import type { AuditHead, MetaKey } from './meta.ts';
 import { PageStore } from './pages.ts';
-import { PROCESS_FRESH, PROCESS_MIGRATIONS, tableDdl } from './schema.ts';
+import { PROCESS_FRESH, PROCESS_MIGRATIONS } from './schema.ts';
 
-export type { AuditHead, EventRow, JournalRow, JournalStatus };
+export type { ApprovalRow, AuditHead, EventRow, JournalRow, JournalStatus };
 export { EXCERPT_CHARS, type PageMetaRow, type PageRow } from './pages.ts';
 export type { ChildRow } from './children.ts';
 export type { OutboxRow } from './deliveries.ts';
 
-/** A human approval a process asked for (the kernel's side; D1's approvals table is the operators'). */
-export type ApprovalRow = {
-  readonly id: string;
-  readonly step: number;
-  readonly idx: number;
-  /** The capability the call needs, as the operator was shown it. */
-  readonly needed: string;
-  readonly status: 'pending' | 'approved' | 'denied' | 'expired';
-};
 
 /** Meta entries are cached; this marks a key known to be absent. */
 const ABSENT = Symbol('absent');
@@ -57,6 +50,8 @@ export class ProcessStore {
   readonly children: ChildStore;
   /** The outbox and the audit log: what the process owes others (./deliveries.ts). */
   readonly deliveries: Deliveries;
+  /** Human approvals this process asked for (./approval-store.ts). */
+  readonly approvals: ApprovalStore;
 
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
@@ -64,6 +59,7 @@ export class ProcessStore {
     this.#w = new Pending(this.#sql, () => this.deliveries.auditRowWritten());
     this.pages = new PageStore(this.#sql, this.#w);
     this.children = new ChildStore(this.#sql, this.#w);
+    this.approvals = new ApprovalStore(this.#sql);
     this.deliveries = new Deliveries(this.#sql, this.#w, { get: (k) => this.getMeta(k), set: (k, v) => this.setMeta(k, v) });
     // The tables, at the version this code knows (./schema.ts); nothing is probed.
     if (open(storage, PROCESS_MIGRATIONS, PROCESS_FRESH).created) this.#created();
@@ -71,8 +67,8 @@ export class ProcessStore {
 
   /** A new object: its tables were created just now, empty, so every cache starts complete instead of being read. */
   #created(): void {
-    [this.#pcb, this.#metaComplete, this.#eventNext, this.#openStep, this.#approvalsPresent] = [null, true, 1, null, false];
-    for (const part of [this.pages, this.children, this.deliveries]) part.empty();
+    [this.#pcb, this.#durable, this.#metaComplete, this.#eventNext, this.#openStep] = [null, null, true, 1, null];
+    for (const part of [this.pages, this.children, this.deliveries, this.approvals]) part.empty();
   }
   /** Whether #meta holds every entry there is (a key it lacks is absent, not unread). */
   #metaComplete = false;
@@ -88,6 +84,7 @@ export class ProcessStore {
     if (w.open) return this.#nested(fn);
     const undo: (() => void)[] = (w.undo = []);
     const pcb = this.#pcb;
+    const durable = this.#durable;
     const meta = new Map(this.#meta);
     try {
       return this.#storage.transactionSync(() => {
@@ -97,6 +94,7 @@ export class ProcessStore {
       });
     } catch (e) {
       this.#pcb = pcb;
+      this.#durable = durable;
       this.#pcbDirty = false;
       this.#meta = meta;
       w.clear();
@@ -127,12 +125,14 @@ export class ProcessStore {
     const at = undo.length;
     const pcb = this.#pcb;
     const pcbDirty = this.#pcbDirty;
+    const durable = this.#durable;
     const meta = new Map(this.#meta);
     const mark = w.mark();
     try {
       return run();
     } catch (e) {
       this.#pcb = pcb;
+      this.#durable = durable;
       this.#pcbDirty = pcbDirty;
       this.#meta = meta;
       w.dropTo(mark);
@@ -144,10 +144,35 @@ export class ProcessStore {
   /** The PCB changed in the open commit (written once, at its end). */
   #pcbDirty = false;
 
+  /**
+   * The PCB as its row holds it (undefined: not read yet). When a commit changes only the PCB's
+   * counters (`PCB_COUNTERS`) and writes a step, which is every step's commit in the middle of a slice,
+   * the counters go into that step's row (steps.pcb) and the pcb row is not written: loadPcb takes
+   * them from the newest step's row when they are newer than the pcb row (by version). Every other
+   * change writes the whole row. A reader of the table itself (a checkpoint) calls flushPcb first.
+   */
+  #durable: Pcb | null | undefined;
+
   #writePending(): void {
-    if (this.#pcbDirty && this.#pcb) this.#sql.exec('INSERT INTO pcb (id, data) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data', JSON.stringify(this.#pcb));
+    const pcb = this.#pcb;
+    if (this.#pcbDirty && pcb) {
+      const row = this.#w.steps.get(pcb.usage.steps);
+      if (row && this.#durable && onlyCountersDiffer(this.#durable, pcb)) row.pcb = JSON.stringify({ usage: pcb.usage, version: pcb.version, updated_at: pcb.updated_at });
+      else this.#writePcb(pcb);
+    }
     this.#pcbDirty = false;
     this.#w.write();
+  }
+
+  #writePcb(pcb: Pcb): void {
+    this.#sql.exec('INSERT INTO pcb (id, data) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET data = excluded.data', JSON.stringify(pcb));
+    this.#durable = pcb;
+  }
+
+  /** Write the PCB's row if its counters are only in a step's row (before the table itself is read: a checkpoint). */
+  flushPcb(): void {
+    const pcb = this.loadPcb();
+    if (pcb && this.#durable !== pcb && !this.#w.open) this.#writePcb(pcb);
   }
 
   // --- PCB ---------------------------------------------------------------------------------------
@@ -155,7 +180,13 @@ export class ProcessStore {
   loadPcb(): Pcb | null {
     if (this.#pcb === undefined) {
       const row = this.#sql.exec<{ data: string }>('SELECT data FROM pcb WHERE id = 1').toArray()[0];
-      this.#pcb = row ? (JSON.parse(row.data) as Pcb) : null;
+      const stored = (this.#pcb = this.#durable = row ? (JSON.parse(row.data) as Pcb) : null);
+      if (stored) {
+        // The newest step's counters, when its commit wrote them there instead of the pcb row.
+        const last = this.#sql.exec<{ pcb: string | null }>('SELECT pcb FROM steps ORDER BY step DESC LIMIT 1').toArray()[0];
+        const counters = last?.pcb ? (JSON.parse(last.pcb) as Pick<Pcb, (typeof PCB_COUNTERS)[number]>) : null;
+        if (counters && counters.version > stored.version) this.#pcb = { ...stored, ...counters };
+      }
     }
     return this.#pcb;
   }
@@ -251,7 +282,7 @@ export class ProcessStore {
   /** A new step (an LLM answer), with the record of the call that answered it (`trace`: src/checkpoints/trace.ts; null when none was kept). */
   insertStep(step: number, text: string, at: number, trace: string | null = null): void {
     const open = this.openStep();
-    this.#w.steps.set(step, { step, status: 'dispatching', text, created_at: at, trace });
+    this.#w.steps.set(step, { step, status: 'dispatching', text, created_at: at, trace, pcb: null });
     this.#w.onUndo(() => this.#w.steps.delete(step));
     if (!this.#w.open) this.#writePending();
     if (open === null || step < open) this.#setOpenStep(step, open);
@@ -325,37 +356,6 @@ export class ProcessStore {
     this.#sql.exec("UPDATE journal SET status = 'done', result = ? WHERE step = ? AND idx = ?", result, step, idx);
   }
 
-  // --- approvals (created by the first request: most processes never ask) ---------------------------
-  /** Whether the approvals table exists (undefined: not looked yet; forgotten after each write, whose transaction may roll back). */
-  #approvalsPresent: boolean | undefined;
-
-  #approvalsReadable(): boolean {
-    this.#approvalsPresent ??= this.#sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'approvals'").toArray().length > 0;
-    return this.#approvalsPresent;
-  }
-
-  /** The approval asked for a journal entry, if any. */
-  approvalFor(step: number, idx: number): ApprovalRow | null {
-    if (!this.#approvalsReadable()) return null;
-    return this.#sql.exec<ApprovalRow>('SELECT id, step, idx, needed, status FROM approvals WHERE step = ? AND idx = ?', step, idx).toArray()[0] ?? null;
-  }
-
-  approval(id: string): ApprovalRow | null {
-    if (!this.#approvalsReadable()) return null;
-    return this.#sql.exec<ApprovalRow>('SELECT id, step, idx, needed, status FROM approvals WHERE id = ?', id).toArray()[0] ?? null;
-  }
-
-  /** Record a request (pending); asking again for the same entry keeps the first. */
-  addApproval(row: ApprovalRow): void {
-    this.#sql.exec(tableDdl(['approvals']));
-    this.#approvalsPresent = undefined;
-    this.#sql.exec('INSERT OR IGNORE INTO approvals (id, step, idx, needed, status) VALUES (?, ?, ?, ?, ?)', row.id, row.step, row.idx, row.needed, row.status);
-  }
-
-  setApprovalStatus(id: string, status: ApprovalRow['status']): void {
-    if (this.#approvalsReadable()) this.#sql.exec('UPDATE approvals SET status = ? WHERE id = ?', status, id);
-  }
-
   /** Forget the caches: the tables were rewritten underneath them (a checkpoint restored or forked in). */
   reload(): void {
     // The rewrite replaced the PCB; the events and audit records this commit queued (tables it does
@@ -369,13 +369,14 @@ export class ProcessStore {
   #forget(): void {
     this.#eventNext = undefined;
     this.#pcb = undefined;
+    this.#durable = undefined;
     this.#meta = new Map();
     this.#metaComplete = false;
-    this.#approvalsPresent = undefined;
     this.#openStep = undefined;
     this.pages.reset();
     this.children.reset();
     this.deliveries.reset();
+    this.approvals.reset();
   }
 
   // --- raw access for the filesystem module ---------------------------------------------------------
