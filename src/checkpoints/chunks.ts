@@ -65,11 +65,11 @@ function fromBase64(s: string): ArrayBuffer {
 }
 
 /**
- * Split a table's rows (rowid first, then its columns) into pieces: row chunks (a JSON array of
+ * Split a table's rows (rowid first, null for a table without one, then its columns) into pieces: row chunks (a JSON array of
  * rows; the manifest names the table and its columns) and blobs. Returns the row chunks' hashes in
  * order; `pieces` receives every piece (deduplicated by hash).
  */
-export async function chunkTable(rows: readonly (readonly [number, ...SqlValue[]])[], pieces: Map<string, Piece>): Promise<string[]> {
+export async function chunkTable(rows: readonly (readonly [number | null, ...SqlValue[]])[], pieces: Map<string, Piece>): Promise<string[]> {
   const hashes: string[] = [];
   let current: CellValue[][] = [];
   let size = 0;
@@ -101,7 +101,9 @@ export async function chunkTable(rows: readonly (readonly [number, ...SqlValue[]
         bytes += typeof v === 'string' ? v.length + 2 : 12;
       }
     }
-    const r = Math.floor(rowid / ROWS_PER_CHUNK);
+    // Chunks follow ranges of rowids, so unchanged ranges are shared between checkpoints; a table
+    // kept by its key (no rowid: the journal) ranges by its first key column (the step).
+    const r = Math.floor((rowid ?? (typeof values[0] === 'number' ? values[0] : 0)) / ROWS_PER_CHUNK);
     if (current.length > 0 && (r !== range || size + bytes > MAX_CHUNK_BYTES)) await flush();
     range = r;
     current.push(cells);

@@ -15,8 +15,8 @@ export interface TableSnapshot {
   readonly columns: readonly string[];
   /** Whether rowid is its own column (no INTEGER PRIMARY KEY alias): restored explicitly. */
   readonly explicit_rowid: boolean;
-  /** Rows: rowid first, then the columns. */
-  readonly rows: readonly (readonly [number, ...SqlValue[]])[];
+  /** Rows: rowid first (null for a table kept by its key, WITHOUT ROWID), then the columns. */
+  readonly rows: readonly (readonly [number | null, ...SqlValue[]])[];
 }
 
 export interface Snapshot {
@@ -26,6 +26,9 @@ export interface Snapshot {
 }
 
 const quote = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+
+/** A table kept by its primary key (WITHOUT ROWID, per the process-state description): it has no rowid to copy. */
+const withoutRowid = (table: string): boolean => ddlOf(table).some((d) => /\bWITHOUT ROWID\s*$/i.test(d));
 
 function rowidAlias(sql: SqlStorage, table: string): boolean {
   const cols = sql.exec<{ name: string; type: string; pk: number }>(`PRAGMA table_info(${quote(table)})`).toArray();
@@ -43,11 +46,12 @@ export function readSnapshot(sql: SqlStorage): Snapshot {
   for (const spec of COPIED_TABLES) {
     const name = spec.name;
     if (!present.has(name)) continue;
-    const cursor = sql.exec(`SELECT rowid AS __rowid, * FROM ${quote(name)} ORDER BY rowid`);
+    const keyed = withoutRowid(name);
+    const cursor = sql.exec(keyed ? `SELECT NULL AS __rowid, * FROM ${quote(name)}` : `SELECT rowid AS __rowid, * FROM ${quote(name)} ORDER BY rowid`);
     const columns = cursor.columnNames.slice(1);
-    let rows = [...cursor.raw()] as unknown as [number, ...SqlValue[]][];
+    let rows = [...cursor.raw()] as unknown as [number | null, ...SqlValue[]][];
     if (name === 'meta') rows = rows.filter((r) => metaRollsBack(String(r[1])));
-    tables.push({ name, policy: spec.checkpoint, columns, explicit_rowid: !rowidAlias(sql, name), rows });
+    tables.push({ name, policy: spec.checkpoint, columns, explicit_rowid: !keyed && !rowidAlias(sql, name), rows });
   }
   const events = sql.exec<{ seq: number | null }>('SELECT MAX(last) AS seq FROM events').one().seq ?? 0;
   return { tables, events_cursor: events };
@@ -107,11 +111,14 @@ export function writeTables(sql: SqlStorage, tables: readonly TableRows[], keep:
     const kept = keep(t.name);
     if (kept) sql.exec(`DELETE FROM ${quote(t.name)} WHERE NOT (${kept.where})`, ...kept.params);
     else sql.exec(`DELETE FROM ${quote(t.name)}`);
-    const names = [...(t.explicit_rowid ? ['rowid'] : []), ...cols.map(({ c }) => quote(c))];
+    // A checkpoint's rowids are written back only where the live table has them (the journal had
+    // them before schema 6; it is kept by its key since).
+    const rowid = t.explicit_rowid && !withoutRowid(t.name);
+    const names = [...(rowid ? ['rowid'] : []), ...cols.map(({ c }) => quote(c))];
     const insert = `INSERT INTO ${quote(t.name)} (${names.join(', ')}) VALUES (${names.map(() => '?').join(', ')})`;
     for (const row of t.rows) {
       const values = cols.map(({ i }) => row[i + 1] ?? null);
-      if (t.explicit_rowid) sql.exec(insert, row[0] ?? null, ...values);
+      if (rowid) sql.exec(insert, row[0] ?? null, ...values);
       else sql.exec(insert, ...values);
     }
   }

@@ -80,11 +80,11 @@ export const PROCESS_TABLES: readonly TableSpec[] = [
     checkpoint: 'rollback',
     owner: 'store',
     lazy: false,
-    holds: 'the journal: one row per syscall an answer asked for (pending → started → blocked → done)',
+    holds: 'the journal: one row per syscall an answer asked for (pending → started → blocked → done); kept in the order of its key (WITHOUT ROWID), so an entry is one row written, not a row and an index entry',
     ddl: [
       `CREATE TABLE IF NOT EXISTS journal (
   step INTEGER NOT NULL, idx INTEGER NOT NULL, call_id TEXT NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL,
-  status TEXT NOT NULL, result TEXT, attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (step, idx))`,
+  status TEXT NOT NULL, result TEXT, attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (step, idx)) WITHOUT ROWID`,
     ],
   },
   { name: 'children', checkpoint: 'live', owner: 'store', lazy: false, holds: 'spawned children and their exit status (live → exited → reaped)', ddl: ['CREATE TABLE IF NOT EXISTS children (pid TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, exit TEXT, spawn_key TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL)'] },
@@ -212,8 +212,14 @@ DROP TABLE audit_log; ALTER TABLE audit_log_v5 RENAME TO audit_log`);
   },
   {
     version: 6,
-    description: "the record of each LLM call moves into its step's row (steps.trace), and so do the PCB's counters when a step changed nothing else (steps.pcb): two rows and two statements fewer per step; llm_trace keeps the calls recorded before",
-    up: (sql) => sql.exec('ALTER TABLE steps ADD COLUMN trace TEXT; ALTER TABLE steps ADD COLUMN pcb TEXT'),
+    description:
+      "the record of each LLM call moves into its step's row (steps.trace), and so do the PCB's counters when a step changed nothing else (steps.pcb); the journal is kept by its key (WITHOUT ROWID): three rows and two statements fewer per step; llm_trace keeps the calls recorded before",
+    up: (sql) => {
+      sql.exec('ALTER TABLE steps ADD COLUMN trace TEXT; ALTER TABLE steps ADD COLUMN pcb TEXT');
+      sql.exec(`${tableDdl(['journal']).replace('journal (', 'journal_v6 (')};
+INSERT INTO journal_v6 (step, idx, call_id, name, args, status, result, attempts) SELECT step, idx, call_id, name, args, status, result, attempts FROM journal;
+DROP TABLE journal; ALTER TABLE journal_v6 RENAME TO journal`);
+    },
   },
 ];
 
@@ -231,6 +237,9 @@ export const PROCESS_FRESH: FreshSchema = { tables: [...PROCESS_TABLES.map((t) =
 
 /** The DDL version 1 created for tables whose shape changed later (history does not change with the description). */
 const V1_DDL = {
+  journal: `CREATE TABLE IF NOT EXISTS journal (
+  step INTEGER NOT NULL, idx INTEGER NOT NULL, call_id TEXT NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL,
+  status TEXT NOT NULL, result TEXT, attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (step, idx))`,
   steps: 'CREATE TABLE IF NOT EXISTS steps (step INTEGER PRIMARY KEY, status TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL)',
   events: 'CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL)',
   pages: `CREATE TABLE IF NOT EXISTS pages (
