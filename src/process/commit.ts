@@ -48,10 +48,10 @@ export class Pending {
   steps = new Map<number, { step: number; status: string; text: string; created_at: number; trace: string | null; pcb: string | null }>();
   journal = new Map<string, Mutable<JournalRow>>();
 
-  readonly #onAuditRow: () => void;
+  readonly #onAuditRow: (records: number) => void;
 
-  /** `onAuditRow`: an audit_log row was written (the store counts them). */
-  constructor(sql: SqlStorage, onAuditRow: () => void) {
+  /** `onAuditRow`: an audit_log row of so many records was written (the store counts them). */
+  constructor(sql: SqlStorage, onAuditRow: (records: number) => void) {
     this.#sql = sql;
     this.#onAuditRow = onAuditRow;
   }
@@ -113,7 +113,7 @@ export class Pending {
     if (audits.length > 0) {
       sql.exec('INSERT INTO audit_log (seq, last, records) VALUES (?, ?, ?)', audits[0]!.seq, audits.at(-1)!.seq, `[${audits.map((a) => a.record).join(',')}]`);
       this.audits = [];
-      this.#onAuditRow();
+      this.#onAuditRow(audits.length);
     }
   }
 

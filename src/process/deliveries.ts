@@ -1,7 +1,10 @@
 /**
  * What a process owes to others, in its own storage: the outbox (effects on D1 and other objects,
- * committed with the change that caused them, delivered by ./outbox.ts) and the audit log (records
- * of its own hash chain not yet in D1, one row per commit; src/audit/audit.ts).
+ * committed with the change that caused them, delivered by ./outbox.ts) and the audit log (the
+ * records of its own hash chain, one row per commit; src/audit/audit.ts). The log is append-only,
+ * as the event log is: a row is not deleted once its records are in D1 (that would be one more row
+ * written per commit); the chain's head (meta `audit_head`) says how far D1 has them, and what lies
+ * beyond it is owed. Both logs go with the process's storage.
  */
 import { GENESIS } from '../audit/audit.ts';
 import type { Pending } from './commit.ts';
@@ -34,34 +37,38 @@ export class Deliveries {
   /** The tables were created just now (a new object): nothing logged, known without a read. */
   empty(): void {
     this.#auditNext = 1;
-    this.#auditRows = 0;
+    this.#owed = 0;
   }
 
   /** Forget the counters (the tables were rewritten or dropped). */
   reset(): void {
     this.#auditNext = undefined;
-    this.#auditRows = undefined;
+    this.#owed = undefined;
   }
 
-  /** The open commit wrote an audit_log row (./commit.ts). */
-  auditRowWritten(): void {
-    const rows = this.#auditRows;
-    if (rows === undefined) return;
-    this.#auditRows = rows + 1;
-    this.#w.onUndo(() => (this.#auditRows = rows));
+  /** The open commit wrote an audit_log row of `records` records (./commit.ts). */
+  auditRowWritten(records: number): void {
+    const owed = this.#owed;
+    if (owed === undefined) return;
+    this.#owed = owed + records;
+    this.#w.onUndo(() => (this.#owed = owed));
   }
 
   /** The next record's number in this process's chain: read once per instance, then counted here. */
   #auditNext: number | undefined;
 
-  /** Take the next audit record number (undone if the transaction rolls back). */
-  nextAuditSeq(): number {
+  #next(): number {
     if (this.#auditNext === undefined) {
       const logged = this.#sql.exec<{ n: number | null }>('SELECT MAX(last) AS n FROM audit_log').one().n ?? 0;
       // Numbers already used: delivered (the head), and counted by kernels before the audit log (audit_seq).
       this.#auditNext = Math.max(logged, this.#meta.get(META.auditHead)?.seq ?? 0, this.#meta.get(META.auditSeqLegacy) ?? 0) + 1;
     }
-    const n = this.#auditNext;
+    return this.#auditNext;
+  }
+
+  /** Take the next audit record number (undone if the transaction rolls back). */
+  nextAuditSeq(): number {
+    const n = this.#next();
     this.#auditNext = n + 1;
     this.#w.onUndo(() => (this.#auditNext = n));
     return n;
@@ -73,13 +80,17 @@ export class Deliveries {
     if (!this.#w.open) this.#w.write();
   }
 
-  /** Rows of audit_log (one per commit that recorded something): counted so an empty log is known without a read. */
-  #auditRows: number | undefined;
+  /** Records of audit_log past the chain's head (read once per instance, then counted here). */
+  #owed: number | undefined;
+
+  #owedRecords(): number {
+    this.#owed ??= this.#sql.exec<{ n: number }>('SELECT COALESCE(SUM(last - seq + 1), 0) AS n FROM audit_log WHERE seq > ?', this.auditHead().seq).one().n;
+    return this.#owed;
+  }
 
   /** Whether records are waiting for D1. */
   auditOwed(): boolean {
-    this.#auditRows ??= this.#sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM audit_log').one().n;
-    return this.#auditRows > 0 || this.#w.audits.length > 0;
+    return this.#owedRecords() > 0 || this.#w.audits.length > 0;
   }
 
   /**
@@ -89,21 +100,19 @@ export class Deliveries {
   auditBacklog(limit: number): { seq: number; record: string }[] {
     this.#w.settle();
     const out: { seq: number; record: string }[] = [];
-    for (const r of this.#sql.exec<{ seq: number; records: string }>('SELECT seq, records FROM audit_log ORDER BY seq LIMIT ?', Math.max(1, limit)).toArray()) {
+    const rows = this.#sql.exec<{ seq: number; records: string }>('SELECT seq, records FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?', this.auditHead().seq, Math.max(1, limit)).toArray();
+    for (const r of rows) {
       if (out.length >= limit && out.length > 0) break;
       (JSON.parse(r.records) as unknown[]).forEach((record, i) => out.push({ seq: r.seq + i, record: JSON.stringify(record) }));
     }
     return out;
   }
 
-  /** Delivered: forget the records up to `seq` (the end of a commit's records) and move the chain's head (one commit). */
-  delivered(seq: number, head: AuditHead): void {
-    const gone = this.#sql.exec('DELETE FROM audit_log WHERE seq <= ?', seq).rowsWritten;
-    const rows = this.#auditRows;
-    if (rows !== undefined) {
-      this.#auditRows = rows - gone;
-      this.#w.onUndo(() => (this.#auditRows = rows));
-    }
+  /** Delivered: `records` records, up to `head.seq` (the end of a commit's records), are in D1; the chain's head moves there (one row). */
+  delivered(head: AuditHead, records: number): void {
+    const owed = this.#owedRecords();
+    this.#owed = owed - records;
+    this.#w.onUndo(() => (this.#owed = owed));
     this.#meta.set(META.auditHead, head);
   }
 
@@ -138,7 +147,7 @@ export class Deliveries {
 
   /** Deliveries still owed: outbox rows and audit records not yet in D1. */
   owed(): number {
-    return this.outboxSize() + this.#sql.exec<{ n: number }>('SELECT COALESCE(SUM(last - seq + 1), 0) AS n FROM audit_log').one().n;
+    return this.outboxSize() + this.#owedRecords();
   }
 
   bumpOutbox(ids: readonly number[]): void {

@@ -86,7 +86,7 @@ export class Outbox {
     const db = this.#rt.deps.db;
     await db.batch(statements.map((st) => db.prepare(st.sql).bind(...st.params)));
     store.transaction(() => {
-      if (backlog.length > 0) store.deliveries.delivered(next.seq, next);
+      if (backlog.length > 0) store.deliveries.delivered(next, backlog.length);
       store.deliveries.deleteOutbox(sqlRows.map((m) => m.id));
       // Only clear the flag if nothing changed while the write was in flight.
       if (pcb && this.#rt.pcb() === pcb) store.setMeta(META.tableDirty, false);

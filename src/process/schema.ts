@@ -90,11 +90,11 @@ export const PROCESS_TABLES: readonly TableSpec[] = [
   { name: 'children', checkpoint: 'live', owner: 'store', lazy: false, holds: 'spawned children and their exit status (live → exited → reaped)', ddl: ['CREATE TABLE IF NOT EXISTS children (pid TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, exit TEXT, spawn_key TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL)'] },
   {
     name: 'audit_log',
-    checkpoint: 'live',
+    checkpoint: 'skip',
     owner: 'store',
     lazy: false,
     since: 4,
-    holds: "audit records not yet in D1, numbered by the process's own hash chain (src/audit/audit.ts): one row per commit, holding its records seq … last (a JSON array); delivered by the outbox, then deleted; never rolled back, not passed to a fork (it has its own chain)",
+    holds: "the process's own audit records, numbered by its hash chain (src/audit/audit.ts): one row per commit, holding its records seq … last (a JSON array); append-only like the event log (a row is kept once D1 has it: deleting it would be one more row written per commit), and those past the chain's head (meta audit_head) are owed to D1; not copied by a checkpoint (it grows with the whole run, is never rolled back, and a fork has its own chain)",
     ddl: ['CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY, last INTEGER NOT NULL, records TEXT NOT NULL)'],
   },
   { name: 'outbox', checkpoint: 'live', owner: 'store', lazy: false, holds: 'effects on D1 and other objects, committed with their cause, to be delivered', ddl: ['CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0)'] },

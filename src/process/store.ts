@@ -56,7 +56,7 @@ export class ProcessStore {
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
     this.#sql = storage.sql;
-    this.#w = new Pending(this.#sql, () => this.deliveries.auditRowWritten());
+    this.#w = new Pending(this.#sql, (n) => this.deliveries.auditRowWritten(n));
     this.pages = new PageStore(this.#sql, this.#w);
     this.children = new ChildStore(this.#sql, this.#w);
     this.approvals = new ApprovalStore(this.#sql);
