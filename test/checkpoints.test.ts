@@ -281,6 +281,11 @@ describe('fork', () => {
     expect(child.pid).not.toBe(pid);
     expect(child).toMatchObject({ name: 'branch', priority: 10, ppid: null, forked_from: `${pid}@${c.id}`, version: 1 });
     expect((await pcbOf(child.pid)).forked_from).toBe(`${pid}@${c.id}`);
+    // Evicted before its first step, the fork reads back its own PCB: the original's steps it
+    // copied carry the original's counters (usage, version, time), which are not the fork's.
+    const forked = await pcbOf(child.pid);
+    await abortAllDurableObjects();
+    expect(await pcbOf(child.pid)).toEqual(forked);
     const ps = await api<{ processes: { pid: string; forked_from: string | null }[] }>('GET', '/v1/processes?limit=500');
     expect(ps.body.processes.find((p) => p.pid === child.pid)?.forked_from).toBe(`${pid}@${c.id}`);
     expect(await fileOf(child.pid, 'a.txt')).toBe('one');

@@ -28,7 +28,6 @@ export { EXCERPT_CHARS, type PageMetaRow, type PageRow } from './pages.ts';
 export type { ChildRow } from './children.ts';
 export type { OutboxRow } from './deliveries.ts';
 
-
 /** Meta entries are cached; this marks a key known to be absent. */
 const ABSENT = Symbol('absent');
 
@@ -148,7 +147,7 @@ export class ProcessStore {
    * The PCB as its row holds it (undefined: not read yet). When a commit changes only the PCB's
    * counters (`PCB_COUNTERS`) and writes a step, which is every step's commit in the middle of a slice,
    * the counters go into that step's row (steps.pcb) and the pcb row is not written: loadPcb takes
-   * them from the newest step's row when they are newer than the pcb row (by version). Every other
+   * them from the newest step's row when that step is past the pcb row's step count. Every other
    * change writes the whole row. A reader of the table itself (a checkpoint) calls flushPcb first.
    */
   #durable: Pcb | null | undefined;
@@ -172,7 +171,7 @@ export class ProcessStore {
   /** Write the PCB's row if its counters are only in a step's row (before the table itself is read: a checkpoint). */
   flushPcb(): void {
     const pcb = this.loadPcb();
-    if (pcb && this.#durable !== pcb && !this.#w.open) this.#writePcb(pcb);
+    if (pcb && this.#durable !== pcb) this.#writePcb(pcb);
   }
 
   // --- PCB ---------------------------------------------------------------------------------------
@@ -182,10 +181,11 @@ export class ProcessStore {
       const row = this.#sql.exec<{ data: string }>('SELECT data FROM pcb WHERE id = 1').toArray()[0];
       const stored = (this.#pcb = this.#durable = row ? (JSON.parse(row.data) as Pcb) : null);
       if (stored) {
-        // The newest step's counters, when its commit wrote them there instead of the pcb row.
+        // The newest step's counters, if its commit kept them there: it is then past the row's count
+        // (steps a fork or restore copied carry another timeline's counters, never past it).
         const last = this.#sql.exec<{ pcb: string | null }>('SELECT pcb FROM steps ORDER BY step DESC LIMIT 1').toArray()[0];
         const counters = last?.pcb ? (JSON.parse(last.pcb) as Pick<Pcb, (typeof PCB_COUNTERS)[number]>) : null;
-        if (counters && counters.version > stored.version) this.#pcb = { ...stored, ...counters };
+        if (counters && counters.usage.steps > stored.usage.steps) this.#pcb = { ...stored, ...counters };
       }
     }
     return this.#pcb;
