@@ -136,6 +136,8 @@ function createProvider() {
           waitMs = Math.max(waitMs, arm.window[i][0] + windowMs - now);
         }
         arm.rejected.push(now - arm.t0);
+        // What the provider counted when it said no, to line up with the scheduler's ticket rows.
+        arm.log.push({ at: Date.now(), agent: first, turn: body.messages.filter((m) => m.role === 'assistant').length, tokens, ok: false, window_reqs: arm.window.length, window_tokens: arm.windowTokens });
         const retry = Math.max(1, Math.ceil(waitMs));
         res.writeHead(429, { 'content-type': 'application/json', 'retry-after-ms': String(retry), 'retry-after': String(Math.ceil(retry / 1000)) });
         res.end(JSON.stringify({ error: { message: 'Rate limit reached for requests', type: 'requests', code: 'rate_limit_exceeded' } }));
@@ -145,6 +147,7 @@ function createProvider() {
       if (!arm.arrivals.has(who)) arm.arrivals.set(who, now - arm.t0);
       arm.window.push([now, tokens]);
       arm.windowTokens += tokens;
+      arm.log.push({ at: Date.now(), agent: who, turn: body.messages.filter((m) => m.role === 'assistant').length, tokens, ok: true, window_reqs: arm.window.length, window_tokens: arm.windowTokens });
       arm.template ??= { system: body.messages[0], tools: body.tools };
       const task = body.messages.find((m) => m.role === 'user')?.content ?? '';
       const agent = Number(/bench-agent=(\d+)/.exec(task)?.[1] ?? -1);
@@ -175,7 +178,7 @@ function createProvider() {
   return {
     server,
     start(name) {
-      arm = { name, t0: performance.now(), window: [], windowTokens: 0, reqLimit: windowReqs(), tokLimit: windowToks(), agents: new Map(), arrivals: new Map(), rejected: [], served: 0, tokens: 0, template: arm?.template ?? null };
+      arm = { name, t0: performance.now(), window: [], windowTokens: 0, reqLimit: windowReqs(), tokLimit: windowToks(), agents: new Map(), arrivals: new Map(), rejected: [], log: [], served: 0, tokens: 0, template: arm?.template ?? null };
       return arm;
     },
     get arm() {
@@ -232,7 +235,17 @@ async function kernelArm(base, provider, url, agents, worker) {
   await Promise.all(Array.from({ length: opts.spawnConcurrency }, lane));
   log(`kernel: ${agents.length} processes spawned after ${((performance.now() - arm.t0) / 1000).toFixed(1)} s`);
   arm.spawned_s = (performance.now() - arm.t0) / 1000;
+  // The shard's ticket rows, polled (finished rows are pruned after an hour; polling keeps every row's last state).
+  const tickets = new Map();
+  const pollTickets = async () => {
+    const r = await fetch(`${base}/bench/tickets?shard=${encodeURIComponent(`${opts.pool}#0`)}`, { headers: auth });
+    if (r.ok) for (const t of await r.json()) tickets.set(t.id, t);
+  };
+  const poller = setInterval(() => void pollTickets().catch(() => {}), 15_000);
   await waitAllDone(arm, agents);
+  clearInterval(poller);
+  await pollTickets();
+  arm.tickets = [...tickets.values()];
   arm.cpu = cpu.stop();
   arm.load_end = os.loadavg();
   if (profiler) {
@@ -317,6 +330,8 @@ function report(arm, agents) {
     cpu: arm.cpu ? { ...arm.cpu, cpu_ms_per_served_call: arm.cpu.cpu_ms / arm.served } : null,
     load: arm.load_start ? { start: arm.load_start, end: arm.load_end } : null,
     agents: completion.map((a) => ({ id: a.id, cls: a.cls, done_ms: (arm.agents.get(a.id)?.done ?? []).map(Math.round) })),
+    provider_log: arm.log,
+    tickets: arm.tickets ?? null,
   };
 }
 
@@ -326,6 +341,7 @@ await new Promise((r) => provider.server.listen(0, '127.0.0.1', r));
 const port = provider.server.address().port;
 const url = `http://127.0.0.1:${port}/v1`;
 const pool = `openai:bench@127.0.0.1:${port}`;
+opts.pool = pool;
 // The provider's limits as its documentation states them; a burst of 0.3 s of rate (scaled) stays inside its 10 s windows,
 // and (unless --no-window) the provider's window itself, so requests sent bunched cannot overflow it.
 const poolConfig = { rpm: opts.rpm, tpm: opts.tpm, burst_seconds: 0.3 / opts.scale, aging_seconds: 60 / opts.scale, ...(opts.window ? { window_seconds: WINDOW_S / opts.scale } : {}) };
